@@ -1,0 +1,106 @@
+"""Data-set registry: a typed config per data set, `load_data` (memoised) and `check_data`.
+
+`check_data` runs when a spec loads, so a missing CIFAR folder or an empty ImageFolder is
+reported before any trial starts.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Annotated, Literal, Union
+
+from pydantic import Field, model_validator
+
+from ablate.config import Frozen
+from ablate.data.base import ImageData
+from ablate.data.builtin import load_digits, load_synthetic
+from ablate.data.files import check_cifar, check_imagefolder, load_cifar, load_imagefolder
+
+
+class _Augment(Frozen):
+    # Base augmentation every arm gets (not a trick): random translation by up to
+    # `crop_padding` pixels (pad-and-crop) and optional horizontal flips.
+    crop_padding: int = Field(0, ge=0, le=64, description="pixels of random translation")
+    flip: bool = Field(False, description="random horizontal flips")
+
+
+class DigitsConfig(_Augment):
+    """scikit-learn's handwritten digits (8x8, 10 classes), resized; bundled, no download."""
+
+    name: Literal["digits"]
+    image_size: int = Field(16, ge=8, le=64)
+    channels: Literal[1, 3] = 1
+    train_size: int | None = Field(None, ge=20, le=1079, description="fixed training subset (max 1079)")
+    crop_padding: int = Field(2, ge=0, le=16)
+
+
+class CifarConfig(_Augment):
+    """CIFAR-10/100 from torchvision's python files under `root` (never downloaded)."""
+
+    name: Literal["cifar10", "cifar100"]
+    root: str = Field(description="folder holding cifar-10-batches-py/ or cifar-100-python/")
+    image_size: int = Field(32, ge=8, le=256)
+    val_size: int = Field(5000, ge=100, le=25000, description="held out from the training set")
+    train_size: int | None = Field(None, ge=100, description="fixed training subset")
+    crop_padding: int = 4
+    flip: bool = True
+
+
+class ImageFolderConfig(_Augment):
+    """Folders of class sub-folders, e.g. Intel scenes: train: seg_train/seg_train."""
+
+    name: Literal["imagefolder"]
+    root: str
+    train: str = "train"
+    val: str | None = "val"
+    test: str | None = "test"
+    val_fraction: float = Field(0.1, gt=0, lt=0.5, description="carved from train when val/test is null")
+    image_size: int = Field(64, ge=8, le=512)
+    channels: Literal[1, 3] = 3
+    train_size: int | None = Field(None, ge=10)
+    crop_padding: int = 4
+    flip: bool = True
+
+
+class SyntheticConfig(_Augment):
+    """Random images with a weak class signal: for throughput benchmarks, not for conclusions."""
+
+    name: Literal["synthetic"]
+    num_classes: int = Field(10, ge=2, le=1000)
+    image_size: int = Field(32, ge=4, le=512)
+    channels: Literal[1, 3] = 3
+    train_size: int = Field(5000, ge=10)
+    val_size: int = Field(1000, ge=10)
+    test_size: int = Field(1000, ge=10)
+
+    @model_validator(mode="after")
+    def _small_enough(self):
+        total = (self.train_size + self.val_size + self.test_size) * self.channels * self.image_size ** 2
+        if total > 8 * 2 ** 30:
+            raise ValueError(f"synthetic data would take {total / 2 ** 30:.1f} GiB in memory (limit 8)")
+        return self
+
+
+DataConfig = Annotated[Union[DigitsConfig, CifarConfig, ImageFolderConfig, SyntheticConfig],
+                       Field(discriminator="name")]
+DATA_NAMES = ["cifar10", "cifar100", "digits", "imagefolder", "synthetic"]
+
+
+def check_data(cfg) -> None:
+    """Raise DataError if the files `cfg` needs are absent (cheap: reads no images)."""
+    if isinstance(cfg, CifarConfig):
+        check_cifar(cfg)
+    elif isinstance(cfg, ImageFolderConfig):
+        check_imagefolder(cfg)
+
+
+@lru_cache(maxsize=4)
+def load_data(cfg) -> ImageData:
+    """All splits of a data set as in-memory uint8 tensors (memoised per process)."""
+    loaders = {DigitsConfig: load_digits, CifarConfig: load_cifar,
+               ImageFolderConfig: load_imagefolder, SyntheticConfig: load_synthetic}
+    return loaders[type(cfg)](cfg)
+
+
+__all__ = ["DataConfig", "DATA_NAMES", "ImageData", "check_data", "load_data", "DigitsConfig",
+           "CifarConfig", "ImageFolderConfig", "SyntheticConfig"]

@@ -1,0 +1,78 @@
+"""In-memory image data: every split is a uint8 tensor (N, C, H, W) plus int64 labels.
+
+Small-image ablations (digits, CIFAR, a few thousand ImageFolder images) fit in memory, and
+holding them as tensors lets the trainer index batches and augment them on the device with no
+DataLoader workers (the habit airbench uses for its speed).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+
+@dataclass(frozen=True)
+class ImageData:
+    name: str
+    classes: tuple[str, ...]
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    val_x: torch.Tensor
+    val_y: torch.Tensor
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def channels(self) -> int:
+        return int(self.train_x.shape[1])
+
+    def mean_std(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-channel mean and std of the training images, in [0, 1] units, shape (C,)."""
+        x = self.train_x.float().div_(255)
+        return x.mean(dim=(0, 2, 3)), x.std(dim=(0, 2, 3)).clamp_min(1e-3)
+
+    def sizes(self) -> dict[str, int]:
+        return {"train": len(self.train_y), "val": len(self.val_y), "test": len(self.test_y)}
+
+
+def stratified_split(labels: np.ndarray, fractions: tuple[float, ...], *, seed: int = 0) -> list[np.ndarray]:
+    """Split indices into len(fractions)+1 parts, class by class, with a fixed RNG.
+
+    The split never depends on the trial seed: every arm and seed sees the same validation and
+    test images. Part i gets round(fractions[i] * class size) of each class; the last part gets
+    the rest.
+    """
+    rng = np.random.default_rng(seed)
+    parts: list[list[np.ndarray]] = [[] for _ in range(len(fractions) + 1)]
+    for c in np.unique(labels):
+        idx = rng.permutation(np.flatnonzero(labels == c))
+        start = 0
+        for i, f in enumerate(fractions):
+            n = int(round(f * len(idx)))
+            parts[i].append(idx[start:start + n])
+            start += n
+        parts[-1].append(idx[start:])
+    return [np.sort(np.concatenate(p)) for p in parts]
+
+
+def subsample(labels: np.ndarray, size: int | None, *, seed: int = 1) -> np.ndarray:
+    """A fixed, class-balanced subset of `size` indices (all when size is None)."""
+    if size is None or size >= len(labels):
+        return np.arange(len(labels))
+    keep, _ = stratified_split(labels, (size / len(labels),), seed=seed)
+    return keep
+
+
+def resize_uint8(x: torch.Tensor, size: int) -> torch.Tensor:
+    """Resize a uint8 (N, C, H, W) batch to size x size with antialiased bilinear interpolation."""
+    if x.shape[-1] == size and x.shape[-2] == size:
+        return x
+    out = torch.nn.functional.interpolate(x.float(), size=(size, size), mode="bilinear",
+                                          antialias=True, align_corners=False)
+    return out.round_().clamp_(0, 255).to(torch.uint8)

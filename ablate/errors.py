@@ -1,0 +1,65 @@
+"""Exceptions. One root (`AblateError`); the CLI turns any of them into exit code 2.
+
+Messages follow one rule: say what was wrong, where, what is allowed and what was given.
+"""
+
+from __future__ import annotations
+
+
+class AblateError(Exception):
+    """Root of every error a user can cause (bad spec, missing data, unknown experiment...)."""
+
+
+class SpecError(AblateError):
+    """A spec file that cannot be loaded: missing, bad YAML, or a field that fails validation.
+
+    ``source`` is the file (or ``<string>``), ``path`` the dotted field path inside it
+    (``recipe.epochs``, ``tricks.mixup.alpha``), ``line`` the 1-based YAML line when known.
+    """
+
+    def __init__(self, message: str, *, source: str | None = None, path: str | None = None,
+                 line: int | None = None) -> None:
+        self.message = message
+        self.source = source
+        self.path = path
+        self.line = line
+        super().__init__(self._format())
+
+    def _format(self) -> str:
+        where = []
+        if self.source:
+            where.append(self.source if self.line is None else f"{self.source}:{self.line}")
+        if self.path:
+            where.append(f"field '{self.path}'")
+        prefix = ", ".join(where)
+        return f"{prefix}: {self.message}" if prefix else self.message
+
+
+class DesignError(AblateError):
+    """A design that cannot be built (too many factors, impossible resolution, no tricks...)."""
+
+
+class DataError(AblateError):
+    """A data set that cannot be loaded (files absent, empty ImageFolder, bad split sizes)."""
+
+
+class StoreError(AblateError):
+    """A store that cannot be opened or is not an ablate database."""
+
+
+class ReportError(AblateError):
+    """A report that cannot be built (unknown experiment, no complete trials, no baseline)."""
+
+
+class TrialDiverged(AblateError):
+    """Raised inside a trial when the training loss becomes NaN or infinite."""
+
+
+class TrialPruned(AblateError):
+    """Raised by a report callback to stop a trial early (Optuna pruner, Ray scheduler)."""
+
+
+__all__ = [
+    "AblateError", "SpecError", "DesignError", "DataError", "StoreError", "ReportError",
+    "TrialDiverged", "TrialPruned",
+]

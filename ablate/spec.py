@@ -1,0 +1,513 @@
+"""The experiment spec: typed, validated, frozen. Loading never runs anything.
+
+A spec file is YAML (see `search_spaces/`). `load_spec` accepts a path or the name of a file in
+`search_spaces/`, and raises `SpecError` naming the file, the field path (and YAML line), what is
+allowed and what was given, for any problem: bad YAML, unknown keys (typos are never ignored),
+unknown trick/model/data/design names (with the nearest valid name), out-of-range parameters,
+tricks that conflict or need another model, and data files that are absent.
+"""
+
+from __future__ import annotations
+
+import typing
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import BaseModel, Field, SerializeAsAny, ValidationError, field_validator, model_validator
+
+from ablate.config import Frozen
+from ablate.data import DATA_NAMES, DataConfig, check_data
+from ablate.errors import DataError, SpecError
+from ablate.models import MODEL_NAMES, ModelConfig
+from ablate.tricks import TrickParams, get_trick, suggest, trick_names
+
+# -- the schema -----------------------------------------------------------------------------
+
+
+class Recipe(Frozen):
+    """The baseline training recipe every arm starts from."""
+
+    epochs: int = Field(ge=1, le=100_000)
+    batch_size: int = Field(128, ge=2, le=65_536)
+    optimizer: Literal["sgd", "adam", "adamw", "radam"] = "sgd"
+    lr: float = Field(0.1, gt=0, le=10)
+    momentum: float = Field(0.9, ge=0, lt=1)
+    nesterov: bool = False
+    weight_decay: float = Field(5e-4, ge=0, le=1)
+    schedule: Literal["constant", "step", "cosine"] = "step"
+    milestones: tuple[float, ...] = Field((0.5, 0.75), description="fractions of training, for step")
+    gamma: float = Field(0.1, gt=0, lt=1)
+    eval_batch_size: int = Field(1024, ge=1)
+
+    @field_validator("milestones")
+    @classmethod
+    def _fractions(cls, v):
+        if any(not 0 < m < 1 for m in v) or list(v) != sorted(v):
+            raise ValueError(f"milestones must be increasing fractions of training in (0, 1), got {list(v)}")
+        return v
+
+
+class TrickSetting(Frozen):
+    """One entry of `tricks:`. `key` is its name in the spec, `use` the registered trick."""
+
+    key: str
+    use: str
+    code: str
+    params: SerializeAsAny[TrickParams]
+
+    def resolved(self) -> dict[str, Any]:
+        return {"use": self.use, "params": self.params.model_dump(mode="json")}
+
+
+class ExplicitArm(Frozen):
+    label: str | None = None
+    tricks: tuple[str, ...] = ()
+
+
+class ExplicitDesign(Frozen):
+    """Listed arms; the first is the baseline that lifts are measured against."""
+
+    kind: Literal["explicit"]
+    arms: tuple[Union[tuple[str, ...], ExplicitArm], ...] = Field(min_length=1)
+
+
+class SimpleDesign(Frozen):
+    kind: Literal["one_at_a_time", "leave_one_out", "cumulative", "full_factorial", "plackett_burman"]
+
+
+class FractionalDesign(Frozen):
+    kind: Literal["fractional_factorial"]
+    resolution: int = Field(4, ge=3, le=5)
+    runs: int | None = Field(None, ge=4)
+
+
+Design = Annotated[Union[ExplicitDesign, SimpleDesign, FractionalDesign], Field(discriminator="kind")]
+DESIGN_KINDS = ["cumulative", "explicit", "fractional_factorial", "full_factorial", "leave_one_out",
+                "one_at_a_time", "plackett_burman"]
+MIN_TRICKS = {"one_at_a_time": 1, "leave_one_out": 1, "cumulative": 1, "full_factorial": 1,
+              "fractional_factorial": 3, "plackett_burman": 2}
+
+
+class AdaptiveSeeds(Frozen):
+    """Add seeds to arms whose lift CI still straddles zero, up to `max_seeds` per arm."""
+
+    max_seeds: int = Field(10, ge=2, le=1000)
+    target_half_width: float = Field(0.5, gt=0, description="stop when the lift CI half-width (pp) is below")
+
+
+class Seeds(Frozen):
+    values: tuple[int, ...] = Field(min_length=1)
+    adaptive: AdaptiveSeeds | None = None
+
+    @field_validator("values")
+    @classmethod
+    def _distinct(cls, v):
+        if len(set(v)) != len(v):
+            raise ValueError(f"seeds must be distinct, got {list(v)}")
+        if any(s < 0 for s in v):
+            raise ValueError(f"seeds must be >= 0, got {list(v)}")
+        return v
+
+    @model_validator(mode="after")
+    def _cap(self):
+        if self.adaptive and self.adaptive.max_seeds < len(self.values):
+            raise ValueError(f"adaptive.max_seeds ({self.adaptive.max_seeds}) must be >= the initial "
+                             f"number of seeds ({len(self.values)})")
+        return self
+
+
+class Metric(Frozen):
+    name: Literal["val_acc", "val_loss"] = "val_acc"
+    mode: Literal["max", "min"] | None = None
+
+    @model_validator(mode="after")
+    def _mode(self):
+        right = "max" if self.name.endswith("acc") else "min"
+        if self.mode is not None and self.mode != right:
+            raise ValueError(f"metric '{self.name}' is better when larger/smaller: mode must be "
+                             f"'{right}', got '{self.mode}'")
+        return self
+
+    @property
+    def direction(self) -> str:
+        return "max" if self.name.endswith("acc") else "min"
+
+
+class Spec(Frozen):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=100)
+    description: str = ""
+    data: DataConfig
+    model: ModelConfig
+    recipe: Recipe
+    tricks: dict[str, TrickSetting] = Field(default_factory=dict)
+    design: Design
+    seeds: Seeds
+    metric: Metric = Metric()
+
+    @field_validator("seeds", mode="before")
+    @classmethod
+    def _seed_shorthand(cls, v):
+        # `seeds: 3` means seeds 0, 1, 2; `seeds: [0, 7]` lists them; a mapping may add `adaptive`.
+        if isinstance(v, bool):
+            return v
+        if isinstance(v, int):
+            if v < 1:
+                raise ValueError(f"seeds must be >= 1 (the number of seeds per arm), got {v}")
+            return {"values": list(range(v))}
+        if isinstance(v, list):
+            return {"values": v}
+        if isinstance(v, dict) and "count" in v:
+            v = dict(v)
+            n = v.pop("count")
+            if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+                raise ValueError(f"seeds.count must be an integer >= 1, got {n!r}")
+            v["values"] = list(range(n))
+        return v
+
+    def with_changes(self, **sections: Any) -> Spec:
+        """A re-validated copy with some fields replaced: `with_changes(recipe={'epochs': 1},
+        seeds=1)` merges mappings into their section and replaces other values."""
+        raw = spec_to_dict(self)
+        for section, changes in sections.items():
+            if isinstance(changes, dict) and isinstance(raw.get(section), dict) and section != "tricks":
+                raw[section] = {**raw[section], **changes}
+            else:
+                raw[section] = changes
+        return spec_from_dict(raw, source=f"<{self.name}, modified>", check_files=False)
+
+
+# -- loading ----------------------------------------------------------------------------------
+
+SEARCH_SPACES = Path(__file__).resolve().parent.parent / "search_spaces"
+
+
+def spec_dirs() -> list[Path]:
+    """Where spec names are looked up: ./search_spaces, then the installed ones."""
+    dirs = [Path.cwd() / "search_spaces", SEARCH_SPACES]
+    try:
+        from importlib.resources import files
+
+        dirs.append(Path(str(files("ablate.search_spaces"))))
+    except (ModuleNotFoundError, TypeError):
+        pass
+    seen, out = set(), []
+    for d in dirs:
+        if d.is_dir() and d.resolve() not in seen:
+            seen.add(d.resolve())
+            out.append(d)
+    return out
+
+
+def available_specs() -> list[str]:
+    return sorted({p.stem for d in spec_dirs() for p in d.glob("*.yaml")})
+
+
+def resolve_spec_path(path_or_name: str | Path) -> Path:
+    p = Path(path_or_name).expanduser()
+    if p.is_file():
+        return p
+    if p.suffix == "" and len(p.parts) == 1:
+        for d in spec_dirs():
+            cand = d / f"{p.name}.yaml"
+            if cand.is_file():
+                return cand
+    names = available_specs()
+    hint = suggest(p.stem, names)
+    raise SpecError(f"no spec file '{path_or_name}'{hint}; give a path to a YAML file or one of the "
+                    f"bundled names: {', '.join(names) or '(none found)'}", source=str(path_or_name))
+
+
+def load_spec(path_or_name: str | Path) -> Spec:
+    path = resolve_spec_path(path_or_name)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(f"cannot read the spec file: {exc}", source=str(path)) from None
+    return parse_spec(text, source=str(path), default_name=path.stem)
+
+
+def parse_spec(text: str, *, source: str = "<string>", default_name: str | None = None,
+               check_files: bool = True) -> Spec:
+    """Validate a spec from YAML text. `check_files=False` skips the data-file checks."""
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise SpecError(f"YAML syntax error: {problem}", source=source,
+                        line=mark.line + 1 if mark else None) from None
+    return spec_from_dict(raw, source=source, default_name=default_name, check_files=check_files,
+                          lines=_key_lines(text))
+
+
+def spec_from_dict(raw: Any, *, source: str = "<dict>", default_name: str | None = None,
+                   check_files: bool = True, lines: dict[tuple, int] | None = None) -> Spec:
+    """Validate a spec given as plain data (the parsed YAML, or `spec_to_dict` output)."""
+    lines = lines or {}
+    if raw is None:
+        raise SpecError("the spec file is empty; see search_spaces/quickstart.yaml for a template",
+                        source=source)
+    if not isinstance(raw, dict):
+        raise SpecError(f"a spec must be a YAML mapping of sections, got a {type(raw).__name__}",
+                        source=source)
+    raw = dict(raw)
+    if default_name and "name" not in raw:
+        raw["name"] = default_name
+
+    def fail(path: tuple, message: str) -> SpecError:
+        return SpecError(message, source=source, path=_dotted(path), line=_line_for(lines, path))
+
+    _check_names(raw, fail)
+    raw["tricks"] = _resolve_tricks(raw.get("tricks"), fail)
+    try:
+        spec = Spec.model_validate(raw)
+    except ValidationError as exc:
+        raise _first_error(exc, raw, fail) from None
+    _check_consistency(spec, fail, check_files=check_files)
+    return spec
+
+
+def spec_to_dict(spec: Spec) -> dict[str, Any]:
+    """The spec as plain data in the YAML file's own shape (tricks as `key: {use, code, params}`)."""
+    raw = spec.model_dump(mode="json", exclude={"tricks"})
+    raw["tricks"] = {k: {"use": t.use, "code": t.code, **t.params.model_dump(mode="json")}
+                     for k, t in spec.tricks.items()}
+    return raw
+
+
+# -- checks -----------------------------------------------------------------------------------
+
+
+def _check_names(raw: dict, fail) -> None:
+    """Registry-backed names get a nearest-name suggestion (pydantic's union errors do not)."""
+    for section, key, names in (("data", "name", DATA_NAMES), ("model", "name", MODEL_NAMES),
+                                ("design", "kind", DESIGN_KINDS)):
+        value = raw.get(section)
+        if isinstance(value, dict):
+            given = value.get(key)
+            if given is None:
+                raise fail((section,), f"'{section}.{key}' is required; one of: {', '.join(names)}")
+            if given not in names:
+                raise fail((section, key), f"unknown {section} {key} '{given}'{suggest(str(given), names)}; "
+                                           f"allowed: {', '.join(names)}")
+
+
+def _resolve_tricks(tricks: Any, fail) -> dict[str, TrickSetting]:
+    if tricks is None:
+        return {}
+    if not isinstance(tricks, dict):
+        raise fail(("tricks",), "tricks must be a mapping of trick name to parameters, e.g. "
+                                f"'mixup: {{alpha: 0.2}}'; got a {type(tricks).__name__}")
+    out: dict[str, TrickSetting] = {}
+    codes: dict[str, str] = {}
+    for key, params in tricks.items():
+        key = str(key)
+        params = {} if params is None else params
+        if not isinstance(params, dict):
+            raise fail(("tricks", key), f"parameters must be a mapping (use {{}} for none), got {params!r}")
+        params = dict(params)
+        use = str(params.pop("use", key))
+        code = params.pop("code", None)
+        try:
+            trick = get_trick(use)
+        except KeyError:
+            names = trick_names()
+            field = ("tricks", key, "use") if use != key else ("tricks", key)
+            raise fail(field, f"unknown trick '{use}'{suggest(use, names)}; registered tricks: "
+                              f"{', '.join(names)} (to use a trick twice with other parameters, "
+                              f"give the entry any name and 'use: <trick>')") from None
+        try:
+            p = trick.Params.model_validate(params)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            loc = ("tricks", key, *err["loc"])
+            allowed = list(trick.Params.model_fields)
+            if err["type"] == "extra_forbidden":
+                name = str(err["loc"][-1])
+                raise fail(loc, f"unknown parameter '{name}' for trick '{use}'{suggest(name, allowed)}; "
+                                f"allowed: {', '.join(allowed) or '(none)'}") from None
+            raise fail(loc, f"{_pydantic_message(err)}") from None
+        code = str(code) if code is not None else (trick.code if key == use else key)
+        if code in codes:
+            raise fail(("tricks", key), f"table code '{code}' is already used by '{codes[code]}'; "
+                                        f"give this entry its own 'code:'")
+        codes[code] = key
+        out[key] = TrickSetting(key=key, use=use, code=code, params=p)
+    return out
+
+
+def _check_consistency(spec: Spec, fail, *, check_files: bool) -> None:
+    kind = spec.design.kind
+    n = len(spec.tricks)
+    if kind != "explicit" and n < MIN_TRICKS[kind]:
+        raise fail(("tricks",), f"design '{kind}' needs at least {MIN_TRICKS[kind]} trick(s) in 'tricks', "
+                                f"got {n}; list the tricks to ablate, e.g. 'tricks: {{cosine: {{}}, mixup: {{alpha: 0.2}}}}'")
+    if kind == "explicit":
+        seen: dict[frozenset, int] = {}
+        for i, arm in enumerate(spec.design.arms):
+            keys = arm.tricks if isinstance(arm, ExplicitArm) else arm
+            for key in keys:
+                if key not in spec.tricks:
+                    raise fail(("design", "arms", i), f"arm {i} uses '{key}', which is not in 'tricks'"
+                                                       f"{suggest(key, list(spec.tricks))}; defined: "
+                                                       f"{', '.join(spec.tricks) or '(none)'}")
+            fs = frozenset(keys)
+            if fs in seen:
+                raise fail(("design", "arms", i), f"arm {i} repeats the tricks of arm {seen[fs]}")
+            seen[fs] = i
+    for key, setting in spec.tricks.items():
+        reason = get_trick(setting.use).check(setting.params, spec)
+        if reason:
+            raise fail(("tricks", key), reason)
+    from ablate.plan import arm_tricks  # the planner decides which tricks share an arm
+
+    for arm in arm_tricks(spec):
+        slots: dict[str, str] = {}
+        for key in arm:
+            slot = get_trick(spec.tricks[key].use).slot
+            if slot and slot in slots:
+                raise fail(("tricks", key), f"'{key}' and '{slots[slot]}' both set the {slot} and cannot "
+                                            f"be combined in one arm, but design '{kind}' combines them; "
+                                            f"use an explicit design or separate experiments")
+            if slot:
+                slots[slot] = key
+    if check_files:
+        try:
+            check_data(spec.data)
+        except DataError as exc:
+            field = "root" if hasattr(spec.data, "root") else "name"
+            raise fail(("data", field), str(exc)) from None
+
+
+# -- error formatting -------------------------------------------------------------------------
+
+
+def _dotted(path: tuple) -> str:
+    out = ""
+    for p in path:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out
+
+
+def _pydantic_message(err: dict) -> str:
+    msg = err["msg"]
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, "):]
+    given = err.get("input")
+    if err["type"] == "missing":
+        return "this field is required"
+    if isinstance(given, (dict, list)) or err["type"].startswith("value_error"):
+        return msg
+    return f"{msg}; got {given!r}"
+
+
+def _strip_tags(loc: tuple, raw: Any) -> tuple:
+    """Drop the union tags pydantic inserts into error locations (e.g. 'cifar_resnet')."""
+    out, node = [], raw
+    for part in loc:
+        if isinstance(node, dict) and part in node:
+            out.append(part)
+            node = node[part]
+        elif isinstance(node, (list, tuple)) and isinstance(part, int) and part < len(node):
+            out.append(part)
+            node = node[part]
+        elif isinstance(part, str) and (part in DATA_NAMES + MODEL_NAMES + DESIGN_KINDS
+                                         or "[" in part or part in ("int", "list", "dict")):
+            continue
+        else:
+            out.append(part)
+            node = None
+    return tuple(out)
+
+
+def _fields_of(annotation: Any, raw: Any) -> dict[str, Any] | None:
+    """The fields of the model `annotation` denotes (picking a union member by its tag)."""
+    for cand in _members(annotation):
+        if isinstance(cand, type) and issubclass(cand, BaseModel):
+            fields = cand.model_fields
+            tag = next((k for k in ("name", "kind") if k in fields), None)
+            if tag and isinstance(raw, dict):
+                allowed = typing.get_args(fields[tag].annotation)
+                if raw.get(tag) not in allowed:
+                    continue
+            return fields
+    return None
+
+
+def _members(annotation: Any) -> list[Any]:
+    origin = typing.get_origin(annotation)
+    if origin is Annotated:
+        return _members(typing.get_args(annotation)[0])
+    if origin in (Union, getattr(__import__("types"), "UnionType", Union)):
+        return [m for a in typing.get_args(annotation) for m in _members(a)]
+    if origin in (tuple, list):
+        return [m for a in typing.get_args(annotation) if a is not Ellipsis for m in _members(a)]
+    return [annotation]
+
+
+def _allowed_keys(path: tuple, raw: dict) -> list[str] | None:
+    fields: dict[str, Any] | None = Spec.model_fields
+    node: Any = raw
+    for part in path:
+        if fields is None:
+            return None
+        if isinstance(part, int):
+            node = node[part] if isinstance(node, (list, tuple)) and part < len(node) else None
+            continue
+        if part == "seeds" and fields is Spec.model_fields:
+            fields, node = Seeds.model_fields, None
+            continue
+        if part not in fields:
+            return None
+        node = node.get(part) if isinstance(node, dict) else None
+        fields = _fields_of(fields[part].annotation, node)
+    if fields is Seeds.model_fields:
+        return ["count", "values", "adaptive"]
+    return [k for k in fields if k not in ("key",)] if fields is not None else None
+
+
+def _first_error(exc: ValidationError, raw: dict, fail) -> SpecError:
+    err = exc.errors()[0]
+    loc = _strip_tags(tuple(err["loc"]), raw)
+    if err["type"] == "extra_forbidden":
+        name = str(loc[-1])
+        allowed = _allowed_keys(loc[:-1], raw) or []
+        where = _dotted(loc[:-1]) or "the top level"
+        return fail(loc, f"unknown key '{name}' in {where}{suggest(name, allowed)}; allowed keys: "
+                         f"{', '.join(allowed)}")
+    if err["type"] == "missing" and len(loc) == 1:
+        return fail(loc, f"the '{loc[0]}' section is required")
+    return fail(loc, _pydantic_message(err))
+
+
+def _key_lines(text: str) -> dict[tuple, int]:
+    """1-based line of every mapping key and sequence item, by path."""
+    try:
+        root = yaml.compose(text)
+    except yaml.YAMLError:
+        return {}
+    out: dict[tuple, int] = {}
+
+    def walk(node, path):
+        if isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                p = (*path, k.value)
+                out[p] = k.start_mark.line + 1
+                walk(v, p)
+        elif isinstance(node, yaml.SequenceNode):
+            for i, v in enumerate(node.value):
+                p = (*path, i)
+                out[p] = v.start_mark.line + 1
+                walk(v, p)
+
+    if root is not None:
+        walk(root, ())
+    return out
+
+
+def _line_for(lines: dict[tuple, int], path: tuple) -> int | None:
+    for n in range(len(path), 0, -1):
+        if path[:n] in lines:
+            return lines[path[:n]]
+    return None

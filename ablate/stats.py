@@ -1,0 +1,415 @@
+"""Statistics for seeded ablations: paired lifts, multiple testing, power, factorial effects.
+
+Every arm of an ablation is trained with the same seeds as the baseline, so seed ``s`` of an
+arm and seed ``s`` of the baseline share data order, initialisation and augmentation draws.
+Seed-to-seed noise is large and mostly common to both, so we analyse the *paired differences*
+``d_s = arm_s - baseline_s``: their spread excludes the shared seed effect, which makes the
+interval for the mean lift much narrower than comparing two independent means would.
+
+* Intervals are Student t intervals ``mean ± t_{(1+c)/2, n-1} * sd / sqrt(n)``.
+* Tests are the paired t-test, or the Wilcoxon (1945) signed-rank test when one does not want
+  to assume normal differences (both delegated to SciPy so the numbers are the textbook ones).
+* Many arms mean many tests; Holm's (1979) step-down procedure controls the family-wise error
+  rate without assuming independence and is uniformly more powerful than Bonferroni.
+* Power of the two-sided paired t-test uses the noncentral t distribution: under a true mean
+  difference ``delta`` the statistic is ``nct(df=n-1, nc=delta*sqrt(n)/sd)``.
+* Two-level factorial designs are fitted by OLS on ±1 contrasts with seed blocks; an effect is
+  ``2 * coefficient`` (the +1 mean minus the -1 mean when the data are balanced).
+
+Everything here is pure numpy/scipy and side-effect free (apart from one warning, see
+`factorial_effects`).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+from itertools import combinations
+
+import numpy as np
+from numpy.typing import ArrayLike
+from scipy import optimize, stats
+
+__all__ = [
+    "Summary", "summarize", "PairedLift", "paired_lift", "holm", "min_detectable_lift",
+    "seeds_for_ci_width", "Effect", "factorial_effects",
+]
+
+_TESTS = ("t", "wilcoxon")
+
+
+# --------------------------------------------------------------------------- validation
+
+def _check_confidence(confidence: float, name: str = "confidence") -> float:
+    if not 0.0 < confidence < 1.0:   # also rejects nan
+        raise ValueError(f"{name} must be in the open interval (0, 1), got {confidence!r}")
+    return float(confidence)
+
+
+def _as_1d(values: ArrayLike, name: str) -> np.ndarray:
+    arr = np.asarray(values, dtype=float)
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be a 1-D array of per-seed values, got shape {arr.shape}")
+    if np.isinf(arr).any():
+        # NaN means "seed missing"; an infinite accuracy is a bug upstream, not missing data.
+        raise ValueError(f"{name} contains infinite values; use NaN for missing seeds")
+    return arr
+
+
+def _t_interval(mean: float, sd: float, n: int, confidence: float) -> tuple[float, float]:
+    """``mean ± t_{(1+c)/2, n-1} * sd / sqrt(n)``; nan for n < 2."""
+    if n < 2:
+        return math.nan, math.nan
+    half = stats.t.ppf((1.0 + confidence) / 2.0, n - 1) * sd / math.sqrt(n)
+    return float(mean - half), float(mean + half)
+
+
+# --------------------------------------------------------------------------- one arm
+
+@dataclass(frozen=True)
+class Summary:
+    """Distribution of one arm over seeds (NaN seeds dropped).
+
+    ``std`` uses ddof=1 (nan if n < 2); ``[ci_low, ci_high]`` is the t interval of the mean,
+    ``mean ± t_{(1+c)/2, n-1} * std / sqrt(n)`` (nan if n < 2).
+    """
+
+    n: int
+    mean: float
+    std: float
+    ci_low: float
+    ci_high: float
+
+
+def summarize(values: ArrayLike, *, confidence: float = 0.95) -> Summary:
+    """Mean, sample std and t confidence interval of the non-NaN ``values``."""
+    confidence = _check_confidence(confidence)
+    x = _as_1d(values, "values")
+    x = x[~np.isnan(x)]
+    n = int(x.size)
+    mean = float(x.mean()) if n else math.nan
+    std = float(x.std(ddof=1)) if n >= 2 else math.nan
+    low, high = _t_interval(mean, std, n, confidence)
+    return Summary(n=n, mean=mean, std=std, ci_low=low, ci_high=high)
+
+
+# --------------------------------------------------------------------------- paired lift
+
+@dataclass(frozen=True)
+class PairedLift:
+    """Lift of an arm over the baseline from seed-paired differences ``d = arm - baseline``.
+
+    ``n`` pairs with both sides present; ``mean`` and ``std`` (ddof=1) of ``d``;
+    ``[ci_low, ci_high] = mean ± t_{(1+c)/2, n-1} * std / sqrt(n)``; two-sided ``p_value``
+    of ``test`` ("t" or "wilcoxon"). See `paired_lift` for the edge cases.
+    """
+
+    n: int
+    mean: float
+    std: float
+    ci_low: float
+    ci_high: float
+    p_value: float
+    test: str
+
+
+def _paired_p_value(d: np.ndarray, test: str) -> float:
+    """Two-sided p-value of H0: the differences are centred on 0 (n >= 2)."""
+    if not d.any():
+        # Every seed gave exactly the same accuracy: no evidence of any lift. SciPy returns
+        # nan for the t-test (0/0) and, for n > 13, for Wilcoxon too (all zeros dropped).
+        return 1.0
+    if test == "t":
+        if np.ptp(d) == 0.0:
+            # Identical nonzero differences: sd = 0, t = ±inf, the limit of the p-value is 0.
+            # (SciPy also gives 0.0 but with a precision warning.)
+            return 0.0
+        return float(stats.ttest_rel(d, np.zeros_like(d)).pvalue)
+    return float(stats.wilcoxon(d).pvalue)
+
+
+def paired_lift(arm: ArrayLike, baseline: ArrayLike, *, confidence: float = 0.95,
+                test: str = "t") -> PairedLift:
+    """Mean paired lift ``arm - baseline`` with a t interval and a two-sided test.
+
+    ``arm`` and ``baseline`` are aligned by seed; pairs with NaN on either side are dropped.
+
+    * ``test="t"``: paired t-test, ``t = mean / (std / sqrt(n))`` on n-1 df
+      (identical to ``scipy.stats.ttest_rel``).
+    * ``test="wilcoxon"``: Wilcoxon signed-rank test, identical to ``scipy.stats.wilcoxon``
+      with its defaults: zero differences are discarded (``zero_method="wilcox"``), tied
+      absolute differences get average ranks, and SciPy's ``method="auto"`` picks the null
+      distribution (SciPy 1.17: exact for n <= 50 without ties or zeros, an exact sign-flip
+      permutation for n <= 13 with them, the normal approximation otherwise). The smallest
+      attainable p-value is ``2 / 2**n`` (0.25 for n = 3), so Wilcoxon cannot reject at 5%
+      with fewer than 6 pairs.
+
+    The interval is the t interval for either test. Edge cases:
+
+    * n == 0: everything nan. n == 1: ``mean`` is the single difference, the rest nan.
+    * all differences exactly 0: ``std = 0``, CI ``[0, 0]``, ``p_value = 1.0`` (no lift).
+    * all differences identical and nonzero (t-test): ``std = 0``, CI ``[d, d]``,
+      ``p_value = 0.0``, the limit as the spread goes to zero. Wilcoxon only uses signs and
+      ranks, so it gives its usual finite p-value there.
+
+    Raises ValueError for arrays of different lengths, ``confidence`` outside (0, 1) or an
+    unknown ``test``.
+    """
+    confidence = _check_confidence(confidence)
+    if test not in _TESTS:
+        raise ValueError(f"test must be one of {_TESTS}, got {test!r}")
+    a, b = _as_1d(arm, "arm"), _as_1d(baseline, "baseline")
+    if a.shape != b.shape:
+        raise ValueError(
+            f"arm and baseline must be aligned by seed (same length), got {a.size} and {b.size}")
+    d = (a - b)[~(np.isnan(a) | np.isnan(b))]
+    n = int(d.size)
+    mean = float(d.mean()) if n else math.nan
+    if n < 2:
+        return PairedLift(n=n, mean=mean, std=math.nan, ci_low=math.nan, ci_high=math.nan,
+                          p_value=math.nan, test=test)
+    std = float(d.std(ddof=1))
+    low, high = _t_interval(mean, std, n, confidence)
+    return PairedLift(n=n, mean=mean, std=std, ci_low=low, ci_high=high,
+                      p_value=_paired_p_value(d, test), test=test)
+
+
+# --------------------------------------------------------------------------- multiplicity
+
+def holm(p_values: ArrayLike) -> np.ndarray:
+    """Holm (1979) step-down adjusted p-values, in the input order and shape.
+
+    With the m non-NaN p-values sorted ``p_(1) <= ... <= p_(m)``, the adjusted value is
+    ``min(1, max_{j <= i} (m - j + 1) * p_(j))``: monotone in the sorted order and capped at
+    1. NaN entries (tests that could not be computed) stay NaN and do not count in m.
+    Equals ``statsmodels.stats.multitest.multipletests(p, method="holm")[1]``.
+    """
+    p = np.asarray(p_values, dtype=float)
+    flat = p.ravel()
+    ok = ~np.isnan(flat)
+    if ((flat[ok] < 0.0) | (flat[ok] > 1.0)).any():
+        raise ValueError("p_values must lie in [0, 1] (or be NaN)")
+    out = np.full(flat.shape, np.nan)
+    vals = flat[ok]
+    m = vals.size
+    if m:
+        order = np.argsort(vals, kind="stable")
+        scaled = (m - np.arange(m)) * vals[order]
+        adjusted = np.minimum(np.maximum.accumulate(scaled), 1.0)
+        res = np.empty(m)
+        res[order] = adjusted
+        out[ok] = res
+    return out.reshape(p.shape)
+
+
+# --------------------------------------------------------------------------- power, seeds
+
+def _paired_t_power(effect_size: float, n: int, alpha: float) -> float:
+    """Power of the two-sided one-sample/paired t-test at standardised effect ``delta/sd``.
+
+    ``P(T > c) + P(T < -c)`` with ``T ~ nct(n-1, effect_size*sqrt(n))``, ``c = t_{1-alpha/2}``.
+    The lower tail is computed as ``P(T' > c)`` with ``T' = -T ~ nct(n-1, -nc)``: SciPy's
+    ``nct.cdf`` returns nan far in the left tail, its ``sf`` underflows cleanly to 0.
+    """
+    df = n - 1
+    crit = stats.t.isf(alpha / 2.0, df)
+    nc = effect_size * math.sqrt(n)
+    return float(stats.nct.sf(crit, df, nc) + stats.nct.sf(crit, df, -nc))
+
+
+def min_detectable_lift(sd_diff: float, n: int, *, alpha: float = 0.05,
+                        power: float = 0.8) -> float:
+    """Smallest true mean paired difference detected with probability ``power``.
+
+    Solves ``power(delta) = P(|T| > t_{1-alpha/2, n-1})`` with
+    ``T ~ nct(df=n-1, nc=delta*sqrt(n)/sd_diff)`` for ``delta`` by Brent's method (the normal
+    approximation ``(z_{1-alpha/2} + z_power) * sd / sqrt(n)`` is too optimistic for the few
+    seeds typical of ablations). nan if ``n < 2`` or ``sd_diff`` is nan; 0 if ``sd_diff == 0``.
+    """
+    _check_confidence(alpha, "alpha")
+    _check_confidence(power, "power")
+    if power <= alpha:
+        # power(0) == alpha, so the question has no meaningful answer.
+        raise ValueError(f"power must exceed alpha, got power={power} and alpha={alpha}")
+    if math.isnan(sd_diff) or n < 2:
+        return math.nan
+    if sd_diff < 0 or math.isinf(sd_diff):
+        raise ValueError(f"sd_diff must be a finite non-negative number, got {sd_diff!r}")
+    if n != int(n):
+        raise ValueError(f"n must be a whole number of pairs, got {n!r}")
+    n = int(n)
+    if sd_diff == 0:
+        return 0.0
+
+    def gap(es: float) -> float:
+        return _paired_t_power(es, n, alpha) - power
+
+    # power is increasing in the effect size; bracket the root by doubling.
+    hi = 1.0
+    while gap(hi) < 0.0:
+        hi *= 2.0
+        if hi > 1e6:   # pragma: no cover - would need alpha/power absurdly close to 0/1
+            return math.inf
+    es = optimize.brentq(gap, 0.0, hi, xtol=1e-14, rtol=1e-14, maxiter=500)
+    return float(es * sd_diff)
+
+
+def seeds_for_ci_width(sd_diff: float, target_half_width: float, *, confidence: float = 0.95,
+                       max_seeds: int = 1000) -> int:
+    """Smallest ``n >= 2`` with ``t_{(1+c)/2, n-1} * sd_diff / sqrt(n) <= target_half_width``.
+
+    The half-width decreases with n, so this is the first n meeting the target. Returns
+    ``max_seeds`` when even that many seeds do not meet it (callers cap adaptive seeding
+    there anyway; recompute the width to tell the two apart). 2 when ``sd_diff == 0``.
+    """
+    confidence = _check_confidence(confidence)
+    if math.isnan(sd_diff) or sd_diff < 0 or math.isinf(sd_diff):
+        raise ValueError(f"sd_diff must be a finite non-negative number, got {sd_diff!r}")
+    if not target_half_width > 0:
+        raise ValueError(f"target_half_width must be > 0, got {target_half_width!r}")
+    if max_seeds < 2:
+        raise ValueError(f"max_seeds must be at least 2, got {max_seeds!r}")
+    ns = np.arange(2, int(max_seeds) + 1)
+    half = stats.t.ppf((1.0 + confidence) / 2.0, ns - 1) * sd_diff / np.sqrt(ns)
+    hits = np.flatnonzero(half <= target_half_width)
+    return int(ns[hits[0]]) if hits.size else int(max_seeds)
+
+
+# --------------------------------------------------------------------------- factorial designs
+
+@dataclass(frozen=True)
+class Effect:
+    """One estimable factorial effect.
+
+    ``term`` holds factor indices: ``(i,)`` main effect, ``(i, j)`` two-factor interaction.
+    ``estimate = 2 * beta`` where ``beta`` is the OLS coefficient of the term's ±1 contrast
+    column; with balanced data this is ``mean(y | +1) - mean(y | -1)``. ``std_err = 2 * se(beta)``
+    with ``se`` from ``sigma^2 (X^T X)^-1``; ``ci = estimate ± t_{(1+c)/2, df} * std_err`` and a
+    two-sided t ``p_value`` on the residual df (all nan when df == 0). ``aliases`` are the other
+    terms (order <= max_order) whose contrast equals ± this one's over the design's runs: the
+    estimate is of their signed sum.
+    """
+
+    term: tuple[int, ...]
+    estimate: float
+    std_err: float
+    ci_low: float
+    ci_high: float
+    p_value: float
+    aliases: tuple[tuple[int, ...], ...]
+
+
+def _alias_classes(design: np.ndarray, max_order: int
+                   ) -> list[tuple[tuple[int, ...], np.ndarray, tuple[tuple[int, ...], ...]]]:
+    """``(representative, contrast column, aliases)`` for every estimable alias class.
+
+    Terms are enumerated by order then lexicographically, so the first term of a class is its
+    representative. Terms whose contrast is constant are confounded with the intercept (for
+    example ABCD in a 2^(4-1) design with I = ABCD) and are not estimable at all: dropped.
+    """
+    runs, k = design.shape
+    classes: dict[bytes, list] = {np.ones(runs, dtype=np.int8).tobytes(): [(), None, []]}
+    for order in range(1, max_order + 1):
+        for term in combinations(range(k), order):
+            col = np.prod(design[:, term], axis=1).astype(np.int8)
+            key = (col * col[0]).tobytes()   # sign-normalised: equal up to ± <=> equal keys
+            if key in classes:
+                classes[key][2].append(term)
+            else:
+                classes[key] = [term, col, []]
+    return [(rep, col, tuple(al)) for rep, col, al in classes.values() if rep != ()]
+
+
+def _check_design(design: ArrayLike, y: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    d = np.asarray(design, dtype=float)
+    if d.ndim != 2 or d.shape[0] == 0 or d.shape[1] == 0:
+        raise ValueError(f"design must be a non-empty (runs, factors) array, got shape {d.shape}")
+    if not np.isin(d, (-1.0, 1.0)).all():
+        raise ValueError("design must contain only -1 and +1 (two-level coding)")
+    obs = np.asarray(y, dtype=float)
+    if obs.ndim == 1:
+        obs = obs[:, None]   # a single seed
+    if obs.ndim != 2 or obs.shape[0] != d.shape[0]:
+        raise ValueError(
+            f"y must have shape (runs, seeds) with runs = {d.shape[0]}, got shape {obs.shape}")
+    if np.isinf(obs).any():
+        raise ValueError("y contains infinite values; use NaN for missing or failed trials")
+    return d.astype(np.int8), obs
+
+
+def factorial_effects(design: ArrayLike, y: ArrayLike, *, max_order: int = 2,
+                      block_by_seed: bool = True, confidence: float = 0.95) -> list[Effect]:
+    """Main effects and interactions of a two-level design, by OLS with seed blocks.
+
+    ``design`` is (runs, k) of ±1 (full or fractional factorial, Plackett-Burman); ``y`` is
+    (runs, seeds) with NaN for missing or failed trials (a 1-D ``y`` is one seed). The model is
+    ``y_rs = mu + sum_T beta_T x_T(r) [+ gamma_s] + e_rs`` over the observed cells, with one
+    column per alias class of terms up to ``max_order`` (see `Effect`). Seed fixed effects
+    ``gamma_s`` (reference: first seed with data) are included when ``block_by_seed`` and more
+    than one seed has data: every run is trained with the same seeds, so the seed offset is
+    removed from the error instead of inflating it. Missing cells just leave the fit
+    unbalanced; least squares handles that. ``df = observations - columns``; with ``df == 0``
+    (saturated) the estimates are returned with nan std_err/CI/p.
+
+    If the interaction columns make the fit rank-deficient (Plackett-Burman designs, where
+    interactions are partially confounded with many main effects, or runs lost to NaN), the
+    interactions are dropped, a RuntimeWarning says so, and only main effects are fitted.
+    Raises ValueError if even the main effects are not estimable from the observed cells.
+
+    Returns the effects sorted by ``|estimate|``, largest first.
+    """
+    confidence = _check_confidence(confidence)
+    if isinstance(max_order, bool) or int(max_order) != max_order or max_order < 1:
+        raise ValueError(f"max_order must be an integer >= 1, got {max_order!r}")
+    d, obs = _check_design(design, y)
+    classes = _alias_classes(d, min(int(max_order), d.shape[1]))
+
+    run_idx, seed_idx = np.nonzero(~np.isnan(obs))
+    if run_idx.size == 0:
+        raise ValueError("y has no observed values (all NaN)")
+    response = obs[run_idx, seed_idx]
+    seeds = np.unique(seed_idx)
+    blocks = [(seed_idx == s).astype(float) for s in seeds[1:]] if block_by_seed else []
+
+    def model(cls: list) -> np.ndarray:
+        cols = [np.ones(run_idx.size)] + [col[run_idx].astype(float) for _, col, _ in cls]
+        return np.column_stack(cols + blocks)
+
+    X = model(classes)
+    if np.linalg.matrix_rank(X) < X.shape[1]:
+        mains = [c for c in classes if len(c[0]) == 1]
+        if len(mains) < len(classes):
+            warnings.warn(
+                "interaction columns make the factorial fit rank-deficient (Plackett-Burman "
+                "design or missing runs); fitting main effects only", RuntimeWarning,
+                stacklevel=2)
+            classes, X = mains, model(mains)
+        if np.linalg.matrix_rank(X) < X.shape[1]:
+            raise ValueError(
+                "main effects are not estimable from the observed cells (too many missing "
+                "runs for this design)")
+
+    beta, *_ = np.linalg.lstsq(X, response, rcond=None)
+    df = run_idx.size - X.shape[1]
+    if df > 0:
+        resid = response - X @ beta
+        sigma2 = float(resid @ resid) / df
+        se = np.sqrt(np.diag(np.linalg.pinv(X.T @ X)) * sigma2)
+        t_crit = stats.t.ppf((1.0 + confidence) / 2.0, df)
+    effects = []
+    for j, (term, _, aliases) in enumerate(classes, start=1):
+        est = 2.0 * float(beta[j])
+        if df > 0:
+            err = 2.0 * float(se[j])
+            low, high = est - t_crit * err, est + t_crit * err
+            if err > 0:
+                p = float(2.0 * stats.t.sf(abs(est / err), df))
+            else:   # exact fit: same convention as paired_lift with zero spread
+                p = 0.0 if est != 0 else 1.0
+        else:
+            err = low = high = p = math.nan
+        effects.append(Effect(term=term, estimate=est, std_err=err, ci_low=low, ci_high=high,
+                              p_value=p, aliases=aliases))
+    # stable sort: ties keep the order-then-lexicographic term order
+    return sorted(effects, key=lambda e: -abs(e.estimate))

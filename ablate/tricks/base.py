@@ -1,0 +1,164 @@
+"""The trick registry and the `Procedure` that tricks edit.
+
+A trick is a small stateless object: it declares its parameters (a pydantic model with types,
+ranges and defaults), a short table code, the paper it comes from, and one `apply` method that
+edits a `Procedure` -- the plain description of how a trial trains. The trainer reads the
+procedure and composes the effects in one documented order (see `ablate.train`). Tricks never
+touch the training loop themselves, so two tricks cannot fight over it.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+    from torch import nn
+
+    from ablate.spec import Spec
+
+
+class TrickParams(BaseModel):
+    """Base for every trick's parameters: frozen, and unknown keys are errors (no silent typos)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class NoParams(TrickParams):
+    """For tricks that take no parameters."""
+
+
+@dataclass
+class Procedure:
+    """How one trial trains, after its tricks have been applied.
+
+    The recipe fills the defaults; each trick edits only the fields it owns. Lists hold
+    callables that the trainer calls in list order (tricks are applied in a fixed order, so the
+    lists are deterministic for a given set of tricks).
+    """
+
+    epochs: int
+    batch_size: int
+    # optimiser (torch.optim names: sgd, adam, adamw, radam)
+    optimizer: str
+    lr: float
+    momentum: float
+    nesterov: bool
+    weight_decay: float
+    betas: tuple[float, float] = (0.9, 0.999)
+    decay_norm_and_bias: bool = True
+    # learning-rate schedule, evaluated per iteration by `lr_multiplier`
+    schedule: str = "constant"            # constant | step | cosine
+    milestones: tuple[float, ...] = (0.5, 0.75)   # fractions of training, for "step"
+    gamma: float = 0.1
+    final_lr_factor: float = 0.0          # cosine ends at lr * final_lr_factor
+    warmup_epochs: float = 0.0
+    warmup_start_factor: float = 0.0
+    # model: structural edits right after construction, then init edits after weight init
+    model_edits: list[Callable[[nn.Module], None]] = field(default_factory=list)
+    init_edits: list[Callable[[nn.Module], None]] = field(default_factory=list)
+    # data: per-image uint8 policies, then batched erasing on normalised floats, then mixing
+    sample_policies: list[Callable[[torch.Tensor], torch.Tensor]] = field(default_factory=list)
+    batch_erasers: list[Callable[[torch.Tensor], torch.Tensor]] = field(default_factory=list)
+    batch_mixers: list[Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]] = \
+        field(default_factory=list)
+    # loss
+    label_smoothing: float = 0.0
+    # step
+    autocast_dtype: str | None = None     # "bfloat16" | "float16"
+    ema_decay: float | None = None
+    ema_warmup: bool = True
+    sam_rho: float | None = None
+    num_classes: int = 0                  # filled by the trainer before tricks apply
+
+
+class Trick:
+    """Base class. Subclasses set the class attributes and implement `apply`."""
+
+    name: ClassVar[str]
+    code: ClassVar[str]          # short code used in table labels, e.g. "C" in "ResNet20 + C + S"
+    title: ClassVar[str]
+    paper: ClassVar[str]
+    kind: ClassVar[str]          # schedule | loss | augmentation | model | optimizer | training
+    slot: ClassVar[str | None] = None   # tricks sharing a slot cannot be combined in one arm
+    needs_resnet: ClassVar[bool] = False
+    Params: ClassVar[type[TrickParams]] = NoParams
+
+    def check(self, params: TrickParams, spec: Spec) -> str | None:
+        """Return a reason when this trick cannot be used with `spec`, else None."""
+        if self.needs_resnet:
+            from ablate.models import model_info
+
+            info = model_info(spec.model)
+            if info.family != "resnet":
+                return (f"'{self.name}' needs a ResNet with residual blocks, but model "
+                        f"'{spec.model.name}' is a {info.family}")
+        return None
+
+    def apply(self, params: TrickParams, proc: Procedure) -> None:
+        raise NotImplementedError
+
+    def describe_params(self) -> list[dict[str, Any]]:
+        """Parameter rows for `ablate tricks`: name, type, default, allowed range, help."""
+        rows = []
+        for pname, finfo in self.Params.model_fields.items():
+            lo = hi = None
+            for m in finfo.metadata:
+                for attr, side in (("ge", "[" ), ("gt", "("), ("le", "]"), ("lt", ")")):
+                    v = getattr(m, attr, None)
+                    if v is not None:
+                        if attr in ("ge", "gt"):
+                            lo = f"{side}{v}"
+                        else:
+                            hi = f"{v}{side}"
+            ann = finfo.annotation
+            tname = getattr(ann, "__name__", None) or str(ann).replace("typing.", "")
+            rows.append({
+                "name": pname, "type": tname, "default": finfo.default,
+                "range": f"{lo or '(-inf'}, {hi or 'inf)'}" if (lo or hi) else "",
+                "help": finfo.description or "",
+            })
+        return rows
+
+
+_REGISTRY: dict[str, Trick] = {}
+
+
+def register_trick(cls: type[Trick]) -> type[Trick]:
+    """Class decorator: add a trick to the registry under `cls.name`."""
+    if cls.name in _REGISTRY:
+        raise RuntimeError(f"trick '{cls.name}' registered twice")
+    codes = {t.code: n for n, t in _REGISTRY.items()}
+    if cls.code in codes:
+        raise RuntimeError(f"trick code '{cls.code}' of '{cls.name}' already used by '{codes[cls.code]}'")
+    _REGISTRY[cls.name] = cls()
+    return cls
+
+
+def suggest(name: str, choices: list[str]) -> str:
+    """' (did you mean 'x'?)' for the nearest choice, or ''."""
+    near = difflib.get_close_matches(name, choices, n=1, cutoff=0.5)
+    return f" (did you mean '{near[0]}'?)" if near else ""
+
+
+def get_trick(name: str) -> Trick:
+    """The registered trick `name`; KeyError naming the valid ones (and the nearest) otherwise."""
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        names = sorted(_REGISTRY)
+        raise KeyError(f"unknown trick '{name}'{suggest(name, names)}; registered tricks: "
+                       f"{', '.join(names)}") from None
+
+
+def trick_names() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def all_tricks() -> dict[str, Trick]:
+    return dict(sorted(_REGISTRY.items()))

@@ -1,0 +1,107 @@
+"""Random erasing and Cutout, batched on the device.
+
+Written by hand because torchvision's RandomErasing works one image at a time: here one call
+draws every image's box and builds all masks with broadcasting, so it costs one kernel per
+batch on a GPU. Boxes are drawn from the trial's trick RNG (the global torch RNG).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from pydantic import Field
+
+from ablate.tricks.base import Trick, TrickParams, register_trick
+
+
+def box_mask(height: int, width: int, top: torch.Tensor, left: torch.Tensor,
+             box_h: torch.Tensor, box_w: torch.Tensor) -> torch.Tensor:
+    """Boolean masks (B, H, W), True inside each image's box [top, top+box_h) x [left, left+box_w)."""
+    ys = torch.arange(height, device=top.device).view(1, -1, 1)
+    xs = torch.arange(width, device=top.device).view(1, 1, -1)
+    t, l = top.view(-1, 1, 1), left.view(-1, 1, 1)
+    return (ys >= t) & (ys < t + box_h.view(-1, 1, 1)) & (xs >= l) & (xs < l + box_w.view(-1, 1, 1))
+
+
+def random_erasing(x: torch.Tensor, *, prob: float, scale: tuple[float, float],
+                   ratio: tuple[float, float], value: str) -> torch.Tensor:
+    """Erase one box per image with probability `prob` (Zhong et al. 2020).
+
+    Box area is uniform in `scale` (fraction of the image), aspect ratio log-uniform in `ratio`;
+    boxes are clipped to the image. `value` is "zero" (the data mean, as inputs are normalised)
+    or "random" (standard normal noise).
+    """
+    b, c, h, w = x.shape
+    dev = x.device
+    area = torch.empty(b, device=dev).uniform_(*scale) * h * w
+    log_r = torch.empty(b, device=dev).uniform_(math.log(ratio[0]), math.log(ratio[1]))
+    aspect = torch.exp(log_r)
+    bh = torch.sqrt(area * aspect).round().clamp(1, h).long()
+    bw = torch.sqrt(area / aspect).round().clamp(1, w).long()
+    top = (torch.rand(b, device=dev) * (h - bh + 1)).long()
+    left = (torch.rand(b, device=dev) * (w - bw + 1)).long()
+    mask = box_mask(h, w, top, left, bh, bw) & (torch.rand(b, device=dev) < prob).view(-1, 1, 1)
+    mask = mask.unsqueeze(1)
+    fill = torch.randn_like(x) if value == "random" else torch.zeros_like(x)
+    return torch.where(mask, fill, x)
+
+
+def cutout(x: torch.Tensor, *, size: float) -> torch.Tensor:
+    """Zero a square of side `size` x image side at a uniform centre (may overhang the border)."""
+    b, c, h, w = x.shape
+    dev = x.device
+    side_h = max(1, round(size * h))
+    side_w = max(1, round(size * w))
+    cy = (torch.rand(b, device=dev) * h).long()
+    cx = (torch.rand(b, device=dev) * w).long()
+    top, left = cy - side_h // 2, cx - side_w // 2
+    mask = box_mask(h, w, top, left, torch.full_like(top, side_h), torch.full_like(left, side_w))
+    return x.masked_fill(mask.unsqueeze(1), 0.0)
+
+
+class ErasingParams(TrickParams):
+    prob: float = Field(0.5, gt=0, le=1, description="probability that an image is erased")
+    scale_min: float = Field(0.02, gt=0, lt=1, description="smallest box area (fraction of image)")
+    scale_max: float = Field(0.33, gt=0, le=1, description="largest box area (fraction of image)")
+    ratio: float = Field(0.3, gt=0, le=1, description="aspect ratios drawn in [ratio, 1/ratio]")
+    value: str = Field("zero", pattern="^(zero|random)$", description="fill: zero (mean) or random")
+
+
+@register_trick
+class RandomErasing(Trick):
+    name = "random_erasing"
+    code = "RE"
+    title = "Random erasing"
+    paper = "Zhong et al. 2020, Random Erasing Data Augmentation (arXiv:1708.04896)"
+    kind = "augmentation"
+    Params = ErasingParams
+
+    def check(self, params, spec):
+        if params.scale_min > params.scale_max:
+            return (f"scale_min <= scale_max must hold, got scale_min={params.scale_min}, "
+                    f"scale_max={params.scale_max}")
+        return None
+
+    def apply(self, params, proc):
+        kw = dict(prob=params.prob, scale=(params.scale_min, params.scale_max),
+                  ratio=(params.ratio, 1 / params.ratio), value=params.value)
+        proc.batch_erasers.append(lambda x: random_erasing(x, **kw))
+
+
+class CutoutParams(TrickParams):
+    size: float = Field(0.5, gt=0, le=1, description="square side as a fraction of the image side")
+
+
+@register_trick
+class Cutout(Trick):
+    name = "cutout"
+    code = "CO"
+    title = "Cutout"
+    paper = "DeVries & Taylor 2017, Improved Regularization of CNNs with Cutout (arXiv:1708.04552)"
+    kind = "augmentation"
+    Params = CutoutParams
+
+    def apply(self, params, proc):
+        size = params.size
+        proc.batch_erasers.append(lambda x: cutout(x, size=size))

@@ -1,0 +1,76 @@
+"""Learned and random augmentation policies on uint8 images, via torchvision.transforms.v2.
+
+Each image of a batch gets its own draw of operations, so the policy runs per image (the v2
+transforms given a batch would apply one draw to all of it).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from pydantic import Field
+from torchvision.transforms import v2
+
+from ablate.tricks.base import Trick, TrickParams, register_trick
+
+
+def per_image(transform):
+    """Apply `transform` to each uint8 image of a (B, C, H, W) batch independently."""
+
+    def apply(batch: torch.Tensor) -> torch.Tensor:
+        return torch.stack([transform(img) for img in batch])
+
+    return apply
+
+
+class AutoAugmentParams(TrickParams):
+    policy: Literal["cifar10", "imagenet", "svhn"] = Field("cifar10", description="learned policy")
+
+
+@register_trick
+class AutoAugment(Trick):
+    name = "autoaugment"
+    code = "AA"
+    title = "AutoAugment"
+    paper = "Cubuk et al. 2019, AutoAugment: Learning Augmentation Policies from Data (arXiv:1805.09501)"
+    kind = "augmentation"
+    slot = "policy"
+    Params = AutoAugmentParams
+
+    def apply(self, params, proc):
+        policy = v2.AutoAugmentPolicy(params.policy)
+        proc.sample_policies.append(per_image(v2.AutoAugment(policy)))
+
+
+class RandAugmentParams(TrickParams):
+    num_ops: int = Field(2, ge=1, le=10, description="operations per image (N)")
+    magnitude: int = Field(9, ge=0, le=30, description="operation strength (M)")
+
+
+@register_trick
+class RandAugment(Trick):
+    name = "randaugment"
+    code = "RA"
+    title = "RandAugment"
+    paper = "Cubuk et al. 2020, RandAugment: Practical automated data augmentation (arXiv:1909.13719)"
+    kind = "augmentation"
+    slot = "policy"
+    Params = RandAugmentParams
+
+    def apply(self, params, proc):
+        proc.sample_policies.append(per_image(v2.RandAugment(num_ops=params.num_ops,
+                                                             magnitude=params.magnitude)))
+
+
+@register_trick
+class TrivialAugment(Trick):
+    name = "trivialaugment"
+    code = "TA"
+    title = "TrivialAugment"
+    paper = "Mueller & Hutter 2021, TrivialAugment: Tuning-free Yet State-of-the-Art (arXiv:2103.10158)"
+    kind = "augmentation"
+    slot = "policy"
+
+    def apply(self, params, proc):
+        proc.sample_policies.append(per_image(v2.TrivialAugmentWide()))

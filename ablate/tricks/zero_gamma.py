@@ -1,0 +1,20 @@
+"""Zero-gamma: initialise the last BN scale of every residual branch to 0 so each block starts
+as the identity, which makes early training behave like a shallower network."""
+
+from __future__ import annotations
+
+from ablate.models.resnet import zero_branch_gamma
+from ablate.tricks.base import Trick, register_trick
+
+
+@register_trick
+class ZeroGamma(Trick):
+    name = "zero_gamma"
+    code = "ZG"
+    title = "Zero-gamma BN init"
+    paper = "Goyal et al. 2017, Accurate, Large Minibatch SGD (arXiv:1706.02677); He et al. 2019 (arXiv:1812.01187)"
+    kind = "model"
+    needs_resnet = True
+
+    def apply(self, params, proc):
+        proc.init_edits.append(zero_branch_gamma)
