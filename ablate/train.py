@@ -25,6 +25,7 @@ import contextlib
 import math
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -148,12 +149,25 @@ def run_trial(trial, report: Report | None = None, *, device: str | None = None)
         return _train(trial, report, dev, start)
 
 
-def _train(trial, report: Report | None, dev: torch.device, start: float) -> dict[str, Any]:
-    seed = trial.seed
+@dataclass
+class Setup:
+    """Everything built for a trial before its first step (tests inspect it)."""
+
+    proc: Procedure
+    data: Any
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    criterion: nn.Module
+    scaler: Any = None
+    ema: Any = None
+
+
+def prepare(trial, device: torch.device | str = "cpu") -> Setup:
+    """Load data, apply tricks to the procedure, build and edit the model, build the optimiser."""
+    dev = torch.device(device)
     data = load_data(trial.data)
     proc = build_procedure(trial, data.num_classes)
-
-    torch.manual_seed(seed + _STREAMS["init"])
+    torch.manual_seed(trial.seed + _STREAMS["init"])
     model = build_model(trial.model, in_channels=data.channels, num_classes=data.num_classes)
     for edit in proc.model_edits:
         edit(model)
@@ -162,8 +176,6 @@ def _train(trial, report: Report | None, dev: torch.device, start: float) -> dic
     model.to(dev)
     if dev.type == "cuda":
         model.to(memory_format=torch.channels_last)
-    n_params = count_params(model)
-
     opt = build_optimizer(proc, model)
     scaler = torch.amp.GradScaler(dev.type) if proc.autocast_dtype == "float16" else None
     ema = None
@@ -175,6 +187,15 @@ def _train(trial, report: Report | None, dev: torch.device, start: float) -> dic
         ema = AveragedModel(model, multi_avg_fn=ema_update_fn(proc.ema_decay, warmup=proc.ema_warmup),
                             use_buffers=True)
     criterion = nn.CrossEntropyLoss(label_smoothing=proc.label_smoothing)
+    return Setup(proc, data, model, opt, criterion, scaler, ema)
+
+
+def _train(trial, report: Report | None, dev: torch.device, start: float) -> dict[str, Any]:
+    seed = trial.seed
+    setup = prepare(trial, dev)
+    proc, data, model, opt = setup.proc, setup.data, setup.model, setup.optimizer
+    criterion, scaler, ema = setup.criterion, setup.scaler, setup.ema
+    n_params = count_params(model)
     params = [p for p in model.parameters() if p.requires_grad]
 
     train_x, train_y = data.train_x.to(dev), data.train_y.to(dev)
@@ -272,3 +293,29 @@ def _train(trial, report: Report | None, dev: torch.device, start: float) -> dic
     if topk > 1:
         final["test_top5"] = test["top5"]
     return final
+
+
+def measure_throughput(trial, *, steps: int = 6, device: str | None = None) -> float:
+    """Training images per second of `trial`'s model on this device, from a few plain steps
+    (after one warm-up step). Used by `ablate plan` to estimate cost; no tricks applied."""
+    dev = pick_device(device)
+    data = load_data(trial.data)
+    torch.manual_seed(trial.seed)
+    model = build_model(trial.model, in_channels=data.channels, num_classes=data.num_classes).to(dev)
+    opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+    mean, std = (t.to(dev) for t in data.mean_std())
+    bs = min(trial.recipe.batch_size, len(data.train_y))
+    x = to_float(data.train_x[:bs].to(dev), mean, std)
+    y = data.train_y[:bs].to(dev)
+    elapsed = 0.0
+    for i in range(steps + 1):
+        t0 = time.perf_counter()
+        loss = F.cross_entropy(model(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+        if i:
+            elapsed += time.perf_counter() - t0
+    return steps * bs / max(elapsed, 1e-9)

@@ -1,0 +1,200 @@
+"""Tidy pandas frames built from the store: outcomes, lift table, effects, learning curves.
+
+Frames first, rendering second (`ablate.report.render`): tests check these frames.
+Every comparison is over seeds: an arm's accuracy is a mean with its spread and n, and a lift
+is the mean of the paired per-seed differences with a t interval and a p-value (ablate.stats).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from ablate import stats
+from ablate.errors import ReportError
+from ablate.plan import FACTORIAL_DESIGNS, Plan, plan
+from ablate.spec import Spec, spec_from_dict
+from ablate.tricks import suggest
+
+FAILED = ("failed", "diverged", "pruned")
+
+
+def load_experiment(store, name: str) -> Plan:
+    """The plan of a stored experiment, from the spec saved with it."""
+    row = store.experiment(name)
+    if row is None:
+        names = store.experiment_names()
+        raise ReportError(f"no experiment '{name}' in store '{store.label}'{suggest(name, names)}; "
+                          f"experiments there: {', '.join(names) or '(none)'}")
+    spec = spec_from_dict(json.loads(row["spec"]), source=f"experiment '{name}' in {store.label}",
+                          check_files=False)
+    return plan(spec)
+
+
+def outcomes(p: Plan, trials: pd.DataFrame) -> pd.DataFrame:
+    """One row per stored trial of the plan's arms (any seed, including adaptive ones).
+
+    Trials a previous version of the spec left in the store have other ids and are dropped.
+    """
+    seeds = sorted(set(p.seeds) | set(int(s) for s in trials["seed"].unique())) if len(trials) else list(p.seeds)
+    ids = {p.trial(a.index, s).id: (a.index, s) for a in p.arms for s in seeds}
+    out = trials[trials["trial_id"].isin(ids)].copy()
+    out["arm"] = [ids[t][0] for t in out["trial_id"]]
+    out["label"] = [p.arms[a].label for a in out["arm"]]
+    return out.sort_values(["arm", "seed"]).reset_index(drop=True)
+
+
+def metric_matrix(p: Plan, out: pd.DataFrame, metric: str) -> tuple[np.ndarray, list[int]]:
+    """(arms x seeds) array of `metric` over complete trials, NaN where missing; and the seeds."""
+    done = out[out["status"] == "complete"]
+    seeds = sorted(int(s) for s in out["seed"].unique()) if len(out) else list(p.seeds)
+    col = {s: j for j, s in enumerate(seeds)}
+    m = np.full((len(p.arms), len(seeds)), np.nan)
+    for arm, seed, v in zip(done["arm"], done["seed"], done[metric]):
+        if v is not None and not pd.isna(v):
+            m[int(arm), col[int(seed)]] = float(v)
+    return m, seeds
+
+
+@dataclass
+class LiftTable:
+    experiment: str
+    design: str
+    metric: str
+    frame: pd.DataFrame                 # one row per arm, design order
+    confidence: float
+    test: str
+    noise_floor: float                  # baseline seed std of the metric
+    detectable_lift: float              # smallest lift the seeds detect with 80% power
+    seeds: list[int]
+    status_counts: dict[str, int]
+    notes: list[str] = field(default_factory=list)
+
+
+def lift_table(p: Plan, out: pd.DataFrame, *, confidence: float = 0.95, test: str = "t") -> LiftTable:
+    """Per arm: val/test accuracy mean, std, n; lift vs arm 0 (paired over seeds) with CI,
+    p-value, Holm-adjusted p across the arms, significance; in cumulative designs also the step
+    lift vs the previous arm."""
+    spec: Spec = p.spec
+    metric = spec.metric.name
+    if not (out["status"] == "complete").any():
+        counts = out["status"].value_counts().to_dict() if len(out) else {}
+        detail = ", ".join(f"{n} {s}" for s, n in counts.items()) or "no trials stored"
+        raise ReportError(f"experiment '{spec.name}' has no complete trials yet ({detail}); "
+                          f"run it with: ablate run <spec> --store <store>")
+    values, seeds = metric_matrix(p, out, metric)
+    if np.isnan(values[0]).all():
+        raise ReportError(f"experiment '{spec.name}' has no complete trial of its baseline arm "
+                          f"'{p.arms[0].label}', so no lift can be measured; rerun it to fill it in")
+    test_acc, _ = metric_matrix(p, out, "test_acc")
+    val_acc, _ = metric_matrix(p, out, "val_acc")
+    rows = []
+    for a in p.arms:
+        sub = out[out["arm"] == a.index]
+        failed = sub[sub["status"].isin(FAILED)]
+        sv, st = stats.summarize(val_acc[a.index]), stats.summarize(test_acc[a.index])
+        row = {"arm": a.index, "label": a.label, "tricks": ", ".join(a.tricks),
+               "n": sv.n, "n_planned": len(p.seeds), "n_failed": len(failed),
+               "failures": "; ".join(f"seed {s}: {st_}" for s, st_ in zip(failed["seed"], failed["status"])),
+               "val_mean": sv.mean, "val_std": sv.std, "test_mean": st.mean, "test_std": st.std,
+               "params": _mean(sub, "params"), "time_s": _mean(sub, "wall_s")}
+        if a.index > 0:
+            lift = stats.paired_lift(values[a.index], values[0], confidence=confidence, test=test)
+            row.update(lift=lift.mean, lift_low=lift.ci_low, lift_high=lift.ci_high, p=lift.p_value,
+                       n_pairs=lift.n, lift_std=lift.std)
+            if spec.design.kind == "cumulative":
+                step = stats.paired_lift(values[a.index], values[a.index - 1], confidence=confidence, test=test)
+                row.update(step_lift=step.mean, step_low=step.ci_low, step_high=step.ci_high, step_p=step.p_value)
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    for col in ("lift", "lift_low", "lift_high", "p", "n_pairs", "lift_std"):
+        if col not in frame:
+            frame[col] = np.nan
+    frame["p_holm"] = np.concatenate([[np.nan], stats.holm(frame["p"].to_numpy()[1:])]) if len(frame) > 1 else np.nan
+    frame["significant"] = frame["p_holm"] < 0.05
+    if spec.design.kind == "cumulative" and len(frame) > 1:
+        frame["step_p_holm"] = np.concatenate([[np.nan], stats.holm(frame["step_p"].to_numpy()[1:])])
+
+    noise = float(np.nanstd(values[0], ddof=1)) if np.sum(~np.isnan(values[0])) > 1 else float("nan")
+    diff_sd = _pooled_diff_sd(frame)
+    if np.isnan(diff_sd) and not np.isnan(noise):
+        diff_sd = noise * np.sqrt(2)  # no paired arm yet: independent-noise bound
+    n_typical = int(np.median(frame["n"])) if len(frame) else 0
+    detectable = stats.min_detectable_lift(diff_sd, n_typical) if n_typical >= 2 else float("nan")
+    notes = []
+    if spec.design.kind == "leave_one_out":
+        notes.append("Leave-one-out: arm 0 has every trick; a negative lift is what removing a trick costs.")
+    short = frame[frame["n"] < frame["n_planned"]]
+    if len(short):
+        notes.append("Arms missing seeds: " + ", ".join(f"{r.label} (n={r.n} of {r.n_planned})"
+                                                        for r in short.itertuples()))
+    counts = out["status"].value_counts().to_dict()
+    return LiftTable(spec.name, spec.design.kind, metric, frame, confidence, test, noise, detectable,
+                     seeds, counts, notes)
+
+
+def _mean(sub: pd.DataFrame, col: str) -> float:
+    v = pd.to_numeric(sub.loc[sub["status"] == "complete", col], errors="coerce")
+    return float(v.mean()) if v.notna().any() else float("nan")
+
+
+def _pooled_diff_sd(frame: pd.DataFrame) -> float:
+    """Pooled std of paired differences over arms (weights n-1): the noise a lift is measured in."""
+    ok = frame[(frame["n_pairs"] >= 2) & frame["lift_std"].notna()]
+    if ok.empty:
+        return float("nan")
+    dof = ok["n_pairs"] - 1
+    return float(np.sqrt((dof * ok["lift_std"] ** 2).sum() / dof.sum()))
+
+
+def effects_table(p: Plan, out: pd.DataFrame, *, confidence: float = 0.95, max_order: int = 2) -> pd.DataFrame:
+    """Main effects and two-way interactions of a factorial design (OLS over seeds), sorted by
+    size; aliased terms listed (their estimate is of the sum)."""
+    if p.spec.design.kind not in FACTORIAL_DESIGNS:
+        raise ReportError(f"effects need a factorial design; experiment '{p.spec.name}' is "
+                          f"'{p.spec.design.kind}'")
+    levels = np.array([a.levels for a in p.arms], dtype=float)
+    values, _ = metric_matrix(p, out, p.spec.metric.name)
+    keep = ~np.isnan(values).all(axis=1)
+    if keep.sum() < 2:
+        raise ReportError(f"experiment '{p.spec.name}' has fewer than two complete runs; no effects yet")
+    keys = list(p.spec.tricks)
+    codes = [p.spec.tricks[k].code for k in keys]
+    effects = stats.factorial_effects(levels[keep], values[keep], max_order=max_order, confidence=confidence)
+
+    def name(term, names):
+        return " x ".join(names[i] for i in term)
+
+    rows = [{"term": name(e.term, keys), "code": name(e.term, codes), "order": len(e.term),
+             "estimate": e.estimate, "std_err": e.std_err, "ci_low": e.ci_low, "ci_high": e.ci_high,
+             "p": e.p_value, "aliases": "; ".join(name(t, keys) for t in e.aliases)}
+            for e in effects]
+    frame = pd.DataFrame(rows)
+    if len(frame):
+        frame["p_holm"] = stats.holm(frame["p"].to_numpy())
+        frame["significant"] = frame["p_holm"] < 0.05
+    return frame
+
+
+def curves(p: Plan, out: pd.DataFrame, epochs: pd.DataFrame) -> pd.DataFrame:
+    """Per arm and epoch: mean and std over complete seeds of val/train metrics."""
+    done = out[out["status"] == "complete"][["trial_id", "arm", "label", "seed"]]
+    merged = epochs.merge(done, on="trial_id")
+    if merged.empty:
+        return pd.DataFrame(columns=["arm", "label", "epoch", "n"])
+    g = merged.groupby(["arm", "label", "epoch"])
+    frame = g[["val_acc", "val_loss", "train_loss", "train_acc", "lr"]].agg(["mean", "std"])
+    frame.columns = [f"{a}_{b}" for a, b in frame.columns]
+    frame["n"] = g.size()
+    return frame.reset_index()
+
+
+def trial_table(out: pd.DataFrame) -> pd.DataFrame:
+    """Every trial with its status, timings and the first line of its error."""
+    cols = ["arm", "label", "seed", "reason", "status", "val_acc", "test_acc", "wall_s", "attempts", "error"]
+    t = out[[c for c in cols if c in out]].copy()
+    t["error"] = t["error"].fillna("").map(lambda e: e.strip().splitlines()[0] if e.strip() else "")
+    return t

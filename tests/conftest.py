@@ -1,0 +1,49 @@
+"""Shared fixtures: tiny specs that train in well under a second on the CPU."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import yaml
+
+from ablate.spec import parse_spec
+
+TINY = {
+    "name": "tiny",
+    "data": {"name": "digits", "image_size": 8, "train_size": 64},
+    "model": {"name": "cifar_resnet", "depth": 8, "width": 8},
+    "recipe": {"epochs": 2, "batch_size": 16, "lr": 0.05, "eval_batch_size": 512},
+    "tricks": {"cosine": {}, "label_smoothing": {"eps": 0.1}},
+    "design": {"kind": "one_at_a_time"},
+    "seeds": 2,
+}
+
+
+def tiny_dict(**changes) -> dict:
+    """TINY with top-level sections replaced (a mapping of the same name/kind is merged into it)."""
+    d = copy.deepcopy(TINY)
+    for key, value in changes.items():
+        same_kind = all(value.get(t, d[key].get(t)) == d[key].get(t) for t in ("name", "kind")) \
+            if isinstance(value, dict) and isinstance(d.get(key), dict) else False
+        if same_kind and key != "tricks":
+            d[key] = {**d[key], **value}
+        else:
+            d[key] = value
+    return d
+
+
+def tiny_spec(**changes):
+    return parse_spec(yaml.safe_dump(tiny_dict(**changes), sort_keys=False), source="tiny.yaml")
+
+
+@pytest.fixture
+def spec_file(tmp_path):
+    """Write a spec dict (or text) to tiny.yaml and return the path."""
+
+    def write(content, name="tiny.yaml"):
+        path = tmp_path / name
+        path.write_text(content if isinstance(content, str) else yaml.safe_dump(content, sort_keys=False))
+        return path
+
+    return write

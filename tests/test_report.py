@@ -1,0 +1,141 @@
+"""Report frames: lifts match scipy on known numbers; failures are counted; errors are clear."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from scipy import stats as st
+
+from ablate.errors import ReportError
+from ablate.plan import plan
+from ablate.report import build_report, write_report
+from ablate.report.frames import lift_table, outcomes
+from ablate.spec import spec_to_dict
+from ablate.store import Store
+from tests.conftest import tiny_spec
+
+# val_acc per arm (rows) and seed (columns) for a cumulative design of 3 tricks
+VALS = np.array([[90.1, 91.3, 89.7, 90.6],
+                 [91.0, 92.2, 90.9, 91.1],
+                 [92.4, 93.0, 91.8, 92.9],
+                 [92.0, 93.4, 91.1, 92.2]])
+
+
+def filled_store(tmp_path, spec, values, *, fail=()):
+    store = Store(tmp_path / "r.db", create=True)
+    p = plan(spec)
+    store.save_experiment(spec.name, json.dumps(spec_to_dict(spec)), None)
+    store.add_trials(spec.name, list(p.trials))
+    for t in p.trials:
+        store.start_trial(spec.name, t.id, {})
+        if (t.arm, t.seed) in fail:
+            store.finish_trial(spec.name, t.id, "diverged", error="training loss became nan in epoch 3")
+            continue
+        v = values[t.arm, t.seed]
+        store.add_epoch(spec.name, t.id, {"epoch": 1, "val_acc": v - 5, "train_loss": 1.0})
+        store.add_epoch(spec.name, t.id, {"epoch": 2, "val_acc": v, "train_loss": 0.5})
+        store.finish_trial(spec.name, t.id, "complete",
+                           metrics={"val_acc": v, "test_acc": v + 1, "params": 1000, "wall_s": 2.0})
+    return store, p
+
+
+def cumulative_spec(**kw):
+    return tiny_spec(tricks={"cosine": {}, "label_smoothing": {}, "mixup": {}}, design={"kind": "cumulative"},
+                     seeds=4, **kw)
+
+
+def test_lift_matches_scipy(tmp_path):
+    store, p = filled_store(tmp_path, cumulative_spec(), VALS)
+    t = lift_table(p, outcomes(p, store.trials_frame("tiny")))
+    f = t.frame
+    assert list(f.label) == [a.label for a in p.arms]
+    assert f.val_mean.tolist() == pytest.approx(VALS.mean(1).tolist())
+    assert f.val_std.tolist() == pytest.approx(VALS.std(1, ddof=1).tolist())
+    assert f.test_mean.tolist() == pytest.approx((VALS.mean(1) + 1).tolist())
+    raw_p = []
+    for i in (1, 2, 3):
+        d = VALS[i] - VALS[0]
+        r = st.ttest_rel(VALS[i], VALS[0])
+        lo, hi = st.t.interval(0.95, len(d) - 1, loc=d.mean(), scale=st.sem(d))
+        row = f.iloc[i]
+        assert row.lift == pytest.approx(d.mean()) and row.p == pytest.approx(r.pvalue)
+        assert (row.lift_low, row.lift_high) == pytest.approx((lo, hi))
+        step = st.ttest_rel(VALS[i], VALS[i - 1])
+        assert row.step_lift == pytest.approx((VALS[i] - VALS[i - 1]).mean()) and row.step_p == pytest.approx(step.pvalue)
+        raw_p.append(r.pvalue)
+    # Holm by hand
+    order = np.argsort(raw_p)
+    adj = np.maximum.accumulate([min(1, (3 - k) * raw_p[j]) for k, j in enumerate(order)])
+    expect = np.empty(3)
+    expect[order] = adj
+    assert f.p_holm.tolist()[1:] == pytest.approx(expect.tolist())
+    assert f.significant.tolist()[1:] == [bool(x < 0.05) for x in expect]
+    assert t.noise_floor == pytest.approx(VALS[0].std(ddof=1))
+
+
+def test_wilcoxon_option_matches_scipy(tmp_path):
+    store, p = filled_store(tmp_path, cumulative_spec(), VALS)
+    t = lift_table(p, outcomes(p, store.trials_frame("tiny")), test="wilcoxon")
+    assert t.frame.p.iloc[2] == pytest.approx(st.wilcoxon(VALS[2] - VALS[0]).pvalue)
+
+
+def test_failed_trials_are_counted_not_dropped(tmp_path):
+    store, p = filled_store(tmp_path, cumulative_spec(), VALS, fail={(2, 1)})
+    report = build_report(store, "tiny")
+    row = report.lift.frame.iloc[2]
+    assert row.n == 3 and row.n_failed == 1 and "seed 1: diverged" in row.failures
+    assert row.lift == pytest.approx(np.delete(VALS[2] - VALS[0], 1).mean()), "pairs only the seeds both have"
+    md = report.markdown()
+    assert "(3)" in md and "diverged" in md and "n=3 of 4" in md
+
+
+def test_markdown_and_files(tmp_path):
+    store, p = filled_store(tmp_path, cumulative_spec(), VALS)
+    report = build_report(store, "tiny")
+    md = report.markdown()
+    assert "| ResNet8-w8 + C + S | 92.53 ± 0.55 (4) | 93.53 ± 0.55 (4) | +2.10 [+1.65, +2.55] | 0.002 | * |" in md, md
+    assert "[95% CI]" in md and "Noise floor" in md and "reference" in md
+    paths = write_report(report, tmp_path / "out", ("md", "csv", "json", "latex"))
+    assert sorted(x.name for x in paths) == ["lift.csv", "lift.md", "lift.tex", "report.json"]
+    doc = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert len(doc["arms"]) == 4 and doc["arms"][0]["lift"] is None
+    assert "\\toprule" in (tmp_path / "out" / "lift.tex").read_text()
+
+
+def test_curves_have_mean_and_band(tmp_path):
+    store, p = filled_store(tmp_path, cumulative_spec(), VALS)
+    c = build_report(store, "tiny").curves
+    last = c[(c.arm == 1) & (c.epoch == 2)].iloc[0]
+    assert last.val_acc_mean == pytest.approx(VALS[1].mean()) and last.n == 4
+
+
+def test_unknown_experiment(tmp_path):
+    store, _ = filled_store(tmp_path, cumulative_spec(), VALS)
+    with pytest.raises(ReportError, match="no experiment 'tinny'.*did you mean 'tiny'"):
+        build_report(store, "tinny")
+
+
+def test_no_complete_trials(tmp_path):
+    store = Store(tmp_path / "e.db", create=True)
+    spec = cumulative_spec()
+    store.save_experiment("tiny", json.dumps(spec_to_dict(spec)), None)
+    store.add_trials("tiny", list(plan(spec).trials))
+    with pytest.raises(ReportError, match="no complete trials yet .*16 pending"):
+        build_report(store, "tiny")
+
+
+def test_no_baseline(tmp_path):
+    fail = {(0, s) for s in range(4)}
+    store, _ = filled_store(tmp_path, cumulative_spec(), VALS, fail=fail)
+    with pytest.raises(ReportError, match="no complete trial of its baseline arm"):
+        build_report(store, "tiny")
+
+
+def test_stale_trials_of_an_edited_spec_are_not_reported(tmp_path):
+    store, p = filled_store(tmp_path, cumulative_spec(), VALS)
+    edited = cumulative_spec(recipe={"epochs": 3})
+    store.save_experiment("tiny", json.dumps(spec_to_dict(edited)), None)
+    with pytest.raises(ReportError, match="no complete trials"):
+        build_report(store, "tiny")
