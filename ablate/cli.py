@@ -14,6 +14,7 @@ from ablate import __version__
 from ablate.errors import AblateError
 
 DEFAULT_STORE = os.environ.get("ABLATE_STORE", "ablate.db")
+DEFAULT_COLUMNS = ("params", "time")
 
 
 def _fmt_s(seconds: float) -> str:
@@ -208,14 +209,15 @@ def cmd_report(args) -> int:
     if args.compare:
         from ablate.report.compare import compare_markdown, write_compare
 
-        reports = [build_report(store, n, confidence=args.confidence, test=args.test) for n in args.experiment]
+        reports = [build_report(store, n, confidence=args.confidence, test=args.test, columns=args.columns)
+                   for n in args.experiment]
         print(compare_markdown(reports))
         if args.out:
             paths = write_compare(reports, args.out, tuple(args.format))
             print("wrote " + ", ".join(str(x) for x in paths))
         return 0
     for name in args.experiment:
-        report = build_report(store, name, confidence=args.confidence, test=args.test)
+        report = build_report(store, name, confidence=args.confidence, test=args.test, columns=args.columns)
         out = Path(args.out) if args.out else Path("reports") / name
         if len(args.experiment) > 1 and args.out:
             out = out / name
@@ -224,6 +226,16 @@ def cmd_report(args) -> int:
         paths = write_report(report, out, tuple(args.format))
         print("wrote " + ", ".join(str(x) for x in paths))
     return 0
+
+
+def _columns(text: str) -> list[str]:
+    from ablate.report.render import EXTRA_COLUMNS
+
+    out = [c.strip() for c in text.split(",") if c.strip()]
+    bad = [c for c in out if c not in EXTRA_COLUMNS]
+    if bad:
+        raise argparse.ArgumentTypeError(f"unknown column {', '.join(bad)}; allowed: {', '.join(EXTRA_COLUMNS)}")
+    return out
 
 
 def _formats(text: str) -> list[str]:
@@ -277,6 +289,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--compare", action="store_true", help="put the experiments side by side")
     p.add_argument("--test", choices=["t", "wilcoxon"], default="t", help="paired test (default: t)")
     p.add_argument("--confidence", type=float, default=0.95, help="CI level (default: 0.95)")
+    p.add_argument("--columns", type=_columns, default=list(DEFAULT_COLUMNS),
+                   help="optional lift-table columns: params,gflops,memory,time (default: params,time)")
     p.set_defaults(func=cmd_report)
     return parser
 

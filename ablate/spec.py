@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field, SerializeAsAny, ValidationError, field_va
 
 from ablate.config import Frozen
 from ablate.data import DATA_NAMES, DataConfig, check_data
-from ablate.errors import DataError, SpecError
+from ablate.errors import DataError, DesignError, SpecError
 from ablate.models import MODEL_NAMES, ModelConfig
 from ablate.tricks import TrickParams, get_trick, suggest, trick_names
 
@@ -362,7 +362,11 @@ def _check_consistency(spec: Spec, fail, *, check_files: bool) -> None:
             raise fail(("tricks", key), reason)
     from ablate.plan import arm_tricks  # the planner decides which tricks share an arm
 
-    for arm in arm_tricks(spec):
+    try:
+        arms = arm_tricks(spec)
+    except DesignError as exc:
+        raise fail(("design",), str(exc)) from None
+    for arm in arms:
         slots: dict[str, str] = {}
         for key in arm:
             slot = get_trick(spec.tricks[key].use).slot

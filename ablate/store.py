@@ -30,7 +30,8 @@ SCHEMA = "ablate-store/1"
 DONE = ("complete", "diverged")            # final outcomes: never re-run
 STATUSES = ("pending", "running", "complete", "failed", "diverged", "pruned")
 EPOCH_COLUMNS = ("train_loss", "train_acc", "val_loss", "val_acc", "lr", "images_per_s", "epoch_s")
-FINAL_COLUMNS = ("val_acc", "val_loss", "test_acc", "test_loss", "test_top5", "params", "wall_s")
+FINAL_COLUMNS = ("val_acc", "val_loss", "test_acc", "test_loss", "test_top5", "params", "gflops",
+                 "peak_mem_mb", "wall_s")
 
 metadata = sa.MetaData()
 meta_table = sa.Table("ablate_meta", metadata,

@@ -190,8 +190,21 @@ def prepare(trial, device: torch.device | str = "cpu") -> Setup:
     return Setup(proc, data, model, opt, criterion, scaler, ema)
 
 
+def forward_gflops(model: nn.Module, image: torch.Tensor, mean, std) -> float:
+    """Forward GFLOPs for one image (torch's FlopCounterMode: convs and matmuls, 2 per MAC)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model.eval()
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(to_float(image, mean, std))
+    model.train()
+    return counter.get_total_flops() / 1e9
+
+
 def _train(trial, report: Report | None, dev: torch.device, start: float) -> dict[str, Any]:
     seed = trial.seed
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(dev)
     setup = prepare(trial, dev)
     proc, data, model, opt = setup.proc, setup.data, setup.model, setup.optimizer
     criterion, scaler, ema = setup.criterion, setup.scaler, setup.ema
@@ -281,6 +294,7 @@ def _train(trial, report: Report | None, dev: torch.device, start: float) -> dic
             report(metrics)
 
     evaluated = ema.module if ema is not None else model
+    gflops = forward_gflops(evaluated, data.test_x[:1].to(dev), mean, std)
     topk = 5 if data.num_classes >= 10 else 1
     test = evaluate(evaluated, data.test_x.to(dev), data.test_y.to(dev), mean=mean, std=std,
                     batch_size=eval_bs, autocast_dtype=proc.autocast_dtype, topk=topk)
@@ -289,7 +303,8 @@ def _train(trial, report: Report | None, dev: torch.device, start: float) -> dic
              "test_loss": test["loss"], "train_loss": last["train_loss"], "train_acc": last["train_acc"],
              "best_val_acc": max(h["val_acc"] for h in history), "epochs": len(history),
              "params": n_params, "images_per_s": sum(h["images_per_s"] for h in history) / len(history),
-             "wall_s": time.perf_counter() - start, "device": str(dev)}
+             "wall_s": time.perf_counter() - start, "device": str(dev), "gflops": gflops,
+             "peak_mem_mb": torch.cuda.max_memory_allocated(dev) / 2**20 if dev.type == "cuda" else None}
     if topk > 1:
         final["test_top5"] = test["top5"]
     return final

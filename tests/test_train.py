@@ -26,7 +26,7 @@ def test_reports_every_epoch_and_returns_final_metrics():
             assert math.isfinite(e[key]), key
     assert m["val_acc"] == seen[-1]["val_acc"]
     assert 0 <= m["test_acc"] <= 100 and 0 <= m["test_top5"] <= 100 and m["test_top5"] >= m["test_acc"]
-    assert m["params"] > 0 and m["epochs"] == 2 and m["device"] == "cpu"
+    assert m["params"] > 0 and m["epochs"] == 2 and m["device"] == "cpu" and m["gflops"] > 0
 
 
 def test_same_seed_same_result_other_seed_other_result():

@@ -62,11 +62,18 @@ def stratified_split(labels: np.ndarray, fractions: tuple[float, ...], *, seed: 
 
 
 def subsample(labels: np.ndarray, size: int | None, *, seed: int = 1) -> np.ndarray:
-    """A fixed, class-balanced subset of `size` indices (all when size is None)."""
+    """A fixed subset of exactly `size` indices, classes in proportion (largest remainders), or
+    all indices when size is None. Never depends on the trial seed."""
     if size is None or size >= len(labels):
         return np.arange(len(labels))
-    keep, _ = stratified_split(labels, (size / len(labels),), seed=seed)
-    return keep
+    rng = np.random.default_rng(seed)
+    classes, counts = np.unique(labels, return_counts=True)
+    exact = size * counts / len(labels)
+    quota = np.floor(exact).astype(int)
+    for i in np.argsort(-(exact - quota), kind="stable")[: size - quota.sum()]:
+        quota[i] += 1
+    keep = [rng.permutation(np.flatnonzero(labels == c))[:q] for c, q in zip(classes, quota)]
+    return np.sort(np.concatenate(keep))
 
 
 def resize_uint8(x: torch.Tensor, size: int) -> torch.Tensor:

@@ -42,7 +42,12 @@ def load_cifar(cfg) -> ImageData:
     check_cifar(cfg)
     cls = datasets.CIFAR10 if cfg.name == "cifar10" else datasets.CIFAR100
     root = str(Path(cfg.root).expanduser())
-    tr, te = cls(root, train=True, download=False), cls(root, train=False, download=False)
+    try:
+        tr, te = cls(root, train=True, download=False), cls(root, train=False, download=False)
+    except RuntimeError as exc:   # torchvision's checksum or unpickling failed
+        folder, _, url = CIFAR_FILES[cfg.name]
+        raise DataError(f"{cfg.name} files under {Path(root) / folder} are corrupt or incomplete "
+                        f"(torchvision: {exc}); extract {url} there again") from None
 
     def tensors(ds):
         x = torch.from_numpy(np.asarray(ds.data)).permute(0, 3, 1, 2).contiguous()

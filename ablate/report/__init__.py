@@ -23,19 +23,21 @@ class Report:
     effects: pd.DataFrame | None
     curves: pd.DataFrame
     trials: pd.DataFrame
+    columns: tuple[str, ...] = render.DEFAULT_COLUMNS   # optional lift-table columns
 
     @property
     def name(self) -> str:
         return self.plan.spec.name
 
     def markdown(self) -> str:
-        text = render.lift_markdown(self.lift, self.plan.spec)
+        text = render.lift_markdown(self.lift, self.plan.spec, extra_columns=self.columns)
         if self.effects is not None and len(self.effects):
             text += "\n" + render.effects_markdown(self.effects, self.lift.metric, self.lift.confidence)
         return text
 
 
-def build_report(store, experiment: str, *, confidence: float = 0.95, test: str = "t") -> Report:
+def build_report(store, experiment: str, *, confidence: float = 0.95, test: str = "t",
+                 columns: tuple[str, ...] = render.DEFAULT_COLUMNS) -> Report:
     p = load_experiment(store, experiment)
     out = frames.outcomes(p, store.trials_frame(experiment))
     lift = frames.lift_table(p, out, confidence=confidence, test=test)
@@ -46,7 +48,10 @@ def build_report(store, experiment: str, *, confidence: float = 0.95, test: str 
         except ReportError as exc:
             lift.notes.append(f"No effects table: {exc}")
     curves = frames.curves(p, out, store.epochs_frame(experiment))
-    return Report(p, out, lift, effects, curves, frames.trial_table(out))
+    bad = [c for c in columns if c not in render.EXTRA_COLUMNS]
+    if bad:
+        raise ReportError(f"unknown column(s) {', '.join(bad)}; allowed: {', '.join(render.EXTRA_COLUMNS)}")
+    return Report(p, out, lift, effects, curves, frames.trial_table(out), tuple(columns))
 
 
 def write_report(report: Report, out_dir: str | Path, formats: tuple[str, ...] = ("md", "csv")) -> list[Path]:
@@ -73,7 +78,7 @@ def write_report(report: Report, out_dir: str | Path, formats: tuple[str, ...] =
             path.write_text(render.lift_json(report.lift, report.effects), encoding="utf-8")
         elif fmt == "latex":
             path = out / "lift.tex"
-            path.write_text(render.lift_latex(report.lift), encoding="utf-8")
+            path.write_text(render.lift_latex(report.lift, extra_columns=report.columns), encoding="utf-8")
         else:
             from ablate.report.html import report_html
 

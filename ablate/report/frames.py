@@ -100,7 +100,8 @@ def lift_table(p: Plan, out: pd.DataFrame, *, confidence: float = 0.95, test: st
                "n": sv.n, "n_planned": len(p.seeds), "n_failed": len(failed),
                "failures": "; ".join(f"seed {s}: {st_}" for s, st_ in zip(failed["seed"], failed["status"])),
                "val_mean": sv.mean, "val_std": sv.std, "test_mean": st.mean, "test_std": st.std,
-               "params": _mean(sub, "params"), "time_s": _mean(sub, "wall_s")}
+               "params": _mean(sub, "params"), "gflops": _mean(sub, "gflops"),
+               "peak_mem_mb": _mean(sub, "peak_mem_mb"), "time_s": _mean(sub, "wall_s")}
         if a.index > 0:
             lift = stats.paired_lift(values[a.index], values[0], confidence=confidence, test=test)
             row.update(lift=lift.mean, lift_low=lift.ci_low, lift_high=lift.ci_high, p=lift.p_value,

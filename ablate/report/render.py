@@ -39,11 +39,21 @@ def _ci(mean, low, high, digits=2) -> str:
     return f"{_num(mean, digits, sign=True)} [{_num(low, digits, sign=True)}, {_num(high, digits, sign=True)}]"
 
 
+# optional columns: name -> (header, frame column, scale, digits)
+EXTRA_COLUMNS = {
+    "params": ("Params (M)", "params", 1e-6, 3),
+    "gflops": ("GFLOPs/image", "gflops", 1.0, 4),
+    "memory": ("Peak GPU mem (MiB)", "peak_mem_mb", 1.0, 0),
+    "time": ("Time/trial (s)", "time_s", 1.0, 1),
+}
+DEFAULT_COLUMNS = ("params", "time")
+
+
 def unit(metric: str) -> str:
     return "pp" if metric.endswith("acc") else ""
 
 
-def lift_rows(t: LiftTable, *, extra_columns: tuple[str, ...] = ("params", "time")) -> tuple[list[str], list[list[str]]]:
+def lift_rows(t: LiftTable, *, extra_columns: tuple[str, ...] = DEFAULT_COLUMNS) -> tuple[list[str], list[list[str]]]:
     """Header and cells of the human lift table (shared by markdown and LaTeX)."""
     u = unit(t.metric)
     lift_name = f"Lift {t.metric} ({u})" if u else f"Lift {t.metric}"
@@ -52,10 +62,8 @@ def lift_rows(t: LiftTable, *, extra_columns: tuple[str, ...] = ("params", "time
     cumulative = t.design == "cumulative"
     if cumulative:
         header += [f"Step ({u}) [{pct}% CI]" if u else f"Step [{pct}% CI]", "p step (Holm)"]
-    if "params" in extra_columns:
-        header.append("Params (M)")
-    if "time" in extra_columns:
-        header.append("Time/trial (s)")
+    for col in extra_columns:
+        header.append(EXTRA_COLUMNS[col][0])
     rows = []
     for r in t.frame.to_dict("records"):
         base = r["arm"] == 0
@@ -67,10 +75,10 @@ def lift_rows(t: LiftTable, *, extra_columns: tuple[str, ...] = ("params", "time
         if cumulative:
             cells += ["" if base else _ci(r["step_lift"], r["step_low"], r["step_high"]),
                       "" if base else _p(r.get("step_p_holm"))]
-        if "params" in extra_columns:
-            cells.append(_num(r["params"] / 1e6, 3) if not pd.isna(r["params"]) else "–")
-        if "time" in extra_columns:
-            cells.append(_num(r["time_s"], 1))
+        for col in extra_columns:
+            _, key, scale, digits = EXTRA_COLUMNS[col]
+            v = r.get(key)
+            cells.append(_num(v * scale, digits) if v is not None and not pd.isna(v) else "–")
         rows.append(cells)
     return header, rows
 
@@ -109,8 +117,9 @@ def markdown_table(header: list[str], rows: list[list[str]], *, align: list[str]
     return "\n".join(out)
 
 
-def lift_markdown(t: LiftTable, spec=None, *, title: bool = True) -> str:
-    header, rows = lift_rows(t)
+def lift_markdown(t: LiftTable, spec=None, *, title: bool = True,
+                  extra_columns: tuple[str, ...] = DEFAULT_COLUMNS) -> str:
+    header, rows = lift_rows(t, extra_columns=extra_columns)
     align = [":--", "--:", "--:", "--:", "--:", ":-:"] + ["--:"] * (len(header) - 6)
     parts = []
     if title:
@@ -161,8 +170,8 @@ def _tex(s: str) -> str:
     return s
 
 
-def lift_latex(t: LiftTable) -> str:
-    header, rows = lift_rows(t)
+def lift_latex(t: LiftTable, *, extra_columns: tuple[str, ...] = DEFAULT_COLUMNS) -> str:
+    header, rows = lift_rows(t, extra_columns=extra_columns)
     cols = "l" + "r" * (len(header) - 1)
     lines = [r"\begin{table}[t]", r"\centering", rf"\begin{{tabular}}{{{cols}}}", r"\toprule",
              " & ".join(_tex(h) for h in header) + r" \\", r"\midrule"]
