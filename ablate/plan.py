@@ -87,15 +87,25 @@ class Plan:
         per = {k: json.dumps(t.resolved(), sort_keys=True) for k, t in spec.tricks.items()}
         return base, per
 
+    @cached_property
+    def _arm_settings(self) -> list[tuple[tuple[TrickSetting, ...], str]]:
+        """Per arm: its trick settings in canonical order, and the hash text without the seed."""
+        base, per = self._fragments
+        out = []
+        for a in self.arms:
+            settings = tuple(sorted((self.spec.tricks[k] for k in a.tricks), key=lambda t: (t.use, per[t.key])))
+            out.append((settings, base + "|" + ",".join(per[t.key] for t in settings)))
+        return out
+
+    def trial_id(self, arm: int, seed: int) -> str:
+        """The id of `arm` on `seed`: a hash of the resolved config (labels and order excluded)."""
+        return hashlib.sha256(f"{self._arm_settings[arm][1]}|seed={seed}".encode()).hexdigest()[:16]
+
     def trial(self, arm: int, seed: int, *, experiment: str | None = None) -> Trial:
         """The trial of `arm` on `seed` (also for seeds outside the spec, e.g. adaptive ones)."""
         a = self.arms[arm]
-        base, per = self._fragments
-        settings = tuple(sorted((self.spec.tricks[k] for k in a.tricks), key=lambda t: (t.use, per[t.key])))
-        text = base + "|" + ",".join(per[t.key] for t in settings) + f"|seed={seed}"
-        tid = hashlib.sha256(text.encode()).hexdigest()[:16]
         return Trial(experiment or self.spec.name, a.index, a.label, seed, self.spec.data, self.spec.model,
-                     self.spec.recipe, settings, tid)
+                     self.spec.recipe, self._arm_settings[arm][0], self.trial_id(arm, seed))
 
     def describe(self) -> str:
         spec = self.spec
@@ -122,6 +132,12 @@ class Plan:
         if self.design is not None:
             lines.append("")
             lines.append(self.design.describe())
+            flipped = flipped_factors(self.design.matrix)
+            if flipped:
+                names = ", ".join(self.design.factors[i] for i in flipped)
+                lines.append(f"Sign convention: the levels of {names} are flipped so that run 0 has every "
+                             f"trick off; generators of those factors hold with a minus sign (e.g. E = -ABCD). "
+                             f"Aliasing is unchanged.")
         return "\n".join(lines)
 
 
@@ -145,6 +161,14 @@ def two_level_design(spec: Spec):
     else:
         return None
     return d
+
+
+def flipped_factors(matrix: np.ndarray) -> list[int]:
+    """Columns `_baseline_first` negates (none when the design already has an all-off run)."""
+    m = np.asarray(matrix)
+    if (m == -1).all(axis=1).any():
+        return []
+    return [int(i) for i in np.flatnonzero(m[0] == 1)]
 
 
 def _baseline_first(matrix: np.ndarray) -> np.ndarray:

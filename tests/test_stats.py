@@ -13,6 +13,7 @@ import statsmodels.formula.api as smf
 from scipy import integrate, stats
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.power import TTestPower
+import ablate.stats as ab
 
 from ablate.stats import (
     Effect, PairedLift, Summary, factorial_effects, holm, min_detectable_lift, paired_lift,
@@ -424,3 +425,37 @@ def test_single_seed_one_dimensional_y():
     fit = smf.ols("y ~ x0 + x1 + x2", data=frame).fit()
     assert_matches_ols(factorial_effects(design, y, max_order=1), fit,
                        {(0,): "x0", (1,): "x1", (2,): "x2"})
+
+
+# --------------------------------------------------------------------------- vectorised forms
+
+def _rows_for_vectorised():
+    rng = np.random.default_rng(7)
+    base = rng.normal(90, 1, 6)
+    arms = base + rng.normal(0.5, 0.7, (6, 6))
+    arms[1, 2] = np.nan                      # a missing seed
+    arms[2] = base                           # all differences 0
+    arms[3] = base + 1.25                    # identical nonzero differences
+    arms[4, :5] = np.nan                     # a single pair
+    arms[5] = np.nan                         # no pair
+    return arms, base
+
+
+@pytest.mark.parametrize("test", ["t", "wilcoxon"])
+def test_paired_lifts_equals_paired_lift_row_by_row(test):
+    arms, base = _rows_for_vectorised()
+    many = ab.paired_lifts(arms, base, confidence=0.9, test=test)
+    for i, row in enumerate(arms):
+        one = ab.paired_lift(row, base, confidence=0.9, test=test)
+        for field in ("n", "mean", "std", "ci_low", "ci_high", "p_value"):
+            np.testing.assert_allclose(many[field][i], getattr(one, field), rtol=1e-10, atol=1e-12,
+                                       err_msg=f"row {i} {field}")
+
+
+def test_summarize_rows_equals_summarize():
+    arms, _ = _rows_for_vectorised()
+    rows = ab.summarize_rows(arms)
+    for i, row in enumerate(arms):
+        one = ab.summarize(row)
+        assert rows["n"][i] == one.n
+        np.testing.assert_allclose([rows["mean"][i], rows["std"][i]], [one.mean, one.std], rtol=1e-12)

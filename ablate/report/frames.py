@@ -40,7 +40,7 @@ def outcomes(p: Plan, trials: pd.DataFrame) -> pd.DataFrame:
     Trials a previous version of the spec left in the store have other ids and are dropped.
     """
     seeds = sorted(set(p.seeds) | set(int(s) for s in trials["seed"].unique())) if len(trials) else list(p.seeds)
-    ids = {p.trial(a.index, s).id: (a.index, s) for a in p.arms for s in seeds}
+    ids = {p.trial_id(a.index, s): (a.index, s) for a in p.arms for s in seeds}
     out = trials[trials["trial_id"].isin(ids)].copy()
     out["arm"] = [ids[t][0] for t in out["trial_id"]]
     out["label"] = [p.arms[a].label for a in out["arm"]]
@@ -51,11 +51,10 @@ def metric_matrix(p: Plan, out: pd.DataFrame, metric: str) -> tuple[np.ndarray, 
     """(arms x seeds) array of `metric` over complete trials, NaN where missing; and the seeds."""
     done = out[out["status"] == "complete"]
     seeds = sorted(int(s) for s in out["seed"].unique()) if len(out) else list(p.seeds)
-    col = {s: j for j, s in enumerate(seeds)}
     m = np.full((len(p.arms), len(seeds)), np.nan)
-    for arm, seed, v in zip(done["arm"], done["seed"], done[metric]):
-        if v is not None and not pd.isna(v):
-            m[int(arm), col[int(seed)]] = float(v)
+    if len(done):
+        cols = np.searchsorted(seeds, done["seed"].to_numpy(dtype=int))
+        m[done["arm"].to_numpy(dtype=int), cols] = pd.to_numeric(done[metric], errors="coerce").to_numpy(dtype=float)
     return m, seeds
 
 
@@ -91,29 +90,38 @@ def lift_table(p: Plan, out: pd.DataFrame, *, confidence: float = 0.95, test: st
                           f"'{p.arms[0].label}', so no lift can be measured; rerun it to fill it in")
     test_acc, _ = metric_matrix(p, out, "test_acc")
     val_acc, _ = metric_matrix(p, out, "val_acc")
-    rows = []
-    for a in p.arms:
-        sub = out[out["arm"] == a.index]
-        failed = sub[sub["status"].isin(FAILED)]
-        sv, st = stats.summarize(val_acc[a.index]), stats.summarize(test_acc[a.index])
-        row = {"arm": a.index, "label": a.label, "tricks": ", ".join(a.tricks),
-               "n": sv.n, "n_planned": len(p.seeds), "n_failed": len(failed),
-               "failures": "; ".join(f"seed {s}: {st_}" for s, st_ in zip(failed["seed"], failed["status"])),
-               "val_mean": sv.mean, "val_std": sv.std, "test_mean": st.mean, "test_std": st.std,
-               "params": _mean(sub, "params"), "gflops": _mean(sub, "gflops"),
-               "peak_mem_mb": _mean(sub, "peak_mem_mb"), "time_s": _mean(sub, "wall_s")}
-        if a.index > 0:
-            lift = stats.paired_lift(values[a.index], values[0], confidence=confidence, test=test)
-            row.update(lift=lift.mean, lift_low=lift.ci_low, lift_high=lift.ci_high, p=lift.p_value,
-                       n_pairs=lift.n, lift_std=lift.std)
-            if spec.design.kind == "cumulative":
-                step = stats.paired_lift(values[a.index], values[a.index - 1], confidence=confidence, test=test)
-                row.update(step_lift=step.mean, step_low=step.ci_low, step_high=step.ci_high, step_p=step.p_value)
-        rows.append(row)
-    frame = pd.DataFrame(rows)
-    for col in ("lift", "lift_low", "lift_high", "p", "n_pairs", "lift_std"):
-        if col not in frame:
-            frame[col] = np.nan
+    n_arms = len(p.arms)
+    sv, st = stats.summarize_rows(val_acc), stats.summarize_rows(test_acc)
+    failed = out[out["status"].isin(FAILED)]
+    n_failed = failed.groupby("arm").size().reindex(range(n_arms), fill_value=0).to_numpy()
+    failures = {a: "; ".join(f"seed {s}: {x}" for s, x in zip(g["seed"], g["status"]))
+                for a, g in failed.groupby("arm")}
+    done = out[out["status"] == "complete"]
+    means = {c: pd.to_numeric(done[c], errors="coerce").groupby(done["arm"]).mean().reindex(range(n_arms))
+             for c in ("params", "gflops", "peak_mem_mb", "wall_s")}
+    frame = pd.DataFrame({
+        "arm": [a.index for a in p.arms], "label": [a.label for a in p.arms],
+        "tricks": [", ".join(a.tricks) for a in p.arms],
+        "n": sv["n"], "n_planned": len(p.seeds), "n_failed": n_failed,
+        "failures": [failures.get(a.index, "") for a in p.arms],
+        "val_mean": sv["mean"], "val_std": sv["std"], "test_mean": st["mean"], "test_std": st["std"],
+        "params": means["params"].to_numpy(), "gflops": means["gflops"].to_numpy(),
+        "peak_mem_mb": means["peak_mem_mb"].to_numpy(), "time_s": means["wall_s"].to_numpy(),
+    })
+    nan = np.full(n_arms, np.nan)
+    lifts = stats.paired_lifts(values[1:], values[0], confidence=confidence, test=test) if n_arms > 1 else {}
+    for col, key in (("lift", "mean"), ("lift_low", "ci_low"), ("lift_high", "ci_high"), ("p", "p_value"),
+                     ("n_pairs", "n"), ("lift_std", "std")):
+        frame[col] = np.concatenate([[np.nan], lifts[key]]) if n_arms > 1 else nan
+    if spec.design.kind == "cumulative" and n_arms > 1:
+        steps = {k: [] for k in ("mean", "ci_low", "ci_high", "p_value")}
+        for i in range(1, n_arms):   # each arm against the one before it
+            one = stats.paired_lift(values[i], values[i - 1], confidence=confidence, test=test)
+            for k in steps:
+                steps[k].append(getattr(one, k))
+        for col, key in (("step_lift", "mean"), ("step_low", "ci_low"), ("step_high", "ci_high"),
+                         ("step_p", "p_value")):
+            frame[col] = [np.nan] + steps[key]
     frame["p_holm"] = np.concatenate([[np.nan], stats.holm(frame["p"].to_numpy()[1:])]) if len(frame) > 1 else np.nan
     frame["significant"] = frame["p_holm"] < 0.05
     if spec.design.kind == "cumulative" and len(frame) > 1:
@@ -135,11 +143,6 @@ def lift_table(p: Plan, out: pd.DataFrame, *, confidence: float = 0.95, test: st
     counts = out["status"].value_counts().to_dict()
     return LiftTable(spec.name, spec.design.kind, metric, frame, confidence, test, noise, detectable,
                      seeds, counts, notes)
-
-
-def _mean(sub: pd.DataFrame, col: str) -> float:
-    v = pd.to_numeric(sub.loc[sub["status"] == "complete", col], errors="coerce")
-    return float(v.mean()) if v.notna().any() else float("nan")
 
 
 def _pooled_diff_sd(frame: pd.DataFrame) -> float:
