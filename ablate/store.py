@@ -196,6 +196,11 @@ class Store:
             q = sa.select(trials.c.trial_id, trials.c.status).where(trials.c.experiment == experiment)
             return {tid: st for tid, st in c.execute(q)}
 
+    def trial_seeds(self, experiment: str) -> list[int]:
+        with self.engine.connect() as c:
+            q = sa.select(trials.c.seed).where(trials.c.experiment == experiment).distinct()
+            return [int(s) for (s,) in c.execute(q)]
+
     def start_trial(self, experiment: str, trial_id: str, env: dict[str, Any]) -> None:
         """Mark running, count the attempt, and drop epochs a previous attempt left behind."""
         key = _key(experiment, trial_id)

@@ -138,3 +138,12 @@ def test_adaptive_seeds_added_where_the_lift_is_undecided(tmp_path):
     assert (frame[frame.seed < 2].reason == "design").all()
     assert adaptive_requests(p, store) == []
     assert summary.outcomes == {"complete": 8}
+
+
+def test_a_changed_spec_is_noted_and_unchanged_trials_reused(tmp_path):
+    store = Store(tmp_path / "s.db", create=True)
+    run_experiment(tiny_spec(), store)
+    changed = tiny_spec(tricks={"cosine": {}, "label_smoothing": {"eps": 0.2}})
+    _, summary = run_experiment(changed, store)
+    assert summary.outcomes == {"complete": 2}, "only the arm whose config changed runs"
+    assert any("changed since it was last run; 2 stored trial(s)" in n for n in summary.notes)

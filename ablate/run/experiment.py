@@ -67,9 +67,18 @@ def run_experiment(spec: Spec, store, *, source: str | None = None, progress: Pr
     """Save the spec, run every planned trial the store lacks, then adaptive rounds if asked."""
     p = plan(spec)
     # no sort_keys: the order of tricks is the order of a cumulative design
-    store.save_experiment(spec.name, json.dumps(spec_to_dict(spec)), source)
+    text = json.dumps(spec_to_dict(spec))
+    before = store.experiment(spec.name)
+    store.save_experiment(spec.name, text, source)
     store.add_trials(spec.name, list(p.trials))
-    summary = run_local(p.trials, store, progress=progress, device=device)
+    summary = RunSummary()
+    if before is not None and before["spec"] != text:
+        ids = {p.trial_id(a.index, s) for a in p.arms for s in set(store.trial_seeds(spec.name)) | set(p.seeds)}
+        stale = sum(1 for tid in store.trial_statuses(spec.name) if tid not in ids)
+        summary.notes.append(
+            f"the spec of '{spec.name}' changed since it was last run; {stale} stored trial(s) of the old "
+            f"version are kept in the store but not reported (unchanged trials are reused)")
+    run_local(p.trials, store, progress=progress, device=device, summary=summary)
     if spec.seeds.adaptive is None:
         return p, summary
     # Adaptive trials an earlier, interrupted run added but did not finish come back first.

@@ -13,6 +13,7 @@ class RunSummary:
     planned: int = 0
     already_done: int = 0
     outcomes: dict[str, int] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def ran(self) -> int:
@@ -21,8 +22,8 @@ class RunSummary:
     def describe(self) -> str:
         parts = [f"{n} {s}" for s, n in sorted(self.outcomes.items())]
         ran = ", ".join(parts) if parts else "nothing to run"
-        return (f"{self.planned} trials planned, {self.already_done} already in the store; "
-                f"this run: {ran}")
+        text = f"{self.planned} trials planned, {self.already_done} already in the store; this run: {ran}"
+        return "\n".join([text] + [f"note: {n}" for n in self.notes])
 
 
 def pending(plan_trials, store, experiment: str) -> list:
