@@ -206,8 +206,9 @@ def paired_lifts(arms: ArrayLike, baseline: ArrayLike, *, confidence: float = 0.
         if test == "t":
             tstat = mean / (std / np.sqrt(n))
             p = 2 * stats.t.sf(np.abs(tstat), df)
-            spread = np.where(ok, d, np.nan)
-            same = np.nanmax(spread, axis=1) == np.nanmin(spread, axis=1) if d.size else np.zeros(len(d), bool)
+            hi = np.where(ok, d, -np.inf).max(axis=1, initial=-np.inf)
+            lo = np.where(ok, d, np.inf).min(axis=1, initial=np.inf)
+            same = hi == lo   # all present differences identical (rows with n < 2 are masked below)
             p = np.where(same & (mean == 0), 1.0, np.where(same, 0.0, p))
         else:
             p = np.array([_paired_p_value(row[~np.isnan(row)], test) if k >= 2 else np.nan

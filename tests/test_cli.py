@@ -98,3 +98,16 @@ def test_bad_format_is_a_usage_error(capsys):
         main(["report", "x", "--format", "pdf"])
     assert info.value.code == 2
     assert "unknown format pdf" in capsys.readouterr().err
+
+
+def test_compare_and_html_from_the_command_line(capsys, spec_file, tmp_path):
+    db, out_dir = tmp_path / "runs.db", tmp_path / "cmp"
+    for name, depth in (("a", 8), ("b", 14)):
+        path = spec_file(tiny_dict(name=name, model={"depth": depth}, recipe={"epochs": 1}, seeds=1), name=f"{name}.yaml")
+        assert run(capsys, "run", str(path), "--store", str(db), "--no-report")[0] == 0
+    code, out, err = run(capsys, "report", "a", "b", "--compare", "--store", str(db), "--out", str(out_dir),
+                         "--format", "md,html")
+    assert code == 0, err
+    assert "## a vs b" in out and (out_dir / "compare.html").exists()
+    code, out, err = run(capsys, "report", "a", "--store", str(db), "--out", str(tmp_path / "h"), "--format", "html")
+    assert code == 0 and (tmp_path / "h" / "report.html").stat().st_size > 1_000_000

@@ -19,19 +19,19 @@ def _num(v, digits: int = 2, *, sign: bool = False) -> str:
     return s.replace("-", "−")
 
 
-def _p(v) -> str:
+def p_text(v) -> str:
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "–"
     return "<0.001" if v < 0.001 else f"{v:.3f}"
 
 
-def _mean_std(mean, std, n) -> str:
+def mean_std(mean, std, n) -> str:
     if n == 0:
         return "–"
     return f"{_num(mean)} ± {_num(std)} ({n})" if n > 1 else f"{_num(mean)} (1)"
 
 
-def _ci(mean, low, high, digits=2) -> str:
+def ci_text(mean, low, high, digits=2) -> str:
     if isinstance(mean, float) and math.isnan(mean):
         return "–"
     if isinstance(low, float) and math.isnan(low):
@@ -67,14 +67,14 @@ def lift_rows(t: LiftTable, *, extra_columns: tuple[str, ...] = DEFAULT_COLUMNS)
     rows = []
     for r in t.frame.to_dict("records"):
         base = r["arm"] == 0
-        cells = [r["label"], _mean_std(r["val_mean"], r["val_std"], r["n"]),
-                 _mean_std(r["test_mean"], r["test_std"], r["n"]),
-                 "reference" if base else _ci(r["lift"], r["lift_low"], r["lift_high"]),
-                 "" if base else _p(r["p_holm"]),
+        cells = [r["label"], mean_std(r["val_mean"], r["val_std"], r["n"]),
+                 mean_std(r["test_mean"], r["test_std"], r["n"]),
+                 "reference" if base else ci_text(r["lift"], r["lift_low"], r["lift_high"]),
+                 "" if base else p_text(r["p_holm"]),
                  "*" if (not base and r.get("significant")) else ""]
         if cumulative:
-            cells += ["" if base else _ci(r["step_lift"], r["step_low"], r["step_high"]),
-                      "" if base else _p(r.get("step_p_holm"))]
+            cells += ["" if base else ci_text(r["step_lift"], r["step_low"], r["step_high"]),
+                      "" if base else p_text(r.get("step_p_holm"))]
         for col in extra_columns:
             _, key, scale, digits = EXTRA_COLUMNS[col]
             v = r.get(key)
@@ -135,7 +135,7 @@ def lift_markdown(t: LiftTable, spec=None, *, title: bool = True,
 def effects_markdown(frame: pd.DataFrame, metric: str, confidence: float = 0.95) -> str:
     u = unit(metric)
     header = ["Term", f"Effect ({u}) [{int(confidence * 100)}% CI]" if u else "Effect", "p (Holm)", "", "Aliased with"]
-    rows = [[r["term"], _ci(r["estimate"], r["ci_low"], r["ci_high"]), _p(r.get("p_holm")),
+    rows = [[r["term"], ci_text(r["estimate"], r["ci_low"], r["ci_high"]), p_text(r.get("p_holm")),
              "*" if r.get("significant") else "", r["aliases"] or ""] for r in frame.to_dict("records")]
     text = "### Effects (two-level factorial, OLS with seed blocks)\n\n"
     text += markdown_table(header, rows, align=[":--", "--:", "--:", ":-:", ":--"])
