@@ -123,3 +123,24 @@ def test_imagefolder_without_classes(spec_file, tmp_path):
 def test_duplicate_codes_are_refused(spec_file):
     err = _error(tiny_dict(tricks={"mixup": {}, "m2": {"use": "mixup", "code": "M"}}), spec_file)
     assert "code 'M' is already used" in str(err)
+
+
+FOUR = {"cosine": {}, "label_smoothing": {}, "mixup": {}, "no_bias_decay": {}}
+
+
+@pytest.mark.parametrize("design, words", [
+    ({"kind": "fractional_factorial", "resolution": 5}, ["resolution V for 4 factors needs >= 16 runs"]),
+    ({"kind": "fractional_factorial", "runs": 12}, ["runs must be a power of two", "12"]),
+    ({"kind": "fractional_factorial", "resolution": 6}, ["less than or equal to 5", "6"]),
+])
+def test_impossible_fractional_designs_are_refused_at_load(spec_file, design, words):
+    err = _error(tiny_dict(tricks=FOUR, design=design), spec_file)
+    assert err.path.startswith("design")
+    for w in words:
+        assert w in str(err), str(err)
+
+
+def test_too_many_tricks_for_a_full_factorial(spec_file):
+    many = {f"m{i}": {"use": "mixup", "code": f"M{i}"} for i in range(17)}
+    err = _error(tiny_dict(tricks=many, design={"kind": "full_factorial"}), spec_file)
+    assert "2^17 = 131072 runs" in str(err) and "fractional_factorial" in str(err)
