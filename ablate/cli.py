@@ -10,11 +10,13 @@ import sys
 import time
 from pathlib import Path
 
+from collections.abc import Callable
+
 from ablate import __version__
 from ablate.errors import AblateError
+from ablate.report import DEFAULT_COLUMNS, EXTRA_COLUMNS, FORMATS
 
 DEFAULT_STORE = os.environ.get("ABLATE_STORE", "ablate.db")
-DEFAULT_COLUMNS = ("params", "time")
 
 
 def _fmt_s(seconds: float) -> str:
@@ -228,24 +230,17 @@ def cmd_report(args) -> int:
     return 0
 
 
-def _columns(text: str) -> list[str]:
-    from ablate.report.render import EXTRA_COLUMNS
+def _comma_list(what: str, allowed) -> Callable[[str], list[str]]:
+    """An argparse type for 'a,b,c' whose items must be in `allowed`."""
 
-    out = [c.strip() for c in text.split(",") if c.strip()]
-    bad = [c for c in out if c not in EXTRA_COLUMNS]
-    if bad:
-        raise argparse.ArgumentTypeError(f"unknown column {', '.join(bad)}; allowed: {', '.join(EXTRA_COLUMNS)}")
-    return out
+    def parse(text: str) -> list[str]:
+        out = [c.strip() for c in text.split(",") if c.strip()]
+        bad = [c for c in out if c not in allowed]
+        if bad:
+            raise argparse.ArgumentTypeError(f"unknown {what} {', '.join(bad)}; allowed: {', '.join(allowed)}")
+        return out
 
-
-def _formats(text: str) -> list[str]:
-    from ablate.report import FORMATS
-
-    out = [f.strip() for f in text.split(",") if f.strip()]
-    bad = [f for f in out if f not in FORMATS]
-    if bad:
-        raise argparse.ArgumentTypeError(f"unknown format {', '.join(bad)}; allowed: {', '.join(FORMATS)}")
-    return out
+    return parse
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -269,7 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("spec", help="a YAML file, or the name of one in search_spaces/ (e.g. quickstart)")
     p.add_argument("--store", default=DEFAULT_STORE, help="SQLite path or SQLAlchemy URL (default: %(default)s)")
     p.add_argument("--out", help="report folder (default: reports/<experiment>)")
-    p.add_argument("--format", type=_formats, default=["md", "csv"], help="comma-separated: md,csv,json,html,latex")
+    p.add_argument("--format", type=_comma_list("format", FORMATS), default=["md", "csv"], help="comma-separated: md,csv,json,html,latex")
     p.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
     p.add_argument("--epochs", type=int, help="override recipe.epochs (a different experiment config)")
     p.add_argument("--seeds", type=int, help="override the number of seeds")
@@ -284,12 +279,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="lift tables (and effects, figures) of stored experiments")
     p.add_argument("experiment", nargs="+")
     p.add_argument("--store", default=DEFAULT_STORE, help="default: %(default)s")
-    p.add_argument("--format", type=_formats, default=["md", "csv"], help="comma-separated: md,csv,json,html,latex")
+    p.add_argument("--format", type=_comma_list("format", FORMATS), default=["md", "csv"], help="comma-separated: md,csv,json,html,latex")
     p.add_argument("--out", help="folder (default: reports/<experiment>)")
     p.add_argument("--compare", action="store_true", help="put the experiments side by side")
     p.add_argument("--test", choices=["t", "wilcoxon"], default="t", help="paired test (default: t)")
     p.add_argument("--confidence", type=float, default=0.95, help="CI level (default: 0.95)")
-    p.add_argument("--columns", type=_columns, default=list(DEFAULT_COLUMNS),
+    p.add_argument("--columns", type=_comma_list("column", EXTRA_COLUMNS), default=list(DEFAULT_COLUMNS),
                    help="optional lift-table columns: params,gflops,memory,time (default: params,time)")
     p.set_defaults(func=cmd_report)
     return parser

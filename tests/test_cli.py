@@ -111,3 +111,15 @@ def test_compare_and_html_from_the_command_line(capsys, spec_file, tmp_path):
     assert "## a vs b" in out and (out_dir / "compare.html").exists()
     code, out, err = run(capsys, "report", "a", "--store", str(db), "--out", str(tmp_path / "h"), "--format", "html")
     assert code == 0 and (tmp_path / "h" / "report.html").stat().st_size > 1_000_000
+
+
+def test_command_line_starts_without_torch_pandas_or_scipy():
+    """Reading specs, planning and listing tricks stay fast: heavy libraries load on first use."""
+    import subprocess
+    import sys
+
+    code = ("import sys, ablate.cli, ablate.spec, ablate.plan, ablate.tricks, ablate.report; "
+            "ablate.spec.load_spec('quickstart'); ablate.plan.plan(ablate.spec.load_spec('quickstart')); "
+            "print(sorted(m for m in ('torch', 'torchvision', 'pandas', 'scipy', 'plotly') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

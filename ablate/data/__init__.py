@@ -11,10 +11,13 @@ from typing import Annotated, Literal, Union
 
 from pydantic import Field, model_validator
 
+from typing import TYPE_CHECKING
+
 from ablate.config import Frozen
-from ablate.data.base import ImageData
-from ablate.data.builtin import load_digits, load_synthetic
-from ablate.data.files import check_cifar, check_imagefolder, load_cifar, load_imagefolder
+from ablate.data.files import check_cifar, check_imagefolder
+
+if TYPE_CHECKING:  # torch is imported when data is loaded, not when a spec is read
+    from ablate.data.base import ImageData
 
 
 class _Augment(Frozen):
@@ -95,8 +98,11 @@ def check_data(cfg) -> None:
 
 
 @lru_cache(maxsize=4)
-def load_data(cfg) -> ImageData:
+def load_data(cfg) -> "ImageData":
     """All splits of a data set as in-memory uint8 tensors (memoised per process)."""
+    from ablate.data.builtin import load_digits, load_synthetic
+    from ablate.data.files import load_cifar, load_imagefolder
+
     loaders = {DigitsConfig: load_digits, CifarConfig: load_cifar,
                ImageFolderConfig: load_imagefolder, SyntheticConfig: load_synthetic}
     return loaders[type(cfg)](cfg)

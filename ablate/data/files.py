@@ -9,9 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from ablate.data.base import ImageData, resize_uint8, stratified_split, subsample
 from ablate.errors import DataError
 
 CIFAR_FILES = {
@@ -34,10 +32,13 @@ def check_cifar(cfg) -> None:
             f"extract it under {root} (or set data.root to where it is)")
 
 
-def load_cifar(cfg) -> ImageData:
+def load_cifar(cfg):
     """CIFAR via torchvision (download=False): a fixed stratified validation split of `val_size`
     images from the official training set; the official test set as test."""
+    import torch
     from torchvision import datasets
+
+    from ablate.data.base import ImageData, resize_uint8, stratified_split, subsample
 
     check_cifar(cfg)
     cls = datasets.CIFAR10 if cfg.name == "cifar10" else datasets.CIFAR100
@@ -87,6 +88,7 @@ def check_imagefolder(cfg) -> None:
 
 
 def _read_folder(path: Path, size: int, channels: int, classes: list[str] | None):
+    import torch
     from PIL import Image
 
     found = [d.name for d in _class_dirs(path)]
@@ -111,9 +113,13 @@ def _read_folder(path: Path, size: int, channels: int, classes: list[str] | None
     return x, np.asarray(labels), classes
 
 
-def load_imagefolder(cfg) -> ImageData:
+def load_imagefolder(cfg):
     """train/val/test folders of class sub-folders (e.g. Intel scenes: seg_train, seg_test).
     A missing split is carved from train with a fixed stratified split."""
+    import torch
+
+    from ablate.data.base import ImageData, stratified_split, subsample
+
     check_imagefolder(cfg)
     root = Path(cfg.root).expanduser()
     x, y, classes = _read_folder(root / cfg.train, cfg.image_size, cfg.channels, None)

@@ -11,11 +11,12 @@ from dataclasses import dataclass
 from typing import Annotated, Literal, Union
 
 from pydantic import Field, field_validator, model_validator
-from torch import nn
+from typing import TYPE_CHECKING
 
 from ablate.config import Frozen
-from ablate.models.convnet import convnet
-from ablate.models.resnet import CifarResNet, torchvision_resnet
+
+if TYPE_CHECKING:  # torch is imported when a model is built, not when a spec is read
+    from torch import nn
 
 
 class CifarResNetConfig(Frozen):
@@ -82,6 +83,9 @@ def model_info(cfg) -> ModelInfo:
 
 def build_model(cfg, *, in_channels: int, num_classes: int) -> nn.Module:
     """A freshly initialised model (uses the global torch RNG: seed before calling)."""
+    from ablate.models.convnet import convnet
+    from ablate.models.resnet import CifarResNet, torchvision_resnet
+
     builders: dict[type, Callable[[], nn.Module]] = {
         CifarResNetConfig: lambda: CifarResNet(depth=cfg.depth, width=cfg.width, block=cfg.block,
                                                preact=cfg.preact, shortcut=cfg.shortcut,

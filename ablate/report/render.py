@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pandas as pd
 
+from ablate.report import DEFAULT_COLUMNS, EXTRA_COLUMNS
 from ablate.report.frames import LiftTable
 from ablate.tricks import get_trick
 
@@ -37,16 +38,6 @@ def ci_text(mean, low, high, digits=2) -> str:
     if isinstance(low, float) and math.isnan(low):
         return _num(mean, digits, sign=True)
     return f"{_num(mean, digits, sign=True)} [{_num(low, digits, sign=True)}, {_num(high, digits, sign=True)}]"
-
-
-# optional columns: name -> (header, frame column, scale, digits)
-EXTRA_COLUMNS = {
-    "params": ("Params (M)", "params", 1e-6, 3),
-    "gflops": ("GFLOPs/image", "gflops", 1.0, 4),
-    "memory": ("Peak GPU mem (MiB)", "peak_mem_mb", 1.0, 0),
-    "time": ("Time/trial (s)", "time_s", 1.0, 1),
-}
-DEFAULT_COLUMNS = ("params", "time")
 
 
 def unit(metric: str) -> str:

@@ -6,7 +6,6 @@ from functools import partial
 
 from pydantic import Field
 
-from ablate.models.resnet import add_attention
 from ablate.tricks.base import Trick, TrickParams, register_trick
 
 
@@ -22,6 +21,8 @@ class _Attention(Trick):
     module: str
 
     def apply(self, params, proc):
+        from ablate.models.resnet import add_attention
+
         proc.model_edits.append(partial(add_attention, kind=self.module, reduction=params.reduction))
 
 

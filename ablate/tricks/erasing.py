@@ -8,9 +8,12 @@ batch on a GPU. Boxes are drawn from the trial's trick RNG (the global torch RNG
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
-import torch
 from pydantic import Field
+
+if TYPE_CHECKING:
+    import torch
 
 from ablate.tricks.base import Trick, TrickParams, register_trick
 
@@ -18,6 +21,8 @@ from ablate.tricks.base import Trick, TrickParams, register_trick
 def box_mask(height: int, width: int, top: torch.Tensor, left: torch.Tensor,
              box_h: torch.Tensor, box_w: torch.Tensor) -> torch.Tensor:
     """Boolean masks (B, H, W), True inside each image's box [top, top+box_h) x [left, left+box_w)."""
+    import torch
+
     ys = torch.arange(height, device=top.device).view(1, -1, 1)
     xs = torch.arange(width, device=top.device).view(1, 1, -1)
     t, l = top.view(-1, 1, 1), left.view(-1, 1, 1)
@@ -32,6 +37,8 @@ def random_erasing(x: torch.Tensor, *, prob: float, scale: tuple[float, float],
     boxes are clipped to the image. `value` is "zero" (the data mean, as inputs are normalised)
     or "random" (standard normal noise).
     """
+    import torch
+
     b, c, h, w = x.shape
     dev = x.device
     area = torch.empty(b, device=dev).uniform_(*scale) * h * w
@@ -49,6 +56,8 @@ def random_erasing(x: torch.Tensor, *, prob: float, scale: tuple[float, float],
 
 def cutout(x: torch.Tensor, *, size: float) -> torch.Tensor:
     """Zero a square of side `size` x image side at a uniform centre (may overhang the border)."""
+    import torch
+
     b, c, h, w = x.shape
     dev = x.device
     side_h = max(1, round(size * h))

@@ -7,16 +7,20 @@ tricks are on, each batch uses one of them, chosen at random (as timm's Mixup do
 
 from __future__ import annotations
 
-import torch
-import torch.nn.functional as F
+from typing import TYPE_CHECKING
+
 from pydantic import Field
-from torchvision.transforms import v2
+
+if TYPE_CHECKING:
+    import torch
 
 from ablate.tricks.base import Trick, TrickParams, register_trick
 
 
 def with_probability(mix, prob: float, num_classes: int):
     """Wrap a v2 mixing transform: apply it with probability `prob`, else one-hot the labels."""
+    import torch
+    import torch.nn.functional as F
 
     def apply(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if prob >= 1.0 or torch.rand(()).item() < prob:
@@ -43,6 +47,8 @@ class Mixup(Trick):
     Params = MixParams
 
     def apply(self, params, proc):
+        from torchvision.transforms import v2
+
         mix = v2.MixUp(alpha=params.alpha, num_classes=proc.num_classes)
         proc.batch_mixers.append(with_probability(mix, params.prob, proc.num_classes))
 
@@ -63,5 +69,7 @@ class CutMix(Trick):
     Params = CutMixParams
 
     def apply(self, params, proc):
+        from torchvision.transforms import v2
+
         mix = v2.CutMix(alpha=params.alpha, num_classes=proc.num_classes)
         proc.batch_mixers.append(with_probability(mix, params.prob, proc.num_classes))

@@ -6,11 +6,12 @@ transforms given a batch would apply one draw to all of it).
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import torch
 from pydantic import Field
-from torchvision.transforms import v2
+
+if TYPE_CHECKING:
+    import torch
 
 from ablate.tricks.base import Trick, TrickParams, register_trick
 
@@ -19,6 +20,8 @@ def per_image(transform):
     """Apply `transform` to each uint8 image of a (B, C, H, W) batch independently."""
 
     def apply(batch: torch.Tensor) -> torch.Tensor:
+        import torch
+
         return torch.stack([transform(img) for img in batch])
 
     return apply
@@ -39,6 +42,8 @@ class AutoAugment(Trick):
     Params = AutoAugmentParams
 
     def apply(self, params, proc):
+        from torchvision.transforms import v2
+
         policy = v2.AutoAugmentPolicy(params.policy)
         proc.sample_policies.append(per_image(v2.AutoAugment(policy)))
 
@@ -59,6 +64,8 @@ class RandAugment(Trick):
     Params = RandAugmentParams
 
     def apply(self, params, proc):
+        from torchvision.transforms import v2
+
         proc.sample_policies.append(per_image(v2.RandAugment(num_ops=params.num_ops,
                                                              magnitude=params.magnitude)))
 
@@ -73,4 +80,6 @@ class TrivialAugment(Trick):
     slot = "policy"
 
     def apply(self, params, proc):
+        from torchvision.transforms import v2
+
         proc.sample_policies.append(per_image(v2.TrivialAugmentWide()))

@@ -4,7 +4,6 @@ arXiv:1812.01187). The edits themselves live in `ablate.models.resnet`."""
 from __future__ import annotations
 
 from ablate.models import model_info
-from ablate.models.resnet import avgpool_shortcut, deep_stem, stride_in_3x3
 from ablate.tricks.base import Trick, register_trick
 
 PAPER = "He et al. 2019, Bag of Tricks for Image Classification with CNNs (arXiv:1812.01187)"
@@ -27,6 +26,8 @@ class ResNetB(Trick):
         return reason
 
     def apply(self, params, proc):
+        from ablate.models.resnet import stride_in_3x3
+
         proc.model_edits.append(stride_in_3x3)
 
 
@@ -40,6 +41,8 @@ class ResNetC(Trick):
     needs_resnet = True
 
     def apply(self, params, proc):
+        from ablate.models.resnet import deep_stem
+
         proc.model_edits.append(deep_stem)
 
 
@@ -60,4 +63,6 @@ class ResNetD(Trick):
         return reason
 
     def apply(self, params, proc):
+        from ablate.models.resnet import avgpool_shortcut
+
         proc.model_edits.append(avgpool_shortcut)

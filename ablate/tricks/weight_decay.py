@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from torch import nn
-
 from ablate.tricks.base import Trick, register_trick
 
 
-def param_groups(model: nn.Module, weight_decay: float, *, decay_norm_and_bias: bool) -> list[dict]:
+def param_groups(model, weight_decay: float, *, decay_norm_and_bias: bool) -> list[dict]:
     """Optimizer param groups. Without decay on norms and biases, every parameter with fewer
     than 2 dimensions (biases, BN/LN scales and shifts) goes to a group with weight_decay=0."""
     if decay_norm_and_bias:

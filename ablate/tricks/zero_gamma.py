@@ -3,7 +3,6 @@ as the identity, which makes early training behave like a shallower network."""
 
 from __future__ import annotations
 
-from ablate.models.resnet import zero_branch_gamma
 from ablate.tricks.base import Trick, register_trick
 
 
@@ -17,4 +16,6 @@ class ZeroGamma(Trick):
     needs_resnet = True
 
     def apply(self, params, proc):
+        from ablate.models.resnet import zero_branch_gamma
+
         proc.init_edits.append(zero_branch_gamma)

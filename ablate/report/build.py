@@ -1,0 +1,87 @@
+"""Build a report from the store and write its files."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from ablate.errors import ReportError
+from ablate.plan import FACTORIAL_DESIGNS, Plan
+from ablate.report import frames, render
+from ablate.report import DEFAULT_COLUMNS, EXTRA_COLUMNS, FORMATS
+from ablate.report.frames import LiftTable
+
+
+@dataclass
+class Report:
+    plan: Plan
+    outcomes: pd.DataFrame
+    lift: LiftTable
+    effects: pd.DataFrame | None
+    curves: pd.DataFrame
+    trials: pd.DataFrame
+    columns: tuple[str, ...] = DEFAULT_COLUMNS   # optional lift-table columns
+
+    @property
+    def name(self) -> str:
+        return self.plan.spec.name
+
+    def markdown(self) -> str:
+        text = render.lift_markdown(self.lift, self.plan.spec, extra_columns=self.columns)
+        if self.effects is not None and len(self.effects):
+            text += "\n" + render.effects_markdown(self.effects, self.lift.metric, self.lift.confidence)
+        return text
+
+
+def build_report(store, experiment: str, *, confidence: float = 0.95, test: str = "t",
+                 columns: tuple[str, ...] = DEFAULT_COLUMNS) -> Report:
+    p = frames.load_experiment(store, experiment)
+    out = frames.outcomes(p, store.trials_frame(experiment))
+    lift = frames.lift_table(p, out, confidence=confidence, test=test)
+    effects = None
+    if p.spec.design.kind in FACTORIAL_DESIGNS:
+        try:
+            effects = frames.effects_table(p, out, confidence=confidence)
+        except ReportError as exc:
+            lift.notes.append(f"No effects table: {exc}")
+    curves = frames.curves(p, out, store.epochs_frame(experiment))
+    bad = [c for c in columns if c not in EXTRA_COLUMNS]
+    if bad:
+        raise ReportError(f"unknown column(s) {', '.join(bad)}; allowed: {', '.join(EXTRA_COLUMNS)}")
+    return Report(p, out, lift, effects, curves, frames.trial_table(out), tuple(columns))
+
+
+def write_report(report: Report, out_dir: str | Path, formats: tuple[str, ...] = ("md", "csv")) -> list[Path]:
+    """Write the report files into `out_dir`; returns their paths."""
+    bad = [f for f in formats if f not in FORMATS]
+    if bad:
+        raise ReportError(f"unknown report format(s) {', '.join(bad)}; allowed: {', '.join(FORMATS)}")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for fmt in formats:
+        if fmt == "md":
+            path = out / "lift.md"
+            path.write_text(report.markdown(), encoding="utf-8")
+        elif fmt == "csv":
+            path = out / "lift.csv"
+            path.write_text(render.lift_csv(report.lift), encoding="utf-8")
+            if report.effects is not None:
+                eff = out / "effects.csv"
+                eff.write_text(report.effects.to_csv(index=False, float_format="%.6g"), encoding="utf-8")
+                paths.append(eff)
+        elif fmt == "json":
+            path = out / "report.json"
+            path.write_text(render.lift_json(report.lift, report.effects), encoding="utf-8")
+        elif fmt == "latex":
+            path = out / "lift.tex"
+            path.write_text(render.lift_latex(report.lift, extra_columns=report.columns), encoding="utf-8")
+        else:
+            from ablate.report.html import report_html
+
+            path = out / "report.html"
+            path.write_text(report_html(report), encoding="utf-8")
+        paths.append(path)
+    return paths
