@@ -105,7 +105,8 @@ def cmd_plan(args) -> int:
     from ablate.plan import plan
     from ablate.spec import load_spec
 
-    spec = load_spec(args.spec)
+    # without the estimate nothing reads the data, so a spec for data on another machine plans
+    spec = load_spec(args.spec, check_files=not args.no_estimate)
     p = plan(spec)
     print(p.describe())
     if not args.no_estimate:
@@ -257,7 +258,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("plan", help="show the arms and trials of a spec and estimate the cost; runs nothing")
     p.add_argument("spec", help="a YAML file, or the name of one in search_spaces/ (e.g. quickstart)")
-    p.add_argument("--no-estimate", action="store_true", help="skip the few timing steps")
+    p.add_argument("--no-estimate", action="store_true",
+                   help="skip the timing steps (and the data-file check: plan a spec whose data is elsewhere)")
     p.set_defaults(func=cmd_plan)
 
     p = sub.add_parser("run", help="run a spec's trials (resuming), then print and write the lift table")

@@ -218,13 +218,14 @@ def resolve_spec_path(path_or_name: str | Path) -> Path:
                     f"bundled names: {', '.join(names) or '(none found)'}", source=str(path_or_name))
 
 
-def load_spec(path_or_name: str | Path) -> Spec:
+def load_spec(path_or_name: str | Path, *, check_files: bool = True) -> Spec:
+    """Load and validate a spec file (a path, or a name in search_spaces/)."""
     path = resolve_spec_path(path_or_name)
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise SpecError(f"cannot read the spec file: {exc}", source=str(path)) from None
-    return parse_spec(text, source=str(path), default_name=path.stem)
+    return parse_spec(text, source=str(path), default_name=path.stem, check_files=check_files)
 
 
 def parse_spec(text: str, *, source: str = "<string>", default_name: str | None = None,
