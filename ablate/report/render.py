@@ -85,7 +85,8 @@ def footnotes(t: LiftTable, spec=None) -> list[str]:
     test = "paired t-test" if t.test == "t" else "Wilcoxon signed-rank test"
     lines.append(
         f"Lift: mean of the paired per-seed differences vs the reference arm, {int(t.confidence * 100)}% t interval; "
-        f"p: {test}, Holm-adjusted across the table's arms; * = significant at 0.05. "
+        f"p: {test}, Holm-adjusted across the arms of its column (lifts and steps are separate families); "
+        f"* = lift significant at 0.05. "
         f"Accuracies are final-epoch values: mean ± std (n seeds).")
     if not math.isnan(t.noise_floor):
         floor = (f"Noise floor: the reference arm's {t.metric} varies by {_num(t.noise_floor)} {u} (std) across seeds"
