@@ -215,9 +215,9 @@ def cmd_report(args) -> int:
         reports = [build_report(store, n, confidence=args.confidence, test=args.test, columns=args.columns)
                    for n in args.experiment]
         print(compare_markdown(reports))
-        if args.out:
-            paths = write_compare(reports, args.out, tuple(args.format))
-            print("wrote " + ", ".join(str(x) for x in paths))
+        out = Path(args.out) if args.out else Path("reports") / "_vs_".join(args.experiment)
+        paths = write_compare(reports, out, tuple(args.format))
+        print("wrote " + ", ".join(str(x) for x in paths))
         return 0
     for name in args.experiment:
         report = build_report(store, name, confidence=args.confidence, test=args.test, columns=args.columns)

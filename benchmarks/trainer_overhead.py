@@ -1,8 +1,8 @@
 """Trainer overhead: ablate's `run_trial` (no tricks) vs a bare hand-written PyTorch loop.
 
 Both train the same model (built by ablate's registry, so the architecture is identical) on the
-same in-memory digits data with the same batch size, epochs, base augmentation (random
-translation), SGD + step schedule, and per-epoch validation. Runs are interleaved (ablate, bare,
+same in-memory digits data with the same batch size, epochs, SGD + step schedule, and per-epoch
+validation; base augmentation is off in both (crop_padding: 0) so only the trainer differs. Runs are interleaved (ablate, bare,
 ablate, bare, ...) and the medians compared, so drift in machine load hits both alike.
 
     python benchmarks/trainer_overhead.py            # prints per-run times, "ratio: N.NN", quickstart wall time
@@ -35,7 +35,7 @@ from ablate.train import run_trial  # noqa: E402
 
 SPEC = """
 name: overhead
-data: {name: digits, image_size: 16, crop_padding: 2}
+data: {name: digits, image_size: 16, crop_padding: 0}
 model: {name: cifar_resnet, depth: 8}
 recipe: {epochs: 6, batch_size: 64, lr: 0.1, momentum: 0.9, weight_decay: 5.0e-4, schedule: step}
 tricks: {}
