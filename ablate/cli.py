@@ -8,9 +8,8 @@ import os
 import signal
 import sys
 import time
-from pathlib import Path
-
 from collections.abc import Callable
+from pathlib import Path
 
 from ablate import __version__
 from ablate.errors import AblateError

@@ -5,7 +5,6 @@ from __future__ import annotations
 import sqlite3
 
 import pytest
-import yaml
 
 from ablate.cli import main
 from tests.conftest import tiny_dict

@@ -12,7 +12,13 @@ import pytest
 from ablate.errors import ReportError
 from ablate.plan import plan
 from ablate.report import build_report
-from ablate.report.compare import compare_frame, compare_markdown, lift_groups, row_assignment, write_compare
+from ablate.report.compare import (
+    compare_frame,
+    compare_markdown,
+    lift_groups,
+    row_assignment,
+    write_compare,
+)
 from ablate.report.render import lift_rows
 from ablate.spec import spec_to_dict
 from ablate.store import Store

@@ -7,8 +7,14 @@ import pytest
 import torch
 from PIL import Image
 
-from ablate.data import (CifarConfig, DigitsConfig, ImageFolderConfig, SyntheticConfig, check_data,
-                         load_data)
+from ablate.data import (
+    CifarConfig,
+    DigitsConfig,
+    ImageFolderConfig,
+    SyntheticConfig,
+    check_data,
+    load_data,
+)
 from ablate.data.augment import random_flip, random_translate
 from ablate.errors import DataError
 

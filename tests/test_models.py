@@ -6,8 +6,14 @@ import pytest
 import torch
 from pydantic import ValidationError
 
-from ablate.models import (CifarResNetConfig, ConvNetConfig, TorchvisionResNetConfig, build_model,
-                           count_params, model_info)
+from ablate.models import (
+    CifarResNetConfig,
+    ConvNetConfig,
+    TorchvisionResNetConfig,
+    build_model,
+    count_params,
+    model_info,
+)
 
 
 @pytest.mark.parametrize("depth, params", [(20, 0.27), (32, 0.47), (44, 0.66), (56, 0.86), (110, 1.73)])

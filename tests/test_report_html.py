@@ -14,8 +14,17 @@ import pytest
 
 from ablate.plan import plan
 from ablate.report import build_report, write_report
-from ablate.report.html import (curve_bands, curves_figure, effect_points, interaction_matrix, lift_figure,
-                                lift_points, report_html, seed_differences, trial_rows)
+from ablate.report.html import (
+    curve_bands,
+    curves_figure,
+    effect_points,
+    interaction_matrix,
+    lift_figure,
+    lift_points,
+    report_html,
+    seed_differences,
+    trial_rows,
+)
 from tests.conftest import tiny_spec
 from tests.test_report import VALS, cumulative_spec, filled_store
 

@@ -8,7 +8,13 @@ import pytest
 import yaml
 
 from ablate.errors import SpecError
-from ablate.spec import available_specs, load_spec, parse_spec, spec_from_dict, spec_to_dict
+from ablate.spec import (
+    available_specs,
+    load_spec,
+    parse_spec,
+    spec_from_dict,
+    spec_to_dict,
+)
 from tests.conftest import tiny_dict, tiny_spec
 
 SEARCH_SPACES = sorted((Path(__file__).parent.parent / "search_spaces").glob("*.yaml"))

@@ -13,11 +13,18 @@ import statsmodels.formula.api as smf
 from scipy import integrate, stats
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.power import TTestPower
-import ablate.stats as ab
 
+import ablate.stats as ab
 from ablate.stats import (
-    Effect, PairedLift, Summary, factorial_effects, holm, min_detectable_lift, paired_lift,
-    seeds_for_ci_width, summarize,
+    Effect,
+    PairedLift,
+    Summary,
+    factorial_effects,
+    holm,
+    min_detectable_lift,
+    paired_lift,
+    seeds_for_ci_width,
+    summarize,
 )
 
 BASE = np.array([71.2, 70.4, 72.0, 69.8, 70.9, 71.5, 70.1, 71.8])

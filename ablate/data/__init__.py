@@ -7,11 +7,9 @@ reported before any trial starts.
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Annotated, Literal, Union
+from typing import TYPE_CHECKING, Annotated, Literal, Union
 
 from pydantic import Field, model_validator
-
-from typing import TYPE_CHECKING
 
 from ablate.config import Frozen
 from ablate.data.files import check_cifar, check_imagefolder

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Literal, Union
+from typing import TYPE_CHECKING, Annotated, Literal, Union
 
-from pydantic import Field, field_validator, model_validator
-from typing import TYPE_CHECKING
+from pydantic import Field, model_validator
 
 from ablate.config import Frozen
 

@@ -9,8 +9,7 @@ import pandas as pd
 
 from ablate.errors import ReportError
 from ablate.plan import FACTORIAL_DESIGNS, Plan
-from ablate.report import frames, render
-from ablate.report import DEFAULT_COLUMNS, EXTRA_COLUMNS, FORMATS
+from ablate.report import DEFAULT_COLUMNS, EXTRA_COLUMNS, FORMATS, frames, render
 from ablate.report.frames import LiftTable
 
 

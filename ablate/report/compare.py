@@ -193,7 +193,14 @@ def compare_html(reports: list[Report]) -> str:
     """The table, the experiments' lines and a grouped lift chart, as one self-contained page."""
     import plotly.graph_objects as go
 
-    from ablate.report.html import PALETTE, TEMPLATE, bottom_legend, figure_html, page_html, table_html
+    from ablate.report.html import (
+        PALETTE,
+        TEMPLATE,
+        bottom_legend,
+        figure_html,
+        page_html,
+        table_html,
+    )
 
     frame = compare_frame(reports)
     groups = lift_groups(reports)
