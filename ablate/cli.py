@@ -110,21 +110,18 @@ def cmd_plan(args) -> int:
     print(p.describe())
     if not args.no_estimate:
         from ablate.data import load_data
-        from ablate.models import count_params
+        from ablate.models import model_info
         from ablate.train import measure_throughput, pick_device
 
         data = load_data(spec.data)
         sizes = data.sizes()
         t = p.trials[0]
-        ips = measure_throughput(t)
+        ips, n_params = measure_throughput(t)
         per_trial = spec.recipe.epochs * (sizes["train"] + 0.3 * (sizes["val"])) / ips
-        from ablate.models import build_model
-
-        n_params = count_params(build_model(spec.model, in_channels=data.channels, num_classes=data.num_classes))
         print("")
         print(f"data: {spec.data.name}, {data.channels}x{data.train_x.shape[-1]}x{data.train_x.shape[-1]}, "
               f"{data.num_classes} classes, {sizes['train']} train / {sizes['val']} val / {sizes['test']} test images")
-        print(f"model: {p.arms[0].label.split(' + ')[0]}, {n_params / 1e6:.3f}M parameters (baseline)")
+        print(f"model: {model_info(spec.model).label}, {n_params / 1e6:.3f}M parameters (baseline)")
         print(f"cost: {len(p.trials)} trials x {spec.recipe.epochs} epochs x {sizes['train']} images = "
               f"{len(p.trials) * spec.recipe.epochs * sizes['train']:,} training images")
         print(f"estimate on {pick_device()}: ~{_fmt_s(per_trial)} per trial, ~{_fmt_s(per_trial * len(p.trials))} "

@@ -308,9 +308,10 @@ def _train(trial, report: Report | None, dev: torch.device, start: float) -> dic
     return final
 
 
-def measure_throughput(trial, *, steps: int = 6, device: str | None = None) -> float:
+def measure_throughput(trial, *, steps: int = 6, device: str | None = None) -> tuple[float, int]:
     """Training images per second of `trial`'s model on this device, from a few plain steps
-    (after one warm-up step). Used by `ablate plan` to estimate cost; no tricks applied."""
+    (after one warm-up step), and the model's parameter count. Used by `ablate plan` to
+    estimate cost; no tricks applied."""
     dev = pick_device(device)
     data = load_data(trial.data)
     torch.manual_seed(trial.seed)
@@ -331,4 +332,4 @@ def measure_throughput(trial, *, steps: int = 6, device: str | None = None) -> f
             torch.cuda.synchronize()
         if i:
             elapsed += time.perf_counter() - t0
-    return steps * bs / max(elapsed, 1e-9)
+    return steps * bs / max(elapsed, 1e-9), count_params(model)
