@@ -82,3 +82,39 @@ def test_adaptive_level_agrees_with_adjusted_p():
     assert adj[0] < ALPHA <= adj[1] + 1e-4
     assert np.isnan(stats.adaptive_p_values([np.nan], initial=INITIAL, max_seeds=MAX_SEEDS)).all()
     assert stats.adaptive_p_values([0.0], initial=INITIAL, max_seeds=MAX_SEEDS)[0] > 0
+
+
+# --------------------------------------------------------------------------- the runner's round
+
+def _store_with(tmp_path, values, adaptive):
+    from tests.conftest import tiny_spec
+    from tests.test_report import filled_store
+
+    spec = tiny_spec(tricks={"cosine": {}, "label_smoothing": {}, "mixup": {}},
+                     seeds={"count": values.shape[1], "adaptive": adaptive})
+    return filled_store(tmp_path, spec, values)
+
+
+def test_adaptive_round_asks_seeds_on_precision_not_on_sign(tmp_path):
+    from ablate.run.experiment import adaptive_requests
+
+    base = np.array([90.0, 91.0, 89.5])
+    values = np.stack([base,
+                       base + [3.0, 5.0, 4.0],      # CI excludes 0 but half-width 2.5 > 0.5: more seeds
+                       base + [0.1, 0.2, 0.15],     # narrow CI: done
+                       base + [-1.0, 1.2, 0.1]])    # wide CI around 0: more seeds
+    store, p = _store_with(tmp_path, values, {"max_seeds": 5, "target_half_width": 0.5})
+    req = adaptive_requests(p, store)
+    assert [(r.arm, r.seed) for r in req] == [(0, 3), (1, 3), (3, 3)]
+    half = st.t.ppf(0.975, 2) * np.std([3.0, 5.0, 4.0], ddof=1) / np.sqrt(3)
+    assert f"half-width {half:.2f} > target 0.5" in req[1].reason
+    assert "paired baseline seed for arm(s) 1, 3" in req[0].reason
+
+
+def test_adaptive_round_stops_at_max_seeds(tmp_path):
+    from ablate.run.experiment import adaptive_requests
+
+    base = np.array([90.0, 91.0, 89.5])
+    values = np.stack([base, base + [3.0, -5.0, 4.0], base + [1, 2, 3], base + [1, 2, 3]])
+    store, p = _store_with(tmp_path, values, {"max_seeds": 3, "target_half_width": 0.5})
+    assert adaptive_requests(p, store) == []

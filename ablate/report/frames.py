@@ -16,6 +16,7 @@ import pandas as pd
 from ablate import stats
 from ablate.errors import ReportError
 from ablate.plan import FACTORIAL_DESIGNS, Plan, plan
+from ablate.results import metric_matrix, num_classes, outcomes, worst_value  # noqa: F401 (re-exported)
 from ablate.spec import Spec, spec_from_dict
 from ablate.tricks import suggest
 
@@ -32,30 +33,6 @@ def load_experiment(store, name: str) -> Plan:
     spec = spec_from_dict(json.loads(row["spec"]), source=f"experiment '{name}' in {store.label}",
                           check_files=False)
     return plan(spec)
-
-
-def outcomes(p: Plan, trials: pd.DataFrame) -> pd.DataFrame:
-    """One row per stored trial of the plan's arms (any seed, including adaptive ones).
-
-    Trials a previous version of the spec left in the store have other ids and are dropped.
-    """
-    seeds = sorted(set(p.seeds) | set(int(s) for s in trials["seed"].unique())) if len(trials) else list(p.seeds)
-    ids = {p.trial_id(a.index, s): (a.index, s) for a in p.arms for s in seeds}
-    out = trials[trials["trial_id"].isin(ids)].copy()
-    out["arm"] = [ids[t][0] for t in out["trial_id"]]
-    out["label"] = [p.arms[a].label for a in out["arm"]]
-    return out.sort_values(["arm", "seed"]).reset_index(drop=True)
-
-
-def metric_matrix(p: Plan, out: pd.DataFrame, metric: str) -> tuple[np.ndarray, list[int]]:
-    """(arms x seeds) array of `metric` over complete trials, NaN where missing; and the seeds."""
-    done = out[out["status"] == "complete"]
-    seeds = sorted(int(s) for s in out["seed"].unique()) if len(out) else list(p.seeds)
-    m = np.full((len(p.arms), len(seeds)), np.nan)
-    if len(done):
-        cols = np.searchsorted(seeds, done["seed"].to_numpy(dtype=int))
-        m[done["arm"].to_numpy(dtype=int), cols] = pd.to_numeric(done[metric], errors="coerce").to_numpy(dtype=float)
-    return m, seeds
 
 
 @dataclass
