@@ -72,7 +72,62 @@ def test_lift_matches_scipy(tmp_path):
     expect[order] = adj
     assert f.p_holm.tolist()[1:] == pytest.approx(expect.tolist())
     assert f.significant.tolist()[1:] == [bool(x < 0.05) for x in expect]
-    assert t.noise_floor == pytest.approx(VALS[0].std(ddof=1))
+    assert t.baseline_std == pytest.approx(VALS[0].std(ddof=1))
+
+
+def _pooled_sd(vals):
+    d = vals[1:] - vals[0]
+    return float(np.sqrt(((d - d.mean(axis=1, keepdims=True)) ** 2).sum() / (d.shape[0] * (d.shape[1] - 1))))
+
+
+def test_every_lift_column_against_independent_values(tmp_path):
+    """Issue 14: each column recomputed here from the metric matrix with scipy/statsmodels."""
+    from statsmodels.stats.multitest import multipletests
+    from statsmodels.stats.power import TTestPower
+
+    store, p = filled_store(tmp_path, cumulative_spec(), VALS)
+    t = lift_table(p, outcomes(p, store.trials_frame("tiny")), confidence=0.9)
+    f = t.frame.iloc[1:]
+    lift_p = [st.ttest_rel(VALS[i], VALS[0]).pvalue for i in (1, 2, 3)]
+    step_p = [st.ttest_rel(VALS[i], VALS[i - 1]).pvalue for i in (1, 2, 3)]
+    assert f.n_pairs.tolist() == [4, 4, 4] and f.n.tolist() == [4, 4, 4]
+    assert f.p_holm.tolist() == pytest.approx(multipletests(lift_p, method="holm")[1])
+    assert f.step_p_holm.tolist() == pytest.approx(multipletests(step_p, method="holm")[1])
+    for i, row in zip((1, 2, 3), f.itertuples()):
+        d = VALS[i] - VALS[i - 1]
+        lo, hi = st.t.interval(0.9, 3, loc=d.mean(), scale=st.sem(d))
+        assert (row.step_lift, row.step_low, row.step_high) == pytest.approx((d.mean(), lo, hi))
+    # one alpha: at 90% confidence the star is p_holm < 0.10
+    assert t.alpha == pytest.approx(0.1)
+    assert f.significant.tolist() == [bool(x < 0.1) for x in multipletests(lift_p, method="holm")[1]]
+    # noise floor: the SD of the paired differences (pooled, df-weighted), and the detectable lift
+    # from that same spread, the number of pairs, at the first Holm step alpha / 3
+    sd = _pooled_sd(VALS)
+    assert t.noise_floor == pytest.approx(sd)
+    es = TTestPower().solve_power(nobs=4, alpha=0.1 / 3, power=0.8, alternative="two-sided")
+    assert t.detectable_lift == pytest.approx(es * sd, rel=1e-4)
+    md = build_report(store, "tiny", confidence=0.9).markdown()
+    assert f"vary by {sd:.2f} pp" in md and f"about {es * sd:.2f} pp" in md and "with 4 paired seeds" in md
+
+
+@pytest.mark.parametrize("test", ["wilcoxon", "permutation"])
+def test_rank_and_sign_flip_variants_reach_step_lifts(tmp_path, test):
+    from itertools import product
+
+    from statsmodels.stats.multitest import multipletests
+
+    def sign_flip(d):
+        obs = abs(d.sum())
+        return np.mean([abs(np.dot(s, d)) >= obs - 1e-9 for s in product((1, -1), repeat=d.size)])
+
+    ref = (lambda d: st.wilcoxon(d).pvalue) if test == "wilcoxon" else sign_flip
+    store, p = filled_store(tmp_path, cumulative_spec(), VALS)
+    f = lift_table(p, outcomes(p, store.trials_frame("tiny")), test=test).frame.iloc[1:]
+    lift_p = [ref(VALS[i] - VALS[0]) for i in (1, 2, 3)]
+    step_p = [ref(VALS[i] - VALS[i - 1]) for i in (1, 2, 3)]
+    assert f.p.tolist() == pytest.approx(lift_p) and f.step_p.tolist() == pytest.approx(step_p)
+    assert f.p_holm.tolist() == pytest.approx(multipletests(lift_p, method="holm")[1])
+    assert f.step_p_holm.tolist() == pytest.approx(multipletests(step_p, method="holm")[1])
 
 
 def test_wilcoxon_option_matches_scipy(tmp_path):
@@ -81,22 +136,47 @@ def test_wilcoxon_option_matches_scipy(tmp_path):
     assert t.frame.p.iloc[2] == pytest.approx(st.wilcoxon(VALS[2] - VALS[0]).pvalue)
 
 
-def test_failed_trials_are_counted_not_dropped(tmp_path):
+def test_diverged_seed_scores_chance_in_the_paired_lift(tmp_path):
     store, p = filled_store(tmp_path, cumulative_spec(), VALS, fail={(2, 1)})
     report = build_report(store, "tiny")
     row = report.lift.frame.iloc[2]
     assert row.n == 3 and row.n_failed == 1 and "seed 1: diverged" in row.failures
-    assert row.lift == pytest.approx(np.delete(VALS[2] - VALS[0], 1).mean()), "pairs only the seeds both have"
+    scored = VALS[2].copy()
+    scored[1] = 100 / 10                      # digits: 10 classes, chance accuracy 10%
+    assert row.n_pairs == 4 and row.lift == pytest.approx((scored - VALS[0]).mean())
+    assert row.p == pytest.approx(st.ttest_rel(scored, VALS[0]).pvalue)
+    assert row.val_mean == pytest.approx(np.delete(VALS[2], 1).mean()), "accuracies average completed seeds"
     md = report.markdown()
-    assert "(3)" in md and "diverged" in md and "n=3 of 4" in md
+    assert "(3)" in md and "n=3 of 4" in md and "each scores 10.00 pp" in md
+
+
+def test_diverged_exclude_restores_surviving_seeds_with_a_warning(tmp_path):
+    store, p = filled_store(tmp_path, cumulative_spec(), VALS, fail={(2, 1)})
+    report = build_report(store, "tiny", diverged="exclude")
+    row = report.lift.frame.iloc[2]
+    assert row.n_pairs == 3
+    assert row.lift == pytest.approx(np.delete(VALS[2] - VALS[0], 1).mean()), "pairs only the seeds both have"
+    assert "excluded" in row.warning and report.lift.frame.warning.iloc[1] == ""
+    assert "Warning: ResNet8-w8 + C + S: 1 diverged seed(s) excluded" in report.markdown()
+    with pytest.raises(ReportError, match="unknown diverged rule 'drop'; allowed: worst, exclude"):
+        build_report(store, "tiny", diverged="drop")
+
+
+def test_diverged_loss_metric_scores_chance_cross_entropy(tmp_path):
+    from ablate.results import worst_value
+
+    assert worst_value("val_loss", 10) == pytest.approx(np.log(10))
+    assert worst_value("val_acc", 100) == pytest.approx(1.0)
+    assert worst_value("top5", 10) is None and worst_value("val_acc", None) is None
 
 
 def test_markdown_and_files(tmp_path):
     store, p = filled_store(tmp_path, cumulative_spec(), VALS)
     report = build_report(store, "tiny")
     md = report.markdown()
-    assert "| ResNet8-w8 + C + S | 92.53 ± 0.55 (4) | 93.53 ± 0.55 (4) | +2.10 [+1.65, +2.55] | 0.002 | * |" in md, md
+    assert "| ResNet8-w8 + C + S | 92.53 ± 0.55 (4) | 93.53 ± 0.55 (4) | +2.10 [+1.65, +2.55] | 0.002 * |" in md, md
     assert "[95% CI]" in md and "Noise floor" in md and "reference" in md
+    assert "| |" not in md.split("\n")[2] and "||" not in md, "no column without a header"
     paths = write_report(report, tmp_path / "out", ("md", "csv", "json", "latex"))
     assert sorted(x.name for x in paths) == ["lift.csv", "lift.md", "lift.tex", "report.json"]
     doc = json.loads((tmp_path / "out" / "report.json").read_text())

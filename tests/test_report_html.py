@@ -99,7 +99,8 @@ def test_lift_figure_draws_the_table_values(tmp_path):
 def test_seed_differences_are_paired(tmp_path):
     r = cumulative_report(tmp_path, fail={(2, 1)})
     d = seed_differences(r)
-    assert len(d) == 3 * 4 - 1
+    assert len(d) == 3 * 4            # the diverged seed is paired at its chance score
+    assert d[(d.arm == 2) & (d.seed == 1)].difference.iloc[0] == pytest.approx(10.0 - VALS[0, 1])
     row = d[(d.arm == 3) & (d.seed == 2)].iloc[0]
     assert row.difference == pytest.approx(VALS[3, 2] - VALS[0, 2])
     # their mean is the lift of the table

@@ -35,10 +35,10 @@ class Report:
 
 
 def build_report(store, experiment: str, *, confidence: float = 0.95, test: str = "t",
-                 columns: tuple[str, ...] = DEFAULT_COLUMNS) -> Report:
+                 columns: tuple[str, ...] = DEFAULT_COLUMNS, diverged: str = "worst") -> Report:
     p = frames.load_experiment(store, experiment)
     out = frames.outcomes(p, store.trials_frame(experiment))
-    lift = frames.lift_table(p, out, confidence=confidence, test=test)
+    lift = frames.lift_table(p, out, confidence=confidence, test=test, diverged=diverged)
     effects = None
     if p.spec.design.kind in FACTORIAL_DESIGNS:
         try:
@@ -73,7 +73,7 @@ def write_report(report: Report, out_dir: str | Path, formats: tuple[str, ...] =
                 paths.append(eff)
         elif fmt == "json":
             path = out / "report.json"
-            path.write_text(render.lift_json(report.lift, report.effects), encoding="utf-8")
+            path.write_text(render.lift_json(report.lift, report.effects, report.plan.spec), encoding="utf-8")
         elif fmt == "latex":
             path = out / "lift.tex"
             path.write_text(render.lift_latex(report.lift, extra_columns=report.columns), encoding="utf-8")
