@@ -93,11 +93,14 @@ def _pct(confidence: float) -> str:
     return f"{confidence * 100:.10g}"
 
 
-def _params_text(setting) -> str:
-    """A trick's parameters that differ from the trick's defaults, as `name=value`."""
+def _params_text(setting, *, all_params: bool = False) -> str:
+    """A trick's parameters that differ from the trick's defaults (all of them with
+    `all_params`), as `name=value`."""
     from ablate.tricks import get_trick
 
     given = setting.params.model_dump(mode="json")
+    if all_params:
+        return ", ".join(f"{k}={v}" for k, v in given.items())
     try:
         defaults = get_trick(setting.use).Params().model_dump(mode="json")
     except Exception:   # noqa: BLE001 -- a Params with required fields has no defaults to omit
@@ -121,7 +124,8 @@ def settings_lines(spec) -> list[str]:
     if spec.tricks:
         parts = []
         for k, s in spec.tricks.items():
-            params = _params_text(s)
+            # a key made with `use:` names a variant: show every parameter, not only changed ones
+            params = _params_text(s, all_params=k != s.use)
             name = s.use if k == s.use else f"{s.use} (as '{k}')"
             parts.append(f"{s.code} = {name}" + (f" [{params}]" if params else " [defaults]"))
         lines.append("Codes: " + ", ".join(parts) + ".")
