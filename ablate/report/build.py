@@ -43,7 +43,7 @@ def build_report(store, experiment: str, *, confidence: float = 0.95, test: str 
     effects = None
     if p.spec.design.kind in FACTORIAL_DESIGNS:
         try:
-            effects = frames.effects_table(p, out, confidence=confidence)
+            effects = frames.effects_table(p, out, confidence=confidence, diverged=diverged)
         except ReportError as exc:
             lift.notes.append(f"No effects table: {exc}")
     curves = frames.curves(p, out, store.epochs_frame(experiment))

@@ -252,14 +252,19 @@ def _pooled_diff_sd(frame: pd.DataFrame) -> float:
     return float(np.sqrt((dof * ok["lift_std"] ** 2).sum() / dof.sum()))
 
 
-def effects_table(p: Plan, out: pd.DataFrame, *, confidence: float = 0.95, max_order: int = 2) -> pd.DataFrame:
+def effects_table(p: Plan, out: pd.DataFrame, *, confidence: float = 0.95, max_order: int = 2,
+                  diverged: str = "worst") -> pd.DataFrame:
     """Main effects and two-way interactions of a factorial design (OLS over seeds), sorted by
-    size; aliased terms listed (their estimate is of the sum)."""
+    size; aliased terms listed (their estimate is of the sum). Diverged runs enter as in
+    `lift_table`: at the metric's worst meaningful value, or left out with ``"exclude"``."""
     if p.spec.design.kind not in FACTORIAL_DESIGNS:
         raise ReportError(f"effects need a factorial design; experiment '{p.spec.name}' is "
                           f"'{p.spec.design.kind}'")
     levels = np.array([a.levels for a in p.arms], dtype=float)
-    values, _ = metric_matrix(p, out, p.spec.metric.name)
+    values, seeds = metric_matrix(p, out, p.spec.metric.name)
+    worst = worst_value(p.spec.metric.name, num_classes(p.spec.data)) if diverged == "worst" else None
+    if worst is not None:
+        values = _score_diverged(p, out, values, seeds, worst)
     keep = ~np.isnan(values).all(axis=1)
     if keep.sum() < 2:
         raise ReportError(f"experiment '{p.spec.name}' has fewer than two complete runs; no effects yet")
