@@ -353,6 +353,7 @@ def test_adaptive_arms_are_shown_and_p_values_corrected(tmp_path):
     level = report.lift.adaptive_level
     lo, hi = st.t.interval(1 - level, 3, loc=d.mean(), scale=st.sem(d))
     assert (f.lift_low.iloc[1], f.lift_high.iloc[1]) == pytest.approx((lo, hi))
+    assert report.lift.detectable_alpha == pytest.approx(level / 2)   # first Holm step at the corrected level
     md = report.markdown()
     assert "| Adaptive seeds |" in md.replace("Adaptive seeds | Params", "Adaptive seeds |") and "| +1 |" in md
     assert "Adaptive seeds added: ResNet8-w8 +1 (last because paired baseline seed for arm(s) 1); " \

@@ -213,7 +213,8 @@ def lift_table(p: Plan, out: pd.DataFrame, *, confidence: float = 0.95, test: st
     pairs = pairs[~np.isnan(pairs)]
     n_pairs = int(np.median(pairs)) if pairs.size else 0
     tested = int(np.sum(~np.isnan(frame["p"].to_numpy()[1:]) | frame["zero_variance"].to_numpy()[1:]))
-    first_step = alpha / max(tested, 1)
+    # the first Holm step tests at alpha / m; after adaptive seeding the t-test's nominal level is lower
+    first_step = (alpha if level is None else level) / max(tested, 1)
     detectable = (stats.min_detectable_lift(diff_sd, n_pairs, alpha=first_step)
                   if n_pairs >= 2 and not np.isnan(diff_sd) else float("nan"))
     if spec.design.kind == "leave_one_out":

@@ -201,7 +201,9 @@ def footnotes(t: LiftTable, spec=None) -> list[str]:
         if not math.isnan(t.detectable_lift):
             floor += (f"; with {t.n_pairs} paired seeds a lift must be about {_num(t.detectable_lift)} {u} to be "
                       f"detected with 80% power by the paired t-test at the first Holm level "
-                      f"(α/m = {t.alpha:.3g}/{t.tested} = {t.detectable_alpha:.3g}).")
+                      + (f"(α/m = {t.alpha:.3g}/{t.tested} = {t.detectable_alpha:.3g})." if t.adaptive_level is None
+                         else f"(the adaptive-corrected nominal level {t.adaptive_level:.3g}/{t.tested} = "
+                              f"{t.detectable_alpha:.3g})."))
         lines.append(floor + ("" if floor.endswith(".") else "."))
     counts = ", ".join(f"{v} {k}" for k, v in sorted(t.status_counts.items()))
     lines.append(f"Trials: {counts}.")
