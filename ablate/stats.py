@@ -7,8 +7,13 @@ Seed-to-seed noise is large and mostly common to both, so we analyse the *paired
 interval for the mean lift much narrower than comparing two independent means would.
 
 * Intervals are Student t intervals ``mean ± t_{(1+c)/2, n-1} * sd / sqrt(n)``.
-* Tests are the paired t-test, or the Wilcoxon (1945) signed-rank test when one does not want
-  to assume normal differences (both delegated to SciPy so the numbers are the textbook ones).
+* Tests are the paired t-test, the Wilcoxon (1945) signed-rank test (both delegated to SciPy so
+  the numbers are the textbook ones), or the exact paired sign-flip randomisation test (Fisher
+  1935), which assumes only that the differences are symmetric about 0 under H0 and can never
+  give p = 0. With zero spread the t statistic is 0/0 or x/0: no p-value (NaN, `zero_variance`).
+* Adaptive seeding stops on precision alone (`adaptive_wants_seed`); because the stopping still
+  depends on the variance estimate, the t-test p-values of an adaptive experiment are
+  calibrated by simulation of that same rule (`adaptive_p_values`).
 * Many arms mean many tests; Holm's (1979) step-down procedure controls the family-wise error
   rate without assuming independence and is uniformly more powerful than Bonferroni.
 * Power of the two-sided paired t-test uses the noncentral t distribution: under a true mean
@@ -25,6 +30,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass
+from functools import lru_cache
 from itertools import combinations
 
 import numpy as np
@@ -33,10 +39,12 @@ from scipy import optimize, stats
 
 __all__ = [
     "Summary", "summarize", "summarize_rows", "PairedLift", "paired_lift", "paired_lifts", "holm", "min_detectable_lift",
-    "seeds_for_ci_width", "Effect", "factorial_effects",
+    "seeds_for_ci_width", "Effect", "factorial_effects", "sign_flip_p_value", "smallest_p_value",
+    "adaptive_wants_seed", "adaptive_p_values", "adaptive_level", "TESTS",
 ]
 
-_TESTS = ("t", "wilcoxon")
+TESTS = ("t", "wilcoxon", "permutation")
+_TESTS = TESTS
 
 
 # --------------------------------------------------------------------------- validation
@@ -112,21 +120,59 @@ class PairedLift:
     ci_high: float
     p_value: float
     test: str
+    zero_variance: bool = False   # t-test not computable: every difference is the same
 
 
 def _paired_p_value(d: np.ndarray, test: str) -> float:
-    """Two-sided p-value of H0: the differences are centred on 0 (n >= 2)."""
-    if not d.any():
-        # Every seed gave exactly the same accuracy: no evidence of any lift. SciPy returns
-        # nan for the t-test (0/0) and, for n > 13, for Wilcoxon too (all zeros dropped).
-        return 1.0
+    """Two-sided p-value of H0: the differences are centred on 0 (n >= 2); NaN for the t-test
+    when every difference is the same (zero variance: t is 0/0 or x/0, not computable)."""
     if test == "t":
         if np.ptp(d) == 0.0:
-            # Identical nonzero differences: sd = 0, t = ±inf, the limit of the p-value is 0.
-            # (SciPy also gives 0.0 but with a precision warning.)
-            return 0.0
+            return math.nan
         return float(stats.ttest_rel(d, np.zeros_like(d)).pvalue)
+    if not d.any():
+        # Every seed gave exactly the same accuracy: no evidence of any lift. SciPy returns
+        # nan for Wilcoxon with n > 13 (all zeros dropped).
+        return 1.0
+    if test == "permutation":
+        return sign_flip_p_value(d)
     return float(stats.wilcoxon(d).pvalue)
+
+
+def sign_flip_p_value(d: ArrayLike, *, exact_up_to: int = 16, resamples: int = 100_000,
+                      seed: int = 0) -> float:
+    """Two-sided paired randomisation (sign-flip) test of H0: d symmetric about 0.
+
+    Statistic ``|sum(d)|``; the p-value is the share of the ``2**n`` sign patterns whose
+    statistic is at least the observed one (the identity pattern included, so p >= 2 / 2**n
+    when no difference is 0). Exact enumeration up to ``exact_up_to`` pairs; beyond, ``resamples``
+    random patterns from a seeded generator with ``p = (k + 1) / (resamples + 1)`` (Phipson &
+    Smyth 2010), which is never 0. SciPy's ``permutation_test`` does the same but is ~50x slower
+    for the few-seed rows a report has thousands of, so the enumeration is done here with numpy.
+    """
+    x = _as_1d(d, "d")
+    x = x[~np.isnan(x)]
+    n = int(x.size)
+    if n == 0:
+        return math.nan
+    observed = abs(float(x.sum()))
+    tol = 1e-9 * max(float(np.abs(x).sum()), 1e-300)   # float sums of the same values differ in the last bits
+    if n <= exact_up_to:
+        patterns = np.arange(2 ** n)[:, None] >> np.arange(n)[None, :] & 1
+        sums = np.abs((1 - 2 * patterns) @ x)
+        return float(np.mean(sums >= observed - tol))
+    rng = np.random.default_rng(seed)
+    signs = rng.integers(0, 2, size=(resamples, n)) * 2 - 1
+    k = int(np.sum(np.abs(signs @ x) >= observed - tol))
+    return (k + 1) / (resamples + 1)
+
+
+def smallest_p_value(test: str, n: int) -> float:
+    """The smallest two-sided p-value ``test`` can give with ``n`` pairs (no zero differences):
+    ``2 / 2**n`` for the sign-flip and the exact Wilcoxon test, 0 for the t-test."""
+    if test not in TESTS:
+        raise ValueError(f"test must be one of {TESTS}, got {test!r}")
+    return 0.0 if test == "t" else min(1.0, 2.0 / 2.0 ** n)
 
 
 def paired_lift(arm: ArrayLike, baseline: ArrayLike, *, confidence: float = 0.95,
@@ -137,6 +183,7 @@ def paired_lift(arm: ArrayLike, baseline: ArrayLike, *, confidence: float = 0.95
 
     * ``test="t"``: paired t-test, ``t = mean / (std / sqrt(n))`` on n-1 df
       (identical to ``scipy.stats.ttest_rel``).
+    * ``test="permutation"``: exact paired sign-flip test (`sign_flip_p_value`).
     * ``test="wilcoxon"``: Wilcoxon signed-rank test, identical to ``scipy.stats.wilcoxon``
       with its defaults: zero differences are discarded (``zero_method="wilcox"``), tied
       absolute differences get average ranks, and SciPy's ``method="auto"`` picks the null
@@ -148,10 +195,11 @@ def paired_lift(arm: ArrayLike, baseline: ArrayLike, *, confidence: float = 0.95
     The interval is the t interval for either test. Edge cases:
 
     * n == 0: everything nan. n == 1: ``mean`` is the single difference, the rest nan.
-    * all differences exactly 0: ``std = 0``, CI ``[0, 0]``, ``p_value = 1.0`` (no lift).
-    * all differences identical and nonzero (t-test): ``std = 0``, CI ``[d, d]``,
-      ``p_value = 0.0``, the limit as the spread goes to zero. Wilcoxon only uses signs and
-      ranks, so it gives its usual finite p-value there.
+    * all differences identical (zero variance), t-test: ``std = 0``, CI ``[d, d]``, ``p_value``
+      NaN and ``zero_variance`` True: the t statistic is not computable, and its limit (p = 0)
+      would survive any correction although a few discrete accuracies tie by chance.
+      Wilcoxon and the sign-flip test use signs and ranks only: their usual finite p-value
+      (1.0 when every difference is 0).
 
     Raises ValueError for arrays of different lengths, ``confidence`` outside (0, 1) or an
     unknown ``test``.
@@ -172,7 +220,7 @@ def paired_lift(arm: ArrayLike, baseline: ArrayLike, *, confidence: float = 0.95
     std = float(d.std(ddof=1))
     low, high = _t_interval(mean, std, n, confidence)
     return PairedLift(n=n, mean=mean, std=std, ci_low=low, ci_high=high,
-                      p_value=_paired_p_value(d, test), test=test)
+                      p_value=_paired_p_value(d, test), test=test, zero_variance=std == 0.0)
 
 
 def paired_lifts(arms: ArrayLike, baseline: ArrayLike, *, confidence: float = 0.95,
@@ -180,7 +228,7 @@ def paired_lifts(arms: ArrayLike, baseline: ArrayLike, *, confidence: float = 0.
     """`paired_lift` of every row of ``arms`` (m, seeds) against ``baseline`` (seeds,), at once.
 
     Returns arrays of length m under the `PairedLift` field names (n, mean, std, ci_low,
-    ci_high, p_value), with the same values and edge cases as calling `paired_lift` per row;
+    ci_high, p_value, zero_variance), with the same values and edge cases as calling `paired_lift` per row;
     the t-test path is vectorised (a report of a 2^10 factorial has 1,024 arms).
     """
     confidence = _check_confidence(confidence)
@@ -209,12 +257,13 @@ def paired_lifts(arms: ArrayLike, baseline: ArrayLike, *, confidence: float = 0.
             hi = np.where(ok, d, -np.inf).max(axis=1, initial=-np.inf)
             lo = np.where(ok, d, np.inf).min(axis=1, initial=np.inf)
             same = hi == lo   # all present differences identical (rows with n < 2 are masked below)
-            p = np.where(same & (mean == 0), 1.0, np.where(same, 0.0, p))
+            p = np.where(same, np.nan, p)
         else:
             p = np.array([_paired_p_value(row[~np.isnan(row)], test) if k >= 2 else np.nan
                           for row, k in zip(d, n)])
         p = np.where(n >= 2, p, np.nan)
-    return {"n": n, "mean": mean, "std": std, "ci_low": low, "ci_high": high, "p_value": p}
+    return {"n": n, "mean": mean, "std": std, "ci_low": low, "ci_high": high, "p_value": p,
+            "zero_variance": (n >= 2) & (std == 0)}
 
 
 def summarize_rows(values: ArrayLike) -> dict[str, np.ndarray]:
@@ -328,6 +377,112 @@ def seeds_for_ci_width(sd_diff: float, target_half_width: float, *, confidence: 
     half = stats.t.ppf((1.0 + confidence) / 2.0, ns - 1) * sd_diff / np.sqrt(ns)
     hits = np.flatnonzero(half <= target_half_width)
     return int(ns[hits[0]]) if hits.size else int(max_seeds)
+
+
+# --------------------------------------------------------------------------- adaptive seeding
+
+def adaptive_wants_seed(differences: ArrayLike, tried: ArrayLike, *, target_half_width: float,
+                        max_seeds: int, confidence: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+    """Which arms get one more seed: the precision-only stopping rule of adaptive seeding.
+
+    ``differences`` is (arms, seeds) of paired differences arm - baseline, NaN where a pair is
+    missing; ``tried`` the seeds tried per arm (failed ones included). An arm gets another seed
+    while its lift CI half-width ``t_{(1+c)/2, n-1} * sd / sqrt(n)`` is above
+    ``target_half_width`` (or it has < 2 pairs, so no CI) and ``tried < max_seeds``. The rule
+    never looks at the mean or the sign of the CI: stopping once a CI excludes 0 is optional
+    stopping (at 3..10 seeds it makes 10-19% of null arms "significant" at a nominal 5%).
+    Returns ``(more, half_width)``, both of length arms (half-width NaN under 2 pairs).
+    """
+    confidence = _check_confidence(confidence)
+    d = np.atleast_2d(np.asarray(differences, dtype=float))
+    rows = summarize_rows(d)
+    n = rows["n"]
+    # t quantiles per distinct n, not per arm: the rule runs on ~10^6 simulated arms in tests
+    quantile = stats.t.ppf((1.0 + confidence) / 2.0, np.arange(1, max(int(n.max(initial=0)), 2)))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        half = np.where(n >= 2, quantile[np.clip(n - 2, 0, None)] * rows["std"]
+                        / np.sqrt(np.maximum(n, 1)), np.nan)
+    precise = (n >= 2) & (half <= target_half_width)
+    more = ~precise & (np.asarray(tried) < max_seeds)
+    return more, half
+
+
+# Calibration grid of sd / target_half_width: the null law of the final t statistic depends on
+# the true spread only through this ratio (the t statistic and the rule are scale-free), so
+# the sup over a wide grid bounds the false-positive rate whatever the spread.
+_RATIO_GRID = np.geomspace(0.05, 20.0, 25)
+_CALIBRATION_REPS = 20_000
+
+
+@lru_cache(maxsize=8)
+def _adaptive_null_p(initial: int, max_seeds: int, confidence: float) -> np.ndarray:
+    """(ratios, reps) sorted nominal t-test p-values of null arms run through the adaptive rule.
+
+    Why a simulation: under precision-only stopping the mean of the differences is independent
+    of every variance estimate (normal data), but the final sd is not: arms stop when their sd
+    happens to be small, so the nominal t-test rejects too often (up to ~9% at 5% for 3..10
+    seeds). Simulating the same rule gives the null distribution of the nominal p-value.
+    """
+    rng = np.random.default_rng(20241124)
+    k, reps = _RATIO_GRID.size, _CALIBRATION_REPS
+    x = rng.standard_normal((k * reps, max_seeds)) * np.repeat(_RATIO_GRID, reps)[:, None]
+    n = _run_adaptive(x, initial, max_seeds, 1.0, confidence)
+    p = _nominal_t_p(x, n)
+    return np.sort(np.nan_to_num(p, nan=1.0).reshape(k, reps), axis=1)
+
+
+def _run_adaptive(x: np.ndarray, initial: int, max_seeds: int, target: float,
+                  confidence: float) -> np.ndarray:
+    """Seeds each row of ``x`` (rows: arms, columns: seeds in order) ends with under the rule."""
+    n = np.full(x.shape[0], min(initial, x.shape[1]))
+    active = np.arange(x.shape[0])     # a row that stopped keeps its data, so it stays stopped
+    cols = np.arange(x.shape[1])[None, :]
+    while active.size:
+        seen = np.where(cols < n[active, None], x[active], np.nan)
+        more, _ = adaptive_wants_seed(seen, n[active], target_half_width=target,
+                                      max_seeds=max_seeds, confidence=confidence)
+        active = active[more]
+        n[active] += 1
+    return n
+
+
+def _nominal_t_p(x: np.ndarray, n: np.ndarray) -> np.ndarray:
+    seen = np.where(np.arange(x.shape[1])[None, :] < n[:, None], x, np.nan)
+    return paired_lifts(seen, np.zeros(x.shape[1]))["p_value"]
+
+
+def adaptive_p_values(p_nominal: ArrayLike, *, initial: int, max_seeds: int,
+                      confidence: float = 0.95) -> np.ndarray:
+    """Paired t-test p-values corrected for adaptive seeding (`adaptive_wants_seed`).
+
+    ``p_adj = max over sd/target ratios of P(nominal p <= observed p)`` under H0, from a seeded
+    simulation of the rule started at ``initial`` seeds, capped at ``max_seeds``, stopping at
+    CI level ``confidence``; estimated as ``(k + 1) / (B + 1)`` so never 0. A valid p-value for
+    any true spread (up to Monte Carlo error of ~1/B); NaN stays NaN.
+    """
+    p = np.asarray(p_nominal, dtype=float)
+    sims = _adaptive_null_p(int(initial), int(max_seeds), float(confidence))
+    reps = sims.shape[1]
+    flat = p.ravel()
+    ok = ~np.isnan(flat)
+    out = np.full(flat.shape, np.nan)
+    if ok.any():
+        k = np.stack([np.searchsorted(row, flat[ok], side="right") for row in sims])
+        out[ok] = np.minimum(1.0, (k.max(axis=0) + 1) / (reps + 1))
+    return out.reshape(p.shape)
+
+
+def adaptive_level(alpha: float, *, initial: int, max_seeds: int, confidence: float = 0.95) -> float:
+    """The nominal level whose t-test rejects with probability <= ``alpha`` after adaptive
+    seeding: the CI at ``1 - adaptive_level`` excludes 0 exactly when ``adaptive_p_values``
+    is below ``alpha``, so interval and star agree."""
+    sims = _adaptive_null_p(int(initial), int(max_seeds), float(confidence))
+    reps = sims.shape[1]
+    # largest nominal p whose corrected value (k+1)/(B+1) stays below alpha, for every ratio
+    k_max = int(math.floor(alpha * (reps + 1) - 1))
+    if k_max < 1:
+        return 0.0
+    return float(sims[:, k_max - 1].min())
 
 
 # --------------------------------------------------------------------------- factorial designs

@@ -17,6 +17,7 @@ from ablate.report.compare import (
     compare_markdown,
     lift_groups,
     row_assignment,
+    settings_differences,
     write_compare,
 )
 from ablate.report.render import lift_rows
@@ -142,3 +143,20 @@ def test_compare_page_draws_in_headless_chromium(tmp_path):
     (plot,) = seen["plots"]
     assert plot["points"] == 3 + 4 and sorted(plot["yticks"]) == ["C", "C + S", "C + S + M", "C + S + M + EMA"]
     assert_not_blank(seen["png"])
+
+
+def test_compare_names_the_settings_that_differ(tmp_path):
+    small, deeper = two_reports(tmp_path)
+    diffs = dict(settings_differences([small, deeper]))
+    assert diffs["model.depth"] == [8, 14]
+    assert diffs["tricks.EMA.use"] == [None, "ema"]
+    assert "recipe.lr" not in diffs and "data.name" not in diffs
+    store = Store(tmp_path / "eps.db", create=True)
+    a = stored_report(store, "eps01", tiny_spec(name="eps01", tricks={"label_smoothing": {"eps": 0.1}}), VALS[:2, :2])
+    b = stored_report(store, "eps02", tiny_spec(name="eps02", tricks={"label_smoothing": {"eps": 0.2}},
+                                                recipe={"lr": 0.1}), VALS[:2, :2])
+    md = compare_markdown([a, b])
+    assert "Settings that differ: recipe.lr (eps01: 0.05, eps02: 0.1); tricks.S.eps (eps01: 0.1, eps02: 0.2)." in md
+    same = compare_markdown([a, stored_report(store, "eps01b", tiny_spec(name="eps01b", tricks={
+        "label_smoothing": {"eps": 0.1}}), VALS[:2, :2])])
+    assert "Settings: identical in every experiment apart from the name." in same

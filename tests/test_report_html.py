@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import io
 import os
 import re
@@ -10,10 +11,11 @@ import subprocess
 import sys
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from ablate.plan import plan
-from ablate.report import build_report, write_report
+from ablate.report import build_report, render, write_report
 from ablate.report.html import (
     curve_bands,
     curves_figure,
@@ -99,7 +101,8 @@ def test_lift_figure_draws_the_table_values(tmp_path):
 def test_seed_differences_are_paired(tmp_path):
     r = cumulative_report(tmp_path, fail={(2, 1)})
     d = seed_differences(r)
-    assert len(d) == 3 * 4 - 1
+    assert len(d) == 3 * 4            # the diverged seed is paired at its chance score
+    assert d[(d.arm == 2) & (d.seed == 1)].difference.iloc[0] == pytest.approx(10.0 - VALS[0, 1])
     row = d[(d.arm == 3) & (d.seed == 2)].iloc[0]
     assert row.difference == pytest.approx(VALS[3, 2] - VALS[0, 2])
     # their mean is the lift of the table
@@ -194,8 +197,30 @@ def test_factorial_page_has_effects_and_heatmap(tmp_path):
 
 
 def test_failed_trials_are_shown(tmp_path):
-    page = report_html(cumulative_report(tmp_path, fail={(2, 1)}))
+    report = cumulative_report(tmp_path, fail={(2, 1)})
+    page = report_html(report)
     assert 'class="bad"' in page and "training loss became nan in epoch 3" in page
+    assert f"<strong>Verdict:</strong> {html.escape(render.verdict(report.lift))}" in page
+    assert "each scores 10.00 pp" in page and "Setup: model cifar_resnet" in page
+
+
+def test_factorial_effects_score_diverged_runs_like_the_lifts(tmp_path):
+    import statsmodels.formula.api as smf
+
+    spec = tiny_spec(tricks={"cosine": {}, "label_smoothing": {}}, design={"kind": "full_factorial"}, seeds=3)
+    values = factorial_values(spec, [1.0, -0.5], 3)
+    store, p = filled_store(tmp_path, spec, values, fail={(3, 0)})
+    scored = values.copy()
+    scored[3, 0] = 10.0                                   # digits: chance accuracy
+    levels = np.array([a.levels for a in p.arms], dtype=float)
+    rows = [{"y": scored[a, s], "A": levels[a, 0], "B": levels[a, 1], "seed": str(s)}
+            for a in range(4) for s in range(3)]
+    fit = smf.ols("y ~ A * B + C(seed)", data=pd.DataFrame(rows)).fit()
+    eff = build_report(store, "tiny").effects.set_index("term")
+    assert eff.loc["cosine", "estimate"] == pytest.approx(2 * fit.params["A"])
+    assert eff.loc["cosine x label_smoothing", "estimate"] == pytest.approx(2 * fit.params["A:B"])
+    excluded = build_report(store, "tiny", diverged="exclude").effects.set_index("term")
+    assert abs(excluded.loc["cosine", "estimate"] - 1.0) < 1.0 < abs(eff.loc["cosine", "estimate"] - 1.0)
 
 
 def test_plotly_is_imported_lazily():

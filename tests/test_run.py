@@ -133,7 +133,7 @@ def test_adaptive_seeds_added_where_the_lift_is_undecided(tmp_path):
     # seeds 2 and 3 are added to the arm and, paired, to the baseline; then the cap stops it
     assert frame.groupby("arm").seed.apply(sorted).to_dict() == {0: [0, 1, 2, 3], 1: [0, 1, 2, 3]}
     added = frame[frame.seed >= 2]
-    assert added[added.arm == 1].reason.str.contains("straddles 0").all()
+    assert added[added.arm == 1].reason.str.contains("half-width").all()
     assert added[added.arm == 0].reason.str.contains("paired baseline seed for arm").all()
     assert (frame[frame.seed < 2].reason == "design").all()
     assert adaptive_requests(p, store) == []

@@ -108,7 +108,7 @@ def test_paired_lift_too_few_pairs(test):
     assert all(math.isnan(v) for v in (one.std, one.ci_low, one.ci_high, one.p_value))
 
 
-@pytest.mark.parametrize("test", ["t", "wilcoxon"])
+@pytest.mark.parametrize("test", ["wilcoxon", "permutation"])
 @pytest.mark.parametrize("n", [3, 20])
 def test_paired_lift_all_differences_zero_gives_p_one(test, n):
     x = np.linspace(70.0, 72.0, n)
@@ -116,12 +116,54 @@ def test_paired_lift_all_differences_zero_gives_p_one(test, n):
     assert (r.n, r.mean, r.std, r.ci_low, r.ci_high, r.p_value) == (n, 0.0, 0.0, 0.0, 0.0, 1.0)
 
 
-def test_paired_lift_identical_nonzero_differences():
+@pytest.mark.parametrize("shift", [0.0, 0.5])
+def test_paired_t_with_zero_variance_has_no_p_value(shift):
+    # Identical differences: t = x/0 or 0/0 is not computable. The old code said p = 0 for a
+    # nonzero shift, which put a star that survives any correction on a tie of discrete accuracies.
     base = np.array([70.0, 71.0, 72.0, 69.0])
-    r = paired_lift(base + 0.5, base)          # 0.5 is exact in binary: d == 0.5 exactly
-    assert (r.mean, r.std, r.ci_low, r.ci_high, r.p_value) == (0.5, 0.0, 0.5, 0.5, 0.0)
+    r = paired_lift(base + shift, base)          # 0.5 is exact in binary: d == 0.5 exactly
+    assert (r.mean, r.std, r.ci_low, r.ci_high) == (shift, 0.0, shift, shift)
+    assert math.isnan(r.p_value) and r.zero_variance
+    many = ab.paired_lifts([base + shift], base)
+    assert math.isnan(many["p_value"][0]) and many["zero_variance"][0]
     w = paired_lift(base + 0.5, base, test="wilcoxon")
     assert w.p_value == pytest.approx(2 / 2**4)   # all four signs positive: exact 2 * (1/2)^n
+    assert paired_lift(base + 0.5, base, test="permutation").p_value == pytest.approx(2 / 2**4)
+    assert not paired_lift(ARM, BASE).zero_variance
+
+
+def _brute_force_sign_flip(d):
+    """p by listing every sign pattern with itertools (independent of the numpy bit trick)."""
+    from itertools import product
+
+    observed = abs(sum(d))
+    hits = [abs(sum(s * x for s, x in zip(signs, d))) >= observed - 1e-9
+            for signs in product((1, -1), repeat=len(d))]
+    return sum(hits) / len(hits)
+
+
+@pytest.mark.parametrize("d", [
+    [0.4, 1.1, -0.2], [1.0, 2.0, 3.0, 4.0], [0.5, -0.5, 0.5, 0.25, 1.75, 0.0],
+    [0.3, 0.3, 0.3, 0.3, 0.3], list(np.random.default_rng(3).normal(0.4, 1, 11)),
+])
+def test_sign_flip_matches_brute_force(d):
+    assert ab.sign_flip_p_value(d) == pytest.approx(_brute_force_sign_flip(d), abs=1e-12)
+    assert paired_lift(np.asarray(d) + 70, np.full(len(d), 70.0), test="permutation").p_value == \
+        pytest.approx(_brute_force_sign_flip(d), abs=1e-12)
+
+
+def test_sign_flip_never_zero_and_monte_carlo_beyond_16():
+    d = np.linspace(1.0, 2.0, 20)               # all positive: exact p = 2 / 2**20
+    p = ab.sign_flip_p_value(d, resamples=999, seed=1)
+    assert p == pytest.approx(1 / 1000)         # (0 + 1) / (999 + 1): never 0
+    assert ab.sign_flip_p_value(d, resamples=999, seed=1) == p   # seeded
+    noisy = np.random.default_rng(0).normal(0.1, 1, 18)
+    exact = ab.sign_flip_p_value(noisy, exact_up_to=18)
+    mc = ab.sign_flip_p_value(noisy, resamples=20_000)
+    assert mc == pytest.approx(exact, abs=4 * math.sqrt(exact * (1 - exact) / 20_000))
+    assert ab.smallest_p_value("permutation", 3) == 0.25
+    assert ab.smallest_p_value("wilcoxon", 5) == pytest.approx(1 / 16)
+    assert ab.smallest_p_value("t", 3) == 0.0
 
 
 @pytest.mark.parametrize("kwargs, message", [
@@ -448,7 +490,7 @@ def _rows_for_vectorised():
     return arms, base
 
 
-@pytest.mark.parametrize("test", ["t", "wilcoxon"])
+@pytest.mark.parametrize("test", ["t", "wilcoxon", "permutation"])
 def test_paired_lifts_equals_paired_lift_row_by_row(test):
     arms, base = _rows_for_vectorised()
     many = ab.paired_lifts(arms, base, confidence=0.9, test=test)

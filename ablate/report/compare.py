@@ -112,6 +112,38 @@ def _cells(reports: list[Report], frame: pd.DataFrame) -> list[list[str]]:
             for r in frame.to_dict("records")]
 
 
+def _flat(prefix: str, value, out: dict) -> dict:
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _flat(f"{prefix}.{k}" if prefix else str(k), v, out)
+    else:
+        out[prefix] = value
+    return out
+
+
+def settings_differences(reports: list[Report]) -> list[tuple[str, list]]:
+    """The settings (model, data, recipe, seeds, metric, design, and each trick's parameters by
+    its code) whose values are not the same in every experiment: [(dotted name, values per
+    experiment, None where absent)], in first-seen order."""
+    flats = []
+    for rep in reports:
+        d = render.settings_dict(rep.plan.spec)
+        tricks = {t["code"]: {"use": t["use"], **t["params"]} for t in d.pop("tricks").values()}
+        flats.append(_flat("", {**d, "tricks": tricks}, {}))
+    keys = list(dict.fromkeys(k for f in flats for k in f))
+    return [(k, [f.get(k) for f in flats]) for k in keys if len({json.dumps(f.get(k)) for f in flats}) > 1]
+
+
+def _differences_line(reports: list[Report]) -> str:
+    diffs = settings_differences(reports)
+    if not diffs:
+        return "Settings: identical in every experiment apart from the name."
+    names = [r.name for r in reports]
+    parts = [f"{k} (" + ", ".join(f"{n}: {'–' if v is None else v}" for n, v in zip(names, vals)) + ")"
+             for k, vals in diffs]
+    return "Settings that differ: " + "; ".join(parts) + "."
+
+
 def experiment_lines(reports: list[Report]) -> list[str]:
     """One line per experiment naming its model, data, design and codes; then how to read the table."""
     from ablate.models import model_info
@@ -124,9 +156,11 @@ def experiment_lines(reports: list[Report]) -> list[str]:
         lines.append(f"{rep.name}: {model_info(spec.model).label} on {spec.data.name}, "
                      f"{spec.design.kind.replace('_', ' ')} design, lift in {rep.lift.metric}, "
                      f"{n} seed{'s' if n != 1 else ''}" + (f"; {codes}" if codes else "") + ".")
+    lines.append(_differences_line(reports))
     levels = sorted({int(round(r.lift.confidence * 100)) for r in reports})
     lines.append("Values are mean ± std (n seeds); lift is the paired mean difference vs each experiment's "
-                 f"reference arm with its {'/'.join(map(str, levels))}% CI; * = Holm-adjusted p < 0.05; "
+                 f"reference arm with its {'/'.join(map(str, levels))}% CI (not adjusted for multiplicity); "
+                 "* = Holm-adjusted p < α = 1 − confidence; "
                  "– = the experiment has no such arm.")
     return lines
 
@@ -253,4 +287,7 @@ def write_compare(reports: list[Report], out_dir: str | Path, formats: tuple[str
         path = out / name
         path.write_text(write(reports), encoding="utf-8")
         paths.append(path)
+    from ablate.report.build import clear_earlier_writes
+
+    clear_earlier_writes(out, paths)
     return paths

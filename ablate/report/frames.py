@@ -16,6 +16,7 @@ import pandas as pd
 from ablate import stats
 from ablate.errors import ReportError
 from ablate.plan import FACTORIAL_DESIGNS, Plan, plan
+from ablate.results import metric_matrix, num_classes, outcomes, worst_value  # noqa: F401 (re-exported)
 from ablate.spec import Spec, spec_from_dict
 from ablate.tricks import suggest
 
@@ -34,28 +35,7 @@ def load_experiment(store, name: str) -> Plan:
     return plan(spec)
 
 
-def outcomes(p: Plan, trials: pd.DataFrame) -> pd.DataFrame:
-    """One row per stored trial of the plan's arms (any seed, including adaptive ones).
-
-    Trials a previous version of the spec left in the store have other ids and are dropped.
-    """
-    seeds = sorted(set(p.seeds) | set(int(s) for s in trials["seed"].unique())) if len(trials) else list(p.seeds)
-    ids = {p.trial_id(a.index, s): (a.index, s) for a in p.arms for s in seeds}
-    out = trials[trials["trial_id"].isin(ids)].copy()
-    out["arm"] = [ids[t][0] for t in out["trial_id"]]
-    out["label"] = [p.arms[a].label for a in out["arm"]]
-    return out.sort_values(["arm", "seed"]).reset_index(drop=True)
-
-
-def metric_matrix(p: Plan, out: pd.DataFrame, metric: str) -> tuple[np.ndarray, list[int]]:
-    """(arms x seeds) array of `metric` over complete trials, NaN where missing; and the seeds."""
-    done = out[out["status"] == "complete"]
-    seeds = sorted(int(s) for s in out["seed"].unique()) if len(out) else list(p.seeds)
-    m = np.full((len(p.arms), len(seeds)), np.nan)
-    if len(done):
-        cols = np.searchsorted(seeds, done["seed"].to_numpy(dtype=int))
-        m[done["arm"].to_numpy(dtype=int), cols] = pd.to_numeric(done[metric], errors="coerce").to_numpy(dtype=float)
-    return m, seeds
+DIVERGED_RULES = ("worst", "exclude")
 
 
 @dataclass
@@ -66,19 +46,67 @@ class LiftTable:
     frame: pd.DataFrame                 # one row per arm, design order
     confidence: float
     test: str
-    noise_floor: float                  # baseline seed std of the metric
-    detectable_lift: float              # smallest lift the seeds detect with 80% power
+    noise_floor: float                  # SD of the paired differences (pooled over arms): what lifts are measured in
+    detectable_lift: float              # smallest lift detected with 80% power at `detectable_alpha`
     seeds: list[int]
     status_counts: dict[str, int]
     notes: list[str] = field(default_factory=list)
+    alpha: float = 0.05                 # 1 - confidence: one level for CI and star
+    baseline_std: float = float("nan")  # the reference arm's own seed-to-seed std
+    n_pairs: int = 0                    # typical (median) number of paired seeds of the lifts
+    detectable_alpha: float = float("nan")  # Holm level of the first step: alpha / tested arms
+    tested: int = 0                     # lifts with a p-value (the Holm family size)
+    diverged: str = "worst"             # how diverged seeds enter the paired analysis
+    worst_value: float | None = None    # what a diverged seed scores under "worst"
+    adaptive_level: float | None = None  # nominal level of the CI/t-test after adaptive seeding
+    values: np.ndarray | None = None    # (arms x seeds) metric the lifts were computed from (diverged scored)
 
 
-def lift_table(p: Plan, out: pd.DataFrame, *, confidence: float = 0.95, test: str = "t") -> LiftTable:
+def _check_options(confidence: float, test: str, diverged: str) -> None:
+    if test not in stats.TESTS:
+        raise ReportError(f"unknown test {test!r}; allowed: {', '.join(stats.TESTS)}")
+    if diverged not in DIVERGED_RULES:
+        raise ReportError(f"unknown diverged rule {diverged!r}; allowed: {', '.join(DIVERGED_RULES)}")
+    if not 0.0 < confidence < 1.0:
+        raise ReportError(f"confidence must be in (0, 1), got {confidence!r}")
+
+
+def _score_diverged(p: Plan, out: pd.DataFrame, values: np.ndarray, seeds: list[int], worst: float) -> np.ndarray:
+    """`values` with every diverged trial's cell set to the metric's worst meaningful value."""
+    bad = out[out["status"] == "diverged"]
+    scored = values.copy()
+    if len(bad):
+        scored[bad["arm"].to_numpy(dtype=int), np.searchsorted(seeds, bad["seed"].to_numpy(dtype=int))] = worst
+    return scored
+
+
+def _adaptive_columns(p: Plan, out: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
+    """Per arm: how many seeds adaptive seeding added, and the reason of the last one."""
+    n_arms = len(p.arms)
+    if "reason" not in out or not len(out):
+        return np.zeros(n_arms, dtype=int), [""] * n_arms
+    extra = out[out["reason"].astype(str).str.startswith("adaptive")]
+    counts = extra.groupby("arm").size().reindex(range(n_arms), fill_value=0).to_numpy()
+    last = extra.sort_values("seed").groupby("arm")["reason"].last().to_dict()
+    return counts, [str(last.get(a, "")).removeprefix("adaptive: ") for a in range(n_arms)]
+
+
+def lift_table(p: Plan, out: pd.DataFrame, *, confidence: float = 0.95, test: str = "t",
+               diverged: str = "worst") -> LiftTable:
     """Per arm: val/test accuracy mean, std, n; lift vs arm 0 (paired over seeds) with CI,
-    p-value, Holm-adjusted p across the arms, significance; in cumulative designs also the step
-    lift vs the previous arm."""
+    p-value, Holm-adjusted p across the arms, significance at alpha = 1 - confidence; in
+    cumulative designs also the step lift vs the previous arm.
+
+    ``diverged="worst"`` scores a diverged seed at the metric's worst meaningful value in the
+    paired analysis (`results.worst_value`), so a trick that blows up is charged for it;
+    ``"exclude"`` judges the arm on its surviving seeds only, with a warning on the arm. In an
+    experiment with adaptive seeds the t-test p-values are corrected for the stopping rule
+    (`stats.adaptive_p_values`) and the CIs use the matching nominal level.
+    """
+    _check_options(confidence, test, diverged)
     spec: Spec = p.spec
     metric = spec.metric.name
+    alpha = 1.0 - confidence
     if not (out["status"] == "complete").any():
         counts = out["status"].value_counts().to_dict() if len(out) else {}
         detail = ", ".join(f"{n} {s}" for s, n in counts.items()) or "no trials stored"
@@ -88,9 +116,20 @@ def lift_table(p: Plan, out: pd.DataFrame, *, confidence: float = 0.95, test: st
     if np.isnan(values[0]).all():
         raise ReportError(f"experiment '{spec.name}' has no complete trial of its baseline arm "
                           f"'{p.arms[0].label}', so no lift can be measured; rerun it to fill it in")
+    notes: list[str] = []
+    n_arms = len(p.arms)
+    n_diverged = (out[out["status"] == "diverged"].groupby("arm").size()
+                  .reindex(range(n_arms), fill_value=0).to_numpy())
+    worst = worst_value(metric, num_classes(spec.data)) if diverged == "worst" else None
+    if diverged == "worst" and n_diverged.any():
+        if worst is None:
+            diverged = "exclude"
+            notes.append(f"Diverged seeds are left out: the worst meaningful value of '{metric}' is not "
+                         f"known (only accuracy and loss metrics with a known class count have one).")
+        else:
+            values = _score_diverged(p, out, values, seeds, worst)
     test_acc, _ = metric_matrix(p, out, "test_acc")
     val_acc, _ = metric_matrix(p, out, "val_acc")
-    n_arms = len(p.arms)
     sv, st = stats.summarize_rows(val_acc), stats.summarize_rows(test_acc)
     failed = out[out["status"].isin(FAILED)]
     n_failed = failed.groupby("arm").size().reindex(range(n_arms), fill_value=0).to_numpy()
@@ -99,50 +138,110 @@ def lift_table(p: Plan, out: pd.DataFrame, *, confidence: float = 0.95, test: st
     done = out[out["status"] == "complete"]
     means = {c: pd.to_numeric(done[c], errors="coerce").groupby(done["arm"]).mean().reindex(range(n_arms))
              for c in ("params", "gflops", "peak_mem_mb", "wall_s")}
+    adaptive_seeds, adaptive_reason = _adaptive_columns(p, out)
+    warning = ["" if diverged == "worst" or not k else
+               f"{k} diverged seed(s) excluded: lift over surviving seeds only, biased in the trick's favour"
+               for k in n_diverged]
     frame = pd.DataFrame({
         "arm": [a.index for a in p.arms], "label": [a.label for a in p.arms],
         "tricks": [", ".join(a.tricks) for a in p.arms],
-        "n": sv["n"], "n_planned": len(p.seeds), "n_failed": n_failed,
-        "failures": [failures.get(a.index, "") for a in p.arms],
+        "n": sv["n"], "n_planned": len(p.seeds), "n_failed": n_failed, "n_diverged": n_diverged,
+        "failures": [failures.get(a.index, "") for a in p.arms], "warning": warning,
+        "adaptive_seeds": adaptive_seeds, "adaptive_reason": adaptive_reason,
         "val_mean": sv["mean"], "val_std": sv["std"], "test_mean": st["mean"], "test_std": st["std"],
         "params": means["params"].to_numpy(), "gflops": means["gflops"].to_numpy(),
         "peak_mem_mb": means["peak_mem_mb"].to_numpy(), "time_s": means["wall_s"].to_numpy(),
     })
-    nan = np.full(n_arms, np.nan)
-    lifts = stats.paired_lifts(values[1:], values[0], confidence=confidence, test=test) if n_arms > 1 else {}
-    for col, key in (("lift", "mean"), ("lift_low", "ci_low"), ("lift_high", "ci_high"), ("p", "p_value"),
-                     ("n_pairs", "n"), ("lift_std", "std")):
-        frame[col] = np.concatenate([[np.nan], lifts[key]]) if n_arms > 1 else nan
-    if spec.design.kind == "cumulative" and n_arms > 1:
-        steps = {k: [] for k in ("mean", "ci_low", "ci_high", "p_value")}
-        for i in range(1, n_arms):   # each arm against the one before it
-            one = stats.paired_lift(values[i], values[i - 1], confidence=confidence, test=test)
-            for k in steps:
-                steps[k].append(getattr(one, k))
-        for col, key in (("step_lift", "mean"), ("step_low", "ci_low"), ("step_high", "ci_high"),
-                         ("step_p", "p_value")):
-            frame[col] = [np.nan] + steps[key]
-    frame["p_holm"] = np.concatenate([[np.nan], stats.holm(frame["p"].to_numpy()[1:])]) if len(frame) > 1 else np.nan
-    frame["significant"] = frame["p_holm"] < 0.05
-    if spec.design.kind == "cumulative" and len(frame) > 1:
-        frame["step_p_holm"] = np.concatenate([[np.nan], stats.holm(frame["step_p"].to_numpy()[1:])])
+    policy = spec.seeds.adaptive
+    level = None
+    if policy is not None and test == "t":
+        level = stats.adaptive_level(alpha, initial=len(p.seeds), max_seeds=policy.max_seeds)
+    elif policy is not None:
+        notes.append(f"Adaptive seeds: only the t-test is corrected for the adaptive stopping rule; "
+                     f"these {test} p-values are not, so they can be too small (use --test t).")
 
-    noise = float(np.nanstd(values[0], ddof=1)) if np.sum(~np.isnan(values[0])) > 1 else float("nan")
-    diff_sd = _pooled_diff_sd(frame)
-    if np.isnan(diff_sd) and not np.isnan(noise):
-        diff_sd = noise * np.sqrt(2)  # no paired arm yet: independent-noise bound
-    n_typical = int(np.median(frame["n"])) if len(frame) else 0
-    detectable = stats.min_detectable_lift(diff_sd, n_typical) if n_typical >= 2 else float("nan")
-    notes = []
+    def lifts_of(arms: np.ndarray, ref: np.ndarray) -> dict[str, np.ndarray]:
+        r = stats.paired_lifts(arms, ref, confidence=confidence, test=test)
+        if level is not None:   # adaptive: corrected p, CI at the matching nominal level
+            r["p_nominal"] = r["p_value"]
+            r["p_value"] = stats.adaptive_p_values(r["p_value"], initial=len(p.seeds),
+                                                   max_seeds=policy.max_seeds)
+            c = 1.0 - level if level > 0 else 1.0 - 1e-12
+            wide = stats.paired_lifts(arms, ref, confidence=c, test="t")
+            r["ci_low"], r["ci_high"] = wide["ci_low"], wide["ci_high"]
+        return r
+
+    def holm_of(r: dict[str, np.ndarray]) -> np.ndarray:
+        # A zero-variance t-test has no p-value; it still counts in Holm's m (as p = 1) so that
+        # dropping it after seeing the data does not loosen the other arms' threshold.
+        adj = stats.holm(np.where(r["zero_variance"] & np.isnan(r["p_value"]), 1.0, r["p_value"]))
+        return np.where(np.isnan(r["p_value"]), np.nan, adj)
+
+    def pad(x) -> np.ndarray:
+        return np.concatenate([[np.nan], np.asarray(x, dtype=float)])
+
+    nan = np.full(n_arms, np.nan)
+    if n_arms > 1:
+        lifts = lifts_of(values[1:], values[0])
+        for col, key in (("lift", "mean"), ("lift_low", "ci_low"), ("lift_high", "ci_high"), ("p", "p_value"),
+                         ("n_pairs", "n"), ("lift_std", "std")):
+            frame[col] = pad(lifts[key])
+        if "p_nominal" in lifts:
+            frame["p_nominal"] = pad(lifts["p_nominal"])
+        frame["zero_variance"] = np.concatenate([[False], lifts["zero_variance"]])
+        frame["p_holm"] = pad(holm_of(lifts))
+    else:
+        for col in ("lift", "lift_low", "lift_high", "p", "n_pairs", "lift_std", "p_holm"):
+            frame[col] = nan
+        frame["zero_variance"] = False
+    frame["significant"] = frame["p_holm"] < alpha
+    cumulative = spec.design.kind == "cumulative" and n_arms > 1
+    if cumulative:   # each arm against the one before it: a family of its own
+        steps = _step_lifts(values, lifts_of)
+        for col, key in (("step_lift", "mean"), ("step_low", "ci_low"), ("step_high", "ci_high"),
+                         ("step_p", "p_value"), ("step_n_pairs", "n")):
+            frame[col] = pad(steps[key])
+        frame["step_zero_variance"] = np.concatenate([[False], steps["zero_variance"]])
+        frame["step_p_holm"] = pad(holm_of(steps))
+        frame["step_significant"] = frame["step_p_holm"] < alpha
+
+    baseline_std = float(np.nanstd(values[0], ddof=1)) if np.sum(~np.isnan(values[0])) > 1 else float("nan")
+    # arms with diverged seeds scored at chance are outliers, not the seed noise lifts are measured in
+    clean = frame[frame["n_diverged"] == 0] if (frame["n_diverged"].iloc[1:] == 0).any() else frame
+    diff_sd = _pooled_diff_sd(clean)
+    pairs = frame["n_pairs"].to_numpy()[1:]
+    pairs = pairs[~np.isnan(pairs)]
+    n_pairs = int(np.median(pairs)) if pairs.size else 0
+    tested = int(np.sum(~np.isnan(frame["p"].to_numpy()[1:]) | frame["zero_variance"].to_numpy()[1:]))
+    # the first Holm step tests at alpha / m; after adaptive seeding the t-test's nominal level is lower
+    first_step = (alpha if level is None else level) / max(tested, 1)
+    detectable = (stats.min_detectable_lift(diff_sd, n_pairs, alpha=first_step)
+                  if n_pairs >= 2 and not np.isnan(diff_sd) else float("nan"))
     if spec.design.kind == "leave_one_out":
         notes.append("Leave-one-out: arm 0 has every trick; a negative lift is what removing a trick costs.")
     short = frame[frame["n"] < frame["n_planned"]]
     if len(short):
         notes.append("Arms missing seeds: " + ", ".join(f"{r.label} (n={r.n} of {r.n_planned})"
-                                                        for r in short.itertuples()))
+                                                        for r in short.itertuples()) + ".")
+    if test != "t" and n_arms > 1 and tested:
+        most = int(np.nanmax(frame["n_pairs"].to_numpy()[1:]))
+        floor = stats.smallest_p_value(test, most)
+        if floor >= first_step:
+            name = "Wilcoxon" if test == "wilcoxon" else "sign-flip"
+            notes.append(f"Warning: with {most} paired seeds the {name} test's smallest possible p is "
+                         f"{floor:.3g}, not below the first Holm level α/m = {first_step:.3g}: no lift can be "
+                         f"significant; add seeds or use the t-test.")
     counts = out["status"].value_counts().to_dict()
-    return LiftTable(spec.name, spec.design.kind, metric, frame, confidence, test, noise, detectable,
-                     seeds, counts, notes)
+    return LiftTable(spec.name, spec.design.kind, metric, frame, confidence, test, diff_sd, detectable,
+                     seeds, counts, notes, alpha=alpha, baseline_std=baseline_std, n_pairs=n_pairs,
+                     detectable_alpha=first_step, tested=tested, diverged=diverged, worst_value=worst,
+                     adaptive_level=level, values=values)
+
+
+def _step_lifts(values: np.ndarray, lifts_of) -> dict[str, np.ndarray]:
+    """Each arm vs the one before it, with the same test (and adaptive correction) as the lifts."""
+    rows = [lifts_of(values[i:i + 1], values[i - 1]) for i in range(1, values.shape[0])]
+    return {k: np.concatenate([r[k] for r in rows]) for k in rows[0]}
 
 
 def _pooled_diff_sd(frame: pd.DataFrame) -> float:
@@ -154,14 +253,19 @@ def _pooled_diff_sd(frame: pd.DataFrame) -> float:
     return float(np.sqrt((dof * ok["lift_std"] ** 2).sum() / dof.sum()))
 
 
-def effects_table(p: Plan, out: pd.DataFrame, *, confidence: float = 0.95, max_order: int = 2) -> pd.DataFrame:
+def effects_table(p: Plan, out: pd.DataFrame, *, confidence: float = 0.95, max_order: int = 2,
+                  diverged: str = "worst") -> pd.DataFrame:
     """Main effects and two-way interactions of a factorial design (OLS over seeds), sorted by
-    size; aliased terms listed (their estimate is of the sum)."""
+    size; aliased terms listed (their estimate is of the sum). Diverged runs enter as in
+    `lift_table`: at the metric's worst meaningful value, or left out with ``"exclude"``."""
     if p.spec.design.kind not in FACTORIAL_DESIGNS:
         raise ReportError(f"effects need a factorial design; experiment '{p.spec.name}' is "
                           f"'{p.spec.design.kind}'")
     levels = np.array([a.levels for a in p.arms], dtype=float)
-    values, _ = metric_matrix(p, out, p.spec.metric.name)
+    values, seeds = metric_matrix(p, out, p.spec.metric.name)
+    worst = worst_value(p.spec.metric.name, num_classes(p.spec.data)) if diverged == "worst" else None
+    if worst is not None:
+        values = _score_diverged(p, out, values, seeds, worst)
     keep = ~np.isnan(values).all(axis=1)
     if keep.sum() < 2:
         raise ReportError(f"experiment '{p.spec.name}' has fewer than two complete runs; no effects yet")
@@ -179,7 +283,7 @@ def effects_table(p: Plan, out: pd.DataFrame, *, confidence: float = 0.95, max_o
     frame = pd.DataFrame(rows)
     if len(frame):
         frame["p_holm"] = stats.holm(frame["p"].to_numpy())
-        frame["significant"] = frame["p_holm"] < 0.05
+        frame["significant"] = frame["p_holm"] < 1.0 - confidence
     return frame
 
 

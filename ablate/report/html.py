@@ -39,8 +39,11 @@ def lift_points(report: Report) -> pd.DataFrame:
 
 
 def seed_differences(report: Report) -> pd.DataFrame:
-    """Per arm and seed: metric(arm, seed) - metric(reference, seed), where both are complete."""
+    """Per arm and seed: metric(arm, seed) - metric(reference, seed) as the lift table pairs them
+    (complete seeds, and diverged ones at their score unless the report excludes them)."""
     values, seeds = metric_matrix(report.plan, report.outcomes, report.lift.metric)
+    if report.lift.values is not None:
+        values = report.lift.values
     labels = dict(zip(report.lift.frame["arm"], report.lift.frame["label"]))
     rows = [{"arm": a.index, "label": labels.get(a.index, a.label), "seed": s, "difference": d}
             for a in report.plan.arms[1:] for j, s in enumerate(seeds)
@@ -348,6 +351,7 @@ def report_html(report: Report) -> str:
     header, rows = render.lift_rows(lift, extra_columns=report.columns)
     sig = ["sig" if s else "" for s in lift.frame["significant"].fillna(False)]
     body.append("<h2>Lift table</h2>" + table_html(header, rows, row_classes=sig))
+    body.append(f"<p><strong>Verdict:</strong> {html.escape(render.verdict(lift))}</p>")
     notes = render.footnotes(lift, spec) + ["Green rows: lift significant after the Holm adjustment."]
     body.append("<ul class='notes'>" + "".join(f"<li>{html.escape(n)}</li>" for n in notes) + "</ul>")
     if len(lift_points(report)):

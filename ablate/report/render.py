@@ -44,15 +44,28 @@ def unit(metric: str) -> str:
     return "pp" if metric.endswith("acc") else ""
 
 
+def p_cell(p, significant, zero_variance=False) -> str:
+    """A Holm p with its star; a t-test that could not be computed says why instead."""
+    if zero_variance and (p is None or (isinstance(p, float) and math.isnan(p))):
+        return "n/a (zero variance)"
+    return p_text(p) + (" *" if significant is True or (significant and not pd.isna(significant)) else "")
+
+
 def lift_rows(t: LiftTable, *, extra_columns: tuple[str, ...] = DEFAULT_COLUMNS) -> tuple[list[str], list[list[str]]]:
-    """Header and cells of the human lift table (shared by markdown and LaTeX)."""
+    """Header and cells of the human lift table (shared by markdown, LaTeX and HTML).
+
+    The star sits in the p cell (no column without a header); an "Adaptive seeds" column shows
+    only when adaptive seeding added seeds to some arm."""
     u = unit(t.metric)
     lift_name = f"Lift {t.metric} ({u})" if u else f"Lift {t.metric}"
-    pct = int(round(t.confidence * 100))
-    header = ["Arm", "Val acc (%)", "Test acc (%)", f"{lift_name} [{pct}% CI]", "p (Holm)", ""]
-    cumulative = t.design == "cumulative"
+    pct = _pct(t.confidence)
+    header = ["Arm", "Val acc (%)", "Test acc (%)", f"{lift_name} [{pct}% CI]", "p (Holm)"]
+    cumulative = t.design == "cumulative" and "step_lift" in t.frame
     if cumulative:
         header += [f"Step ({u}) [{pct}% CI]" if u else f"Step [{pct}% CI]", "p step (Holm)"]
+    adaptive = bool(t.frame["adaptive_seeds"].any()) if "adaptive_seeds" in t.frame else False
+    if adaptive:
+        header.append("Adaptive seeds")
     for col in extra_columns:
         header.append(EXTRA_COLUMNS[col][0])
     rows = []
@@ -61,11 +74,13 @@ def lift_rows(t: LiftTable, *, extra_columns: tuple[str, ...] = DEFAULT_COLUMNS)
         cells = [r["label"], mean_std(r["val_mean"], r["val_std"], r["n"]),
                  mean_std(r["test_mean"], r["test_std"], r["n"]),
                  "reference" if base else ci_text(r["lift"], r["lift_low"], r["lift_high"]),
-                 "" if base else p_text(r["p_holm"]),
-                 "*" if (not base and r.get("significant")) else ""]
+                 "" if base else p_cell(r["p_holm"], r.get("significant"), r.get("zero_variance", False))]
         if cumulative:
             cells += ["" if base else ci_text(r["step_lift"], r["step_low"], r["step_high"]),
-                      "" if base else p_text(r.get("step_p_holm"))]
+                      "" if base else p_cell(r.get("step_p_holm"), r.get("step_significant"),
+                                             r.get("step_zero_variance", False))]
+        if adaptive:
+            cells.append(f"+{int(r['adaptive_seeds'])}" if r["adaptive_seeds"] else "")
         for col in extra_columns:
             _, key, scale, digits = EXTRA_COLUMNS[col]
             v = r.get(key)
@@ -74,30 +89,138 @@ def lift_rows(t: LiftTable, *, extra_columns: tuple[str, ...] = DEFAULT_COLUMNS)
     return header, rows
 
 
+def _pct(confidence: float) -> str:
+    return f"{confidence * 100:.10g}"
+
+
+def _params_text(setting, *, all_params: bool = False) -> str:
+    """A trick's parameters that differ from the trick's defaults (all of them with
+    `all_params`), as `name=value`."""
+    from ablate.tricks import get_trick
+
+    given = setting.params.model_dump(mode="json")
+    if all_params:
+        return ", ".join(f"{k}={v}" for k, v in given.items())
+    try:
+        defaults = get_trick(setting.use).Params().model_dump(mode="json")
+    except Exception:   # noqa: BLE001 -- a Params with required fields has no defaults to omit
+        defaults = {}
+    return ", ".join(f"{k}={v}" for k, v in given.items() if defaults.get(k, object()) != v)
+
+
+def _fields(model) -> str:
+    return ", ".join(f"{k} {v}" for k, v in model.model_dump(mode="json").items() if k != "name" and v is not None)
+
+
+def settings_lines(spec) -> list[str]:
+    """What the numbers were measured with: model, data, recipe, seeds, and each trick's code,
+    registered name and the parameters where they differ from its defaults."""
+    lines = [f"Setup: model {spec.model.name} ({_fields(spec.model)}); data {spec.data.name} "
+             f"({_fields(spec.data)}); recipe: {_fields(spec.recipe)}; metric {spec.metric.name}."]
+    seeds = ", ".join(map(str, spec.seeds.values))
+    policy = spec.seeds.adaptive
+    lines.append(f"Seeds: {seeds}" + (f"; adaptive: more seeds while an arm's lift CI half-width exceeds "
+                                      f"{policy.target_half_width}, up to {policy.max_seeds} per arm." if policy else "."))
+    if spec.tricks:
+        parts = []
+        for k, s in spec.tricks.items():
+            # a key made with `use:` names a variant: show every parameter, not only changed ones
+            params = _params_text(s, all_params=k != s.use)
+            name = s.use if k == s.use else f"{s.use} (as '{k}')"
+            parts.append(f"{s.code} = {name}" + (f" [{params}]" if params else " [defaults]"))
+        lines.append("Codes: " + ", ".join(parts) + ".")
+    return lines
+
+
+def _decided(r: dict) -> bool:
+    return bool(r.get("significant")) and not pd.isna(r.get("significant"))
+
+
+def verdict(t: LiftTable) -> str:
+    """One plain line: how many lifts are decided, which help or hurt, and how many seeds the
+    others would need (from the pooled SD of the paired differences, at the first Holm level)."""
+    from ablate import stats
+
+    rows = [r for r in t.frame.to_dict("records") if r["arm"] != 0]
+    if not rows:
+        return "Only the reference arm: no lifts to judge."
+    u = unit(t.metric)
+    suffix = f" {u}" if u else ""
+    decided = [r for r in rows if _decided(r)]
+    better = 1 if (t.metric.endswith("acc") or "accuracy" in t.metric) else -1
+    words = [f"{r['label']} {'helps' if r['lift'] * better > 0 else 'hurts'} ({_num(r['lift'], sign=True)}{suffix})"
+             for r in decided]
+    line = f"{len(decided)} of {len(rows)} lifts decided" + (": " + ", ".join(words) if words else "")
+    rest = [r for r in rows if not _decided(r)]
+    if rest:
+        need = ""
+        sizes = [abs(r["lift"]) for r in rest if not pd.isna(r["lift"]) and r["lift"] != 0]
+        if sizes and not math.isnan(t.noise_floor) and t.noise_floor > 0:
+            n = _seeds_to_detect(max(sizes), t.noise_floor, t.detectable_alpha, stats)
+            need = (f" (need ~{n} seeds to decide a lift of {_num(max(sizes))}{suffix})" if n
+                    else f" (even 1000 seeds would not decide a lift of {_num(max(sizes))}{suffix})")
+        line += ("; " if decided else ": ") + ("the others are" if decided else "all are") + " within noise" + need
+    return line + "."
+
+
+def _seeds_to_detect(lift: float, sd: float, alpha: float, stats) -> int | None:
+    """Paired seeds for 80% power to detect `lift` at `alpha` (None beyond 1000)."""
+    if math.isnan(alpha):
+        return None
+    for n in (*range(2, 50), *range(50, 1001, 10)):
+        if stats.min_detectable_lift(sd, n, alpha=alpha) <= lift:
+            return n
+    return None
+
+
 def footnotes(t: LiftTable, spec=None) -> list[str]:
     u = unit(t.metric) or "units"
-    n = int(t.frame["n"].median()) if len(t.frame) else 0
-    lines = []
-    if spec is not None and spec.tricks:
-        lines.append("Codes: " + ", ".join(f"{s.code} = {get_trick(s.use).title.lower()}"
-                                           + (f" ({k})" if k != s.use else "")
-                                           for k, s in spec.tricks.items()) + ".")
-    test = "paired t-test" if t.test == "t" else "Wilcoxon signed-rank test"
+    lines = settings_lines(spec) if spec is not None else []
+    test = {"t": "paired t-test", "wilcoxon": "Wilcoxon signed-rank test",
+            "permutation": "exact paired sign-flip (randomisation) test"}[t.test]
+    families = ("lifts and steps are separate families, each Holm-adjusted" if "step_lift" in t.frame
+                else "Holm-adjusted across the arms")
     lines.append(
-        f"Lift: mean of the paired per-seed differences vs the reference arm, {int(t.confidence * 100)}% t interval; "
-        f"p: {test}, Holm-adjusted across the arms of its column (lifts and steps are separate families); "
-        f"* = lift significant at 0.05. "
-        f"Accuracies are final-epoch values: mean ± std (n seeds).")
+        f"Lift: mean of the paired per-seed differences vs the reference arm with its {_pct(t.confidence)}% t "
+        f"interval, not adjusted for multiplicity; p: {test}, {families}; * = Holm p < α = {t.alpha:.3g} "
+        f"(α = 1 − confidence). Accuracies are final-epoch values: mean ± std (n seeds).")
+    if t.adaptive_level is not None:
+        lines.append(
+            f"Adaptive seeds: p-values are corrected for the adaptive stopping rule (simulated under no effect), "
+            f"and each CI is the nominal {100 * (1 - t.adaptive_level):.3g}% t interval, so that it excludes 0 "
+            f"exactly when the corrected p is below α.")
+    if "zero_variance" in t.frame and t.frame["zero_variance"].any() and t.test == "t":
+        lines.append("n/a (zero variance): every paired seed gave the same difference, so the t-test cannot be "
+                     "computed and no star is given (--test permutation gives an exact p).")
     if not math.isnan(t.noise_floor):
-        floor = (f"Noise floor: the reference arm's {t.metric} varies by {_num(t.noise_floor)} {u} (std) across seeds"
-                 + (f"; with {n} seeds a lift must be about {_num(t.detectable_lift)} {u} to be detected "
-                    f"(80% power, α = 0.05)." if not math.isnan(t.detectable_lift) else "."))
-        lines.append(floor)
+        floor = (f"Noise floor: the paired differences vs the reference arm vary by {_num(t.noise_floor)} {u} "
+                 f"(SD, pooled over the arms"
+                 + ("" if not t.frame["n_diverged"].iloc[1:].any() else " without diverged seeds")
+                 + f"; the reference arm alone varies by {_num(t.baseline_std)} {u} across "
+                 f"seeds)")
+        if not math.isnan(t.detectable_lift):
+            floor += (f"; with {t.n_pairs} paired seeds a lift must be about {_num(t.detectable_lift)} {u} to be "
+                      f"detected with 80% power by the paired t-test at the first Holm level "
+                      + (f"(α/m = {t.alpha:.3g}/{t.tested} = {t.detectable_alpha:.3g})." if t.adaptive_level is None
+                         else f"(the adaptive-corrected nominal level {t.adaptive_level:.3g}/{t.tested} = "
+                              f"{t.detectable_alpha:.3g})."))
+        lines.append(floor + ("" if floor.endswith(".") else "."))
     counts = ", ".join(f"{v} {k}" for k, v in sorted(t.status_counts.items()))
     lines.append(f"Trials: {counts}.")
     failures = [f"{r['label']}: {r['failures']}" for r in t.frame.to_dict("records") if r["n_failed"]]
     if failures:
-        lines.append("Failed or diverged (counted, not averaged in): " + "; ".join(failures) + ".")
+        lines.append("Failed, diverged or pruned (not averaged into the accuracies): " + "; ".join(failures) + ".")
+    if "n_diverged" in t.frame and t.frame["n_diverged"].any():
+        if t.diverged == "worst":
+            lines.append(f"Diverged seeds count against their arm: each scores {_num(t.worst_value)} {u}, the "
+                         f"{t.metric} of chance, in the paired lift (report --diverged exclude leaves them out).")
+        else:
+            warn = [f"{r['label']}: {r['warning']}" for r in t.frame.to_dict("records") if r.get("warning")]
+            lines.append("Warning: " + "; ".join(warn) + ".")
+    adaptive = [r for r in t.frame.to_dict("records") if r.get("adaptive_seeds")]
+    if adaptive:
+        lines.append("Adaptive seeds added: " + "; ".join(
+            f"{r['label']} +{int(r['adaptive_seeds'])} (last because {r['adaptive_reason']})" for r in adaptive) + ".")
     lines += t.notes
     return lines
 
@@ -112,7 +235,7 @@ def markdown_table(header: list[str], rows: list[list[str]], *, align: list[str]
 def lift_markdown(t: LiftTable, spec=None, *, title: bool = True,
                   extra_columns: tuple[str, ...] = DEFAULT_COLUMNS) -> str:
     header, rows = lift_rows(t, extra_columns=extra_columns)
-    align = [":--", "--:", "--:", "--:", "--:", ":-:"] + ["--:"] * (len(header) - 6)
+    align = [":--"] + ["--:"] * (len(header) - 1)
     parts = []
     if title:
         seeds = len(t.seeds)
@@ -120,20 +243,24 @@ def lift_markdown(t: LiftTable, spec=None, *, title: bool = True,
                      f"{seeds} seed{'s' if seeds != 1 else ''} per arm\n")
     parts.append(markdown_table(header, rows, align=align))
     parts.append("")
+    parts.append(f"**Verdict:** {verdict(t)}")
+    parts.append("")
     parts += [f"- {line}" for line in footnotes(t, spec)]
     return "\n".join(parts) + "\n"
 
 
 def effects_markdown(frame: pd.DataFrame, metric: str, confidence: float = 0.95) -> str:
     u = unit(metric)
-    header = ["Term", f"Effect ({u}) [{int(confidence * 100)}% CI]" if u else "Effect", "p (Holm)", "", "Aliased with"]
-    rows = [[r["term"], ci_text(r["estimate"], r["ci_low"], r["ci_high"]), p_text(r.get("p_holm")),
-             "*" if r.get("significant") else "", r["aliases"] or ""] for r in frame.to_dict("records")]
+    header = ["Term", f"Effect ({u}) [{_pct(confidence)}% CI]" if u else f"Effect [{_pct(confidence)}% CI]",
+              "p (Holm)", "Aliased with"]
+    rows = [[r["term"], ci_text(r["estimate"], r["ci_low"], r["ci_high"]), p_cell(r.get("p_holm"), r.get("significant")),
+             r["aliases"] or ""] for r in frame.to_dict("records")]
     text = "### Effects (two-level factorial, OLS with seed blocks)\n\n"
-    text += markdown_table(header, rows, align=[":--", "--:", "--:", ":-:", ":--"])
+    text += markdown_table(header, rows, align=[":--", "--:", "--:", ":--"])
     text += ("\n\n- Effect: mean of the metric with the trick on minus with it off. Interaction A x B: half "
              "the difference between A's effect with B on and with B off. Aliased terms cannot be told "
-             "apart by this design: the estimate is of their sum.\n")
+             "apart by this design: the estimate is of their sum. CIs are unadjusted; * = Holm p < "
+             f"{1 - confidence:.3g}.\n")
     return text
 
 
@@ -141,15 +268,40 @@ def lift_csv(t: LiftTable) -> str:
     return t.frame.to_csv(index=False, float_format="%.6g")
 
 
-def lift_json(t: LiftTable, effects: pd.DataFrame | None = None) -> str:
+def settings_dict(spec) -> dict:
+    """The resolved settings a report was measured with, as plain data: model, data, recipe,
+    seeds, metric and per trick its registered name, code, every parameter and the non-default ones."""
+    from ablate.spec import spec_to_dict
+
+    raw = spec_to_dict(spec)
+    tricks = {}
+    for k, s in spec.tricks.items():
+        params = s.params.model_dump(mode="json")
+        changed = _params_text(s)
+        tricks[k] = {"use": s.use, "code": s.code, "params": params,
+                     "non_default": {name: params[name] for name in
+                                     (x.split("=", 1)[0] for x in changed.split(", ") if x)}}
+    return {key: raw.get(key) for key in ("model", "data", "recipe", "seeds", "metric", "design")} | {"tricks": tricks}
+
+
+def _nan_none(v):
+    return None if v is None or (isinstance(v, float) and math.isnan(v)) else v
+
+
+def lift_json(t: LiftTable, effects: pd.DataFrame | None = None, spec=None) -> str:
     def clean(df):
         return json.loads(df.replace({np.nan: None}).to_json(orient="records"))
 
     doc = {"experiment": t.experiment, "design": t.design, "metric": t.metric,
-           "confidence": t.confidence, "test": t.test, "seeds": t.seeds,
-           "noise_floor": None if math.isnan(t.noise_floor) else t.noise_floor,
-           "detectable_lift": None if math.isnan(t.detectable_lift) else t.detectable_lift,
-           "status_counts": t.status_counts, "notes": t.notes, "arms": clean(t.frame)}
+           "confidence": t.confidence, "alpha": t.alpha, "test": t.test, "seeds": t.seeds,
+           "diverged": t.diverged, "diverged_score": t.worst_value,
+           "noise_floor": _nan_none(t.noise_floor), "noise_floor_is": "SD of the paired differences, pooled over arms",
+           "baseline_std": _nan_none(t.baseline_std), "n_pairs": t.n_pairs,
+           "detectable_lift": _nan_none(t.detectable_lift), "detectable_alpha": _nan_none(t.detectable_alpha),
+           "adaptive_level": t.adaptive_level, "verdict": verdict(t),
+           "status_counts": t.status_counts, "notes": footnotes(t, spec), "arms": clean(t.frame)}
+    if spec is not None:
+        doc["settings"] = settings_dict(spec)
     if effects is not None:
         doc["effects"] = clean(effects)
     return json.dumps(doc, indent=2)
@@ -170,6 +322,7 @@ def lift_latex(t: LiftTable, *, extra_columns: tuple[str, ...] = DEFAULT_COLUMNS
     lines += [" & ".join(_tex(c) for c in r) + r" \\" for r in rows]
     lines += [r"\bottomrule", r"\end{tabular}",
               rf"\caption{{{_tex(t.experiment)}: {_tex(t.design)} design, {len(t.seeds)} seeds per arm. "
-              rf"Lift: paired mean difference with {int(t.confidence * 100)}\% CI; p Holm-adjusted.}}",
+              rf"Lift: paired mean difference with {_tex(_pct(t.confidence))}\% CI (not adjusted for multiplicity); "
+              rf"p Holm-adjusted; * = Holm p $<$ {t.alpha:.3g}. {_tex(verdict(t))}}}",
               r"\end{table}"]
     return "\n".join(lines) + "\n"

@@ -10,6 +10,7 @@ import numpy as np
 
 from ablate import stats
 from ablate.plan import Plan, plan
+from ablate.results import metric_matrix, outcomes
 from ablate.run.common import Progress
 from ablate.run.local import RunSummary, run_local
 from ablate.spec import Spec, spec_to_dict
@@ -24,41 +25,38 @@ class SeedRequest:
 
 
 def adaptive_requests(p: Plan, store) -> list[SeedRequest]:
-    """The next round of adaptive seeds, or [] when every lift is decided or capped.
+    """The next round of adaptive seeds, or [] when every lift is precise enough or capped.
 
-    An arm gets one more seed while its lift CI straddles 0, the CI half-width is above the
-    target, and fewer than `max_seeds` seeds were tried for it. The new seed is shared by all
-    arms of the round and added to the baseline too, so every lift stays paired.
+    An arm gets one more seed while its lift CI half-width is above the target (whatever the
+    CI's sign: stopping when it excludes 0 would be optional stopping) and fewer than
+    `max_seeds` seeds were tried for it; the rule is `stats.adaptive_wants_seed`. The new seed is
+    shared by all arms of the round and added to the baseline too, so every lift stays paired.
     """
-    from ablate.report.frames import metric_matrix, outcomes
-
     policy = p.spec.seeds.adaptive
     if policy is None:
         return []
     out = outcomes(p, store.trials_frame(p.spec.name))
     values, _ = metric_matrix(p, out, p.spec.metric.name)
+    if len(p.arms) < 2 or np.isnan(values[0, :]).all():
+        return []
     tried = out.groupby("arm")["seed"].nunique().to_dict()
     used = set(int(s) for s in out["seed"]) | set(p.seeds)
     new_seed = max(used) + 1
+    arms = p.arms[1:]
+    more, half = stats.adaptive_wants_seed(
+        values[1:] - values[0], np.array([tried.get(a.index, 0) for a in arms]),
+        target_half_width=policy.target_half_width, max_seeds=policy.max_seeds)
     needy: list[SeedRequest] = []
-    for a in p.arms[1:]:
-        if tried.get(a.index, 0) >= policy.max_seeds:
+    for a, go, h in zip(arms, more, half):
+        if not go:
             continue
-        lift = stats.paired_lift(values[a.index], values[0])
-        if lift.n < 2:
-            why = f"only {lift.n} paired seed(s), no CI yet"
-        else:
-            half = (lift.ci_high - lift.ci_low) / 2
-            if not (lift.ci_low < 0 < lift.ci_high) or half <= policy.target_half_width:
-                continue
-            why = (f"lift CI [{lift.ci_low:+.2f}, {lift.ci_high:+.2f}] straddles 0 and its half-width "
-                   f"{half:.2f} > {policy.target_half_width}")
-        needy.append(SeedRequest(a.index, new_seed, f"adaptive: {why} (n={lift.n})"))
-    if needy and np.isnan(values[0, :]).all():
-        return []
+        n = int(np.sum(~np.isnan(values[a.index] - values[0])))
+        why = (f"only {n} paired seed(s), no CI yet" if np.isnan(h) else
+               f"lift CI half-width {h:.2f} > target {policy.target_half_width}")
+        needy.append(SeedRequest(a.index, new_seed, f"adaptive: {why} (n={n})"))
     if needy:
-        arms = ", ".join(str(r.arm) for r in needy)
-        needy.insert(0, SeedRequest(0, new_seed, f"adaptive: paired baseline seed for arm(s) {arms}"))
+        ids = ", ".join(str(r.arm) for r in needy)
+        needy.insert(0, SeedRequest(0, new_seed, f"adaptive: paired baseline seed for arm(s) {ids}"))
     return needy
 
 
@@ -82,8 +80,6 @@ def run_experiment(spec: Spec, store, *, source: str | None = None, progress: Pr
     if spec.seeds.adaptive is None:
         return p, summary
     # Adaptive trials an earlier, interrupted run added but did not finish come back first.
-    from ablate.report.frames import outcomes
-
     out = outcomes(p, store.trials_frame(spec.name))
     base_ids = {t.id for t in p.trials}
     leftovers = [p.trial(int(a), int(s)) for a, s, tid, st in
