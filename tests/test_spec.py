@@ -127,7 +127,7 @@ def test_imagefolder_without_classes(spec_file, tmp_path):
 
 
 def test_duplicate_codes_are_refused(spec_file):
-    err = _error(tiny_dict(tricks={"mixup": {}, "m2": {"use": "mixup", "code": "M"}}), spec_file)
+    err = _error(tiny_dict(tricks={"mixup": {}, "m2": {"use": "mixup", "alpha": 1.0, "code": "M"}}), spec_file)
     assert "code 'M' is already used" in str(err)
 
 
@@ -147,6 +147,6 @@ def test_impossible_fractional_designs_are_refused_at_load(spec_file, design, wo
 
 
 def test_too_many_tricks_for_a_full_factorial(spec_file):
-    many = {f"m{i}": {"use": "mixup", "code": f"M{i}"} for i in range(17)}
+    many = {f"m{i}": {"use": "mixup", "alpha": 0.1 * (i + 1), "code": f"M{i}"} for i in range(17)}
     err = _error(tiny_dict(tricks=many, design={"kind": "full_factorial"}), spec_file)
     assert "2^17 = 131072 runs" in str(err) and "fractional_factorial" in str(err)
