@@ -62,6 +62,8 @@ def _strip_tags(loc: tuple, raw: Any) -> tuple:
         elif isinstance(part, str) and (part in DATA_NAMES + MODEL_NAMES + DESIGN_KINDS
                                          or "[" in part or part in ("int", "list", "dict")):
             continue
+        elif isinstance(part, str) and part[:1].isupper() and isinstance(node, dict):
+            continue   # a union member's class name (e.g. 'ExplicitArm'); spec keys are lower case
         else:
             out.append(part)
             node = None
