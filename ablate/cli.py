@@ -190,12 +190,16 @@ def check_spec_change(store, spec, *, replace: bool) -> str | None:
     trials and say how many. Small edits pass (unchanged trials are reused)."""
     import json
 
-    from ablate.spec import section_differences, spec_changes, spec_to_dict
+    from ablate.spec import section_differences, spec_changes, spec_from_dict, spec_to_dict
 
     row = store.experiment(spec.name)
     if row is None:
         return None
     old, new = json.loads(row["spec"]), spec_to_dict(spec)
+    try:   # through today's schema, so a field added since with its default is no difference
+        old = spec_to_dict(spec_from_dict(old, source="<stored spec>", check_files=False))
+    except AblateError:
+        pass
     n = len(store.trial_statuses(spec.name))
     if replace:
         store.delete_trials(spec.name)

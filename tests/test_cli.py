@@ -371,3 +371,18 @@ def test_a_run_into_a_closed_pipe_keeps_running_and_recording(spec_file, tmp_pat
     frame = Store(db).trials_frame("tiny")
     assert len(frame) == 3 and (frame["status"] == "complete").all()
     assert (tmp_path / "rep" / "lift.md").exists(), "the run went on to write its report"
+
+
+def test_a_field_added_since_the_stored_spec_is_no_difference(tmp_path):
+    from ablate.cli import check_spec_change
+    from ablate.errors import SpecError
+    from ablate.spec import spec_to_dict
+    from tests.conftest import tiny_spec
+
+    store = Store(tmp_path / "s.db", create=True)
+    old = spec_to_dict(tiny_spec())
+    del old["recipe"]["nesterov"]      # as a release without that field stored it (default False)
+    store.save_experiment("tiny", json.dumps(old), None)
+    assert check_spec_change(store, tiny_spec(), replace=False) is None
+    with pytest.raises(SpecError, match=r"different recipe: recipe \(epochs: 2 -> 3\)"):
+        check_spec_change(store, tiny_spec(recipe={"epochs": 3}), replace=False)
