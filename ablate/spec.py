@@ -25,6 +25,7 @@ from ablate.config import Frozen
 from ablate.data import DATA_NAMES, DataConfig, check_data
 from ablate.errors import DataError, DesignError, SpecError
 from ablate.models import MODEL_NAMES, ModelConfig
+from ablate.spec_changes import section_differences, spec_changes  # noqa: F401 -- part of the API
 from ablate.spec_yaml import MAX_SPEC_BYTES, read_yaml
 from ablate.spec_errors import (  # noqa: F401 -- re-exported: callers import them from here
     DESIGN_KINDS,
@@ -438,35 +439,3 @@ def _check_consistency(spec: Spec, fail, *, check_files: bool) -> None:
         except DataError as exc:
             field = "root" if hasattr(spec.data, "root") else "name"
             raise fail(("data", field), str(exc)) from None
-
-
-# -- what a changed spec means ------------------------------------------------------------------
-
-# An edit of these sections makes a different experiment: its trials answer another question,
-# so a spec that changes them under a stored name is refused (a new `name:` or `--replace`).
-# Tricks, their parameters, seeds, arms and the metric are small edits: one experiment, and
-# the trials whose resolved config did not change are reused.
-EXPERIMENT_DEFINING = ("design", "data", "model", "recipe")
-
-
-def spec_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
-    """The experiment-defining sections that differ between two specs as plain data
-    (`spec_to_dict` output): of `design` only its kind counts."""
-    out = []
-    for section in EXPERIMENT_DEFINING:
-        a, b = old.get(section), new.get(section)
-        if section == "design":
-            a, b = (a or {}).get("kind"), (b or {}).get("kind")
-        if a != b:
-            out.append(section)
-    return out
-
-
-def section_differences(old: dict[str, Any], new: dict[str, Any], section: str) -> list[str]:
-    """'field: old -> new' for each field of `section` that differs (for messages)."""
-    a, b = old.get(section) or {}, new.get(section) or {}
-    if section == "design":
-        return [f"kind: {a.get('kind')} -> {b.get('kind')}"]
-    return [f"{k}: {a.get(k, '(unset)')!r} -> {b.get(k, '(unset)')!r}"
-            for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
-
