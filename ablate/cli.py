@@ -287,7 +287,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--store", default=None, help="SQLite path or SQLAlchemy URL (default: $ABLATE_STORE, else ablate.db)")
     p.add_argument("--out", help="report folder (default: reports/<experiment>)")
     p.add_argument("--format", type=_comma_list("format", FORMATS), default=["md", "csv"], help="comma-separated: md,csv,json,html,latex")
-    p.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
+    p.add_argument("--device", help="cpu, cuda, cuda:N or mps, checked before anything runs "
+                                   "(default: cuda if available, else cpu)")
     p.add_argument("--epochs", type=int, help="override recipe.epochs (a different experiment config)")
     p.add_argument("--seeds", type=int, help="override the number of seeds")
     p.add_argument("--no-report", action="store_true", help="do not print or write the report")
