@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import signal
 import sys
@@ -12,10 +13,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ablate import __version__
-from ablate.errors import AblateError
+from ablate.errors import AblateError, StoreError
+from ablate.preflight import check_device, check_spec_change, prepare_store_path
 from ablate.report import DEFAULT_COLUMNS, EXTRA_COLUMNS, FORMATS
 
-DEFAULT_STORE = os.environ.get("ABLATE_STORE", "ablate.db")
+
+def default_store() -> str:
+    """`--store` when not given: $ABLATE_STORE, else ablate.db (read when the command runs)."""
+    return os.environ.get("ABLATE_STORE") or "ablate.db"
 
 
 def _fmt_s(seconds: float) -> str:
@@ -136,10 +141,16 @@ def _open_store(target: str, *, create: bool):
 
 
 def cmd_run(args) -> int:
+    from ablate.data import load_data
     from ablate.report import build_report, write_report
     from ablate.run.experiment import run_experiment
     from ablate.spec import load_spec, resolve_spec_path
 
+    # Everything is checked before the store is touched: options, spec, device, data.
+    for option in ("epochs", "seeds"):
+        value = getattr(args, option)
+        if value is not None and value < 1:
+            raise AblateError(f"--{option} must be >= 1, got {value}")
     spec = load_spec(args.spec)
     if args.epochs or args.seeds:
         changes = {}
@@ -149,8 +160,17 @@ def cmd_run(args) -> int:
             changes["seeds"] = args.seeds
         spec = spec.with_changes(**changes)
     source = str(resolve_spec_path(args.spec))
-    store = _open_store(args.store, create=True)
-    print(f"ablate {__version__}: running '{spec.name}' into {args.store}")
+    check_device(args.device)
+    load_data(spec.data)   # the first trial's data: a broken file fails here, not in trial 1
+    new_store = prepare_store_path(args.store)
+    try:
+        store = _open_store(args.store, create=True)
+    except OSError as exc:
+        raise StoreError(f"cannot create store '{args.store}': {exc}") from None
+    replaced = check_spec_change(store, spec, replace=args.replace)
+    print(f"ablate {__version__}: running '{spec.name}' into {args.store}" + (f"; {new_store}" if new_store else ""))
+    if replaced:
+        print(replaced)
     progress = ConsoleProgress()
     start = time.perf_counter()
     try:
@@ -183,15 +203,19 @@ def cmd_status(args) -> int:
             from ablate.report.frames import load_experiment
 
             load_experiment(store, name)   # raises with the list of experiments
-        c = counts[name]
-        total = sum(c.values())
-        parts = ", ".join(f"{n} {s}" for s, n in sorted(c.items())) or "no trials"
-        print(f"{name}: {total} trials ({parts})")
-        if args.experiment:
-            from ablate.report.frames import load_experiment, outcomes, trial_table
+        from ablate.report.frames import load_experiment, outcomes, trial_table
 
-            p = load_experiment(store, name)
-            t = trial_table(outcomes(p, store.trials_frame(name)))
+        # counts of the current spec's trials; trials of earlier versions of the spec apart
+        p = load_experiment(store, name)
+        frame = store.trials_frame(name)
+        current = outcomes(p, frame)
+        c = current["status"].value_counts().to_dict()
+        parts = ", ".join(f"{n} {s}" for s, n in sorted(c.items())) or "no trials"
+        old = len(frame) - len(current)
+        older = f"; {old} more from earlier versions of its spec, not reported" if old else ""
+        print(f"{name}: {len(current)} trials ({parts}){older}")
+        if args.experiment:
+            t = trial_table(current)
             planned = len(p.trials)
             print(f"  plan: {len(p.arms)} arms x {len(p.seeds)} seeds = {planned} trials")
             for r in t.itertuples():
@@ -260,23 +284,27 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="run a spec's trials (resuming), then print and write the lift table")
     p.add_argument("spec", help="a YAML file, or the name of one in search_spaces/ (e.g. quickstart)")
-    p.add_argument("--store", default=DEFAULT_STORE, help="SQLite path or SQLAlchemy URL (default: %(default)s)")
+    p.add_argument("--store", default=None, help="SQLite path or SQLAlchemy URL (default: $ABLATE_STORE, else ablate.db)")
     p.add_argument("--out", help="report folder (default: reports/<experiment>)")
     p.add_argument("--format", type=_comma_list("format", FORMATS), default=["md", "csv"], help="comma-separated: md,csv,json,html,latex")
-    p.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
+    p.add_argument("--device", help="cpu, cuda, cuda:N or mps, checked before anything runs "
+                                   "(default: cuda if available, else cpu)")
     p.add_argument("--epochs", type=int, help="override recipe.epochs (a different experiment config)")
     p.add_argument("--seeds", type=int, help="override the number of seeds")
     p.add_argument("--no-report", action="store_true", help="do not print or write the report")
+    p.add_argument("--replace", action="store_true",
+                   help="delete the stored trials of this experiment first (needed to reuse a name for "
+                        "another design kind, data, model or recipe)")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("status", help="trial counts per experiment, or every trial of the named ones")
     p.add_argument("experiment", nargs="*")
-    p.add_argument("--store", default=DEFAULT_STORE, help="default: %(default)s")
+    p.add_argument("--store", default=None, help="default: $ABLATE_STORE, else ablate.db")
     p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("report", help="lift tables (and effects, figures) of stored experiments")
     p.add_argument("experiment", nargs="+")
-    p.add_argument("--store", default=DEFAULT_STORE, help="default: %(default)s")
+    p.add_argument("--store", default=None, help="default: $ABLATE_STORE, else ablate.db")
     p.add_argument("--format", type=_comma_list("format", FORMATS), default=["md", "csv"], help="comma-separated: md,csv,json,html,latex")
     p.add_argument("--out", help="folder (default: reports/<experiment>)")
     p.add_argument("--compare", action="store_true", help="put the experiments side by side")
@@ -288,9 +316,53 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class PipeSafeStdout:
+    """stdout that stops quietly when its reader goes away (`ablate status | head`), like Unix
+    tools: later output goes to /dev/null and the command (a run included) carries on."""
+
+    def __init__(self, stream) -> None:
+        self.stream = stream
+        self.closed_pipe = False
+
+    def _closed(self) -> None:
+        self.closed_pipe = True
+        try:   # so the interpreter's own flush at exit does not fail again
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self.stream.fileno())
+            os.close(devnull)
+        except (OSError, ValueError, AttributeError):
+            pass
+
+    def write(self, text: str) -> int:
+        if not self.closed_pipe:
+            try:
+                return self.stream.write(text)
+            except (BrokenPipeError, OSError) as exc:
+                if isinstance(exc, BrokenPipeError) or exc.errno == errno.EPIPE:
+                    self._closed()
+                else:
+                    raise
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.closed_pipe:
+            try:
+                self.stream.flush()
+            except BrokenPipeError:
+                self._closed()
+
+    def isatty(self) -> bool:
+        return not self.closed_pipe and self.stream.isatty()
+
+    def __getattr__(self, name):
+        return getattr(self.stream, name)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if hasattr(args, "store") and args.store is None:
+        args.store = default_store()
     if getattr(args, "confidence", 0.5) is not None and not 0 < getattr(args, "confidence", 0.5) < 1:
         parser.error(f"--confidence must be in (0, 1), got {args.confidence}")
 
@@ -298,6 +370,8 @@ def main(argv: list[str] | None = None) -> int:
         raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGTERM, on_term)
+    stdout = sys.stdout
+    sys.stdout = PipeSafeStdout(stdout)
     try:
         return args.func(args)
     except AblateError as exc:
@@ -307,6 +381,7 @@ def main(argv: list[str] | None = None) -> int:
         print("\nablate: interrupted", file=sys.stderr)
         return 130
     finally:
+        sys.stdout = stdout
         signal.signal(signal.SIGTERM, previous)
 
 

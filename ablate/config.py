@@ -6,4 +6,5 @@ from pydantic import BaseModel, ConfigDict
 
 
 class Frozen(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # allow_inf_nan=False: a .inf or .nan in a spec is a mistake, never a setting
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)

@@ -116,9 +116,14 @@ class Plan:
             a = spec.seeds.adaptive
             lines.append(f"adaptive seeds: up to {a.max_seeds} per arm while a lift CI straddles 0 "
                          f"and its half-width exceeds {a.target_half_width} pp")
-        legend = ", ".join(f"{t.code}={k}" for k, t in spec.tricks.items())
-        if legend:
-            lines.append(f"codes: {legend}")
+        if self.design is not None:
+            # one legend for both namings: codes label the arms, letters name the factors in
+            # the design's generators and aliases (a letter and a code may share a character)
+            letters = dict(zip(self.design.factors, self.design.letters))
+            lines.append("tricks: factor letter (generators, aliases) / code (arm labels) / name")
+            lines += [f"  {letters[k]:>2}  {t.code:<5} {k}" for k, t in spec.tricks.items()]
+        elif spec.tricks:
+            lines.append("codes: " + ", ".join(f"{t.code}={k}" for k, t in spec.tricks.items()))
         width = max(len(a.label) for a in self.arms)
         lines.append(f"  {'arm':>4}  {'label':<{width}}")
         shown = self.arms if n_arms <= 64 else self.arms[:32] + self.arms[-8:]
@@ -131,7 +136,7 @@ class Plan:
                 lines.append(f"  {'...':>4}  ({n_arms - 40} more)")
         if self.design is not None:
             lines.append("")
-            lines.append(self.design.describe())
+            lines += _without_factor_list(self.design.describe(), self.design.letters)
             flipped = flipped_factors(self.design.matrix)
             if flipped:
                 names = ", ".join(self.design.factors[i] for i in flipped)
@@ -139,6 +144,21 @@ class Plan:
                              f"trick off; generators of those factors hold with a minus sign (e.g. E = -ABCD). "
                              f"Aliasing is unchanged.")
         return "\n".join(lines)
+
+
+def _without_factor_list(text: str, letters) -> list[str]:
+    """The design's description with its letter list replaced by a pointer to the legend."""
+    out, skipping = [], False
+    for line in text.splitlines():
+        if line == "Factors:":
+            out.append(f"Factors: {', '.join(letters)} (see the tricks legend above)")
+            skipping = True
+            continue
+        if skipping and line.startswith("  ") and line.strip()[:1] in letters and " = " in line:
+            continue
+        skipping = False
+        out.append(line)
+    return out
 
 
 LIFT_DESIGNS = ("explicit", "one_at_a_time", "cumulative", "full_factorial", "fractional_factorial",

@@ -9,13 +9,11 @@ tricks that conflict or need another model, and data files that are absent.
 
 from __future__ import annotations
 
-import typing
+import json
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, ClassVar, Literal, Union
 
-import yaml
 from pydantic import (
-    BaseModel,
     Field,
     SerializeAsAny,
     ValidationError,
@@ -27,7 +25,27 @@ from ablate.config import Frozen
 from ablate.data import DATA_NAMES, DataConfig, check_data
 from ablate.errors import DataError, DesignError, SpecError
 from ablate.models import MODEL_NAMES, ModelConfig
+from ablate.spec_changes import section_differences, spec_changes  # noqa: F401 -- part of the API
+from ablate.spec_yaml import MAX_SPEC_BYTES, read_yaml
+from ablate.spec_errors import (  # noqa: F401 -- re-exported: callers import them from here
+    DESIGN_KINDS,
+    MANY_VALUES_HINT,
+    _allowed_keys,
+    _dotted,
+    _fields_of,
+    _first_error,
+    _key_lines,
+    _line_for,
+    _members,
+    _pydantic_message,
+    _strip_tags,
+)
 from ablate.tricks import TrickParams, get_trick, suggest, trick_names
+
+# Sizes beyond these are mistakes (a plan of a billion trials is killed for memory, not run).
+MAX_SEEDS_PER_ARM = 1000
+MAX_TRIALS = 100_000
+MAX_SEED_VALUE = 2 ** 32 - 1
 
 # -- the schema -----------------------------------------------------------------------------
 
@@ -90,8 +108,6 @@ class FractionalDesign(Frozen):
 
 
 Design = Annotated[Union[ExplicitDesign, SimpleDesign, FractionalDesign], Field(discriminator="kind")]
-DESIGN_KINDS = ["cumulative", "explicit", "fractional_factorial", "full_factorial", "leave_one_out",
-                "one_at_a_time", "plackett_burman"]
 MIN_TRICKS = {"one_at_a_time": 1, "leave_one_out": 1, "cumulative": 1, "full_factorial": 1,
               "fractional_factorial": 3, "plackett_burman": 2}
 
@@ -99,12 +115,14 @@ MIN_TRICKS = {"one_at_a_time": 1, "leave_one_out": 1, "cumulative": 1, "full_fac
 class AdaptiveSeeds(Frozen):
     """Add seeds to arms whose lift CI still straddles zero, up to `max_seeds` per arm."""
 
-    max_seeds: int = Field(10, ge=2, le=1000)
+    max_seeds: int = Field(10, ge=2, le=MAX_SEEDS_PER_ARM)
     target_half_width: float = Field(0.5, gt=0, description="stop when the lift CI half-width (pp) is below")
 
 
 class Seeds(Frozen):
-    values: tuple[int, ...] = Field(min_length=1)
+    input_keys: ClassVar[tuple[str, ...]] = ("count", "values", "adaptive")  # what a spec may write
+
+    values: tuple[int, ...] = Field(min_length=1, max_length=MAX_SEEDS_PER_ARM)
     adaptive: AdaptiveSeeds | None = None
 
     @field_validator("values")
@@ -112,8 +130,9 @@ class Seeds(Frozen):
     def _distinct(cls, v):
         if len(set(v)) != len(v):
             raise ValueError(f"seeds must be distinct, got {list(v)}")
-        if any(s < 0 for s in v):
-            raise ValueError(f"seeds must be >= 0, got {list(v)}")
+        if any(not 0 <= s <= MAX_SEED_VALUE for s in v):
+            bad = next(s for s in v if not 0 <= s <= MAX_SEED_VALUE)
+            raise ValueError(f"seeds must be in [0, {MAX_SEED_VALUE}], got {bad}")
         return v
 
     @model_validator(mode="after")
@@ -156,21 +175,21 @@ class Spec(Frozen):
     @classmethod
     def _seed_shorthand(cls, v):
         # `seeds: 3` means seeds 0, 1, 2; `seeds: [0, 7]` lists them; a mapping may add `adaptive`.
-        if isinstance(v, bool):
-            return v
-        if isinstance(v, int):
-            if v < 1:
-                raise ValueError(f"seeds must be >= 1 (the number of seeds per arm), got {v}")
-            return {"values": list(range(v))}
+        if isinstance(v, int) and not isinstance(v, bool):
+            return {"values": list(range(_seed_count(v, "seeds")))}
         if isinstance(v, list):
+            if len(v) > MAX_SEEDS_PER_ARM:
+                raise ValueError(f"{len(v):,} seeds listed; the limit is {MAX_SEEDS_PER_ARM:,} per arm")
             return {"values": v}
         if isinstance(v, dict) and "count" in v:
             v = dict(v)
-            n = v.pop("count")
-            if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-                raise ValueError(f"seeds.count must be an integer >= 1, got {n!r}")
-            v["values"] = list(range(n))
-        return v
+            v["values"] = list(range(_seed_count(v.pop("count"), "seeds.count")))
+            return v
+        if isinstance(v, dict) or isinstance(v, Seeds):
+            return v
+        raise ValueError(f"seeds must be a number of seeds ('seeds: 3' runs seeds 0, 1, 2), a list of "
+                         f"seed values ('seeds: [0, 7, 42]') or a mapping ('seeds: {{count: 3, adaptive: "
+                         f"{{max_seeds: 10}}}}'); got {v!r}")
 
     def with_changes(self, **sections: Any) -> Spec:
         """A re-validated copy with some fields replaced: `with_changes(recipe={'epochs': 1},
@@ -182,6 +201,15 @@ class Spec(Frozen):
             else:
                 raw[section] = changes
         return spec_from_dict(raw, source=f"<{self.name}, modified>", check_files=False)
+
+
+def _seed_count(n: Any, where: str) -> int:
+    # checked before range(n) is built: `seeds: 1000000000` must fail here, not in the allocator
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise ValueError(f"{where} must be >= 1 (a whole number: the seeds per arm), got {n!r}")
+    if n > MAX_SEEDS_PER_ARM:
+        raise ValueError(f"{where} asks for {n:,} seeds per arm; the limit is {MAX_SEEDS_PER_ARM:,}")
+    return n
 
 
 # -- loading ----------------------------------------------------------------------------------
@@ -227,26 +255,35 @@ def resolve_spec_path(path_or_name: str | Path) -> Path:
 
 def load_spec(path_or_name: str | Path, *, check_files: bool = True) -> Spec:
     """Load and validate a spec file (a path, or a name in search_spaces/)."""
+    if Path(path_or_name).suffix == ".py":
+        raise _script_given(Path(path_or_name))
     path = resolve_spec_path(path_or_name)
+    if path.is_file() and path.stat().st_size > MAX_SPEC_BYTES:
+        raise SpecError(f"the spec file is {path.stat().st_size:,} bytes; the limit is {MAX_SPEC_BYTES:,} "
+                        f"(a spec is a few kB of YAML; is this the right file?)", source=str(path))
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise SpecError(f"cannot read the spec file: {exc}", source=str(path)) from None
+    if text.startswith("#!") and "python" in text.splitlines()[0]:
+        raise _script_given(path)
     return parse_spec(text, source=str(path), default_name=path.stem, check_files=check_files)
+
+
+def _script_given(path: Path) -> SpecError:
+    return SpecError(f"'{path}' is a Python script, not a spec. ablate runs the trials a YAML spec "
+                     f"describes (see search_spaces/quickstart.yaml); to train with your own script, "
+                     f"the spec names it as the trials' command, 'trial: {{command: [python, {path}]}}', "
+                     f"beside the tricks, design and seeds to try (command trials, see the README)",
+                     source=str(path))
 
 
 def parse_spec(text: str, *, source: str = "<string>", default_name: str | None = None,
                check_files: bool = True) -> Spec:
     """Validate a spec from YAML text. `check_files=False` skips the data-file checks."""
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise SpecError(f"YAML syntax error: {problem}", source=source,
-                        line=mark.line + 1 if mark else None) from None
+    raw, lines = read_yaml(text, source=source)
     return spec_from_dict(raw, source=source, default_name=default_name, check_files=check_files,
-                          lines=_key_lines(text))
+                          lines=lines)
 
 
 def spec_from_dict(raw: Any, *, source: str = "<dict>", default_name: str | None = None,
@@ -271,7 +308,7 @@ def spec_from_dict(raw: Any, *, source: str = "<dict>", default_name: str | None
     try:
         spec = Spec.model_validate(raw)
     except ValidationError as exc:
-        raise _first_error(exc, raw, fail) from None
+        raise _first_error(exc, raw, fail, Spec) from None
     _check_consistency(spec, fail, check_files=check_files)
     return spec
 
@@ -309,6 +346,7 @@ def _resolve_tricks(tricks: Any, fail) -> dict[str, TrickSetting]:
                                 f"'mixup: {{alpha: 0.2}}'; got a {type(tricks).__name__}")
     out: dict[str, TrickSetting] = {}
     codes: dict[str, str] = {}
+    settings: dict[str, str] = {}   # resolved settings -> key: equal settings would share trial ids
     for key, params in tricks.items():
         key = str(key)
         params = {} if params is None else params
@@ -336,6 +374,12 @@ def _resolve_tricks(tricks: Any, fail) -> dict[str, TrickSetting]:
                 raise fail(loc, f"unknown parameter '{name}' for trick '{use}'{suggest(name, allowed)}; "
                                 f"allowed: {', '.join(allowed) or '(none)'}") from None
             raise fail(loc, f"{_pydantic_message(err)}") from None
+        resolved = json.dumps({"use": use, "params": p.model_dump(mode="json")}, sort_keys=True)
+        if resolved in settings:
+            raise fail(("tricks", key), f"'{key}' and '{settings[resolved]}' are the same trick with the "
+                                        f"same parameters ({use} {p.model_dump(mode='json')}), so their "
+                                        f"arms would be the same trials; remove one or change a parameter")
+        settings[resolved] = key
         code = str(code) if code is not None else (trick.code if key == use else key)
         if code in codes:
             raise fail(("tricks", key), f"table code '{code}' is already used by '{codes[code]}'; "
@@ -374,6 +418,11 @@ def _check_consistency(spec: Spec, fail, *, check_files: bool) -> None:
         arms = arm_tricks(spec)
     except DesignError as exc:
         raise fail(("design",), str(exc)) from None
+    seeds_per_arm = max(len(spec.seeds.values), spec.seeds.adaptive.max_seeds if spec.seeds.adaptive else 0)
+    if len(arms) * seeds_per_arm > MAX_TRIALS:
+        raise fail(("seeds",), f"this spec would make {len(arms):,} arms x {seeds_per_arm:,} seeds = "
+                               f"{len(arms) * seeds_per_arm:,} trials; the limit is {MAX_TRIALS:,}. Use fewer "
+                               f"seeds, fewer tricks, or a fractional design")
     for arm in arms:
         slots: dict[str, str] = {}
         for key in arm:
@@ -390,136 +439,3 @@ def _check_consistency(spec: Spec, fail, *, check_files: bool) -> None:
         except DataError as exc:
             field = "root" if hasattr(spec.data, "root") else "name"
             raise fail(("data", field), str(exc)) from None
-
-
-# -- error formatting -------------------------------------------------------------------------
-
-
-def _dotted(path: tuple) -> str:
-    out = ""
-    for p in path:
-        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
-    return out
-
-
-def _pydantic_message(err: dict) -> str:
-    msg = err["msg"]
-    if msg.startswith("Value error, "):
-        msg = msg[len("Value error, "):]
-    given = err.get("input")
-    if err["type"] == "missing":
-        return "this field is required"
-    if isinstance(given, (dict, list)) or err["type"].startswith("value_error"):
-        return msg
-    return f"{msg}; got {given!r}"
-
-
-def _strip_tags(loc: tuple, raw: Any) -> tuple:
-    """Drop the union tags pydantic inserts into error locations (e.g. 'cifar_resnet')."""
-    out, node = [], raw
-    for part in loc:
-        if isinstance(node, dict) and part in node:
-            out.append(part)
-            node = node[part]
-        elif isinstance(node, (list, tuple)) and isinstance(part, int) and part < len(node):
-            out.append(part)
-            node = node[part]
-        elif isinstance(part, str) and (part in DATA_NAMES + MODEL_NAMES + DESIGN_KINDS
-                                         or "[" in part or part in ("int", "list", "dict")):
-            continue
-        else:
-            out.append(part)
-            node = None
-    return tuple(out)
-
-
-def _fields_of(annotation: Any, raw: Any) -> dict[str, Any] | None:
-    """The fields of the model `annotation` denotes (picking a union member by its tag)."""
-    for cand in _members(annotation):
-        if isinstance(cand, type) and issubclass(cand, BaseModel):
-            fields = cand.model_fields
-            tag = next((k for k in ("name", "kind") if k in fields), None)
-            if tag and isinstance(raw, dict):
-                allowed = typing.get_args(fields[tag].annotation)
-                if raw.get(tag) not in allowed:
-                    continue
-            return fields
-    return None
-
-
-def _members(annotation: Any) -> list[Any]:
-    origin = typing.get_origin(annotation)
-    if origin is Annotated:
-        return _members(typing.get_args(annotation)[0])
-    if origin in (Union, getattr(__import__("types"), "UnionType", Union)):
-        return [m for a in typing.get_args(annotation) for m in _members(a)]
-    if origin in (tuple, list):
-        return [m for a in typing.get_args(annotation) if a is not Ellipsis for m in _members(a)]
-    return [annotation]
-
-
-def _allowed_keys(path: tuple, raw: dict) -> list[str] | None:
-    fields: dict[str, Any] | None = Spec.model_fields
-    node: Any = raw
-    for part in path:
-        if fields is None:
-            return None
-        if isinstance(part, int):
-            node = node[part] if isinstance(node, (list, tuple)) and part < len(node) else None
-            continue
-        if part == "seeds" and fields is Spec.model_fields:
-            fields, node = Seeds.model_fields, None
-            continue
-        if part not in fields:
-            return None
-        node = node.get(part) if isinstance(node, dict) else None
-        fields = _fields_of(fields[part].annotation, node)
-    if fields is Seeds.model_fields:
-        return ["count", "values", "adaptive"]
-    return [k for k in fields if k not in ("key",)] if fields is not None else None
-
-
-def _first_error(exc: ValidationError, raw: dict, fail) -> SpecError:
-    err = exc.errors()[0]
-    loc = _strip_tags(tuple(err["loc"]), raw)
-    if err["type"] == "extra_forbidden":
-        name = str(loc[-1])
-        allowed = _allowed_keys(loc[:-1], raw) or []
-        where = _dotted(loc[:-1]) or "the top level"
-        return fail(loc, f"unknown key '{name}' in {where}{suggest(name, allowed)}; allowed keys: "
-                         f"{', '.join(allowed)}")
-    if err["type"] == "missing" and len(loc) == 1:
-        return fail(loc, f"the '{loc[0]}' section is required")
-    return fail(loc, _pydantic_message(err))
-
-
-def _key_lines(text: str) -> dict[tuple, int]:
-    """1-based line of every mapping key and sequence item, by path."""
-    try:
-        root = yaml.compose(text)
-    except yaml.YAMLError:
-        return {}
-    out: dict[tuple, int] = {}
-
-    def walk(node, path):
-        if isinstance(node, yaml.MappingNode):
-            for k, v in node.value:
-                p = (*path, k.value)
-                out[p] = k.start_mark.line + 1
-                walk(v, p)
-        elif isinstance(node, yaml.SequenceNode):
-            for i, v in enumerate(node.value):
-                p = (*path, i)
-                out[p] = v.start_mark.line + 1
-                walk(v, p)
-
-    if root is not None:
-        walk(root, ())
-    return out
-
-
-def _line_for(lines: dict[tuple, int], path: tuple) -> int | None:
-    for n in range(len(path), 0, -1):
-        if path[:n] in lines:
-            return lines[path[:n]]
-    return None

@@ -253,6 +253,13 @@ class Store:
         with self.engine.connect() as c:
             return pd.read_sql(q, c)
 
+    def delete_trials(self, experiment: str) -> int:
+        """Delete every trial of `experiment` and their epochs (for `ablate run --replace`), in
+        one transaction; the experiment row stays. Returns how many trials were deleted."""
+        with self.engine.begin() as c:
+            c.execute(epochs.delete().where(epochs.c.experiment == experiment))
+            return c.execute(trials.delete().where(trials.c.experiment == experiment)).rowcount
+
 
 def _key(experiment: str, trial_id: str):
     return (trials.c.experiment == experiment, trials.c.trial_id == trial_id)

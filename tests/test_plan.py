@@ -100,3 +100,20 @@ def test_explicit_arm_repeated_is_refused(kind):
 
     with pytest.raises(SpecError, match="repeats the tricks of arm 0"):
         tiny_spec(tricks={"cosine": {}}, design={"kind": kind, "arms": [["cosine"], ["cosine"]]})
+
+
+def test_describe_gives_one_legend_of_factor_letters_and_codes():
+    """The letters of the aliases and the codes of the arm labels share characters (C is a code of
+    cosine and the letter of the third factor): one legend maps both to the trick."""
+    seven = {k: {} for k in ["cosine", "label_smoothing", "nesterov", "mixup", "ema", "no_bias_decay",
+                             "random_erasing"]}
+    text = plan(tiny_spec(tricks=seven, design={"kind": "fractional_factorial"})).describe()
+    lines = text.splitlines()
+    assert "tricks: factor letter (generators, aliases) / code (arm labels) / name" in lines
+    assert "   A  C     cosine" in lines and "   C  N     nesterov" in lines
+    assert not any(line.startswith("codes:") for line in lines)
+    assert not any(line.strip() == "C = nesterov" for line in lines), "no second letter list"
+    assert "Factors: A, B, C, D, E, F, G (see the tricks legend above)" in lines
+    assert any(line.startswith("Generators: ") for line in lines)
+    # other designs keep the single codes line
+    assert "codes: C=cosine, S=label_smoothing" in plan(tiny_spec()).describe()

@@ -26,7 +26,7 @@ if TYPE_CHECKING:  # pragma: no cover
 class TrickParams(BaseModel):
     """Base for every trick's parameters: frozen, and unknown keys are errors (no silent typos)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)  # no .inf/.nan
 
 
 class NoParams(TrickParams):

@@ -1,0 +1,183 @@
+"""Turning pydantic's validation errors into spec messages: field path, YAML line, what is
+allowed and what was given. Pure functions over the raw spec data and the schema models;
+`ablate.spec` calls them (kept apart so the schema stays readable)."""
+
+from __future__ import annotations
+
+import types
+import typing
+from typing import Annotated, Any, Union
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from ablate.data import DATA_NAMES
+from ablate.errors import SpecError
+from ablate.models import MODEL_NAMES
+from ablate.tricks import suggest
+
+DESIGN_KINDS = ["cumulative", "explicit", "fractional_factorial", "full_factorial", "leave_one_out",
+                "one_at_a_time", "plackett_burman"]
+
+# Where a list was given for a single number: say how to compare several values instead.
+MANY_VALUES_HINT = ("to compare several values, give one trick entry per value with 'use:' (e.g. "
+                    "'mixup_02: {use: mixup, alpha: 0.2}' and 'mixup_1: {use: mixup, alpha: 1.0}'), "
+                    "or run a search over it")
+
+
+def _dotted(path: tuple) -> str:
+    out = ""
+    for p in path:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out
+
+
+def _pydantic_message(err: dict) -> str:
+    msg = err["msg"]
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, "):]
+    given = err.get("input")
+    if err["type"] == "missing":
+        return "this field is required"
+    if err["type"] == "finite_number":
+        return f"must be a finite number (not .inf or .nan); got {given!r}"
+    if isinstance(given, list) and err["type"] in ("float_type", "int_type", "bool_type", "string_type",
+                                                   "float_parsing", "int_parsing"):
+        return f"{msg}, got the list {given!r}: a field takes one value; {MANY_VALUES_HINT}"
+    if isinstance(given, (dict, list)) or err["type"].startswith("value_error"):
+        return msg
+    return f"{msg}; got {given!r}"
+
+
+def _strip_tags(loc: tuple, raw: Any) -> tuple:
+    """Drop the union tags pydantic inserts into error locations (e.g. 'cifar_resnet')."""
+    out, node = [], raw
+    for part in loc:
+        if isinstance(node, dict) and part in node:
+            out.append(part)
+            node = node[part]
+        elif isinstance(node, (list, tuple)) and isinstance(part, int) and part < len(node):
+            out.append(part)
+            node = node[part]
+        elif isinstance(part, str) and (part in DATA_NAMES + MODEL_NAMES + DESIGN_KINDS
+                                         or "[" in part or part in ("int", "list", "dict")):
+            continue
+        elif isinstance(part, str) and part[:1].isupper() and isinstance(node, dict):
+            continue   # a union member's class name (e.g. 'ExplicitArm'); spec keys are lower case
+        else:
+            out.append(part)
+            node = None
+    return tuple(out)
+
+
+def _model_of(annotation: Any, raw: Any) -> type[BaseModel] | None:
+    """The model class `annotation` denotes (picking a union member by its tag)."""
+    for cand in _members(annotation):
+        if isinstance(cand, type) and issubclass(cand, BaseModel):
+            fields = cand.model_fields
+            tag = next((k for k in ("name", "kind") if k in fields), None)
+            if tag and isinstance(raw, dict):
+                allowed = typing.get_args(fields[tag].annotation)
+                if raw.get(tag) not in allowed:
+                    continue
+            return cand
+    return None
+
+
+def _fields_of(annotation: Any, raw: Any) -> dict[str, Any] | None:
+    """The fields of the model `annotation` denotes (picking a union member by its tag)."""
+    model = _model_of(annotation, raw)
+    return model.model_fields if model is not None else None
+
+
+def _members(annotation: Any) -> list[Any]:
+    origin = typing.get_origin(annotation)
+    if origin is Annotated:
+        return _members(typing.get_args(annotation)[0])
+    if origin in (Union, types.UnionType):
+        return [m for a in typing.get_args(annotation) for m in _members(a)]
+    if origin in (tuple, list):
+        return [m for a in typing.get_args(annotation) if a is not Ellipsis for m in _members(a)]
+    return [annotation]
+
+
+def _allowed_keys(path: tuple, raw: dict, root: type[BaseModel]) -> list[str] | None:
+    """The keys a user may write at `path`. A model lists its own input keys in `input_keys`
+    when they differ from its fields (e.g. `seeds: {count: 3}`)."""
+    model: type[BaseModel] | None = root
+    node: Any = raw
+    for part in path:
+        if model is None:
+            return None
+        if isinstance(part, int):
+            node = node[part] if isinstance(node, (list, tuple)) and part < len(node) else None
+            continue
+        if part not in model.model_fields:
+            return None
+        node = node.get(part) if isinstance(node, dict) else None
+        model = _model_of(model.model_fields[part].annotation, node)
+    if model is None:
+        return None
+    keys = getattr(model, "input_keys", None)
+    return list(keys) if keys else [k for k in model.model_fields if k != "key"]
+
+
+def _first_error(exc: ValidationError, raw: dict, fail, root: type[BaseModel]) -> SpecError:
+    """One message for a validation failure. An unknown key comes first whenever there is one
+    (a typo is the likely cause of the other errors), with the required field it probably meant."""
+    errors = exc.errors()
+    extra = next((e for e in errors if e["type"] == "extra_forbidden"), None)
+    if extra is not None:
+        loc = _strip_tags(tuple(extra["loc"]), raw)
+        name = str(loc[-1])
+        allowed = _allowed_keys(loc[:-1], raw, root) or []
+        where = _dotted(loc[:-1]) or "the top level"
+        missing = [_strip_tags(tuple(e["loc"]), raw) for e in errors if e["type"] == "missing"]
+        missing = [m for m in missing if m[:-1] == loc[:-1]]
+        also = ""
+        if missing:
+            names = ", ".join(f"'{_dotted(m)}'" for m in missing)
+            also = f"; required {'field' if len(missing) == 1 else 'fields'} {names} missing"
+        return fail(loc, f"unknown key '{name}' in {where}{suggest(name, allowed)}{also}; allowed keys: "
+                         f"{', '.join(allowed)}")
+    err = errors[0]
+    loc = _strip_tags(tuple(err["loc"]), raw)
+    if err["type"] == "missing" and len(loc) == 1:
+        return fail(loc, f"the '{loc[0]}' section is required")
+    return fail(loc, _pydantic_message(err))
+
+
+def _key_lines(text_or_node: str | yaml.Node | None) -> dict[tuple, int]:
+    """1-based line of every mapping key and sequence item, by path (from YAML text or a node
+    composed from it; give a node only when its expanded size is bounded)."""
+    if isinstance(text_or_node, str):
+        try:
+            root = yaml.compose(text_or_node, Loader=yaml.SafeLoader)
+        except yaml.YAMLError:
+            return {}
+    else:
+        root = text_or_node
+    out: dict[tuple, int] = {}
+
+    def walk(node, path):
+        if isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                p = (*path, k.value)
+                out.setdefault(p, k.start_mark.line + 1)
+                walk(v, p)
+        elif isinstance(node, yaml.SequenceNode):
+            for i, v in enumerate(node.value):
+                p = (*path, i)
+                out[p] = v.start_mark.line + 1
+                walk(v, p)
+
+    if root is not None:
+        walk(root, ())
+    return out
+
+
+def _line_for(lines: dict[tuple, int], path: tuple) -> int | None:
+    for n in range(len(path), 0, -1):
+        if path[:n] in lines:
+            return lines[path[:n]]
+    return None
