@@ -179,7 +179,9 @@ def cmd_run(args) -> int:
         print(f"\ninterrupted after {_fmt_s(time.perf_counter() - start)}: finished trials are kept in "
               f"{args.store}; run the same command again to finish the rest.", file=sys.stderr)
         return 130
-    print(f"{summary.describe()} ({_fmt_s(time.perf_counter() - start)})")
+    # the run time belongs to the summary line, not to the last note under it
+    first, *notes = summary.describe().split("\n")
+    print("\n".join([f"{first} ({_fmt_s(time.perf_counter() - start)})", *notes]))
     if args.no_report:
         return 0
     report = build_report(store, spec.name)
@@ -232,7 +234,8 @@ def cmd_report(args) -> int:
     if args.compare:
         from ablate.report.compare import compare_markdown, write_compare
 
-        reports = [build_report(store, n, confidence=args.confidence, test=args.test, columns=args.columns)
+        reports = [build_report(store, n, confidence=args.confidence, test=args.test, columns=args.columns,
+                                   diverged=args.diverged)
                    for n in args.experiment]
         print(compare_markdown(reports))
         out = Path(args.out) if args.out else Path("reports") / "_vs_".join(args.experiment)
@@ -240,7 +243,8 @@ def cmd_report(args) -> int:
         print("wrote " + ", ".join(str(x) for x in paths))
         return 0
     for name in args.experiment:
-        report = build_report(store, name, confidence=args.confidence, test=args.test, columns=args.columns)
+        report = build_report(store, name, confidence=args.confidence, test=args.test, columns=args.columns,
+                                   diverged=args.diverged)
         out = Path(args.out) if args.out else Path("reports") / name
         if len(args.experiment) > 1 and args.out:
             out = out / name
@@ -308,7 +312,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", type=_comma_list("format", FORMATS), default=["md", "csv"], help="comma-separated: md,csv,json,html,latex")
     p.add_argument("--out", help="folder (default: reports/<experiment>)")
     p.add_argument("--compare", action="store_true", help="put the experiments side by side")
-    p.add_argument("--test", choices=["t", "wilcoxon"], default="t", help="paired test (default: t)")
+    # the choices are ablate.stats.TESTS, spelled out: importing stats (scipy) would slow every command
+    p.add_argument("--test", choices=["t", "wilcoxon", "permutation"], default="t",
+                   help="paired test: t, wilcoxon (signed-rank) or permutation (exact sign-flip); default: t")
+    p.add_argument("--diverged", choices=["worst", "exclude"], default="worst",
+                   help="a diverged seed scores the metric's worst value (chance; default) or is left out "
+                        "of the paired analysis (biased in the trick's favour; the arm is flagged)")
     p.add_argument("--confidence", type=float, default=0.95, help="CI level (default: 0.95)")
     p.add_argument("--columns", type=_comma_list("column", EXTRA_COLUMNS), default=list(DEFAULT_COLUMNS),
                    help="optional lift-table columns: params,gflops,memory,time (default: params,time)")

@@ -386,3 +386,33 @@ def test_a_field_added_since_the_stored_spec_is_no_difference(tmp_path):
     assert check_spec_change(store, tiny_spec(), replace=False) is None
     with pytest.raises(SpecError, match=r"different recipe: recipe \(epochs: 2 -> 3\)"):
         check_spec_change(store, tiny_spec(recipe={"epochs": 3}), replace=False)
+
+
+def test_report_permutation_test_and_diverged_rule(capsys, ran, tmp_path):
+    db = tmp_path / "copy.db"   # a copy (the WAL included, by SQLite's backup), not the shared store
+    with sqlite3.connect(ran["db"]) as src, sqlite3.connect(db) as dst:
+        src.backup(dst)
+    con = sqlite3.connect(db)   # one seed of arm 1 diverged: its lift is charged chance accuracy
+    con.execute("UPDATE ablate_trials SET status='diverged' WHERE experiment='tiny' AND arm=1 AND seed=0")
+    con.commit()
+    con.close()
+    reports = {}
+    for rule in ("worst", "exclude"):
+        code, out, err = run(capsys, "report", "tiny", "--store", str(db), "--out", str(tmp_path / rule),
+                             "--format", "json", "--test", "permutation", "--diverged", rule)
+        assert code == 0, err
+        reports[rule] = json.loads((tmp_path / rule / "report.json").read_text())
+    assert reports["worst"]["test"] == "permutation"
+    worst, excluded = reports["worst"]["arms"][1], reports["exclude"]["arms"][1]
+    assert worst["n_pairs"] == 3 and excluded["n_pairs"] == 2, "exclude drops the diverged pair, worst keeps it"
+    con = sqlite3.connect(db)
+    acc = {(a, s): v for a, s, v in con.execute(
+        "SELECT arm, seed, val_acc FROM ablate_trials WHERE experiment='tiny' AND arm IN (0, 1)")}
+    con.close()
+    charged = [(10.0 if s == 0 else acc[1, s]) - acc[0, s] for s in (0, 1, 2)]   # chance on digits: 10%
+    assert worst["lift"] == pytest.approx(sum(charged) / 3)
+    assert excluded["lift"] == pytest.approx(sum(charged[1:]) / 2)
+    assert "diverged" in (excluded["warning"] or "")
+    with pytest.raises(SystemExit) as info:
+        main(["report", "tiny", "--store", str(db), "--diverged", "nan"])
+    assert info.value.code == 2 and "invalid choice: 'nan'" in capsys.readouterr().err
