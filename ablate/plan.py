@@ -114,8 +114,9 @@ class Plan:
                  f"= {len(self.trials)} trials (seeds {', '.join(map(str, self.seeds))})"]
         if spec.seeds.adaptive:
             a = spec.seeds.adaptive
-            lines.append(f"adaptive seeds: up to {a.max_seeds} per arm while a lift CI straddles 0 "
-                         f"and its half-width exceeds {a.target_half_width} pp")
+            lines.append(f"adaptive seeds: up to {a.max_seeds} per arm while its lift CI half-width "
+                         f"exceeds {a.target_half_width} pp (precision only, whatever the sign; the "
+                         f"t-test p-values are corrected for the stopping rule)")
         if self.design is not None:
             # one legend for both namings: codes label the arms, letters name the factors in
             # the design's generators and aliases (a letter and a code may share a character)

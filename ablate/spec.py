@@ -113,7 +113,8 @@ MIN_TRICKS = {"one_at_a_time": 1, "leave_one_out": 1, "cumulative": 1, "full_fac
 
 
 class AdaptiveSeeds(Frozen):
-    """Add seeds to arms whose lift CI still straddles zero, up to `max_seeds` per arm."""
+    """Add seeds to arms whose lift CI is wider than `target_half_width` (precision only, never
+    the sign of the lift: see `ablate.stats.adaptive_wants_seed`), up to `max_seeds` per arm."""
 
     max_seeds: int = Field(10, ge=2, le=MAX_SEEDS_PER_ARM)
     target_half_width: float = Field(0.5, gt=0, description="stop when the lift CI half-width (pp) is below")
