@@ -56,6 +56,11 @@ class ConsoleProgress:
     def epoch(self, trial, metrics):
         if not self.tty:
             return
+        if trial.recipe is None:   # a command trial: its epochs and metrics are its own
+            self.stream.write(f"\r[{self.index}/{self.total}] {trial.label} (seed {trial.seed})  epoch "
+                              f"{metrics['epoch']}  {self._eta()}\033[K")
+            self.stream.flush()
+            return
         frac = metrics["epoch"] / trial.recipe.epochs
         self.stream.write(f"\r[{self.index}/{self.total}] {trial.label} (seed {trial.seed})  epoch "
                           f"{metrics['epoch']}/{trial.recipe.epochs}  val_acc {metrics['val_acc']:.2f}%  "
@@ -65,8 +70,10 @@ class ConsoleProgress:
     def trial_finished(self, trial, status, metrics, error):
         took = time.perf_counter() - self.t0
         self.durations.append(took)
-        if status == "complete":
+        if status == "complete" and "val_acc" in metrics and "test_acc" in metrics:
             detail = f"val {metrics['val_acc']:.2f}%  test {metrics['test_acc']:.2f}%"
+        elif status == "complete":
+            detail = "  ".join(f"{k} {v:.4g}" for k, v in list(metrics.items())[:4] if isinstance(v, (int, float)))
         else:
             detail = f"{status.upper()}: {(error or '').strip().splitlines()[0][:120] if error else ''}"
         line = (f"[{self.index}/{self.total}] {trial.label} (seed {trial.seed})  {detail}  "

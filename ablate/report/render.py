@@ -79,9 +79,13 @@ def footnotes(t: LiftTable, spec=None) -> list[str]:
     n = int(t.frame["n"].median()) if len(t.frame) else 0
     lines = []
     if spec is not None and spec.tricks:
-        lines.append("Codes: " + ", ".join(f"{s.code} = {get_trick(s.use).title.lower()}"
-                                           + (f" ({k})" if k != s.use else "")
-                                           for k, s in spec.tricks.items()) + ".")
+        if getattr(spec, "trial", None) is not None:   # a command's tricks are its own flags
+            lines.append("Codes: " + ", ".join(f"{s.code} = {k} ({s.params.model_dump(mode='json')})"
+                                               for k, s in spec.tricks.items()) + ".")
+        else:
+            lines.append("Codes: " + ", ".join(f"{s.code} = {get_trick(s.use).title.lower()}"
+                                               + (f" ({k})" if k != s.use else "")
+                                               for k, s in spec.tricks.items()) + ".")
     test = "paired t-test" if t.test == "t" else "Wilcoxon signed-rank test"
     lines.append(
         f"Lift: mean of the paired per-seed differences vs the reference arm, {int(t.confidence * 100)}% t interval; "

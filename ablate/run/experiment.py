@@ -65,12 +65,12 @@ def adaptive_requests(p: Plan, store) -> list[SeedRequest]:
     return needy
 
 
-def executor_for(spec: Spec, *, device: str | None = None):
+def executor_for(spec: Spec, *, device: str | None = None, source: str | None = None):
     """The executor a spec asks for: its own command (`trial:`), else the built-in trainer here."""
     if spec.trial is not None:
         from ablate.run.command import CommandExecutor
 
-        return CommandExecutor(spec.trial)
+        return CommandExecutor(spec.trial, source=source)
     return InProcessExecutor(device=device)
 
 
@@ -82,7 +82,7 @@ def run_experiment(spec: Spec, store, *, source: str | None = None, progress: Pr
     Bad input the executor can see (a command or folder that does not exist) is refused before
     anything is written."""
     p = plan(spec)
-    executor = executor or executor_for(spec, device=device)
+    executor = executor or executor_for(spec, device=device, source=source)
     executor.check(p.trials)
     # no sort_keys: the order of tricks is the order of a cumulative design
     text = json.dumps(spec_to_dict(spec))
