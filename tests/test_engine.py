@@ -57,3 +57,100 @@ def test_quickstart_metrics_are_pinned_bit_for_bit_on_the_cpu(tmp_path):
             assert frame.loc[tid, col] == want[col], (tid, col)
         got = epochs[epochs.trial_id == tid].sort_values("epoch").train_loss.tolist()
         assert got == want["epoch_train_loss"], tid
+
+
+@pytest.mark.slow
+def test_two_driver_processes_share_the_work_without_overlap(tmp_path):
+    import os
+    import subprocess
+    import sys
+    import textwrap
+    from pathlib import Path
+
+    import yaml
+
+    (tmp_path / "train.py").write_text(textwrap.dedent("""
+        import json, os, time
+        p = json.load(open(os.environ["ABLATE_TRIAL"]))
+        time.sleep(0.3)
+        print(json.dumps({"val_acc": 50 + p["seed"]}))
+    """))
+    raw = {"name": "shared", "data": {"name": "digits"},
+           "trial": {"command": [sys.executable, "train.py"], "cwd": str(tmp_path)},
+           "tricks": {"a": {"x": 1}, "b": {"y": 1}, "c": {"z": 1}}, "design": {"kind": "one_at_a_time"},
+           "seeds": 2}
+    spec = tmp_path / "shared.yaml"
+    spec.write_text(yaml.safe_dump(raw, sort_keys=False))
+    db = tmp_path / "s.db"
+    Store(db, create=True)
+    root = Path(__file__).resolve().parent.parent
+    cmd = [sys.executable, "-m", "ablate", "run", str(spec), "--store", str(db), "--no-report"]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    drivers = [subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True) for _ in range(2)]
+    outs = [d.communicate(timeout=300)[0] for d in drivers]
+    assert [d.returncode for d in drivers] == [0, 0], outs
+    store = Store(db)
+    frame = store.trials_frame("shared")
+    assert len(frame) == 8 and (frame.status == "complete").all() and (frame.attempts == 1).all()
+    tries = store.attempts_frame("shared")
+    assert len(tries) == 8, "no trial ran twice"
+    assert tries.holder.nunique() == 2, "both drivers ran trials"
+
+
+def _zero_work(trial, report, device=None):
+    import time
+
+    report({"epoch": 1, "val_acc": float(trial.seed)})
+    time.sleep(0.01)
+    return {"val_acc": float(trial.seed), "test_acc": 1.0}
+
+
+def test_two_engines_on_one_store_never_run_the_same_trial(tmp_path):
+    import threading
+
+    from ablate.run.engine import Engine
+    from ablate.run.inprocess import InProcessExecutor
+    from ablate.run.sources import DesignSource
+    from tests.conftest import tiny_spec
+
+    spec = tiny_spec(seeds=8)
+    trials = plan(spec).trials
+    Store(tmp_path / "s.db", create=True)
+    summaries = []
+
+    def drive():
+        engine = Engine(Store(tmp_path / "s.db"), spec.name, InProcessExecutor(run_fn=_zero_work), poll_s=0.02)
+        summaries.append(engine.run(DesignSource(trials)))
+
+    threads = [threading.Thread(target=drive) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    store = Store(tmp_path / "s.db")
+    tries = store.attempts_frame(spec.name)
+    assert len(tries) == len(trials) and tries.trial_id.is_unique, "no trial ran twice"
+    assert sum(s.ran for s in summaries) == len(trials)
+    assert (store.trials_frame(spec.name).status == "complete").all()
+
+
+class StopAtEpochTwo:
+    def should_stop(self, trial, metrics):
+        return metrics["epoch"] >= 2
+
+
+def test_an_epoch_answered_with_stop_prunes_the_in_process_trial_for_good(tmp_path):
+    from ablate.run.engine import Engine
+    from ablate.run.inprocess import InProcessExecutor
+    from ablate.run.sources import DesignSource
+    from tests.conftest import tiny_spec
+
+    spec = tiny_spec(recipe={"epochs": 4}, seeds=1)
+    trial = plan(spec).trials[0]
+    store = Store(tmp_path / "s.db", create=True)
+    summary = Engine(store, spec.name, InProcessExecutor(), pruner=StopAtEpochTwo()).run(DesignSource([trial]))
+    assert summary.outcomes == {"pruned": 1}
+    assert list(store.epochs_frame(spec.name).epoch) == [1, 2]
+    again = Engine(store, spec.name, InProcessExecutor()).run(DesignSource([trial]))
+    assert again.ran == 0 and again.already_done == 1
