@@ -46,22 +46,31 @@ STOP_GRACE_S = 10.0         # a pruned command gets this long to stop by itself
 SUPERVISOR = r"""
 import os, select, signal, sys
 fd = int(sys.argv[1]); argv = sys.argv[2:]
+wake_r, wake_w = os.pipe()
+os.set_blocking(wake_w, False)
+signal.set_wakeup_fd(wake_w)                     # SIGCHLD wakes the select below: no polling
+signal.signal(signal.SIGCHLD, lambda *_: None)
 pid = os.fork()
 if pid == 0:
-    os.close(fd)
+    signal.set_wakeup_fd(-1)
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    for f in (fd, wake_r, wake_w):
+        os.close(f)
     try:
         os.execvp(argv[0], argv)
     except OSError as e:
         os.write(2, ("ablate: cannot start %r: %s\n" % (argv[0], e)).encode())
         os._exit(127)
 while True:
-    r, _, _ = select.select([fd], [], [], 0.02)
-    if r:
-        os.killpg(0, signal.SIGKILL)
     done, status = os.waitpid(pid, os.WNOHANG)
     if done:
         code = os.waitstatus_to_exitcode(status)
         os._exit(code if code >= 0 else 128 - code)
+    ready, _, _ = select.select([fd, wake_r], [], [])
+    if fd in ready:                              # the driver is gone: take the whole group down
+        os.killpg(0, signal.SIGKILL)
+    if wake_r in ready:
+        os.read(wake_r, 512)
 """
 
 
