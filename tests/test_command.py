@@ -225,3 +225,45 @@ def test_shell_true_runs_one_command_string(tmp_path):
     store = Store(tmp_path / "s.db", create=True)
     _, summary = run_experiment(spec, store)
     assert summary.outcomes == {"complete": 1}
+
+
+def _cli_in_child(argv: list[str]) -> None:
+    from ablate.cli import main
+
+    os._exit(main(argv))
+
+
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGINT"])
+def test_stopping_ablate_run_kills_the_command_and_keeps_the_trial_pending(tmp_path, sig):
+    import multiprocessing
+    import signal
+
+    script = f"""
+    import os, subprocess, sys, time
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    open(r"{tmp_path / 'pids'}", "w").write(f"{{os.getpid()}} {{child.pid}}")
+    time.sleep(60)
+    """
+    spec = command_spec(tmp_path, script, design={"kind": "explicit", "arms": [[]]}, seeds=1)
+    path = tmp_path / "cmd.yaml"
+    from ablate.spec import spec_to_dict
+
+    path.write_text(yaml.safe_dump(spec_to_dict(spec), sort_keys=False))
+    db = tmp_path / "s.db"
+    driver = multiprocessing.get_context("fork").Process(
+        target=_cli_in_child, args=(["run", str(path), "--store", str(db), "--no-report"],))
+    driver.start()
+    end = time.monotonic() + 60
+    while not (tmp_path / "pids").exists() or len((tmp_path / "pids").read_text().split()) < 2:
+        assert time.monotonic() < end and driver.is_alive()
+        time.sleep(0.05)
+    os.kill(driver.pid, getattr(signal, sig))
+    driver.join(timeout=30)
+    assert driver.exitcode == 130
+    pids = [int(p) for p in (tmp_path / "pids").read_text().split()]
+    end = time.monotonic() + 3
+    while any(_alive(p) for p in pids) and time.monotonic() < end:
+        time.sleep(0.02)
+    assert not [p for p in pids if _alive(p)], "the command or its child survived"
+    row = Store(db).trials_frame("cmd").iloc[0]
+    assert row.status == "pending" and "interrupted" in row.error
