@@ -115,7 +115,9 @@ def cmd_plan(args) -> int:
     spec = load_spec(args.spec, check_files=not args.no_estimate)
     p = plan(spec)
     print(p.describe())
-    if not args.no_estimate:
+    if spec.trial is not None and not args.no_estimate:
+        print("\n(no estimate: the trials run your command; time one run of it to estimate the cost)")
+    elif not args.no_estimate:
         from ablate.data import load_data
         from ablate.models import model_info
         from ablate.train import measure_throughput, pick_device

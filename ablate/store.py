@@ -365,26 +365,32 @@ class Store:
         """One row per trial; every final metric a column (the usual ones always present)."""
         import pandas as pd
 
-        q = sa.select(*(trials.c[n] for n in _TRIAL_COLUMNS)).where(
-            trials.c.experiment == experiment).order_by(trials.c.arm, trials.c.seed)
-        m = sa.select(final_metrics.c.trial_id, final_metrics.c.name, final_metrics.c.value).where(
-            final_metrics.c.experiment == experiment)
+        names = self._metric_names(final_metrics, experiment, FINAL_COLUMNS, _TRIAL_COLUMNS)
+        wide = _pivot(final_metrics, experiment, ["trial_id"], names).subquery()
+        q = (sa.select(*(trials.c[n] for n in _TRIAL_COLUMNS[:8]), *(wide.c[n] for n in names),
+                       *(trials.c[n] for n in _TRIAL_COLUMNS[8:]))
+             .select_from(trials.outerjoin(wide, trials.c.trial_id == wide.c.trial_id))
+             .where(trials.c.experiment == experiment).order_by(trials.c.arm, trials.c.seed))
         with self.engine.connect() as c:
             frame = pd.read_sql(q, c)
-            long = pd.read_sql(m, c)
-        return _widen(frame, long, ["trial_id"], _TRIAL_COLUMNS[:8], FINAL_COLUMNS, _TRIAL_COLUMNS[8:])
+        return _order(frame, _TRIAL_COLUMNS[:8], FINAL_COLUMNS, _TRIAL_COLUMNS[8:])
 
     def epochs_frame(self, experiment: str):
         """One row per (trial, epoch); every epoch metric a column (the usual ones always present)."""
         import pandas as pd
 
-        m = sa.select(epoch_metrics.c.trial_id, epoch_metrics.c.epoch, epoch_metrics.c.name,
-                      epoch_metrics.c.value).where(epoch_metrics.c.experiment == experiment)
+        names = self._metric_names(epoch_metrics, experiment, EPOCH_COLUMNS, ("trial_id", "epoch"))
+        q = _pivot(epoch_metrics, experiment, ["trial_id", "epoch"], names).order_by(
+            epoch_metrics.c.trial_id, epoch_metrics.c.epoch)
         with self.engine.connect() as c:
-            long = pd.read_sql(m, c)
-        keys = long[["trial_id", "epoch"]].drop_duplicates()
-        frame = _widen(keys, long, ["trial_id", "epoch"], ("trial_id", "epoch"), EPOCH_COLUMNS)
-        return frame.sort_values(["trial_id", "epoch"]).reset_index(drop=True)
+            frame = pd.read_sql(q, c)
+        return _order(frame, ("trial_id", "epoch"), EPOCH_COLUMNS, ())
+
+    def _metric_names(self, table, experiment: str, usual: tuple[str, ...], reserved: tuple[str, ...]) -> list[str]:
+        q = sa.select(table.c.name).where(table.c.experiment == experiment).distinct()
+        with self.engine.connect() as c:
+            found = {n for (n,) in c.execute(q)} - set(reserved)
+        return list(usual) + sorted(found - set(usual))
 
     def attempts_frame(self, experiment: str):
         """Every attempt of every trial: outcome, failure kind, error, where it ran."""
@@ -396,21 +402,19 @@ class Store:
             return pd.read_sql(q, c)
 
 
-def _widen(frame, long, keys: list[str], lead: tuple[str, ...], usual: tuple[str, ...],
-           tail: tuple[str, ...] = ()):
-    """`frame` with the long (keys, name, value) metrics as columns: `lead` columns, the `usual`
-    metrics (NaN when no trial reported them), `tail` columns, then any other metric by name."""
-    import pandas as pd
+def _pivot(table, experiment: str, keys: list[str], names: list[str]):
+    """Long (keys, name, value) rows as one column per name, pivoted by the database (fast in C,
+    where pandas would first have to read every long row)."""
+    cols = [sa.func.max(sa.case((table.c.name == n, table.c.value))).label(n) for n in names]
+    return sa.select(*(table.c[k] for k in keys), *cols).where(table.c.experiment == experiment).group_by(
+        *(table.c[k] for k in keys))
 
-    long = long[~long["name"].isin(lead + tail)]
-    if len(long):
-        wide = long.pivot_table(index=keys, columns="name", values="value", aggfunc="last")
-        wide.columns = [str(c) for c in wide.columns]
-        frame = frame.merge(wide.reset_index(), on=keys, how="left")
+
+def _order(frame, lead: tuple[str, ...], usual: tuple[str, ...], tail: tuple[str, ...]):
+    """Columns in a stable order: `lead`, the usual metrics (float), `tail`, other metrics by name."""
     for col in usual:
-        if col not in frame:
-            frame[col] = pd.Series(float("nan"), index=frame.index, dtype=float)
-    extra = sorted(c for c in frame.columns if c not in usual and c not in lead + tail)
+        frame[col] = frame[col].astype(float)
+    extra = sorted(c for c in frame.columns if c not in lead + usual + tail)
     return frame[list(lead) + list(usual) + list(tail) + extra]
 
 

@@ -71,6 +71,10 @@ def test_the_client_reports_and_reads_parameters(tmp_path):
     assert summary.outcomes == {"complete": 6}
     frame = store.trials_frame("cmd")
     assert sorted(frame.top1) == pytest.approx([0.3, 0.3, 0.3, 1.3, 1.3, 1.3])
+    from ablate.report import build_report
+
+    lift = build_report(store, "cmd").lift
+    assert lift.metric == "top1" and lift.frame.lift.iloc[1:].abs().max() < 1e-9   # tricks change nothing
 
 
 def test_a_failing_command_keeps_its_stderr_tail_and_is_retried_per_policy(tmp_path):
