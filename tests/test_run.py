@@ -179,3 +179,18 @@ def test_a_changed_spec_is_noted_and_unchanged_trials_reused(tmp_path):
     _, summary = run_experiment(changed, store)
     assert summary.outcomes == {"complete": 2}, "only the arm whose config changed runs"
     assert any("changed since it was last run; 2 stored trial(s)" in n for n in summary.notes)
+
+
+def test_a_spec_stored_by_the_first_release_is_not_reported_as_changed(tmp_path):
+    import json
+
+    from ablate.spec import spec_to_dict
+
+    store = Store(tmp_path / "s.db", create=True)
+    spec = tiny_spec(seeds=1, recipe={"epochs": 1})
+    run_experiment(spec, store)
+    old = spec_to_dict(spec)
+    del old["trial"], old["retries"]          # the keys ablate 0.1.0 did not write
+    store.save_experiment("tiny", json.dumps(old), None)
+    _, summary = run_experiment(spec, store)
+    assert summary.notes == [] and summary.ran == 0

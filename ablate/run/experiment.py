@@ -16,7 +16,8 @@ from ablate.run.events import Executor
 from ablate.run.inprocess import InProcessExecutor
 from ablate.run.progress import Progress
 from ablate.run.sources import AdaptiveSeedSource, DesignSource
-from ablate.spec import Spec, spec_to_dict
+from ablate.errors import AblateError
+from ablate.spec import Spec, spec_from_dict, spec_to_dict
 
 
 @dataclass(frozen=True)
@@ -89,7 +90,7 @@ def run_experiment(spec: Spec, store, *, source: str | None = None, progress: Pr
     before = store.experiment(spec.name)
     store.save_experiment(spec.name, text, source)
     summary = RunSummary()
-    if before is not None and before["spec"] != text:
+    if before is not None and not _same_spec(before["spec"], text):
         ids = {p.trial_id(a.index, s) for a in p.arms for s in set(store.trial_seeds(spec.name)) | set(p.seeds)}
         stale = sum(1 for tid in store.trial_statuses(spec.name) if tid not in ids)
         summary.notes.append(
@@ -100,3 +101,13 @@ def run_experiment(spec: Spec, store, *, source: str | None = None, progress: Pr
                     metric=spec.metric.name, metric_source=source or f"spec '{spec.name}'", lease_s=lease_s)
     engine.run(trials, summary)
     return p, summary
+
+
+def _same_spec(stored: str, text: str) -> bool:
+    """Whether a stored spec is this one, also when an older ablate wrote it with fewer keys."""
+    if stored == text:
+        return True
+    try:
+        return json.dumps(spec_to_dict(spec_from_dict(json.loads(stored), check_files=False))) == text
+    except (AblateError, ValueError):
+        return False
