@@ -380,10 +380,10 @@ class Store:
         import pandas as pd
 
         names = self._metric_names(epoch_metrics, experiment, EPOCH_COLUMNS, ("trial_id", "epoch"))
-        q = _pivot(epoch_metrics, experiment, ["trial_id", "epoch"], names).order_by(
-            epoch_metrics.c.trial_id, epoch_metrics.c.epoch)
+        q = _pivot(epoch_metrics, experiment, ["trial_id", "epoch"], names)
         with self.engine.connect() as c:
             frame = pd.read_sql(q, c)
+        frame = frame.sort_values(["trial_id", "epoch"], kind="stable").reset_index(drop=True)
         return _order(frame, ("trial_id", "epoch"), EPOCH_COLUMNS, ())
 
     def _metric_names(self, table, experiment: str, usual: tuple[str, ...], reserved: tuple[str, ...]) -> list[str]:
@@ -405,7 +405,9 @@ class Store:
 def _pivot(table, experiment: str, keys: list[str], names: list[str]):
     """Long (keys, name, value) rows as one column per name, pivoted by the database (fast in C,
     where pandas would first have to read every long row)."""
-    cols = [sa.func.max(sa.case((table.c.name == n, table.c.value))).label(n) for n in names]
+    # names inlined as SQL literals (quotes doubled): with bound parameters SQLite runs it ~1.5x slower
+    cols = [sa.func.max(table.c.value).filter(table.c.name == sa.literal_column("'" + n.replace("'", "''") + "'"))
+            .label(n) for n in names]
     return sa.select(*(table.c[k] for k in keys), *cols).where(table.c.experiment == experiment).group_by(
         *(table.c[k] for k in keys))
 
