@@ -23,7 +23,7 @@ from ablate.plan import plan  # noqa: E402
 from ablate.run.command import CommandExecutor  # noqa: E402
 from ablate.run.config import CommandTrial  # noqa: E402
 from ablate.run.engine import Engine  # noqa: E402
-from ablate.run.environment import environment  # noqa: E402
+from ablate.run.provenance import environment  # noqa: E402
 from ablate.run.inprocess import InProcessExecutor  # noqa: E402
 from ablate.run.sources import DesignSource  # noqa: E402
 from ablate.spec import spec_from_dict  # noqa: E402

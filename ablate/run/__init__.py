@@ -11,7 +11,7 @@ import importlib
 _NAMES = {
     "Engine": "ablate.run.engine", "RunSummary": "ablate.run.engine", "run_trials": "ablate.run.engine",
     "Progress": "ablate.run.progress", "SilentProgress": "ablate.run.progress",
-    "environment": "ablate.run.environment",
+    "environment": "ablate.run.provenance",
     "InProcessExecutor": "ablate.run.inprocess", "CommandExecutor": "ablate.run.command",
     "DesignSource": "ablate.run.sources", "AdaptiveSeedSource": "ablate.run.sources",
     "run_experiment": "ablate.run.experiment",

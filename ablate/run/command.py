@@ -34,7 +34,7 @@ from pathlib import Path
 
 from ablate.errors import SpecError
 from ablate.run.config import CommandTrial
-from ablate.run.environment import git_revision
+from ablate.run.provenance import git_revision
 from ablate.run.events import Emit, EpochMetrics, Failure, FinalMetrics, Started
 from ablate.store import numeric_metrics
 from ablate.trial import Trial

@@ -6,7 +6,7 @@ import traceback
 from collections.abc import Callable, Sequence
 
 from ablate.errors import TrialDiverged, TrialPruned
-from ablate.run.environment import environment
+from ablate.run.provenance import environment
 from ablate.run.events import Emit, EpochMetrics, Failure, FinalMetrics, Started
 from ablate.trial import Trial
 
