@@ -1,7 +1,8 @@
 """The engine: asks a trial source what runs next, claims each trial in the store, hands it to
 an executor, and feeds the executor's events to the recorder.
 
-Several drivers may run the same experiment on one store: each runs only trials it claimed, and
+The recorder writes every outcome; the engine itself writes only what coordinates drivers: the
+planned trials (pending) and its claims. Several drivers may run the same experiment on one store: each runs only trials it claimed, and
 waits for the trials others hold before asking the source for more (so an adaptive round sees
 every result). A heartbeat thread keeps this driver's claims alive; the claims of a driver that
 died expire (at once when it ran on this host) and its trials run again.
@@ -91,7 +92,7 @@ class Engine:
         todo = {t.id: t for t in batch if statuses.get(t.id) not in DONE}
         summary.planned += len(batch)
         summary.already_done += len(batch) - len(todo)
-        total, index = len(todo), 0
+        total, started = len(todo), set()
         while todo:
             ran = False
             statuses = self.store.trial_statuses(self.experiment)
@@ -102,14 +103,11 @@ class Engine:
                 if not self.store.claim(self.experiment, tid, self.holder, self.lease_s):
                     continue
                 ran = True
-                if self.recorder.failures.get(tid) is None:
-                    index += 1
-                self.recorder.failures[tid] = self.recorder.failures.get(tid, 0)
-                self.progress.trial_started(min(index, total), total, trial)
+                started.add(tid)
+                self.progress.trial_started(len(started), total, trial)
                 outcome = self._execute(trial)
                 if outcome == "retry":
-                    self.recorder.failures[tid] += 1
-                    continue
+                    continue               # back to pending: the next pass claims it again
                 del todo[tid]
                 if outcome != "lost":
                     summary.outcomes[outcome] = summary.outcomes.get(outcome, 0) + 1
@@ -124,14 +122,9 @@ class Engine:
             self.executor.run([trial], self.recorder)
         except BaseException:
             # Ctrl-C, SIGTERM or a broken executor: the attempt does not count, nothing is lost
-            if trial.id not in self.recorder.outcome:
-                self.store.reset_trial(self.experiment, trial.id, INTERRUPTED, holder=self.holder)
+            self.recorder.interrupted(trial, INTERRUPTED)
             raise
-        if trial.id not in self.recorder.outcome:
-            self.store.finish_trial(self.experiment, trial.id, "failed", error="the executor ended without "
-                                    "reporting an outcome", kind="error", holder=self.holder)
-            return "failed"
-        return self.recorder.outcome[trial.id]
+        return self.recorder.ended(trial)
 
     def _check_metric(self, trial: Trial) -> None:
         if self._metric_checked:

@@ -20,7 +20,6 @@ class Recorder:
         self.trials: dict[str, Trial] = {}
         self.outcome: dict[str, str] = {}         # trial id -> final status, "retry" or "lost"
         self.final: dict[str, dict] = {}          # trial id -> final metrics of complete trials
-        self.failures: dict[str, int] = {}        # trial id -> failed attempts in this run
 
     def expect(self, trial: Trial) -> None:
         self.trials[trial.id] = trial
@@ -43,6 +42,18 @@ class Recorder:
             retry = status == "failed" and self._may_retry(tid, event.kind)
             self._end(trial, status, error=event.message, kind=event.kind, retry=retry)
         return "continue"
+
+    def interrupted(self, trial: Trial, note: str) -> None:
+        """The driver is stopping mid-attempt: back to pending (unless the attempt had ended)."""
+        if trial.id not in self.outcome:
+            self.store.reset_trial(self.experiment, trial.id, note, holder=self.holder)
+
+    def ended(self, trial: Trial) -> str:
+        """How the trial's attempt ended: a final status, "retry" or "lost" (recorded as failed
+        when the executor returned without ending it)."""
+        if trial.id not in self.outcome:
+            self._end(trial, "failed", error="the executor returned without reporting an outcome", kind="error")
+        return self.outcome[trial.id]
 
     def _may_retry(self, trial_id: str, kind: str) -> bool:
         """A failure of a listed kind runs again while the trial's failed attempts (this run's
