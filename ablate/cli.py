@@ -158,6 +158,9 @@ def cmd_run(args) -> int:
             changes["seeds"] = args.seeds
         spec = spec.with_changes(**changes)
     source = str(resolve_spec_path(args.spec))
+    from ablate.run.experiment import executor_for
+
+    executor_for(spec, device=args.device, source=source).check(())   # a bad command: exit 2, no store written
     store = _open_store(args.store, create=True)
     print(f"ablate {__version__}: running '{spec.name}' into {args.store}")
     progress = ConsoleProgress()

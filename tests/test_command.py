@@ -271,3 +271,16 @@ def test_stopping_ablate_run_kills_the_command_and_keeps_the_trial_pending(tmp_p
     assert not [p for p in pids if _alive(p)], "the command or its child survived"
     row = Store(db).trials_frame("cmd").iloc[0]
     assert row.status == "pending" and "interrupted" in row.error
+
+
+def test_the_cli_refuses_a_missing_command_with_exit_2_and_writes_no_store(tmp_path, capsys):
+    from ablate.cli import main
+
+    raw = {"name": "cmd", "data": {"name": "digits"}, "trial": {"command": ["no-such-program-xyz", "t.py"]},
+           "design": {"kind": "explicit", "arms": [[]]}, "seeds": 1}
+    path = tmp_path / "cmd.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    assert main(["run", str(path), "--store", str(tmp_path / "s.db")]) == 2
+    err = capsys.readouterr().err
+    assert "cmd.yaml" in err and "trial.command[0]" in err and "no-such-program-xyz" in err
+    assert not (tmp_path / "s.db").exists()
