@@ -284,3 +284,20 @@ def test_the_cli_refuses_a_missing_command_with_exit_2_and_writes_no_store(tmp_p
     err = capsys.readouterr().err
     assert "cmd.yaml" in err and "trial.command[0]" in err and "no-such-program-xyz" in err
     assert not (tmp_path / "s.db").exists()
+
+
+def test_the_timeout_holds_after_the_command_closes_its_stdout(tmp_path):
+    script = """
+    import os, sys, time
+    print('{"epoch": 1, "val_acc": 1}', flush=True)
+    os.close(1)
+    time.sleep(60)
+    """
+    spec = command_spec(tmp_path, script, trial={"timeout_s": 1.0}, retries={"count": 0},
+                        design={"kind": "explicit", "arms": [[]]}, seeds=1)
+    store = Store(tmp_path / "s.db", create=True)
+    t0 = time.monotonic()
+    run_experiment(spec, store)
+    assert time.monotonic() - t0 < 30
+    row = store.trials_frame("cmd").iloc[0]
+    assert row.status == "failed" and row.kind == "timeout"

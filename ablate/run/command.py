@@ -197,7 +197,14 @@ class CommandExecutor:
                     stop_file.touch()
             else:
                 final.update(report)
-        code = proc.wait()
+        try:   # stdout can close before the command ends: the timeout still holds
+            code = proc.wait(timeout=None if deadline is None or outcome is not None
+                             else max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            _kill_group(proc)
+            code = proc.wait()
+            outcome = Failure(trial.id, "timeout", f"killed after the timeout of {self.config.timeout_s:g} s"
+                              + _tail(tail, readers[1]))
         if outcome is None and stopped_at is not None:
             outcome = Failure(trial.id, "pruned", f"pruned after epoch {last_epoch.get('epoch')}")
         if outcome is None and code != 0:
