@@ -62,10 +62,11 @@ class Plan:
     @cached_property
     def _arm_settings(self) -> list[tuple[tuple, str]]:
         """Per arm: its trick settings in canonical order, and their hashed text."""
+        texts = {k: trick_text(t) for k, t in self.spec.tricks.items()}
         out = []
         for a in self.arms:
-            settings = canonical_tricks(self.spec.tricks[k] for k in a.tricks)
-            out.append((settings, ",".join(trick_text(t) for t in settings)))
+            settings = canonical_tricks((self.spec.tricks[k] for k in a.tricks), texts)
+            out.append((settings, ",".join(texts[t.key] for t in settings)))
         return out
 
     @cached_property

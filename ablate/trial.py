@@ -42,9 +42,12 @@ def trick_text(setting: TrickSetting) -> str:
     return json.dumps(setting.resolved(), sort_keys=True)
 
 
-def canonical_tricks(settings) -> tuple[TrickSetting, ...]:
-    """Tricks sorted by registered name and parameters: their order in a spec has no meaning."""
-    return tuple(sorted(settings, key=lambda t: (t.use, trick_text(t))))
+def canonical_tricks(settings, texts: dict[str, str] | None = None) -> tuple[TrickSetting, ...]:
+    """Tricks sorted by registered name and parameters: their order in a spec has no meaning.
+    `texts` ({key: trick_text}) spares recomputing them for every arm of a big design."""
+    if texts is None:
+        return tuple(sorted(settings, key=lambda t: (t.use, trick_text(t))))
+    return tuple(sorted(settings, key=lambda t: (t.use, texts[t.key])))
 
 
 def hash_id(base: str, tricks_text: str, seed: int, values: dict[str, SearchValue] | None = None) -> str:
