@@ -126,7 +126,7 @@ class Seeds(Frozen):
         return self
 
 
-BUILTIN_METRICS = {"val_acc": "max", "val_loss": "min", "test_acc": "max", "test_loss": "min"}
+BUILTIN_METRICS = {"val_acc": "max", "val_loss": "min"}
 
 
 class Metric(Frozen):
