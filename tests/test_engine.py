@@ -154,3 +154,29 @@ def test_an_epoch_answered_with_stop_prunes_the_in_process_trial_for_good(tmp_pa
     assert list(store.epochs_frame(spec.name).epoch) == [1, 2]
     again = Engine(store, spec.name, InProcessExecutor()).run(DesignSource([trial]))
     assert again.ran == 0 and again.already_done == 1
+
+
+def test_the_heartbeat_keeps_a_long_trial_claimed(tmp_path):
+    import threading
+    import time
+
+    from ablate.run.engine import Engine
+    from ablate.run.inprocess import InProcessExecutor
+    from ablate.run.sources import DesignSource
+    from tests.conftest import tiny_spec
+
+    def slow(trial, report, device=None):
+        time.sleep(1.2)
+        return {"val_acc": 1.0}
+
+    spec = tiny_spec(seeds=1)
+    trial = plan(spec).trials[0]
+    store = Store(tmp_path / "s.db", create=True)
+    engine = Engine(store, spec.name, InProcessExecutor(run_fn=slow), lease_s=0.4)
+    driver = threading.Thread(target=engine.run, args=(DesignSource([trial]),))
+    driver.start()
+    time.sleep(0.8)                      # two leases long: alive only through the heartbeat
+    taken = store.claim(spec.name, trial.id, "elsewhere:1:other", lease_s=60)
+    driver.join()
+    assert not taken, "a running trial's claim lapsed while its driver was alive"
+    assert store.trial_statuses(spec.name)[trial.id] == "complete"
