@@ -61,6 +61,11 @@ class ConsoleProgress:
     def epoch(self, trial, metrics):
         if not self.tty:
             return
+        if trial.recipe is None:   # a command trial: its epochs and metrics are its own
+            self.stream.write(f"\r[{self.index}/{self.total}] {trial.label} (seed {trial.seed})  epoch "
+                              f"{metrics['epoch']}  {self._eta()}\033[K")
+            self.stream.flush()
+            return
         frac = metrics["epoch"] / trial.recipe.epochs
         self.stream.write(f"\r[{self.index}/{self.total}] {trial.label} (seed {trial.seed})  epoch "
                           f"{metrics['epoch']}/{trial.recipe.epochs}  val_acc {metrics['val_acc']:.2f}%  "
@@ -70,8 +75,10 @@ class ConsoleProgress:
     def trial_finished(self, trial, status, metrics, error):
         took = time.perf_counter() - self.t0
         self.durations.append(took)
-        if status == "complete":
+        if status == "complete" and "val_acc" in metrics and "test_acc" in metrics:
             detail = f"val {metrics['val_acc']:.2f}%  test {metrics['test_acc']:.2f}%"
+        elif status == "complete":
+            detail = "  ".join(f"{k} {v:.4g}" for k, v in list(metrics.items())[:4] if isinstance(v, (int, float)))
         else:
             detail = f"{status.upper()}: {(error or '').strip().splitlines()[0][:120] if error else ''}"
         line = (f"[{self.index}/{self.total}] {trial.label} (seed {trial.seed})  {detail}  "
@@ -113,7 +120,9 @@ def cmd_plan(args) -> int:
     spec = load_spec(args.spec, check_files=not args.no_estimate)
     p = plan(spec)
     print(p.describe())
-    if not args.no_estimate:
+    if spec.trial is not None and not args.no_estimate:
+        print("\n(no estimate: the trials run your command; time one run of it to estimate the cost)")
+    elif not args.no_estimate:
         from ablate.data import load_data
         from ablate.models import model_info
         from ablate.train import measure_throughput, pick_device
@@ -160,8 +169,12 @@ def cmd_run(args) -> int:
             changes["seeds"] = args.seeds
         spec = spec.with_changes(**changes)
     source = str(resolve_spec_path(args.spec))
+    from ablate.run.experiment import executor_for
+
     check_device(args.device)
-    load_data(spec.data)   # the first trial's data: a broken file fails here, not in trial 1
+    if spec.trial is None:
+        load_data(spec.data)   # the first trial's data: a broken file fails here, not in trial 1
+    executor_for(spec, device=args.device, source=source).check(())   # a bad command: exit 2, no store written
     new_store = prepare_store_path(args.store)
     try:
         store = _open_store(args.store, create=True)

@@ -21,6 +21,7 @@ from pydantic import (
     model_validator,
 )
 
+from ablate.arms import arm_tricks
 from ablate.config import Frozen
 from ablate.data import DATA_NAMES, DataConfig, check_data
 from ablate.errors import DataError, DesignError, SpecError
@@ -40,6 +41,7 @@ from ablate.spec_errors import (  # noqa: F401 -- re-exported: callers import th
     _pydantic_message,
     _strip_tags,
 )
+from ablate.run.config import CommandFlags, CommandTrial, Retries
 from ablate.tricks import TrickParams, get_trick, suggest, trick_names
 
 # Sizes beyond these are mistakes (a plan of a billion trials is killed for memory, not run).
@@ -144,29 +146,40 @@ class Seeds(Frozen):
         return self
 
 
+BUILTIN_METRICS = {"val_acc": "max", "val_loss": "min"}
+
+
 class Metric(Frozen):
-    name: Literal["val_acc", "val_loss"] = "val_acc"
+    """The metric lifts are measured in: a built-in one, or any metric the trials report
+    (then `mode` says whether larger or smaller is better)."""
+
+    name: str = Field("val_acc", pattern=r"^[A-Za-z_][A-Za-z0-9_.-]*$", max_length=100)
     mode: Literal["max", "min"] | None = None
 
     @model_validator(mode="after")
     def _mode(self):
-        right = "max" if self.name.endswith("acc") else "min"
-        if self.mode is not None and self.mode != right:
+        right = BUILTIN_METRICS.get(self.name)
+        if right is None and self.mode is None:
+            raise ValueError(f"metric '{self.name}' is not built in ({', '.join(BUILTIN_METRICS)}): give "
+                             f"its direction, e.g. {{name: {self.name}, mode: max}}")
+        if right is not None and self.mode is not None and self.mode != right:
             raise ValueError(f"metric '{self.name}' is better when larger/smaller: mode must be "
                              f"'{right}', got '{self.mode}'")
         return self
 
     @property
     def direction(self) -> str:
-        return "max" if self.name.endswith("acc") else "min"
+        return self.mode or BUILTIN_METRICS[self.name]
 
 
 class Spec(Frozen):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=100)
     description: str = ""
     data: DataConfig
-    model: ModelConfig
-    recipe: Recipe
+    model: ModelConfig | None = None        # required unless `trial` runs a command
+    recipe: Recipe | None = None            # required unless `trial` runs a command
+    trial: CommandTrial | None = None
+    retries: Retries = Retries()
     tricks: dict[str, TrickSetting] = Field(default_factory=dict)
     design: Design
     seeds: Seeds
@@ -305,7 +318,7 @@ def spec_from_dict(raw: Any, *, source: str = "<dict>", default_name: str | None
         return SpecError(message, source=source, path=_dotted(path), line=_line_for(lines, path))
 
     _check_names(raw, fail)
-    raw["tricks"] = _resolve_tricks(raw.get("tricks"), fail)
+    raw["tricks"] = _resolve_tricks(raw.get("tricks"), fail, command=raw.get("trial") is not None)
     try:
         spec = Spec.model_validate(raw)
     except ValidationError as exc:
@@ -339,7 +352,7 @@ def _check_names(raw: dict, fail) -> None:
                                            f"allowed: {', '.join(names)}")
 
 
-def _resolve_tricks(tricks: Any, fail) -> dict[str, TrickSetting]:
+def _resolve_tricks(tricks: Any, fail, *, command: bool = False) -> dict[str, TrickSetting]:
     if tricks is None:
         return {}
     if not isinstance(tricks, dict):
@@ -356,6 +369,13 @@ def _resolve_tricks(tricks: Any, fail) -> dict[str, TrickSetting]:
         params = dict(params)
         use = str(params.pop("use", key))
         code = params.pop("code", None)
+        if command:   # a command trial's tricks are its own flags, not registered tricks
+            try:
+                flags = CommandFlags.model_validate(params)
+            except ValidationError as exc:
+                raise fail(("tricks", key), _pydantic_message(exc.errors()[0])) from None
+            out[key] = TrickSetting(key=key, use=use, code=str(code) if code is not None else key, params=flags)
+            continue
         try:
             trick = get_trick(use)
         except KeyError:
@@ -392,6 +412,15 @@ def _resolve_tricks(tricks: Any, fail) -> dict[str, TrickSetting]:
 
 def _check_consistency(spec: Spec, fail, *, check_files: bool) -> None:
     kind = spec.design.kind
+    if spec.trial is not None and (spec.model is not None or spec.recipe is not None):
+        given = " and ".join(s for s in ("model", "recipe") if getattr(spec, s) is not None)
+        raise fail(("trial",), f"'trial' runs your own command, so {given} cannot be given with it; "
+                               f"remove {given}, or remove 'trial' to use the built-in trainer")
+    if spec.trial is None:
+        for section in ("model", "recipe"):
+            if getattr(spec, section) is None:
+                raise fail((section,), f"the '{section}' section is required (or give 'trial: {{command: "
+                                       f"[...]}}' to run your own training script)")
     n = len(spec.tricks)
     if kind != "explicit" and n < MIN_TRICKS[kind]:
         raise fail(("tricks",), f"design '{kind}' needs at least {MIN_TRICKS[kind]} trick(s) in 'tricks', "
@@ -409,12 +438,10 @@ def _check_consistency(spec: Spec, fail, *, check_files: bool) -> None:
             if fs in seen:
                 raise fail(("design", "arms", i), f"arm {i} repeats the tricks of arm {seen[fs]}")
             seen[fs] = i
-    for key, setting in spec.tricks.items():
+    for key, setting in spec.tricks.items() if spec.trial is None else ():
         reason = get_trick(setting.use).check(setting.params, spec)
         if reason:
             raise fail(("tricks", key), reason)
-    from ablate.plan import arm_tricks  # the planner decides which tricks share an arm
-
     try:
         arms = arm_tricks(spec)
     except DesignError as exc:
@@ -424,7 +451,7 @@ def _check_consistency(spec: Spec, fail, *, check_files: bool) -> None:
         raise fail(("seeds",), f"this spec would make {len(arms):,} arms x {seeds_per_arm:,} seeds = "
                                f"{len(arms) * seeds_per_arm:,} trials; the limit is {MAX_TRIALS:,}. Use fewer "
                                f"seeds, fewer tricks, or a fractional design")
-    for arm in arms:
+    for arm in arms if spec.trial is None else ():
         slots: dict[str, str] = {}
         for key in arm:
             slot = get_trick(spec.tricks[key].use).slot

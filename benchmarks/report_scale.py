@@ -25,7 +25,8 @@ sys.path.insert(0, str(ROOT))
 from ablate.plan import plan  # noqa: E402
 from ablate.report import frames  # noqa: E402
 from ablate.spec import spec_from_dict, spec_to_dict  # noqa: E402
-from ablate.store import Store, epochs, trials  # noqa: E402
+from ablate.store import Store  # noqa: E402
+from ablate.store_schema import epoch_metrics, final_metrics, trials  # noqa: E402
 
 TRICKS = ["cosine", "label_smoothing", "mixup", "cutmix", "zero_gamma", "no_bias_decay", "resnet_d",
           "resnet_c", "random_erasing", "cutout", "ema", "warmup"]
@@ -43,21 +44,23 @@ def fill(store: Store, p, n_epochs: int) -> None:
     effects = rng.normal(0, 0.5, len(p.spec.tricks))
     seed_offset = rng.normal(0, 1.0, max(p.seeds) + 1)
     now = time.time()
-    trial_rows, epoch_rows = [], []
+    trial_rows, final_rows, epoch_rows = [], [], []
     for t in p.trials:
         levels = np.array(p.arms[t.arm].levels)
         acc = 90 + levels @ effects / 2 + seed_offset[t.seed] + rng.normal(0, 0.3)
-        trial_rows.append(dict(experiment=p.spec.name, trial_id=t.id, arm=t.arm, label=t.label, seed=t.seed,
-                               reason="design", config="{}", status="complete", metrics="{}", val_acc=acc,
-                               val_loss=0.3, test_acc=acc + 0.5, test_loss=0.3, params=78000.0, wall_s=3.0,
-                               attempts=1, created=now))
+        key = dict(experiment=p.spec.name, trial_id=t.id)
+        trial_rows.append(dict(**key, arm=t.arm, label=t.label, seed=t.seed, reason="design", config="{}",
+                               status="complete", metrics="{}", attempts=1, created=now))
+        final = dict(val_acc=acc, val_loss=0.3, test_acc=acc + 0.5, test_loss=0.3, params=78000.0, wall_s=3.0)
+        final_rows += [dict(**key, name=k, value=float(v)) for k, v in final.items()]
         for e in range(1, n_epochs + 1):
-            epoch_rows.append(dict(experiment=p.spec.name, trial_id=t.id, epoch=e, train_loss=1 / e,
-                                   train_acc=acc - 10 / e, val_loss=1 / e, val_acc=acc - 10 / e, lr=0.1,
-                                   images_per_s=3000.0, epoch_s=0.2))
+            metrics = dict(train_loss=1 / e, train_acc=acc - 10 / e, val_loss=1 / e, val_acc=acc - 10 / e,
+                           lr=0.1, images_per_s=3000.0, epoch_s=0.2)
+            epoch_rows += [dict(**key, epoch=e, name=k, value=float(v)) for k, v in metrics.items()]
     with store.engine.begin() as c:
         c.execute(trials.insert(), trial_rows)
-        c.execute(epochs.insert(), epoch_rows)
+        c.execute(final_metrics.insert(), final_rows)
+        c.execute(epoch_metrics.insert(), epoch_rows)
 
 
 def main() -> None:
@@ -69,7 +72,8 @@ def main() -> None:
         t0 = time.perf_counter()
         fill(store, p, 20)
         with store.engine.connect() as c:
-            n_epochs = c.execute(sa.select(sa.func.count()).select_from(epochs)).scalar()
+            pairs = sa.select(epoch_metrics.c.trial_id, epoch_metrics.c.epoch).distinct().subquery()
+            n_epochs = c.execute(sa.select(sa.func.count()).select_from(pairs)).scalar()
         print(f"store: {len(p.trials):,} trials, {n_epochs:,} epoch rows (filled in {time.perf_counter() - t0:.1f}s)")
 
         t0 = time.perf_counter()

@@ -33,27 +33,59 @@ def test_rerun_resumes_and_repeats_nothing(tmp_path):
     assert (store.trials_frame("tiny")["attempts"] == 1).all()
 
 
-def test_a_crashing_trial_is_recorded_and_the_run_goes_on(tmp_path, monkeypatch):
+def test_a_crashing_trial_is_retried_per_policy_then_final_and_the_run_goes_on(tmp_path, monkeypatch):
     import ablate.train as train
 
     real = train._train
 
-    def flaky(trial, report, dev, start):
+    def broken(trial, report, dev, start):
         if trial.arm == 1 and trial.seed == 0:
             raise RuntimeError("CUDA out of memory (simulated)")
+        return real(trial, report, dev, start)
+
+    monkeypatch.setattr(train, "_train", broken)
+    store = Store(tmp_path / "s.db", create=True)
+    p, summary = run_experiment(tiny_spec(), store)    # default retries: count 1
+    assert summary.outcomes == {"complete": len(p.trials) - 1, "failed": 1}
+    frame = store.trials_frame("tiny")
+    failed = frame[frame.status == "failed"].iloc[0]
+    assert failed.arm == 1 and failed.seed == 0 and "CUDA out of memory (simulated)" in failed.error
+    assert failed.attempts == 2 and failed.kind == "error"
+    tries = store.attempts_frame("tiny")
+    tries = tries[tries.trial_id == failed.trial_id]
+    assert list(tries.status) == ["failed", "failed"] and tries.error.str.contains("simulated").all()
+    # failed is final: the next run does not run it again
+    monkeypatch.setattr(train, "_train", real)
+    _, again = run_experiment(tiny_spec(), store)
+    assert again.ran == 0
+
+
+def test_a_flaky_trial_is_retried_and_every_attempt_kept(tmp_path, monkeypatch):
+    import ablate.train as train
+
+    real = train._train
+    calls = {"n": 0}
+
+    def flaky(trial, report, dev, start):
+        if trial.arm == 1 and trial.seed == 0:
+            calls["n"] += 1
+            if calls["n"] == 1:
+                raise RuntimeError("node lost (simulated)")
         return real(trial, report, dev, start)
 
     monkeypatch.setattr(train, "_train", flaky)
     store = Store(tmp_path / "s.db", create=True)
     p, summary = run_experiment(tiny_spec(), store)
+    assert summary.outcomes == {"complete": len(p.trials)}
+    tries = store.attempts_frame("tiny")
+    row = store.trials_frame("tiny").query("arm == 1 and seed == 0").iloc[0]
+    mine = tries[tries.trial_id == row.trial_id]
+    assert list(mine.status) == ["failed", "complete"] and "node lost" in mine.error.iloc[0]
+    # with no retries the same failure is final at once
+    calls["n"] = 0
+    store2 = Store(tmp_path / "s2.db", create=True)
+    _, summary = run_experiment(tiny_spec(retries={"count": 0}), store2)
     assert summary.outcomes == {"complete": len(p.trials) - 1, "failed": 1}
-    frame = store.trials_frame("tiny")
-    failed = frame[frame.status == "failed"].iloc[0]
-    assert failed.arm == 1 and failed.seed == 0 and "CUDA out of memory (simulated)" in failed.error
-    # the next run retries only the failed one
-    monkeypatch.setattr(train, "_train", real)
-    _, again = run_experiment(tiny_spec(), store)
-    assert again.outcomes == {"complete": 1}
 
 
 def test_ctrl_c_puts_the_trial_back_and_keeps_finished_ones(tmp_path, monkeypatch):
@@ -147,3 +179,18 @@ def test_a_changed_spec_is_noted_and_unchanged_trials_reused(tmp_path):
     _, summary = run_experiment(changed, store)
     assert summary.outcomes == {"complete": 2}, "only the arm whose config changed runs"
     assert any("changed since it was last run; 2 stored trial(s)" in n for n in summary.notes)
+
+
+def test_a_spec_stored_by_the_first_release_is_not_reported_as_changed(tmp_path):
+    import json
+
+    from ablate.spec import spec_to_dict
+
+    store = Store(tmp_path / "s.db", create=True)
+    spec = tiny_spec(seeds=1, recipe={"epochs": 1})
+    run_experiment(spec, store)
+    old = spec_to_dict(spec)
+    del old["trial"], old["retries"]          # the keys ablate 0.1.0 did not write
+    store.save_experiment("tiny", json.dumps(old), None)
+    _, summary = run_experiment(spec, store)
+    assert summary.notes == [] and summary.ran == 0

@@ -9,10 +9,11 @@ import pytest
 
 from ablate.plan import plan
 from ablate.report import build_report
+from ablate.run.engine import run_trials
 from ablate.run.experiment import run_experiment
+from ablate.run.inprocess import InProcessExecutor
 from ablate.spec import load_spec, spec_from_dict, spec_to_dict
 from ablate.store import Store
-from ablate.train import run_trial
 
 SPECS = sorted(p.stem for p in (Path(__file__).parent.parent / "search_spaces").glob("*.yaml"))
 SMALL_DATA = {"name": "synthetic", "num_classes": 10, "image_size": 16, "channels": 3, "train_size": 48,
@@ -43,12 +44,15 @@ def load_spec_unchecked(name: str):
 
 
 @pytest.mark.parametrize("name", SPECS)
-def test_shipped_spec_trains_shrunk(name):
+def test_shipped_spec_trains_shrunk_through_the_engine(name, tmp_path):
     p = plan(shrink(name))
     assert len(p.arms) >= 2
-    for trial in (p.trials[0], p.trials[-1]):   # the baseline and the arm with the most tricks
-        m = run_trial(trial)
-        assert m["epochs"] == 2 and 0 <= m["val_acc"] <= 100
+    store = Store(tmp_path / "s.db", create=True)
+    # the baseline and the arm with the most tricks
+    summary = run_trials([p.trials[0], p.trials[-1]], store, InProcessExecutor(device="cpu"))
+    assert summary.outcomes == {"complete": 2}, store.trials_frame(p.spec.name).error.tolist()
+    frame = store.trials_frame(p.spec.name)
+    assert (frame.epochs == 2).all() and frame.val_acc.between(0, 100).all()
 
 
 def test_quickstart_is_digits_cumulative_five_arms_three_seeds():

@@ -146,14 +146,14 @@ def _differences_line(reports: list[Report]) -> str:
 
 def experiment_lines(reports: list[Report]) -> list[str]:
     """One line per experiment naming its model, data, design and codes; then how to read the table."""
-    from ablate.models import model_info
+    from ablate.report.render import subject
 
     lines = []
     for rep in reports:
         spec = rep.plan.spec
         codes = ", ".join(f"{t.code} = {k}" for k, t in spec.tricks.items())
         n = len(rep.plan.seeds)
-        lines.append(f"{rep.name}: {model_info(spec.model).label} on {spec.data.name}, "
+        lines.append(f"{rep.name}: {subject(spec)}, "
                      f"{spec.design.kind.replace('_', ' ')} design, lift in {rep.lift.metric}, "
                      f"{n} seed{'s' if n != 1 else ''}" + (f"; {codes}" if codes else "") + ".")
     lines.append(_differences_line(reports))

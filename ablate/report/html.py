@@ -334,13 +334,13 @@ def page_html(title: str, body: list[str]) -> str:
 
 def report_html(report: Report) -> str:
     """The whole report as one self-contained HTML page."""
-    from ablate.models import model_info
+    from ablate.report.render import subject
 
     spec = report.plan.spec
     lift = report.lift
     n_seeds = len(report.plan.seeds)
     body = [f"<h1>{html.escape(spec.name)}</h1>",
-            f"<p class='muted'>{html.escape(model_info(spec.model).label)} on {html.escape(spec.data.name)} · "
+            f"<p class='muted'>{html.escape(subject(spec))} · "
             f"{html.escape(spec.design.kind.replace('_', ' '))} design · metric {html.escape(lift.metric)} · "
             f"{n_seeds} seed{'s' if n_seeds != 1 else ''} per arm"
             + (f" (up to {len(lift.seeds)} with adaptive seeds)" if len(lift.seeds) > n_seeds else "")

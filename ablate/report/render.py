@@ -112,11 +112,24 @@ def _fields(model) -> str:
     return ", ".join(f"{k} {v}" for k, v in model.model_dump(mode="json").items() if k != "name" and v is not None)
 
 
+def subject(spec) -> str:
+    """What was trained, in a few words: "ResNet20 on cifar10", or a command trial's command."""
+    if getattr(spec, "trial", None) is not None:
+        return f"command `{' '.join(spec.trial.command)}`"
+    from ablate.models import model_info
+
+    return f"{model_info(spec.model).label} on {spec.data.name}"
+
+
 def settings_lines(spec) -> list[str]:
     """What the numbers were measured with: model, data, recipe, seeds, and each trick's code,
     registered name and the parameters where they differ from its defaults."""
-    lines = [f"Setup: model {spec.model.name} ({_fields(spec.model)}); data {spec.data.name} "
-             f"({_fields(spec.data)}); recipe: {_fields(spec.recipe)}; metric {spec.metric.name}."]
+    if getattr(spec, "trial", None) is not None:   # a command trial: its command is the setup
+        lines = [f"Setup: command `{' '.join(spec.trial.command)}`"
+                 + (f" in {spec.trial.cwd}" if spec.trial.cwd else "") + f"; metric {spec.metric.name}."]
+    else:
+        lines = [f"Setup: model {spec.model.name} ({_fields(spec.model)}); data {spec.data.name} "
+                 f"({_fields(spec.data)}); recipe: {_fields(spec.recipe)}; metric {spec.metric.name}."]
     seeds = ", ".join(map(str, spec.seeds.values))
     policy = spec.seeds.adaptive
     lines.append(f"Seeds: {seeds}" + (f"; adaptive: more seeds while an arm's lift CI half-width exceeds "
@@ -124,8 +137,9 @@ def settings_lines(spec) -> list[str]:
     if spec.tricks:
         parts = []
         for k, s in spec.tricks.items():
-            # a key made with `use:` names a variant: show every parameter, not only changed ones
-            params = _params_text(s, all_params=k != s.use)
+            # a key made with `use:` names a variant: show every parameter, not only changed
+            # ones; a command's tricks are its own flags, with no registered defaults
+            params = _params_text(s, all_params=k != s.use or getattr(spec, "trial", None) is not None)
             name = s.use if k == s.use else f"{s.use} (as '{k}')"
             parts.append(f"{s.code} = {name}" + (f" [{params}]" if params else " [defaults]"))
         lines.append("Codes: " + ", ".join(parts) + ".")

@@ -1,6 +1,26 @@
-"""Runners: take trials and a store, skip what the store holds as done, record everything."""
+"""The run engine: trial sources decide what runs next, executors run trials and stream events,
+the recorder (the only writer of the store) turns events into transitions.
 
-from ablate.run.common import Progress, SilentProgress, environment, execute
-from ablate.run.local import RunSummary, pending, run_local
+Names load on first use, so `ablate.spec` can import `ablate.run.config` without the engine.
+"""
 
-__all__ = ["Progress", "SilentProgress", "environment", "execute", "RunSummary", "pending", "run_local"]
+from __future__ import annotations
+
+import importlib
+
+_NAMES = {
+    "Engine": "ablate.run.engine", "RunSummary": "ablate.run.engine", "run_trials": "ablate.run.engine",
+    "Progress": "ablate.run.progress", "SilentProgress": "ablate.run.progress",
+    "environment": "ablate.run.provenance",
+    "InProcessExecutor": "ablate.run.inprocess", "CommandExecutor": "ablate.run.command",
+    "DesignSource": "ablate.run.sources", "AdaptiveSeedSource": "ablate.run.sources",
+    "run_experiment": "ablate.run.experiment",
+}
+
+__all__ = sorted(_NAMES)
+
+
+def __getattr__(name: str):
+    if name in _NAMES:
+        return getattr(importlib.import_module(_NAMES[name]), name)
+    raise AttributeError(f"module 'ablate.run' has no attribute '{name}'")

@@ -1,5 +1,6 @@
-"""Run a whole experiment: record the spec, plan, run what is missing, then (optionally) add
-seeds adaptively where a lift is still undecided."""
+"""Run a whole experiment: record the spec, plan, run what is missing through the engine, then
+(optionally) add seeds adaptively where a lift is still undecided (`adaptive_requests`: the one
+place that rule lives; `AdaptiveSeedSource` calls it)."""
 
 from __future__ import annotations
 
@@ -11,10 +12,13 @@ import numpy as np
 from ablate import stats
 from ablate.plan import Plan, plan
 from ablate.results import metric_matrix, outcomes
-from ablate.run.common import Progress
-from ablate.run.local import RunSummary, run_local
-from ablate.spec import Spec, spec_to_dict
-from ablate.store import DONE
+from ablate.run.engine import Engine, RunSummary
+from ablate.run.events import Executor
+from ablate.run.inprocess import InProcessExecutor
+from ablate.run.progress import Progress
+from ablate.run.sources import AdaptiveSeedSource, DesignSource
+from ablate.errors import AblateError
+from ablate.spec import Spec, spec_from_dict, spec_to_dict
 
 
 @dataclass(frozen=True)
@@ -60,42 +64,48 @@ def adaptive_requests(p: Plan, store) -> list[SeedRequest]:
     return needy
 
 
+def executor_for(spec: Spec, *, device: str | None = None, source: str | None = None):
+    """The executor a spec asks for: its own command (`trial:`), else the built-in trainer here."""
+    if spec.trial is not None:
+        from ablate.run.command import CommandExecutor
+
+        return CommandExecutor(spec.trial, source=source)
+    return InProcessExecutor(device=device)
+
+
 def run_experiment(spec: Spec, store, *, source: str | None = None, progress: Progress | None = None,
-                   device: str | None = None) -> tuple[Plan, RunSummary]:
-    """Save the spec, run every planned trial the store lacks, then adaptive rounds if asked."""
+                   device: str | None = None, executor: Executor | None = None,
+                   lease_s: float = 60.0) -> tuple[Plan, RunSummary]:
+    """Save the spec, run every planned trial the store lacks, then adaptive rounds if asked.
+
+    Bad input the executor can see (a command or folder that does not exist) is refused before
+    anything is written."""
     p = plan(spec)
+    executor = executor or executor_for(spec, device=device, source=source)
+    executor.check(p.trials)
     # no sort_keys: the order of tricks is the order of a cumulative design
     text = json.dumps(spec_to_dict(spec))
     before = store.experiment(spec.name)
     store.save_experiment(spec.name, text, source)
-    store.add_trials(spec.name, list(p.trials))
     summary = RunSummary()
-    if before is not None and before["spec"] != text:
+    if before is not None and not _same_spec(before["spec"], text):
         ids = {p.trial_id(a.index, s) for a in p.arms for s in set(store.trial_seeds(spec.name)) | set(p.seeds)}
         stale = sum(1 for tid in store.trial_statuses(spec.name) if tid not in ids)
         summary.notes.append(
             f"the spec of '{spec.name}' changed since it was last run; {stale} stored trial(s) of the old "
             f"version are kept in the store but not reported (unchanged trials are reused)")
-    run_local(p.trials, store, progress=progress, device=device, summary=summary)
-    if spec.seeds.adaptive is None:
-        return p, summary
-    # Adaptive trials an earlier, interrupted run added but did not finish come back first.
-    out = outcomes(p, store.trials_frame(spec.name))
-    base_ids = {t.id for t in p.trials}
-    leftovers = [p.trial(int(a), int(s)) for a, s, tid, st in
-                 zip(out["arm"], out["seed"], out["trial_id"], out["status"])
-                 if tid not in base_ids and st not in DONE]
-    if leftovers:
-        run_local(leftovers, store, progress=progress, device=device, summary=summary)
-    while True:
-        requests = adaptive_requests(p, store)
-        if not requests:
-            break
-        trials = [p.trial(r.arm, r.seed) for r in requests]
-        for r, t in zip(requests, trials):
-            store.add_trials(spec.name, [t], reason=r.reason)
-        before = summary.ran
-        run_local(trials, store, progress=progress, device=device, summary=summary)
-        if summary.ran == before:
-            break   # nothing could run (all already done): avoid looping
+    trials = AdaptiveSeedSource(p) if spec.seeds.adaptive is not None else DesignSource(p.trials)
+    engine = Engine(store, spec.name, executor, retries=spec.retries, progress=progress,
+                    metric=spec.metric.name, metric_source=source or f"spec '{spec.name}'", lease_s=lease_s)
+    engine.run(trials, summary)
     return p, summary
+
+
+def _same_spec(stored: str, text: str) -> bool:
+    """Whether a stored spec is this one, also when an older ablate wrote it with fewer keys."""
+    if stored == text:
+        return True
+    try:
+        return json.dumps(spec_to_dict(spec_from_dict(json.loads(stored), check_files=False))) == text
+    except (AblateError, ValueError):
+        return False

@@ -1,0 +1,268 @@
+"""The command executor: each trial is the user's own command (any training script).
+
+The trial's parameters reach it as a JSON file named in `ABLATE_TRIAL` (and with `args: flags`
+as `--name value` arguments); it reports JSON lines on stdout (`{"epoch": 3, "val_acc": 91.2}`;
+a line without "epoch" is a final metric), through `ablate.client` or by printing them. Pruning:
+the engine's "stop" creates the file named in `ABLATE_STOP` (`client.should_stop()`), and a
+command that keeps going is killed after a grace period.
+
+Every command runs under a tiny supervisor (Python without site, started with the command as a
+new process group): it holds the read end of a pipe whose write end only the driver has, so
+when the driver dies, even by SIGKILL, the supervisor sees the pipe close and kills the whole
+group: no training process outlives its driver. When the driver is stopped (Ctrl-C, SIGTERM),
+the executor kills the group itself.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import queue
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import deque
+from collections.abc import Sequence
+from pathlib import Path
+
+from ablate.errors import SpecError
+from ablate.run.config import CommandTrial
+from ablate.run.provenance import git_revision
+from ablate.run.events import Emit, EpochMetrics, Failure, FinalMetrics, Started
+from ablate.store import numeric_metrics
+from ablate.trial import Trial
+
+STDERR_TAIL = 3000          # characters of stderr kept with a failed trial
+STOP_GRACE_S = 10.0         # a pruned command gets this long to stop by itself
+
+# argv: [python, -S, -c, SUPERVISOR, read-fd, program, args...]. Plain os calls only (fast start).
+SUPERVISOR = r"""
+import os, select, signal, sys
+fd = int(sys.argv[1]); argv = sys.argv[2:]
+wake_r, wake_w = os.pipe()
+os.set_blocking(wake_w, False)
+signal.set_wakeup_fd(wake_w)                     # SIGCHLD wakes the select below: no polling
+signal.signal(signal.SIGCHLD, lambda *_: None)
+pid = os.fork()
+if pid == 0:
+    signal.set_wakeup_fd(-1)
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    for f in (fd, wake_r, wake_w):
+        os.close(f)
+    try:
+        os.execvp(argv[0], argv)
+    except OSError as e:
+        os.write(2, ("ablate: cannot start %r: %s\n" % (argv[0], e)).encode())
+        os._exit(127)
+while True:
+    done, status = os.waitpid(pid, os.WNOHANG)
+    if done:
+        code = os.waitstatus_to_exitcode(status)
+        os._exit(code if code >= 0 else 128 - code)
+    ready, _, _ = select.select([fd, wake_r], [], [])
+    if fd in ready:                              # the driver is gone: take the whole group down
+        os.killpg(0, signal.SIGKILL)
+    if wake_r in ready:
+        os.read(wake_r, 512)
+"""
+
+
+def _warn(message: str) -> None:
+    """A line of a command's output looked like a report but was not one (the trial goes on)."""
+    print(f"ablate: warning: {message}", file=sys.stderr, flush=True)
+
+
+class CommandExecutor:
+    def __init__(self, config: CommandTrial, *, source: str | None = None, stop_grace_s: float = STOP_GRACE_S):
+        self.config = config
+        self.source = source
+        self.stop_grace_s = stop_grace_s
+
+    # -- bad input, before anything runs --------------------------------------------------
+
+    def cwd(self) -> Path:
+        return Path(self.config.cwd).expanduser().resolve() if self.config.cwd else Path.cwd()
+
+    def check(self, trials: Sequence[Trial] = ()) -> None:
+        cwd = self.cwd()
+        if not cwd.is_dir():
+            raise SpecError(f"the working directory '{self.config.cwd}' does not exist (resolved from "
+                            f"{Path.cwd()} to {cwd}); give an existing folder", source=self.source,
+                            path="trial.cwd")
+        if self.config.shell:
+            return
+        program = self.config.command[0]
+        if "/" in program:
+            path = (cwd / program).resolve()
+            if not path.is_file() or not os.access(path, os.X_OK):
+                raise SpecError(f"the command '{program}' is not an executable file (looked at {path})",
+                                source=self.source, path="trial.command[0]")
+        else:
+            search = {**os.environ, **self.config.env}.get("PATH", os.defpath)
+            if shutil.which(program, path=search) is None:
+                raise SpecError(f"the command '{program}' was not found on the PATH; give the program's "
+                                f"full path or install it", source=self.source, path="trial.command[0]")
+
+    # -- running ------------------------------------------------------------------------
+
+    def argv(self, trial: Trial) -> list[str]:
+        flags: list[str] = []
+        if self.config.args == "flags":
+            flags += ["--seed", str(trial.seed)]
+            named = {n: v for t in trial.tricks for n, v in t.params.model_dump(mode="json").items()}
+            named.update(trial.values)
+            for name, value in named.items():
+                if value is True:
+                    flags.append(f"--{name}")
+                elif value is not False:
+                    flags += [f"--{name}", str(value)]
+        if self.config.shell:
+            return ["/bin/sh", "-c", " ".join([self.config.command[0], *map(shlex.quote, flags)])]
+        return [*self.config.command, *flags]
+
+    def run(self, trials: Sequence[Trial], emit: Emit) -> None:
+        for trial in trials:
+            with tempfile.TemporaryDirectory(prefix="ablate-trial-") as tmp:
+                self._run_one(trial, emit, Path(tmp))
+
+    def _run_one(self, trial: Trial, emit: Emit, tmp: Path) -> None:
+        params = tmp / "trial.json"
+        params.write_text(json.dumps(trial.params(), sort_keys=True))
+        stop_file = tmp / "stop"
+        env = {**os.environ, **self.config.env, "ABLATE_TRIAL": str(params), "ABLATE_STOP": str(stop_file),
+               "PYTHONUNBUFFERED": "1"}
+        cwd = self.cwd()
+        argv = self.argv(trial)
+        read_fd, write_fd = os.pipe()
+        try:
+            proc = subprocess.Popen([sys.executable, "-S", "-c", SUPERVISOR, str(read_fd), *argv], cwd=cwd,
+                                    env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, start_new_session=True, pass_fds=(read_fd,),
+                                    text=True, bufsize=1, errors="replace")
+        finally:
+            os.close(read_fd)
+        try:
+            emit(Started(trial.id, {"host": socket.gethostname(), "platform": platform.platform(),
+                                    "command": shlex.join(argv), "cwd": str(cwd), "git": git_revision(str(cwd)),
+                                    "pid": proc.pid}))
+            self._follow(trial, proc, emit, stop_file)
+        finally:
+            _kill_group(proc)
+            os.close(write_fd)
+
+    def _follow(self, trial: Trial, proc: subprocess.Popen, emit: Emit, stop_file: Path) -> None:
+        lines: queue.Queue = queue.Queue()
+        tail: deque[str] = deque(maxlen=200)
+        readers = [threading.Thread(target=_pump, args=(proc.stdout, lines.put, True), daemon=True),
+                   threading.Thread(target=_pump, args=(proc.stderr, tail.append, False), daemon=True)]
+        for r in readers:
+            r.start()
+        start = time.monotonic()
+        deadline = start + self.config.timeout_s if self.config.timeout_s else None
+        final: dict = {}
+        last_epoch: dict = {}
+        stopped_at = None
+        outcome = None
+        while True:
+            now = time.monotonic()
+            if deadline is not None and now > deadline:
+                _kill_group(proc)
+                outcome = Failure(trial.id, "timeout", f"killed after the timeout of {self.config.timeout_s:g} s"
+                                  + _tail(tail, readers[1]))
+                break
+            if stopped_at is not None and now > stopped_at + self.stop_grace_s:
+                _kill_group(proc)
+                break
+            wait = 0.5 if deadline is None else max(0.0, min(0.5, deadline - now))
+            try:
+                line = lines.get(timeout=wait)
+            except queue.Empty:
+                continue
+            if line is None:            # stdout closed: the command is ending
+                break
+            report = _parse(line, trial)
+            if report is None:
+                continue
+            if "epoch" in report:
+                last_epoch = report
+                if emit(EpochMetrics(trial.id, report)) == "stop" and stopped_at is None:
+                    stopped_at = time.monotonic()
+                    stop_file.touch()
+            else:
+                final.update(report)
+        try:   # stdout can close before the command ends: the timeout still holds
+            code = proc.wait(timeout=None if deadline is None or outcome is not None
+                             else max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            _kill_group(proc)
+            code = proc.wait()
+            outcome = Failure(trial.id, "timeout", f"killed after the timeout of {self.config.timeout_s:g} s"
+                              + _tail(tail, readers[1]))
+        if outcome is None and stopped_at is not None:
+            outcome = Failure(trial.id, "pruned", f"pruned after epoch {last_epoch.get('epoch')}")
+        if outcome is None and code != 0:
+            how = f"was killed by signal {code - 128}" if code > 128 else f"exited with code {code}"
+            outcome = Failure(trial.id, "exit", f"the command {how}" + _tail(tail, readers[1]))
+        if outcome is None:
+            metrics = dict(final) or {k: v for k, v in last_epoch.items() if k != "epoch"}
+            if not numeric_metrics(metrics):
+                outcome = Failure(trial.id, "no_metric", "the command finished without reporting a metric "
+                                  "(print JSON lines such as {\"val_acc\": 91.2}, or use ablate.client.report)"
+                                  + _tail(tail, readers[1]))
+            else:
+                if last_epoch and "epochs" not in metrics:
+                    metrics = {**metrics, "epochs": last_epoch["epoch"]}
+                metrics.setdefault("wall_s", time.monotonic() - start)
+                outcome = FinalMetrics(trial.id, metrics)
+        emit(outcome)
+
+
+def _pump(stream, put, mark_end: bool) -> None:
+    for line in stream:
+        put(line.rstrip("\n"))
+    if mark_end:
+        put(None)
+    stream.close()
+
+
+def _tail(tail: deque, reader: threading.Thread) -> str:
+    reader.join(timeout=2)
+    text = "\n".join(x for x in tail if x is not None)[-STDERR_TAIL:]
+    return f"\n--- stderr (last lines) ---\n{text}" if text.strip() else ""
+
+
+def _parse(line: str, trial: Trial) -> dict | None:
+    """A report from one stdout line: a JSON object of metrics, or None (plain output)."""
+    text = line.strip()
+    if not text.startswith("{"):
+        return None
+    try:
+        report = json.loads(text)
+    except json.JSONDecodeError as exc:
+        _warn(f"trial {trial.label} (seed {trial.seed}): a stdout line starting with '{{' is not valid "
+              f"JSON ({exc.msg}); ignored, the trial goes on: {text[:200]!r}")
+        return None
+    if not isinstance(report, dict):
+        return None
+    if "epoch" in report and (isinstance(report["epoch"], bool) or not isinstance(report["epoch"], int)):
+        _warn(f"trial {trial.label} (seed {trial.seed}): 'epoch' must be an integer, got "
+              f"{report['epoch']!r}; line ignored: {text[:200]!r}")
+        return None
+    return report
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    """Kill the command's whole process group (the supervisor leads it), also what the command
+    left running after it exited (a group id is not reused while any member lives)."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    proc.wait()

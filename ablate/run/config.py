@@ -1,0 +1,71 @@
+"""Spec sections of the run engine: `trial:` (a command as the trial) and `retries:`.
+
+They live here, not in `ablate.spec`, so the engine owns its own schema; `Spec` only holds them.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import ConfigDict, Field, field_validator, model_validator
+
+from ablate.config import Frozen
+from ablate.tricks import TrickParams
+
+FAILURE_KINDS = ("error", "exit", "timeout", "no_metric")
+"""error: the trial raised (in-process); exit: the command exited non-zero or was killed by a
+signal; timeout: it outlived `timeout_s`; no_metric: it finished without reporting a metric."""
+
+
+class CommandTrial(Frozen):
+    """Run each trial as a command (any training script) instead of the built-in trainer.
+
+    The trial's parameters reach it as a JSON file named in the `ABLATE_TRIAL` environment
+    variable; with `args: flags` also as arguments: `--seed N`, then each parameter of the
+    arm's tricks as `--name value` (`true` as a bare `--name`, `false` left out).
+    """
+
+    command: tuple[str, ...] = Field(min_length=1, description="argv; one string when shell is true")
+    cwd: str | None = Field(None, description="working directory (relative: to where ablate runs)")
+    env: dict[str, str] = Field(default_factory=dict, description="added to the environment")
+    timeout_s: float | None = Field(None, gt=0, description="kill the trial after this many seconds")
+    shell: bool = Field(False, description="run through /bin/sh (one command string)")
+    args: Literal["json", "flags"] = Field("json", description="flags: also pass parameters as --name value")
+
+    @field_validator("command", mode="before")
+    @classmethod
+    def _one_string(cls, v):
+        return [v] if isinstance(v, str) else v
+
+    @model_validator(mode="after")
+    def _shell_takes_one_string(self):
+        if self.shell and len(self.command) != 1:
+            raise ValueError(f"with shell: true give the command as one string, got {len(self.command)} items")
+        if any(not part for part in self.command):
+            raise ValueError(f"command parts must not be empty, got {list(self.command)}")
+        return self
+
+    def identity(self) -> dict:
+        """What makes two trials the same experiment (the timeout does not change results)."""
+        return self.model_dump(mode="json", exclude={"timeout_s"})
+
+
+class CommandFlags(TrickParams):
+    """The parameters of a trick of a command trial: the command's own flags, any name, scalars."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    @model_validator(mode="after")
+    def _scalars(self):
+        for name, value in (self.model_extra or {}).items():
+            if not isinstance(value, (str, int, float, bool)):
+                raise ValueError(f"parameter '{name}' of a command trial's trick must be a number, text or "
+                                 f"true/false (it becomes --{name} VALUE), got {value!r}")
+        return self
+
+
+class Retries(Frozen):
+    """How often a failed attempt is tried again, for which failure kinds; then `failed` is final."""
+
+    count: int = Field(1, ge=0, le=100)
+    kinds: tuple[Literal["error", "exit", "timeout", "no_metric"], ...] = ("error", "exit", "timeout")

@@ -1,0 +1,48 @@
+"""The in-process executor: `ablate.train.run_trial` in the driver's own process."""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Callable, Sequence
+
+from ablate.errors import TrialDiverged, TrialPruned
+from ablate.run.provenance import environment
+from ablate.run.events import Emit, EpochMetrics, Failure, FinalMetrics, Started
+from ablate.trial import Trial
+
+
+class InProcessExecutor:
+    """Runs trials one after another here (CUDA if present, else CPU). `run_fn` replaces the
+    trainer (benchmarks, tests); it is called as `run_fn(trial, report, device=...)`."""
+
+    def __init__(self, *, device: str | None = None, run_fn: Callable | None = None) -> None:
+        self.device = device
+        self.run_fn = run_fn
+
+    def check(self, trials: Sequence[Trial]) -> None:
+        pass
+
+    def run(self, trials: Sequence[Trial], emit: Emit) -> None:
+        for trial in trials:
+            self._run_one(trial, emit)
+
+    def _run_one(self, trial: Trial, emit: Emit) -> None:
+        if self.run_fn is None:
+            from ablate.train import run_trial     # looked up per call: tests patch the trainer
+        run = self.run_fn or run_trial
+        emit(Started(trial.id, environment(self.device)))
+
+        def report(metrics) -> None:
+            if emit(EpochMetrics(trial.id, dict(metrics))) == "stop":
+                raise TrialPruned(f"pruned after epoch {metrics.get('epoch')}")
+
+        try:
+            metrics = run(trial, report, device=self.device)
+        except TrialDiverged as exc:
+            emit(Failure(trial.id, "diverged", str(exc)))
+        except TrialPruned as exc:
+            emit(Failure(trial.id, "pruned", str(exc) or "pruned"))
+        except Exception as exc:  # noqa: BLE001 -- any failure is recorded, the run goes on
+            emit(Failure(trial.id, "error", f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}"))
+        else:
+            emit(FinalMetrics(trial.id, dict(metrics)))

@@ -1,0 +1,182 @@
+"""The run engine: trial identity and the trainer's numbers survive the refactor; sources,
+executors and the recorder plug together; retries, pruning and open metrics."""
+
+from __future__ import annotations
+
+import pytest
+
+from ablate.plan import plan
+from ablate.run.experiment import run_experiment
+from ablate.spec import load_spec, spec_from_dict, spec_to_dict
+from ablate.store import Store
+
+# The ids of the quickstart's 15 trials as ablate 0.1.0 (store schema ablate-store/1) computed
+# them: stores made by that release must keep resuming.
+QUICKSTART_IDS = [
+    "35529a64a4465d8a", "922beb8b7d6afa46", "8357a0c88102f31d", "fefd4c8417934f2c", "5fa41a33941105d9",
+    "59f1b02da85b01cd", "7b3871446f6fbcda", "9de6b3b0e8ea8934", "b538a89263441b57", "733d17e6762d79d6",
+    "30e769ca68b131fe", "643d46d1d6135f6a", "fb111458052f6af3", "4a1fb79c9383edde", "00ee547a1b158aa0",
+]
+
+# Per-trial metrics of the shrunk quickstart below, computed on the CPU by the runner before the
+# engine refactor (commit 22f1e04). Only tricks that draw no randomness, so that routing the
+# tricks' draws through their own generators does not move them.
+PINNED = {
+    "e622316a435b5f3b": {"val_acc": 12.256267409470752, "val_loss": 2.3030898750326427,
+                         "test_acc": 10.86350974930362, "test_loss": 2.298699934170439,
+                         "epoch_train_loss": [2.3813188870747886, 2.3004074096679688]},
+    "038676c09da37950": {"val_acc": 8.913649025069638, "val_loss": 2.3045275164845926,
+                         "test_acc": 10.30640668523677, "test_loss": 2.2998934349973887,
+                         "epoch_train_loss": [2.3864596684773765, 2.295950253804525]},
+}
+
+
+def shrunk_quickstart():
+    raw = spec_to_dict(load_spec("quickstart"))
+    raw["tricks"] = {k: v for k, v in raw["tricks"].items() if k != "mixup"}
+    raw["recipe"]["epochs"] = 2
+    raw["data"] = {**raw["data"], "train_size": 96, "image_size": 8}
+    raw["seeds"] = [0]
+    raw["design"] = {"kind": "explicit", "arms": [[], ["cosine", "label_smoothing", "nesterov"]]}
+    return spec_from_dict(raw, check_files=False)
+
+
+def test_quickstart_trial_ids_are_unchanged():
+    assert [t.id for t in plan(load_spec("quickstart")).trials] == QUICKSTART_IDS
+
+
+def test_quickstart_metrics_are_pinned_bit_for_bit_on_the_cpu(tmp_path):
+    store = Store(tmp_path / "s.db", create=True)
+    spec = shrunk_quickstart()
+    run_experiment(spec, store, device="cpu")
+    frame = store.trials_frame(spec.name).set_index("trial_id")
+    epochs = store.epochs_frame(spec.name)
+    assert sorted(frame.index) == sorted(PINNED)
+    for tid, want in PINNED.items():
+        for col in ("val_acc", "val_loss", "test_acc", "test_loss"):
+            assert frame.loc[tid, col] == want[col], (tid, col)
+        got = epochs[epochs.trial_id == tid].sort_values("epoch").train_loss.tolist()
+        assert got == want["epoch_train_loss"], tid
+
+
+@pytest.mark.slow
+def test_two_driver_processes_share_the_work_without_overlap(tmp_path):
+    import os
+    import subprocess
+    import sys
+    import textwrap
+    from pathlib import Path
+
+    import yaml
+
+    (tmp_path / "train.py").write_text(textwrap.dedent("""
+        import json, os, time
+        p = json.load(open(os.environ["ABLATE_TRIAL"]))
+        time.sleep(0.3)
+        print(json.dumps({"val_acc": 50 + p["seed"]}))
+    """))
+    raw = {"name": "shared", "data": {"name": "digits"},
+           "trial": {"command": [sys.executable, "train.py"], "cwd": str(tmp_path)},
+           "tricks": {"a": {"x": 1}, "b": {"y": 1}, "c": {"z": 1}}, "design": {"kind": "one_at_a_time"},
+           "seeds": 2}
+    spec = tmp_path / "shared.yaml"
+    spec.write_text(yaml.safe_dump(raw, sort_keys=False))
+    db = tmp_path / "s.db"
+    Store(db, create=True)
+    root = Path(__file__).resolve().parent.parent
+    cmd = [sys.executable, "-m", "ablate", "run", str(spec), "--store", str(db), "--no-report"]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    drivers = [subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True) for _ in range(2)]
+    outs = [d.communicate(timeout=300)[0] for d in drivers]
+    assert [d.returncode for d in drivers] == [0, 0], outs
+    store = Store(db)
+    frame = store.trials_frame("shared")
+    assert len(frame) == 8 and (frame.status == "complete").all() and (frame.attempts == 1).all()
+    tries = store.attempts_frame("shared")
+    assert len(tries) == 8, "no trial ran twice"
+    assert tries.holder.nunique() == 2, "both drivers ran trials"
+
+
+def _zero_work(trial, report, device=None):
+    import time
+
+    report({"epoch": 1, "val_acc": float(trial.seed)})
+    time.sleep(0.01)
+    return {"val_acc": float(trial.seed), "test_acc": 1.0}
+
+
+def test_two_engines_on_one_store_never_run_the_same_trial(tmp_path):
+    import threading
+
+    from ablate.run.engine import Engine
+    from ablate.run.inprocess import InProcessExecutor
+    from ablate.run.sources import DesignSource
+    from tests.conftest import tiny_spec
+
+    spec = tiny_spec(seeds=8)
+    trials = plan(spec).trials
+    Store(tmp_path / "s.db", create=True)
+    summaries = []
+
+    def drive():
+        engine = Engine(Store(tmp_path / "s.db"), spec.name, InProcessExecutor(run_fn=_zero_work), poll_s=0.02)
+        summaries.append(engine.run(DesignSource(trials)))
+
+    threads = [threading.Thread(target=drive) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    store = Store(tmp_path / "s.db")
+    tries = store.attempts_frame(spec.name)
+    assert len(tries) == len(trials) and tries.trial_id.is_unique, "no trial ran twice"
+    assert sum(s.ran for s in summaries) == len(trials)
+    assert (store.trials_frame(spec.name).status == "complete").all()
+
+
+class StopAtEpochTwo:
+    def should_stop(self, trial, metrics):
+        return metrics["epoch"] >= 2
+
+
+def test_an_epoch_answered_with_stop_prunes_the_in_process_trial_for_good(tmp_path):
+    from ablate.run.engine import Engine
+    from ablate.run.inprocess import InProcessExecutor
+    from ablate.run.sources import DesignSource
+    from tests.conftest import tiny_spec
+
+    spec = tiny_spec(recipe={"epochs": 4}, seeds=1)
+    trial = plan(spec).trials[0]
+    store = Store(tmp_path / "s.db", create=True)
+    summary = Engine(store, spec.name, InProcessExecutor(), pruner=StopAtEpochTwo()).run(DesignSource([trial]))
+    assert summary.outcomes == {"pruned": 1}
+    assert list(store.epochs_frame(spec.name).epoch) == [1, 2]
+    again = Engine(store, spec.name, InProcessExecutor()).run(DesignSource([trial]))
+    assert again.ran == 0 and again.already_done == 1
+
+
+def test_the_heartbeat_keeps_a_long_trial_claimed(tmp_path):
+    import threading
+    import time
+
+    from ablate.run.engine import Engine
+    from ablate.run.inprocess import InProcessExecutor
+    from ablate.run.sources import DesignSource
+    from tests.conftest import tiny_spec
+
+    def slow(trial, report, device=None):
+        time.sleep(1.2)
+        return {"val_acc": 1.0}
+
+    spec = tiny_spec(seeds=1)
+    trial = plan(spec).trials[0]
+    store = Store(tmp_path / "s.db", create=True)
+    engine = Engine(store, spec.name, InProcessExecutor(run_fn=slow), lease_s=0.4)
+    driver = threading.Thread(target=engine.run, args=(DesignSource([trial]),))
+    driver.start()
+    time.sleep(0.8)                      # two leases long: alive only through the heartbeat
+    taken = store.claim(spec.name, trial.id, "elsewhere:1:other", lease_s=60)
+    driver.join()
+    assert not taken, "a running trial's claim lapsed while its driver was alive"
+    assert store.trial_statuses(spec.name)[trial.id] == "complete"
