@@ -159,7 +159,7 @@ def ran(tmp_path_factory):
 def test_run_says_new_store_and_folders_first_and_writes_every_format(ran):
     first = ran["out"].splitlines()[0]
     assert f"new store at {ran['db']}" in first and f"(creating folder {ran['db'].parent})" in first
-    assert sorted(p.name for p in ran["rep"].iterdir()) == ["lift.csv", "lift.md", "lift.tex", "report.json"]
+    assert sorted(p.name for p in ran["rep"].iterdir()) == [".ablate-report.json", "lift.csv", "lift.md", "lift.tex", "report.json"]
     env = Store(ran["db"]).trials_frame("tiny")["env"]
     assert {json.loads(e)["device"] for e in env} == {"cpu"}, "--device cpu reached the trials"
 
@@ -173,7 +173,7 @@ def test_report_test_confidence_columns_format_and_out(capsys, ran, tmp_path):
     code, out, err = run(capsys, "report", "tiny", "--store", db, "--out", str(tmp_path / "b"), "--format",
                          "md,json", "--test", "wilcoxon", "--confidence", "0.9", "--columns", "gflops,memory")
     assert code == 0, err
-    assert sorted(p.name for p in (tmp_path / "b").iterdir()) == ["lift.md", "report.json"]
+    assert sorted(p.name for p in (tmp_path / "b").iterdir()) == [".ablate-report.json", "lift.md", "report.json"]
     other = json.loads((tmp_path / "b" / "report.json").read_text())
     assert other["test"] == "wilcoxon" and "Wilcoxon" in out
     assert "[90% CI]" in out and "[95% CI]" not in out
@@ -405,10 +405,8 @@ def test_report_permutation_test_and_diverged_rule(capsys, ran, tmp_path):
     assert reports["worst"]["test"] == "permutation"
     worst, excluded = reports["worst"]["arms"][1], reports["exclude"]["arms"][1]
     assert worst["n_pairs"] == 3 and excluded["n_pairs"] == 2, "exclude drops the diverged pair, worst keeps it"
-    con = sqlite3.connect(db)
-    acc = {(a, s): v for a, s, v in con.execute(
-        "SELECT arm, seed, val_acc FROM ablate_trials WHERE experiment='tiny' AND arm IN (0, 1)")}
-    con.close()
+    frame = Store(db).trials_frame("tiny")
+    acc = {(a, s): v for a, s, v in zip(frame["arm"], frame["seed"], frame["val_acc"])}
     charged = [(10.0 if s == 0 else acc[1, s]) - acc[0, s] for s in (0, 1, 2)]   # chance on digits: 10%
     assert worst["lift"] == pytest.approx(sum(charged) / 3)
     assert excluded["lift"] == pytest.approx(sum(charged[1:]) / 2)
