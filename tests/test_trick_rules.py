@@ -1,0 +1,172 @@
+"""Each random trick against an independent statement of its paper's rule, at non-default
+parameters: distribution tests (KS, chi-square) with enough draws that a wrong parameter, an
+inverted probability or a clamped box fails, and a fixed seed so the tests are repeatable."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy import stats
+
+from ablate.tricks import Procedure, get_trick
+from ablate.tricks.erasing import ERASING_ATTEMPTS, erasing_boxes
+
+N_DRAWS = 1500
+P_MIN = 1e-3        # a correct implementation fails a test about once in a thousand seeds
+
+
+def procedure(**tricks) -> Procedure:
+    proc = Procedure(epochs=1, batch_size=8, optimizer="sgd", lr=0.1, momentum=0.9, nesterov=False,
+                     weight_decay=0.0, num_classes=10)
+    for name, params in tricks.items():
+        trick = get_trick(name)
+        trick.apply(trick.Params(**params), proc)
+    return proc
+
+
+def _two_images(size=16):
+    """Image 0 all zeros, image 1 all ones, labels 0 and 1: the mix is readable from the output."""
+    x = torch.stack([torch.zeros(1, size, size), torch.ones(1, size, size)])
+    return x, torch.tensor([0, 1])
+
+
+@pytest.mark.parametrize("alpha", [0.4, 3.0])
+def test_mixup_lambda_is_beta_alpha_alpha(alpha):
+    mix = procedure(mixup={"alpha": alpha}).batch_mixers[0]
+    g = torch.Generator().manual_seed(11)
+    x, y = _two_images(2)
+    lams = []
+    for _ in range(N_DRAWS):
+        xm, t = mix(x, y, g)
+        lam = float(t[0, 0])
+        assert float(xm[0].mean()) == pytest.approx(1 - lam, abs=1e-6)   # image 0 takes (1-lam) of image 1
+        lams.append(lam)
+    assert stats.kstest(lams, stats.beta(alpha, alpha).cdf).pvalue > P_MIN
+
+
+def _cutmix_reference(alpha: float, size: int, n: int, rng: np.random.Generator) -> np.ndarray:
+    """Yun et al.'s rule (their Algorithm A1 and code): lambda ~ Beta(alpha, alpha); a box of
+    sides size * sqrt(1 - lambda) at a uniform centre, clipped to the image; the label weight is
+    the area-corrected lambda, 1 - box area / image area."""
+    lam = rng.beta(alpha, alpha, n)
+    half = (0.5 * np.sqrt(1 - lam) * size).astype(int)
+    cx, cy = rng.integers(0, size, n), rng.integers(0, size, n)
+    w = np.clip(cx + half, 0, size) - np.clip(cx - half, 0, size)
+    h = np.clip(cy + half, 0, size) - np.clip(cy - half, 0, size)
+    return 1 - w * h / size**2
+
+
+@pytest.mark.parametrize("alpha", [0.5, 2.0])
+def test_cutmix_lambda_is_the_area_of_a_beta_box(alpha):
+    size = 32
+    mix = procedure(cutmix={"alpha": alpha}).batch_mixers[0]
+    g = torch.Generator().manual_seed(12)
+    x, y = _two_images(size)
+    lams = []
+    for _ in range(N_DRAWS):
+        xm, t = mix(x, y, g)
+        lam = float(t[0, 0])
+        assert float(xm[0].mean()) == pytest.approx(1 - lam, abs=1e-6), "label weight = kept area"
+        lams.append(lam)
+    reference = _cutmix_reference(alpha, size, 20_000, np.random.default_rng(0))
+    assert stats.ks_2samp(lams, reference).pvalue > P_MIN
+
+
+@pytest.mark.parametrize("name", ["mixup", "cutmix"])
+def test_mixing_probability_is_the_chance_a_batch_is_mixed(name):
+    prob = 0.3
+    mix = procedure(**{name: {"prob": prob, "alpha": 1.0}}).batch_mixers[0]
+    g = torch.Generator().manual_seed(13)
+    x, y = _two_images(64)   # large enough that CutMix's box is never empty
+    mixed = 0
+    for _ in range(N_DRAWS):
+        xm, t = mix(x, y, g)
+        mixed += bool(t[0, 0] < 1)   # lambda = 1 exactly has probability ~0 (and the box > 0 px)
+    assert stats.binomtest(mixed, N_DRAWS, prob).pvalue > P_MIN
+
+
+def _erasing_reference(n: int, h: int, w: int, scale, ratio, rng: np.random.Generator):
+    """Zhong et al.'s rule as a plain loop: draw area and aspect ratio, keep the first box that
+    fits inside the image, give up after 10 draws."""
+    boxes = []
+    for _ in range(n):
+        for _ in range(ERASING_ATTEMPTS):
+            area = rng.uniform(*scale) * h * w
+            r = math.exp(rng.uniform(math.log(ratio[0]), math.log(ratio[1])))
+            bh, bw = round(math.sqrt(area * r)), round(math.sqrt(area / r))
+            if 0 < bh < h and 0 < bw < w:
+                boxes.append((bh, bw))
+                break
+        else:
+            boxes.append(None)
+    return boxes
+
+
+def test_random_erasing_boxes_follow_the_papers_rejection_rule():
+    h = w = 8
+    scale, ratio, n = (0.1, 0.8), (0.3, 1 / 0.3), 6000   # many oversized draws to reject
+    found, top, left, bh, bw = erasing_boxes(n, h, w, scale=scale, ratio=ratio,
+                                             generator=torch.Generator().manual_seed(14))
+    ref = _erasing_reference(n, h, w, scale, ratio, np.random.default_rng(0))
+    ref_found = [b for b in ref if b is not None]
+    # the chance that all 10 draws fail is the same
+    assert stats.fisher_exact([[int(found.sum()), n - int(found.sum())],
+                               [len(ref_found), n - len(ref_found)]]).pvalue > P_MIN
+    ours = list(zip(bh[found].tolist(), bw[found].tolist()))
+    # the joint distribution of accepted (height, width): a homogeneity test over the cells
+    cells = sorted(set(ours) | set(ref_found))
+    table = np.array([[ours.count(c) for c in cells], [ref_found.count(c) for c in cells]])
+    assert stats.chi2_contingency(table).pvalue > P_MIN
+    # every box lies inside its image, at a uniform position
+    assert ((top >= 0) & (left >= 0) & (top + bh <= h) & (left + bw <= w))[found].all()
+    assert stats.chisquare(np.bincount(top[found & (bh == 2)].numpy(), minlength=h - 1)).pvalue > P_MIN
+
+
+def test_random_erasing_fill_and_probability():
+    proc = procedure(random_erasing={"prob": 0.35, "scale_min": 0.05, "scale_max": 0.2, "value": "random"})
+    x = torch.full((2000, 1, 16, 16), 7.0)
+    out = proc.batch_erasers[0](x, torch.Generator().manual_seed(15))
+    erased = (out != 7.0).flatten(1).any(1)
+    assert stats.binomtest(int(erased.sum()), 2000, 0.35).pvalue > P_MIN   # every small box fits
+    noise = out[out != 7.0]
+    assert abs(float(noise.mean())) < 0.05 and abs(float(noise.std()) - 1) < 0.05   # N(0, 1) fill
+
+
+def test_randaugment_magnitude_changes_the_output():
+    x = torch.randint(0, 256, (64, 3, 16, 16), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
+
+    def augmented(magnitude, seed=16):
+        proc = procedure(randaugment={"num_ops": 2, "magnitude": magnitude})
+        return proc.sample_policies[0](x, torch.Generator().manual_seed(seed))
+
+    strong, again, weak = augmented(25), augmented(25), augmented(5)
+    assert torch.equal(strong, again), "deterministic for a generator seed"
+    assert not torch.equal(strong, weak)
+    # the same ops at a higher magnitude move the pixels further from the input, on average
+    change = [(a.float() - x.float()).abs().mean() for a in (strong, weak)]
+    assert change[0] > change[1]
+
+
+def test_mixer_choice_draws_from_the_generator():
+    proc = procedure(mixup={"alpha": 1.0}, cutmix={"alpha": 1.0})
+    from ablate.train import Streams, prepare_batch
+
+    x = torch.randint(0, 256, (8, 1, 8, 8), dtype=torch.uint8)
+    y = torch.arange(8)
+    mean, std = torch.zeros(1), torch.ones(1)
+
+    def kinds(seed):
+        streams = Streams.for_seed(seed, torch.device("cpu"))
+        out = []
+        for _ in range(60):
+            xb, _ = prepare_batch(x, y, proc, streams, mean=mean, std=std, pad=0, flip=False)
+            plain = x.float() / 255.0
+            cut = ((xb == plain) | (xb == plain.roll(1, 0))).all()
+            out.append("cutmix" if cut else "mixup")
+        return out
+
+    first = kinds(3)
+    assert first == kinds(3) and 15 < first.count("cutmix") < 45
