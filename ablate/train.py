@@ -180,12 +180,18 @@ class Setup:
     ema: Any = None
 
 
-def seeded_model(trial, data) -> nn.Module:
-    """`trial`'s model, initialised from its "init" stream on a private copy of the global CPU
-    RNG (torch's init functions take no generator), so the caller's RNG state is untouched."""
+def seeded_model(trial, data, proc: Procedure) -> nn.Module:
+    """`trial`'s model with the tricks' structural and init edits, initialised from its "init"
+    stream on a private copy of the global CPU RNG (torch's init functions and the modules the
+    edits add take no generator), so the caller's RNG state is neither used nor changed."""
     with torch.random.fork_rng(devices=[]):
         torch.default_generator.manual_seed(trial.seed + _STREAMS["init"])
-        return build_model(trial.model, in_channels=data.channels, num_classes=data.num_classes)
+        model = build_model(trial.model, in_channels=data.channels, num_classes=data.num_classes)
+        for edit in proc.model_edits:
+            edit(model)
+        for edit in proc.init_edits:
+            edit(model)
+    return model
 
 
 def prepare(trial, device: torch.device | str = "cpu") -> Setup:
@@ -193,11 +199,7 @@ def prepare(trial, device: torch.device | str = "cpu") -> Setup:
     dev = torch.device(device)
     data = load_data(trial.data)
     proc = build_procedure(trial, data.num_classes)
-    model = seeded_model(trial, data)
-    for edit in proc.model_edits:
-        edit(model)
-    for edit in proc.init_edits:
-        edit(model)
+    model = seeded_model(trial, data, proc)
     model.to(dev)
     if dev.type == "cuda":
         model.to(memory_format=torch.channels_last)

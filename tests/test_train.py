@@ -79,7 +79,8 @@ def test_trainer_imports_no_backend():
 
 # -- randomness: only the trial's own generators -------------------------------------------------
 
-RANDOM_TRICKS = {"mixup": {}, "cutmix": {}, "random_erasing": {}, "cutout": {}, "randaugment": {}}
+# tricks that draw at random, and one that adds modules to the model (their init is random too)
+RANDOM_TRICKS = {"mixup": {}, "cutmix": {}, "random_erasing": {}, "cutout": {}, "randaugment": {}, "se": {}}
 
 
 def test_a_trial_neither_reads_nor_advances_the_global_rng():
