@@ -7,8 +7,8 @@ Tricks edit a `Procedure` (ablate.tricks); this module applies it in one fixed o
 3. per batch: per-image policies on uint8 (AutoAugment, RandAugment) -> float, normalise ->
    base translation and flip -> batched erasing (random erasing, cutout) -> mixing (mixup or
    CutMix) -> lr for this iteration (warmup x schedule) -> forward under autocast (mixed
-   precision) -> cross-entropy with label smoothing -> backward (SAM: ascent, second backward)
-   -> optimiser step -> EMA update;
+   precision) -> cross-entropy with label smoothing -> backward (SAM: ascent, second forward
+   with BN running stats frozen, second backward) -> optimiser step -> EMA update;
 4. per epoch: evaluate (the EMA weights when EMA is on), report, stop if the loss is not finite;
 5. at the end: test accuracy (top-1, top-5 with >= 10 classes).
 
@@ -16,9 +16,9 @@ Randomness: a trial's seed fixes model initialisation, data order, base augmenta
 tricks' own draws, each from its own stream (`Streams`; the tricks' callables are handed the
 "tricks" generator). The global torch RNG is never read or advanced, so a trial's result does
 not depend on what ran before it. Paired arms see the same batches in the same order with the
-same crops, whatever their tricks draw. On the CPU runs are bit-for-bit
-repeatable; on CUDA cuDNN autotuning is allowed, so they are repeatable only statistically.
-Accuracies are percentages.
+same crops, whatever their tricks draw. On the CPU runs are bit-for-bit repeatable; on CUDA
+cuDNN autotuning is allowed, so they are repeatable only statistically. Accuracies are
+percentages.
 """
 
 from __future__ import annotations
@@ -121,36 +121,6 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, mean, std, b
         res[f"top{topk}"] = 100.0 * correct_k.item() / n
     model.train()
     return res
-
-
-def _sam_perturb(params: list[torch.Tensor], rho: float) -> list[torch.Tensor]:
-    """Move weights to the (first-order) worst case within radius rho; return the offsets."""
-    grads = [p.grad for p in params]
-    norm = torch.norm(torch.stack([g.norm() for g in grads if g is not None]))
-    scale = rho / (norm + 1e-12)
-    eps = []
-    with torch.no_grad():
-        for p, g in zip(params, grads):
-            e = g * scale if g is not None else torch.zeros_like(p)
-            p.add_(e)
-            eps.append(e)
-    return eps
-
-
-@contextlib.contextmanager
-def frozen_bn_stats(model: nn.Module):
-    """Batch norms normalise with batch statistics but leave running stats and
-    num_batches_tracked untouched (SAM's second pass, at perturbed weights, is not a new batch).
-    With `track_running_stats` off in train mode torch passes no running buffers to the kernel,
-    so nothing else about the forward changes."""
-    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
-    for m in norms:
-        m.track_running_stats = False
-    try:
-        yield
-    finally:
-        for m in norms:
-            m.track_running_stats = True
 
 
 def run_trial(trial, report: Report | None = None, *, device: str | None = None) -> dict[str, Any]:
@@ -296,6 +266,36 @@ def scaled_step(setup: Setup, xb: torch.Tensor, target: torch.Tensor) -> tuple[t
     setup.scaler.step(setup.optimizer)
     setup.scaler.update()
     return loss, out
+
+
+def _sam_perturb(params: list[torch.Tensor], rho: float) -> list[torch.Tensor]:
+    """Move weights to the (first-order) worst case within radius rho; return the offsets."""
+    grads = [p.grad for p in params]
+    norm = torch.norm(torch.stack([g.norm() for g in grads if g is not None]))
+    scale = rho / (norm + 1e-12)
+    eps = []
+    with torch.no_grad():
+        for p, g in zip(params, grads):
+            e = g * scale if g is not None else torch.zeros_like(p)
+            p.add_(e)
+            eps.append(e)
+    return eps
+
+
+@contextlib.contextmanager
+def frozen_bn_stats(model: nn.Module):
+    """Batch norms normalise with batch statistics but leave running stats and
+    num_batches_tracked untouched (SAM's second pass, at perturbed weights, is not a new batch).
+    With `track_running_stats` off in train mode torch passes no running buffers to the kernel,
+    so nothing else about the forward changes."""
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    for m in norms:
+        m.track_running_stats = False
+    try:
+        yield
+    finally:
+        for m in norms:
+            m.track_running_stats = True
 
 
 def sam_step(setup: Setup, xb: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
