@@ -87,6 +87,11 @@ def run_target(name: str, *, children: int, list_survivors: bool) -> dict[str, i
         # mutmut puts mutants/ first on sys.path itself; an inherited PYTHONPATH (e.g. the work
         # tree's) would put the unmutated package there as well
         env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+        # mutmut forks a worker per mutant from a process that has already run torch; torch's
+        # OpenMP thread pool does not survive a fork, so a multi-threaded kernel in the child
+        # hangs until mutmut's timeout and the mutant is wrongly counted as killed. One thread
+        # each (the workers run in parallel anyway) avoids it.
+        env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
         t0 = time.perf_counter()
         print(f"[{name}] mutating {', '.join(mutate)}; tests: {' '.join(tests + pytest_args)}", flush=True)
         proc = subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children", str(children)],
