@@ -104,9 +104,13 @@ def run_target(name: str, *, children: int, list_survivors: bool) -> dict[str, i
         counts = json.loads((work / "mutants" / "mutmut-cicd-stats.json").read_text())
         results = subprocess.run([sys.executable, "-m", "mutmut", "results"], cwd=work, env=env,
                                  check=True, capture_output=True, text=True).stdout
+        untested = [line.split(":")[0].strip() for line in results.splitlines()
+                    if line.strip().endswith(": no tests")]
         survivors = [line.split(":")[0].strip() for line in results.splitlines()
-                     if re.search(r": (survived|no tests)$", line.strip())]
-        print(f"\n[{name}] {len(survivors)} survivors ({elapsed:.0f} s):")
+                     if line.strip().endswith(": survived")]
+        functions = sorted({re.sub(r"__mutmut_\d+$", "", m) for m in untested})
+        print(f"\n[{name}] {len(untested)} mutants in functions no selected test calls: {', '.join(functions)}")
+        print(f"[{name}] {len(survivors)} survivors ({elapsed:.0f} s):")
         for mutant in survivors:
             print(f"  {mutant}")
             if list_survivors:

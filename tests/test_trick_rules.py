@@ -170,3 +170,32 @@ def test_mixer_choice_draws_from_the_generator():
 
     first = kinds(3)
     assert first == kinds(3) and 15 < first.count("cutmix") < 45
+
+
+def _cutout_reference(n: int, h: int, w: int, size: float, rng: np.random.Generator) -> np.ndarray:
+    """DeVries & Taylor's rule: a square of side size x image side (rounded) centred at a uniform
+    pixel, clipped at the border. Returns each box's (first row, rows, first column, columns)."""
+    side_h, side_w = max(1, round(size * h)), max(1, round(size * w))
+    cy, cx = rng.integers(0, h, n), rng.integers(0, w, n)
+    y0, x0 = cy - side_h // 2, cx - side_w // 2
+    y1, x1 = np.clip(y0 + side_h, 0, h), np.clip(x0 + side_w, 0, w)
+    y0, x0 = np.clip(y0, 0, h), np.clip(x0, 0, w)
+    return np.stack([y0, y1 - y0, x0, x1 - x0], axis=1)
+
+
+def test_cutout_boxes_follow_the_papers_rule():
+    n, h, w, size = 4000, 12, 20, 0.25         # a non-square image: sides 3 and 5
+    proc = procedure(cutout={"size": size})
+    out = proc.batch_erasers[0](torch.ones(n, 1, h, w), torch.Generator().manual_seed(17))
+    zero = (out[:, 0] == 0)
+    rows, cols = zero.any(2), zero.any(1)
+    n_rows, n_cols = rows.sum(1), cols.sum(1)
+    assert torch.equal(n_rows * n_cols, zero.flatten(1).sum(1)), "one rectangle per image"
+    ours = np.stack([rows.int().argmax(1), n_rows, cols.int().argmax(1), n_cols], axis=1)
+    ref = _cutout_reference(20_000, h, w, size, np.random.default_rng(0))
+    assert n_rows.max() == 3 and n_cols.max() == 5
+    for axis in ((0, 1), (2, 3)):          # (first row, rows) and (first column, columns)
+        cells = sorted({tuple(r) for r in ours[:, axis]} | {tuple(r) for r in ref[:, axis]})
+        table = np.array([[sum(tuple(r) == c for r in ours[:, axis]) for c in cells],
+                          [sum(tuple(r) == c for r in ref[:, axis]) for c in cells]])
+        assert stats.chi2_contingency(table).pvalue > P_MIN
