@@ -199,3 +199,72 @@ def test_cutout_boxes_follow_the_papers_rule():
         table = np.array([[sum(tuple(r) == c for r in ours[:, axis]) for c in cells],
                           [sum(tuple(r) == c for r in ref[:, axis]) for c in cells]])
         assert stats.chi2_contingency(table).pvalue > P_MIN
+
+
+
+_G = torch.Generator().manual_seed(99)
+_FLOATS, _LABELS = torch.rand(4, 1, 8, 8, generator=_G), torch.tensor([0, 1, 2, 3])
+_UINT8 = torch.randint(0, 256, (4, 3, 8, 8), generator=_G, dtype=torch.uint8)
+RANDOM_TRICK_CALLS = {
+    "mixup": lambda p, g: p.batch_mixers[0](_FLOATS, _LABELS, g),
+    "cutmix": lambda p, g: p.batch_mixers[0](_FLOATS, _LABELS, g),
+    "random_erasing": lambda p, g: (p.batch_erasers[0](_FLOATS, g),),
+    "cutout": lambda p, g: (p.batch_erasers[0](_FLOATS, g),),
+    "autoaugment": lambda p, g: (p.sample_policies[0](_UINT8, g),),
+    "randaugment": lambda p, g: (p.sample_policies[0](_UINT8, g),),
+    "trivialaugment": lambda p, g: (p.sample_policies[0](_UINT8, g),),
+}
+PARAMS = {"mixup": {"prob": 0.5}, "cutmix": {"prob": 0.5}, "random_erasing": {"value": "random"}}
+
+
+@pytest.mark.parametrize("name", sorted(RANDOM_TRICK_CALLS))
+def test_random_tricks_draw_only_from_the_generator_they_are_given(name):
+    proc = procedure(**{name: PARAMS.get(name, {})})
+    runs = []
+    for global_seed in (1, 2):
+        torch.manual_seed(global_seed)
+        before = torch.get_rng_state()
+        g = torch.Generator().manual_seed(5)
+        runs.append([RANDOM_TRICK_CALLS[name](proc, g) for _ in range(6)])
+        assert torch.equal(torch.get_rng_state(), before), "the global RNG was used"
+    for first, second in zip(*runs):
+        assert all(torch.equal(a, b) for a, b in zip(first, second))
+    assert any(not torch.equal(a[0], b[0]) for a, b in zip(runs[0], runs[0][1:])), "draws vary"
+
+
+def test_warmup_then_cosine_closed_form():
+    proc = procedure(warmup={"epochs": 1, "start_factor": 0.1}, cosine={"final_factor": 0.05})
+    proc.epochs = 3                        # 30 steps: 10 of warmup, then cosine over 20
+    from ablate.tricks import lr_multiplier
+
+    got = [lr_multiplier(proc, s, 10) for s in range(30)]
+    cosine = [0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * max(s - 10, 0) / 20)) for s in range(30)]
+    warm = [0.1 + 0.9 * s / 10 if s < 10 else 1.0 for s in range(30)]
+    assert got == pytest.approx([c * w for c, w in zip(cosine, warm)])
+
+
+def test_randaugment_applies_num_ops_operations():
+    x = torch.randint(0, 256, (32, 3, 16, 16), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
+    one, three = (procedure(randaugment={"num_ops": n, "magnitude": 9}).sample_policies[0](
+        x, torch.Generator().manual_seed(3)) for n in (1, 3))
+    assert not torch.equal(one, three)
+
+
+def test_ema_decay_without_warmup_is_constant():
+    from ablate.tricks.training import ema_decay_at
+
+    assert [ema_decay_at(0.9, s, warmup=False) for s in (0, 5, 100)] == [0.9, 0.9, 0.9]
+    assert [ema_decay_at(0.9, s, warmup=True) for s in (0, 5, 100)] == pytest.approx([0.1, 6 / 15, 0.9])
+
+
+def test_unmixed_batches_get_one_hot_targets_over_all_classes():
+    mix = procedure(mixup={"prob": 0.01}).batch_mixers[0]
+    x, t = mix(_FLOATS, _LABELS, torch.Generator().manual_seed(0))
+    assert torch.equal(x, _FLOATS) and t.dtype == _FLOATS.dtype
+    assert torch.equal(t, torch.eye(10)[_LABELS])
+
+
+def test_unknown_trick_names_the_nearest_and_all():
+    with pytest.raises(KeyError, match=r"unknown trick 'mixpu' \(did you mean 'mixup'\?\); registered "
+                                       r"tricks: adam, adamw, amp, autoaugment"):
+        get_trick("mixpu")

@@ -172,7 +172,10 @@ def check_zero_gamma(base, trick):
 def check_no_bias_decay(base, trick):
     assert len(base.optimizer.param_groups) == 1
     groups = trick.optimizer.param_groups
-    no_decay = [g for g in groups if g["weight_decay"] == 0.0][0]
+    wd = trick.proc.weight_decay
+    assert wd > 0 and base.optimizer.param_groups[0]["weight_decay"] == wd
+    assert [g["weight_decay"] for g in groups] == [wd, 0.0]
+    no_decay = groups[1]
     assert all(p.ndim <= 1 for p in no_decay["params"]) and len(no_decay["params"]) > 0
     n_1d = sum(p.ndim <= 1 for p in trick.model.parameters())
     assert len(no_decay["params"]) == n_1d
