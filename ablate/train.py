@@ -7,16 +7,18 @@ Tricks edit a `Procedure` (ablate.tricks); this module applies it in one fixed o
 3. per batch: per-image policies on uint8 (AutoAugment, RandAugment) -> float, normalise ->
    base translation and flip -> batched erasing (random erasing, cutout) -> mixing (mixup or
    CutMix) -> lr for this iteration (warmup x schedule) -> forward under autocast (mixed
-   precision) -> cross-entropy with label smoothing -> backward (SAM: ascent, second backward)
-   -> optimiser step -> EMA update;
+   precision) -> cross-entropy with label smoothing -> backward (SAM: ascent, second forward
+   with BN running stats frozen, second backward) -> optimiser step -> EMA update;
 4. per epoch: evaluate (the EMA weights when EMA is on), report, stop if the loss is not finite;
 5. at the end: test accuracy (top-1, top-5 with >= 10 classes).
 
 Randomness: a trial's seed fixes model initialisation, data order, base augmentation and the
-tricks' own draws, each from its own stream. Paired arms therefore see the same batches in the
-same order with the same crops, whatever their tricks draw. On the CPU runs are bit-for-bit
-repeatable; on CUDA cuDNN autotuning is allowed, so they are repeatable only statistically.
-Accuracies are percentages.
+tricks' own draws, each from its own stream (`Streams`; the tricks' callables are handed the
+"tricks" generator). The global torch RNG is never read or advanced, so a trial's result does
+not depend on what ran before it. Paired arms see the same batches in the same order with the
+same crops, whatever their tricks draw. On the CPU runs are bit-for-bit repeatable; on CUDA
+cuDNN autotuning is allowed, so they are repeatable only statistically. Accuracies are
+percentages.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import torch
@@ -120,26 +123,13 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, mean, std, b
     return res
 
 
-def _sam_perturb(params: list[torch.Tensor], rho: float) -> list[torch.Tensor]:
-    """Move weights to the (first-order) worst case within radius rho; return the offsets."""
-    grads = [p.grad for p in params]
-    norm = torch.norm(torch.stack([g.norm() for g in grads if g is not None]))
-    scale = rho / (norm + 1e-12)
-    eps = []
-    with torch.no_grad():
-        for p, g in zip(params, grads):
-            e = g * scale if g is not None else torch.zeros_like(p)
-            p.add_(e)
-            eps.append(e)
-    return eps
-
-
 def run_trial(trial, report: Report | None = None, *, device: str | None = None) -> dict[str, Any]:
     """Train one trial and return its final metrics.
 
     `report(metrics)` is called after every epoch with: epoch, train_loss, train_acc, val_loss,
     val_acc, lr, images_per_s, epoch_s. It may raise `TrialPruned` to stop early (the exception
-    propagates). A non-finite training loss raises `TrialDiverged`.
+    propagates). A non-finite training loss raises `TrialDiverged`. The global torch RNG is
+    neither read nor advanced: every draw comes from the trial's own generators.
     """
     dev = pick_device(device)
     start = time.perf_counter()
@@ -160,17 +150,26 @@ class Setup:
     ema: Any = None
 
 
+def seeded_model(trial, data, proc: Procedure) -> nn.Module:
+    """`trial`'s model with the tricks' structural and init edits, initialised from its "init"
+    stream on a private copy of the global CPU RNG (torch's init functions and the modules the
+    edits add take no generator), so the caller's RNG state is neither used nor changed."""
+    with torch.random.fork_rng(devices=[]):
+        torch.default_generator.manual_seed(trial.seed + _STREAMS["init"])
+        model = build_model(trial.model, in_channels=data.channels, num_classes=data.num_classes)
+        for edit in proc.model_edits:
+            edit(model)
+        for edit in proc.init_edits:
+            edit(model)
+    return model
+
+
 def prepare(trial, device: torch.device | str = "cpu") -> Setup:
     """Load data, apply tricks to the procedure, build and edit the model, build the optimiser."""
     dev = torch.device(device)
     data = load_data(trial.data)
     proc = build_procedure(trial, data.num_classes)
-    torch.manual_seed(trial.seed + _STREAMS["init"])
-    model = build_model(trial.model, in_channels=data.channels, num_classes=data.num_classes)
-    for edit in proc.model_edits:
-        edit(model)
-    for edit in proc.init_edits:
-        edit(model)
+    model = seeded_model(trial, data, proc)
     model.to(dev)
     if dev.type == "cuda":
         model.to(memory_format=torch.channels_last)
@@ -199,99 +198,212 @@ def forward_gflops(model: nn.Module, image: torch.Tensor, mean, std) -> float:
     return counter.get_total_flops() / 1e9
 
 
+# -- one training step ------------------------------------------------------------------------
+
+@dataclass
+class Streams:
+    """A trial's random streams: data order (CPU), base augmentation and tricks (on the device)."""
+
+    order: torch.Generator
+    augment: torch.Generator
+    tricks: torch.Generator
+
+    @classmethod
+    def for_seed(cls, seed: int, dev: torch.device) -> Streams:
+        return cls(order=torch.Generator().manual_seed(seed + _STREAMS["order"]),
+                   augment=torch.Generator(device=dev).manual_seed(seed + _STREAMS["augment"]),
+                   tricks=torch.Generator(device=dev).manual_seed(seed + _STREAMS["tricks"]))
+
+
+def prepare_batch(xb: torch.Tensor, yb: torch.Tensor, proc: Procedure, streams: Streams, *,
+                  mean: torch.Tensor, std: torch.Tensor, pad: int, flip: bool
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """uint8 images and integer labels -> model input and target, in the documented order:
+    policies (uint8) -> float, normalise -> translate, flip -> erasing -> mixing."""
+    for policy in proc.sample_policies:
+        xb = policy(xb, streams.tricks)
+    xb = to_float(xb, mean, std)
+    xb = random_translate(xb, pad, streams.augment)
+    if flip:
+        xb = random_flip(xb, streams.augment)
+    for erase in proc.batch_erasers:
+        xb = erase(xb, streams.tricks)
+    target = yb
+    if proc.batch_mixers:
+        k = 0
+        if len(proc.batch_mixers) > 1:
+            k = int(torch.randint(len(proc.batch_mixers), (), generator=streams.tricks,
+                                  device=streams.tricks.device))
+        xb, target = proc.batch_mixers[k](xb, yb, streams.tricks)
+    if xb.device.type == "cuda":
+        xb = xb.contiguous(memory_format=torch.channels_last)
+    return xb, target
+
+
+StepFn = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+
+
+def _forward(setup: Setup, xb: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    with _autocast(xb.device, setup.proc.autocast_dtype):
+        out = setup.model(xb)
+        loss = setup.criterion(out, target)
+    return loss, out
+
+
+def plain_step(setup: Setup, xb: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    loss, out = _forward(setup, xb, target)
+    setup.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    setup.optimizer.step()
+    return loss, out
+
+
+def scaled_step(setup: Setup, xb: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """float16 autocast: loss scaling against gradient underflow."""
+    loss, out = _forward(setup, xb, target)
+    setup.optimizer.zero_grad(set_to_none=True)
+    setup.scaler.scale(loss).backward()
+    setup.scaler.step(setup.optimizer)
+    setup.scaler.update()
+    return loss, out
+
+
+def _sam_perturb(params: list[torch.Tensor], rho: float) -> list[torch.Tensor]:
+    """Move weights to the (first-order) worst case within radius rho; return the offsets."""
+    grads = [p.grad for p in params]
+    norm = torch.norm(torch.stack([g.norm() for g in grads if g is not None]))
+    scale = rho / (norm + 1e-12)
+    eps = []
+    with torch.no_grad():
+        for p, g in zip(params, grads):
+            e = g * scale if g is not None else torch.zeros_like(p)
+            p.add_(e)
+            eps.append(e)
+    return eps
+
+
+@contextlib.contextmanager
+def frozen_bn_stats(model: nn.Module):
+    """Batch norms normalise with batch statistics but leave running stats and
+    num_batches_tracked untouched (SAM's second pass, at perturbed weights, is not a new batch).
+    With `track_running_stats` off in train mode torch passes no running buffers to the kernel,
+    so nothing else about the forward changes."""
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    for m in norms:
+        m.track_running_stats = False
+    try:
+        yield
+    finally:
+        for m in norms:
+            m.track_running_stats = True
+
+
+def sam_step(setup: Setup, xb: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """SAM (Foret et al. 2021): gradient at w, ascend to w + rho g/|g|, take the gradient there
+    (BN running stats frozen: the batch was already counted), step from w with it."""
+    params = [p for p in setup.model.parameters() if p.requires_grad]
+    loss, out = _forward(setup, xb, target)
+    setup.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    eps = _sam_perturb(params, setup.proc.sam_rho)
+    setup.optimizer.zero_grad(set_to_none=True)
+    with frozen_bn_stats(setup.model):
+        perturbed_loss, _ = _forward(setup, xb, target)
+    perturbed_loss.backward()
+    with torch.no_grad():
+        for p, e in zip(params, eps):
+            p.sub_(e)
+    setup.optimizer.step()
+    return loss, out
+
+
+def step_function(setup: Setup) -> StepFn:
+    """The optimisation step this trial uses (the spec refuses SAM with float16 scaling)."""
+    if setup.scaler is not None:
+        return partial(scaled_step, setup)
+    if setup.proc.sam_rho is not None:
+        return partial(sam_step, setup)
+    return partial(plain_step, setup)
+
+
+# -- the loop ---------------------------------------------------------------------------------
+
+def steps_per_epoch(n: int, batch_size: int) -> int:
+    return max(n // batch_size, 1) if n % batch_size == 1 else math.ceil(n / batch_size)   # a 1-image batch breaks BN
+
+
+def train_epoch(setup: Setup, step_fn: StepFn, streams: Streams, train_x: torch.Tensor,
+                train_y: torch.Tensor, *, first_step: int, mean, std, pad: int, flip: bool
+                ) -> tuple[float, float, int]:
+    """One pass over the training set; returns (mean loss, accuracy %, images seen)."""
+    proc, model, opt = setup.proc, setup.model, setup.optimizer
+    dev = train_x.device
+    n, bs = len(train_y), proc.batch_size
+    steps = steps_per_epoch(n, bs)
+    model.train()
+    perm = torch.randperm(n, generator=streams.order).to(dev)
+    loss_sum = torch.zeros((), device=dev)
+    correct = torch.zeros((), device=dev)
+    seen = 0
+    for i in range(steps):
+        idx = perm[i * bs:(i + 1) * bs]
+        yb = train_y[idx]
+        xb, target = prepare_batch(train_x[idx], yb, proc, streams, mean=mean, std=std, pad=pad, flip=flip)
+        factor = lr_multiplier(proc, first_step + i, steps)
+        for g in opt.param_groups:
+            g["lr"] = g["base_lr"] * factor
+        loss, out = step_fn(xb, target)
+        if setup.ema is not None:
+            setup.ema.update_parameters(model)
+        loss_sum += loss.detach().float() * len(yb)
+        correct += (out.detach().argmax(1) == yb).sum()
+        seen += len(yb)
+    return loss_sum.item() / seen, 100.0 * correct.item() / seen, seen
+
+
 def _train(trial, report: Report | None, dev: torch.device, start: float) -> dict[str, Any]:
-    seed = trial.seed
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
     setup = prepare(trial, dev)
-    proc, data, model, opt = setup.proc, setup.data, setup.model, setup.optimizer
-    criterion, scaler, ema = setup.criterion, setup.scaler, setup.ema
-    n_params = count_params(model)
-    params = [p for p in model.parameters() if p.requires_grad]
-
+    proc, data, opt = setup.proc, setup.data, setup.optimizer
+    step_fn = step_function(setup)
     train_x, train_y = data.train_x.to(dev), data.train_y.to(dev)
     val_x, val_y = data.val_x.to(dev), data.val_y.to(dev)
     mean, std = (t.to(dev) for t in data.mean_std())
-    order_gen = torch.Generator().manual_seed(seed + _STREAMS["order"])
-    aug_gen = torch.Generator(device=dev).manual_seed(seed + _STREAMS["augment"])
-    torch.manual_seed(seed + _STREAMS["tricks"])
-
-    n, bs = len(train_y), proc.batch_size
-    steps = max(n // bs, 1) if n % bs == 1 else math.ceil(n / bs)   # a 1-image batch breaks BN
-    pad, flip = trial.data.crop_padding, trial.data.flip
+    streams = Streams.for_seed(trial.seed, dev)
+    steps = steps_per_epoch(len(train_y), proc.batch_size)
     eval_bs = trial.recipe.eval_batch_size
     history: list[dict[str, Any]] = []
-    step = 0
     for epoch in range(1, proc.epochs + 1):
         t0 = time.perf_counter()
-        model.train()
-        perm = torch.randperm(n, generator=order_gen).to(dev)
-        loss_sum = torch.zeros((), device=dev)
-        correct = torch.zeros((), device=dev)
-        seen = 0
-        for i in range(steps):
-            idx = perm[i * bs:(i + 1) * bs]
-            xb, yb = train_x[idx], train_y[idx]
-            for policy in proc.sample_policies:
-                xb = policy(xb)
-            xb = to_float(xb, mean, std)
-            xb = random_translate(xb, pad, aug_gen)
-            if flip:
-                xb = random_flip(xb, aug_gen)
-            for erase in proc.batch_erasers:
-                xb = erase(xb)
-            target = yb
-            if proc.batch_mixers:
-                k = 0 if len(proc.batch_mixers) == 1 else int(torch.randint(len(proc.batch_mixers), ()))
-                xb, target = proc.batch_mixers[k](xb, yb)
-            if dev.type == "cuda":
-                xb = xb.contiguous(memory_format=torch.channels_last)
-            factor = lr_multiplier(proc, step, steps)
-            for g in opt.param_groups:
-                g["lr"] = g["base_lr"] * factor
-            with _autocast(dev, proc.autocast_dtype):
-                out = model(xb)
-                loss = criterion(out, target)
-            opt.zero_grad(set_to_none=True)
-            if scaler is not None:
-                scaler.scale(loss).backward()
-                scaler.step(opt)
-                scaler.update()
-            elif proc.sam_rho is not None:
-                loss.backward()
-                eps = _sam_perturb(params, proc.sam_rho)
-                opt.zero_grad(set_to_none=True)
-                with _autocast(dev, proc.autocast_dtype):
-                    criterion(model(xb), target).backward()
-                with torch.no_grad():
-                    for p, e in zip(params, eps):
-                        p.sub_(e)
-                opt.step()
-            else:
-                loss.backward()
-                opt.step()
-            if ema is not None:
-                ema.update_parameters(model)
-            loss_sum += loss.detach().float() * len(yb)
-            correct += (out.detach().argmax(1) == yb).sum()
-            seen += len(yb)
-            step += 1
-        train_loss = loss_sum.item() / seen
+        train_loss, train_acc, seen = train_epoch(
+            setup, step_fn, streams, train_x, train_y, first_step=(epoch - 1) * steps, mean=mean,
+            std=std, pad=trial.data.crop_padding, flip=trial.data.flip)
         train_s = time.perf_counter() - t0
         if not math.isfinite(train_loss):
             raise TrialDiverged(f"training loss became {train_loss} in epoch {epoch} "
                                 f"(lr {opt.param_groups[0]['lr']:.4g})")
-        evaluated = ema.module if ema is not None else model
-        val = evaluate(evaluated, val_x, val_y, mean=mean, std=std, batch_size=eval_bs,
+        val = evaluate(_evaluated(setup), val_x, val_y, mean=mean, std=std, batch_size=eval_bs,
                        autocast_dtype=proc.autocast_dtype)
-        metrics = {"epoch": epoch, "train_loss": train_loss, "train_acc": 100.0 * correct.item() / seen,
+        metrics = {"epoch": epoch, "train_loss": train_loss, "train_acc": train_acc,
                    "val_loss": val["loss"], "val_acc": val["acc"], "lr": opt.param_groups[0]["lr"],
                    "images_per_s": seen / train_s, "epoch_s": time.perf_counter() - t0}
         history.append(metrics)
         if report is not None:
             report(metrics)
+    return final_metrics(setup, history, dev, mean=mean, std=std, eval_bs=eval_bs, start=start)
 
-    evaluated = ema.module if ema is not None else model
+
+def _evaluated(setup: Setup) -> nn.Module:
+    """The weights evaluated: the EMA's when EMA is on."""
+    return setup.ema.module if setup.ema is not None else setup.model
+
+
+def final_metrics(setup: Setup, history: list[dict[str, Any]], dev: torch.device, *, mean, std,
+                  eval_bs: int, start: float) -> dict[str, Any]:
+    """Test accuracy (top-1, and top-5 with >= 10 classes), cost, and the last epoch's metrics."""
+    data, proc = setup.data, setup.proc
+    evaluated = _evaluated(setup)
     gflops = forward_gflops(evaluated, data.test_x[:1].to(dev), mean, std)
     topk = 5 if data.num_classes >= 10 else 1
     test = evaluate(evaluated, data.test_x.to(dev), data.test_y.to(dev), mean=mean, std=std,
@@ -300,7 +412,8 @@ def _train(trial, report: Report | None, dev: torch.device, start: float) -> dic
     final = {"val_acc": last["val_acc"], "val_loss": last["val_loss"], "test_acc": test["acc"],
              "test_loss": test["loss"], "train_loss": last["train_loss"], "train_acc": last["train_acc"],
              "best_val_acc": max(h["val_acc"] for h in history), "epochs": len(history),
-             "params": n_params, "images_per_s": sum(h["images_per_s"] for h in history) / len(history),
+             "params": count_params(setup.model),
+             "images_per_s": sum(h["images_per_s"] for h in history) / len(history),
              "wall_s": time.perf_counter() - start, "device": str(dev), "gflops": gflops,
              "peak_mem_mb": torch.cuda.max_memory_allocated(dev) / 2**20 if dev.type == "cuda" else None}
     if topk > 1:
@@ -314,8 +427,9 @@ def measure_throughput(trial, *, steps: int = 6, device: str | None = None) -> t
     estimate cost; no tricks applied."""
     dev = pick_device(device)
     data = load_data(trial.data)
-    torch.manual_seed(trial.seed)
-    model = build_model(trial.model, in_channels=data.channels, num_classes=data.num_classes).to(dev)
+    with torch.random.fork_rng(devices=[]):
+        torch.default_generator.manual_seed(trial.seed)
+        model = build_model(trial.model, in_channels=data.channels, num_classes=data.num_classes).to(dev)
     opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
     mean, std = (t.to(dev) for t in data.mean_std())
     bs = min(trial.recipe.batch_size, len(data.train_y))

@@ -147,20 +147,35 @@ def _stride_in_first_conv(model: nn.Module) -> None:
 # -- edits made by tricks -------------------------------------------------------------------
 
 def last_branch_bn(block: nn.Module) -> nn.BatchNorm2d:
-    """The last BatchNorm of the residual branch (bn3 of a bottleneck, bn2 otherwise)."""
+    """The last BatchNorm of a post-activation residual branch (bn3 of a bottleneck, bn2 of a
+    basic block), seen through an attention wrapper."""
     bn = block.bn3 if isinstance(block, tv.Bottleneck) else block.bn2
     return bn[0] if isinstance(bn, nn.Sequential) else bn
 
 
-def zero_branch_gamma(model: nn.Module) -> int:
-    """Zero the scale of the last BN in every residual branch, so each block starts as identity.
+def branch_output_init(block: nn.Module) -> nn.Parameter:
+    """The weight that zero-gamma zeroes so that `block`'s branch starts at zero output.
 
-    In a pre-activation block the last BN feeds the last conv, which then outputs zeros too.
-    Returns the number of BN layers zeroed.
+    Post-activation blocks end in BN, so its scale (gamma): the BN's input still gets a gradient
+    through the shift, and gamma gets one from the normalised input. A pre-activation block
+    ends in a conv fed by BN-ReLU; zeroing that BN would make ReLU(0) = 0 pass no gradient and
+    the branch would never train, so its last conv's weight is zeroed instead (its gradient is
+    the non-zero activation times the upstream gradient).
     """
+    if isinstance(block, PreActBlock):
+        conv = block.conv2[0] if isinstance(block.conv2, nn.Sequential) else block.conv2
+        if not isinstance(conv, nn.Conv2d):   # pragma: no cover - add_attention keeps conv2 a conv
+            raise TypeError(f"pre-activation block ends in {type(conv).__name__}, not a conv")
+        return conv.weight
+    return last_branch_bn(block).weight
+
+
+def zero_branch_gamma(model: nn.Module) -> int:
+    """Make every residual branch start at zero output, so each block starts as the identity
+    (see `branch_output_init` for what is zeroed). Returns the number of blocks edited."""
     count = 0
     for b in iter_blocks(model):
-        nn.init.zeros_(last_branch_bn(b).weight)
+        nn.init.zeros_(branch_output_init(b))
         count += 1
     return count
 
@@ -208,12 +223,17 @@ ATTENTION: dict[str, Callable[..., nn.Module]] = {"se": SqueezeExcite, "cbam": C
 
 
 def add_attention(model: nn.Module, kind: str, reduction: int) -> int:
-    """Insert an attention module at the end of every residual branch (before the addition)."""
+    """SE or CBAM: insert the module at the end of every residual branch (before the addition).
+    SK: replace a 3x3 conv of every block by a selective-kernel conv."""
     count = 0
     for b in iter_blocks(model):
         if kind == "sk":
-            conv: nn.Conv2d = b.conv2
-            b.conv2 = SelectiveKernelConv(conv.in_channels, conv.out_channels, conv.stride[0], reduction)
+            # SK replaces the 3x3 conv that feeds a BN-ReLU: conv2 of a post-activation block,
+            # conv1 of a pre-activation block (whose conv2 ends the branch and has no BN after it;
+            # SK ends in BN-ReLU itself, which would make the branch output non-negative).
+            name = "conv1" if isinstance(b, PreActBlock) else "conv2"
+            conv: nn.Conv2d = getattr(b, name)
+            setattr(b, name, SelectiveKernelConv(conv.in_channels, conv.out_channels, conv.stride[0], reduction))
         else:
             name = "bn3" if isinstance(b, tv.Bottleneck) else ("conv2" if isinstance(b, PreActBlock) else "bn2")
             end = getattr(b, name)

@@ -9,8 +9,9 @@ touch the training loop themselves, so two tricks cannot fight over it.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -62,11 +63,13 @@ class Procedure:
     # model: structural edits right after construction, then init edits after weight init
     model_edits: list[Callable[[nn.Module], None]] = field(default_factory=list)
     init_edits: list[Callable[[nn.Module], None]] = field(default_factory=list)
-    # data: per-image uint8 policies, then batched erasing on normalised floats, then mixing
-    sample_policies: list[Callable[[torch.Tensor], torch.Tensor]] = field(default_factory=list)
-    batch_erasers: list[Callable[[torch.Tensor], torch.Tensor]] = field(default_factory=list)
-    batch_mixers: list[Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]] = \
-        field(default_factory=list)
+    # data: per-image uint8 policies, then batched erasing on normalised floats, then mixing.
+    # Each callable takes the trial's "tricks" generator as its last argument and draws all its
+    # randomness from it (never from the global torch RNG).
+    sample_policies: list[Callable[[torch.Tensor, torch.Generator], torch.Tensor]] = field(default_factory=list)
+    batch_erasers: list[Callable[[torch.Tensor, torch.Generator], torch.Tensor]] = field(default_factory=list)
+    batch_mixers: list[Callable[[torch.Tensor, torch.Tensor, torch.Generator],
+                                tuple[torch.Tensor, torch.Tensor]]] = field(default_factory=list)
     # loss
     label_smoothing: float = 0.0
     # step
@@ -75,6 +78,24 @@ class Procedure:
     ema_warmup: bool = True
     sam_rho: float | None = None
     num_classes: int = 0                  # filled by the trainer before tricks apply
+
+
+@contextlib.contextmanager
+def global_rng_from(generator: torch.Generator) -> Iterator[None]:
+    """Run a block that uses the global CPU torch RNG (torchvision's v2 transforms draw from it)
+    on a private copy seeded from `generator`; the global state is restored afterwards.
+
+    torchvision's MixUp, CutMix, AutoAugment, RandAugment and TrivialAugmentWide take no
+    generator. Forking costs about 0.1 ms a call (measured), small next to the per-image
+    policies (about 1 ms an image), so wrapping them keeps torchvision's implementations and
+    still makes every draw a function of the trial's own stream.
+    """
+    import torch
+
+    seed = int(torch.randint(0, 2**62, (), generator=generator, device=generator.device))
+    with torch.random.fork_rng(devices=[]):
+        torch.default_generator.manual_seed(seed)   # CPU only: torch.manual_seed would reseed CUDA
+        yield
 
 
 class Trick:

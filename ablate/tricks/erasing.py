@@ -1,8 +1,8 @@
 """Random erasing and Cutout, batched on the device.
 
 Written by hand because torchvision's RandomErasing works one image at a time: here one call
-draws every image's box and builds all masks with broadcasting, so it costs one kernel per
-batch on a GPU. Boxes are drawn from the trial's trick RNG (the global torch RNG).
+draws every image's box and builds all masks with broadcasting, so it costs a few kernels per
+batch on a GPU. All draws come from the generator the trainer passes (the trial's tricks stream).
 """
 
 from __future__ import annotations
@@ -17,6 +17,9 @@ if TYPE_CHECKING:
 
 from ablate.tricks.base import Trick, TrickParams, register_trick
 
+# Box draws per image before giving up (torchvision's RandomErasing also stops after 10).
+ERASING_ATTEMPTS = 10
+
 
 def box_mask(height: int, width: int, top: torch.Tensor, left: torch.Tensor,
              box_h: torch.Tensor, box_w: torch.Tensor) -> torch.Tensor:
@@ -29,41 +32,68 @@ def box_mask(height: int, width: int, top: torch.Tensor, left: torch.Tensor,
     return (ys >= t) & (ys < t + box_h.view(-1, 1, 1)) & (xs >= l) & (xs < l + box_w.view(-1, 1, 1))
 
 
-def random_erasing(x: torch.Tensor, *, prob: float, scale: tuple[float, float],
-                   ratio: tuple[float, float], value: str) -> torch.Tensor:
+def erasing_boxes(batch: int, height: int, width: int, *, scale: tuple[float, float],
+                  ratio: tuple[float, float], generator: torch.Generator,
+                  attempts: int = ERASING_ATTEMPTS) -> tuple[torch.Tensor, ...]:
+    """Draw one box per image by Zhong et al.'s rejection rule, all images at once.
+
+    Each attempt draws an area uniform in `scale` x image area and an aspect ratio log-uniform
+    in `ratio` (as torchvision and timm do), rounds to h = sqrt(area * r), w = sqrt(area / r),
+    and accepts it when the box fits inside the image (h < H and w < W, as the authors' code
+    and torchvision test it); an image takes its first accepted attempt and a uniform position
+    where the box fits. Returns (found, top, left, h, w): `found` is False for an image whose
+    `attempts` draws all failed (it is left unerased, as torchvision does).
+    """
+    import torch
+
+    dev = generator.device
+    area = torch.rand(batch, attempts, generator=generator, device=dev)
+    area = (scale[0] + (scale[1] - scale[0]) * area) * (height * width)
+    log_r = torch.rand(batch, attempts, generator=generator, device=dev)
+    aspect = torch.exp(math.log(ratio[0]) + (math.log(ratio[1]) - math.log(ratio[0])) * log_r)
+    bh = torch.sqrt(area * aspect).round().long()
+    bw = torch.sqrt(area / aspect).round().long()
+    fits = (bh >= 1) & (bw >= 1) & (bh < height) & (bw < width)
+    found = fits.any(1)
+    first = fits.int().argmax(1, keepdim=True)      # index of the first accepted attempt
+    bh = bh.gather(1, first).squeeze(1).clamp(min=1)
+    bw = bw.gather(1, first).squeeze(1).clamp(min=1)
+    top = (torch.rand(batch, generator=generator, device=dev) * (height - bh + 1)).long().clamp(min=0)
+    left = (torch.rand(batch, generator=generator, device=dev) * (width - bw + 1)).long().clamp(min=0)
+    return found, top, left, bh, bw
+
+
+def random_erasing(x: torch.Tensor, generator: torch.Generator, *, prob: float,
+                   scale: tuple[float, float], ratio: tuple[float, float], value: str) -> torch.Tensor:
     """Erase one box per image with probability `prob` (Zhong et al. 2020).
 
-    Box area is uniform in `scale` (fraction of the image), aspect ratio log-uniform in `ratio`;
-    boxes are clipped to the image. `value` is "zero" (the data mean, as inputs are normalised)
+    Boxes follow `erasing_boxes`. `value` is "zero" (the data mean, as inputs are normalised)
     or "random" (standard normal noise).
     """
     import torch
 
     b, c, h, w = x.shape
-    dev = x.device
-    area = torch.empty(b, device=dev).uniform_(*scale) * h * w
-    log_r = torch.empty(b, device=dev).uniform_(math.log(ratio[0]), math.log(ratio[1]))
-    aspect = torch.exp(log_r)
-    bh = torch.sqrt(area * aspect).round().clamp(1, h).long()
-    bw = torch.sqrt(area / aspect).round().clamp(1, w).long()
-    top = (torch.rand(b, device=dev) * (h - bh + 1)).long()
-    left = (torch.rand(b, device=dev) * (w - bw + 1)).long()
-    mask = box_mask(h, w, top, left, bh, bw) & (torch.rand(b, device=dev) < prob).view(-1, 1, 1)
+    found, top, left, bh, bw = erasing_boxes(b, h, w, scale=scale, ratio=ratio, generator=generator)
+    chosen = torch.rand(b, generator=generator, device=generator.device) < prob
+    mask = box_mask(h, w, top, left, bh, bw) & (found & chosen).view(-1, 1, 1)
     mask = mask.unsqueeze(1)
-    fill = torch.randn_like(x) if value == "random" else torch.zeros_like(x)
+    if value == "random":
+        fill = torch.randn(x.shape, generator=generator, device=generator.device, dtype=x.dtype)
+    else:
+        fill = torch.zeros_like(x)
     return torch.where(mask, fill, x)
 
 
-def cutout(x: torch.Tensor, *, size: float) -> torch.Tensor:
+def cutout(x: torch.Tensor, generator: torch.Generator, *, size: float) -> torch.Tensor:
     """Zero a square of side `size` x image side at a uniform centre (may overhang the border)."""
     import torch
 
     b, c, h, w = x.shape
-    dev = x.device
+    dev = generator.device
     side_h = max(1, round(size * h))
     side_w = max(1, round(size * w))
-    cy = (torch.rand(b, device=dev) * h).long()
-    cx = (torch.rand(b, device=dev) * w).long()
+    cy = (torch.rand(b, generator=generator, device=dev) * h).long()
+    cx = (torch.rand(b, generator=generator, device=dev) * w).long()
     top, left = cy - side_h // 2, cx - side_w // 2
     mask = box_mask(h, w, top, left, torch.full_like(top, side_h), torch.full_like(left, side_w))
     return x.masked_fill(mask.unsqueeze(1), 0.0)
@@ -95,7 +125,7 @@ class RandomErasing(Trick):
     def apply(self, params, proc):
         kw = dict(prob=params.prob, scale=(params.scale_min, params.scale_max),
                   ratio=(params.ratio, 1 / params.ratio), value=params.value)
-        proc.batch_erasers.append(lambda x: random_erasing(x, **kw))
+        proc.batch_erasers.append(lambda x, generator: random_erasing(x, generator, **kw))
 
 
 class CutoutParams(TrickParams):
@@ -113,4 +143,4 @@ class Cutout(Trick):
 
     def apply(self, params, proc):
         size = params.size
-        proc.batch_erasers.append(lambda x: cutout(x, size=size))
+        proc.batch_erasers.append(lambda x, generator: cutout(x, generator, size=size))

@@ -3,6 +3,10 @@
 Both turn integer labels into soft targets. With `prob < 1` a batch is left unmixed with that
 probability (its targets become one-hot, so the loss always sees soft targets). When both
 tricks are on, each batch uses one of them, chosen at random (as timm's Mixup does).
+
+torchvision's transforms draw from the global RNG; each call runs them on a private global RNG
+seeded from the trial's tricks generator (`global_rng_from`), so every draw -- the mixing
+coin, lambda and CutMix's box -- comes from that generator.
 """
 
 from __future__ import annotations
@@ -14,17 +18,19 @@ from pydantic import Field
 if TYPE_CHECKING:
     import torch
 
-from ablate.tricks.base import Trick, TrickParams, register_trick
+from ablate.tricks.base import Trick, TrickParams, global_rng_from, register_trick
 
 
 def with_probability(mix, prob: float, num_classes: int):
-    """Wrap a v2 mixing transform: apply it with probability `prob`, else one-hot the labels."""
+    """Wrap a v2 mixing transform: apply it with probability `prob`, else one-hot the labels.
+    The returned callable `(x, y, generator)` draws everything from `generator`."""
     import torch
     import torch.nn.functional as F
 
-    def apply(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if prob >= 1.0 or torch.rand(()).item() < prob:
-            return mix(x, y)
+    def apply(x: torch.Tensor, y: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        if prob >= 1.0 or torch.rand((), generator=generator, device=generator.device).item() < prob:
+            with global_rng_from(generator):
+                return mix(x, y)
         return x, F.one_hot(y, num_classes).to(x.dtype)
 
     return apply

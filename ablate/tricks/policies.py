@@ -1,7 +1,9 @@
 """Learned and random augmentation policies on uint8 images, via torchvision.transforms.v2.
 
 Each image of a batch gets its own draw of operations, so the policy runs per image (the v2
-transforms given a batch would apply one draw to all of it).
+transforms given a batch would apply one draw to all of it). The v2 transforms draw from the
+global RNG, so each batch runs them on a private global RNG seeded from the trial's tricks
+generator (`global_rng_from`): the op choices and magnitudes are a function of that generator.
 """
 
 from __future__ import annotations
@@ -13,16 +15,18 @@ from pydantic import Field
 if TYPE_CHECKING:
     import torch
 
-from ablate.tricks.base import Trick, TrickParams, register_trick
+from ablate.tricks.base import Trick, TrickParams, global_rng_from, register_trick
 
 
 def per_image(transform):
-    """Apply `transform` to each uint8 image of a (B, C, H, W) batch independently."""
+    """Apply `transform` to each uint8 image of a (B, C, H, W) batch independently; the returned
+    callable `(batch, generator)` draws every image's ops from `generator`."""
 
-    def apply(batch: torch.Tensor) -> torch.Tensor:
+    def apply(batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         import torch
 
-        return torch.stack([transform(img) for img in batch])
+        with global_rng_from(generator):
+            return torch.stack([transform(img) for img in batch])
 
     return apply
 

@@ -1,5 +1,10 @@
-"""Zero-gamma: initialise the last BN scale of every residual branch to 0 so each block starts
-as the identity, which makes early training behave like a shallower network."""
+"""Zero-gamma: start every residual branch at zero output so each block starts as the identity,
+which makes early training behave like a shallower network.
+
+Post-activation blocks zero the scale (gamma) of the branch's last BN, as in the papers.
+Pre-activation blocks end in a conv fed by BN-ReLU: zeroing that BN would stop every gradient
+of the branch at ReLU(0), so their last conv's weight is zeroed instead
+(`ablate.models.resnet.branch_output_init`)."""
 
 from __future__ import annotations
 
