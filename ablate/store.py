@@ -402,10 +402,12 @@ class Store:
             return pd.read_sql(q, c)
 
     def delete_trials(self, experiment: str) -> int:
-        """Delete every trial of `experiment` and their epochs (for `ablate run --replace`), in
-        one transaction; the experiment row stays. Returns how many trials were deleted."""
+        """Delete every trial of `experiment` with its epochs, metrics and attempts (for `ablate
+        run --replace`), in one transaction; the experiment row stays. Returns how many trials
+        were deleted."""
         with self.engine.begin() as c:
-            c.execute(epochs.delete().where(epochs.c.experiment == experiment))
+            for table in (epoch_metrics, final_metrics, attempts):
+                c.execute(table.delete().where(table.c.experiment == experiment))
             return c.execute(trials.delete().where(trials.c.experiment == experiment)).rowcount
 
 

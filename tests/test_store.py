@@ -202,3 +202,18 @@ def test_a_dead_local_holder_loses_its_claim_at_once(tmp_path):
                           text=True).stdout.strip()
     assert store.claim("tiny", t.id, f"{socket.gethostname()}:{gone}:x", lease_s=3600)
     assert store.claim("tiny", t.id, "me:1:y", lease_s=60)
+
+
+def test_delete_trials_removes_every_row_of_the_experiment_only(tmp_path):
+    store = Store(tmp_path / "s.db", create=True)
+    for name in ("tiny", "other"):
+        t = plan(tiny_spec()).trials[0]
+        store.add_trials(name, [t])
+        store.start_trial(name, t.id, {})
+        store.add_epoch(name, t.id, {"epoch": 1, "val_acc": 40.0})
+        store.finish_trial(name, t.id, "complete", metrics={"val_acc": 41.0})
+    assert store.delete_trials("tiny") == 1
+    con = sqlite3.connect(tmp_path / "s.db")
+    for table in ("ablate_trials", "ablate_epoch_metrics", "ablate_final_metrics", "ablate_attempts"):
+        left = dict(con.execute(f"SELECT experiment, COUNT(*) FROM {table} GROUP BY experiment").fetchall())
+        assert "tiny" not in left and left.get("other", 0) >= 1, table
