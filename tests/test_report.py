@@ -358,3 +358,22 @@ def test_adaptive_arms_are_shown_and_p_values_corrected(tmp_path):
     assert "| Adaptive seeds |" in md.replace("Adaptive seeds | Params", "Adaptive seeds |") and "| +1 |" in md
     assert "Adaptive seeds added: ResNet8-w8 +1 (last because paired baseline seed for arm(s) 1); " \
         "ResNet8-w8 + C +1 (last because lift CI half-width 1.70 > target 0.5 (n=3))." in md
+
+
+def test_verdict_names_a_lift_whose_ci_excludes_zero_only_before_holm(tmp_path):
+    base = np.array([90.0, 91.0, 89.5, 90.2, 90.7])
+    values = np.array([base, base + [2.0, 2.1, 1.9, 2.2, 2.0],      # decided
+                       base + [0.9, 0.1, 1.1, 0.3, 1.3],            # unadjusted p 0.033, Holm x2 > 0.05
+                       base + [0.5, -0.6, 0.3, -0.2, 0.1]])         # nothing
+    from scipy import stats as sps
+
+    p = [sps.ttest_rel(values[a], base).pvalue for a in (1, 2, 3)]
+    assert p[0] * 3 < 0.05 and 0.025 < p[1] < 0.05 and p[2] > 0.5, "the premise of the test"
+    store, _ = one_at_a_time_store(tmp_path, values)
+    report = build_report(store, "tiny")
+    f = report.lift.frame
+    assert f.significant.tolist()[1:] == [True, False, False] and f.lift_low[2] > 0
+    line = render.verdict(report.lift)
+    lift_s = (values[2] - base).mean()
+    assert (f"; ResNet8-w8 + S (+{lift_s:.2f} pp) is suggestive only: its CI excludes 0, but not after "
+            f"Holm's correction for 3 lifts; the others are within noise") in line

@@ -166,6 +166,15 @@ def verdict(t: LiftTable) -> str:
              for r in decided]
     line = f"{len(decided)} of {len(rows)} lifts decided" + (": " + ", ".join(words) if words else "")
     rest = [r for r in rows if not _decided(r)]
+    # an unadjusted CI that excludes 0 without a Holm star is worth naming: it is what a
+    # single-comparison reading would call significant, and the table alone reads as a conflict
+    hint = [r for r in rest if not pd.isna(r.get("lift_low")) and (r["lift_low"] > 0 or r["lift_high"] < 0)]
+    if hint:
+        names = ", ".join(f"{r['label']} ({_num(r['lift'], sign=True)}{suffix})" for r in hint)
+        line += (f"; {names} {'is' if len(hint) == 1 else 'are'} suggestive only: "
+                 f"{'its CI excludes' if len(hint) == 1 else 'their CIs exclude'} 0, but not after Holm's "
+                 f"correction for {len(rows)} lifts")
+        rest = [r for r in rest if r not in hint]
     if rest:
         need = ""
         sizes = [abs(r["lift"]) for r in rest if not pd.isna(r["lift"]) and r["lift"] != 0]
@@ -173,7 +182,8 @@ def verdict(t: LiftTable) -> str:
             n = _seeds_to_detect(max(sizes), t.noise_floor, t.detectable_alpha, stats)
             need = (f" (need ~{n} seeds to decide a lift of {_num(max(sizes))}{suffix})" if n
                     else f" (even 1000 seeds would not decide a lift of {_num(max(sizes))}{suffix})")
-        line += ("; " if decided else ": ") + ("the others are" if decided else "all are") + " within noise" + need
+        others = "the others are" if decided or hint else "all are"
+        line += ("; " if decided or hint else ": ") + others + " within noise" + need
     return line + "."
 
 
