@@ -377,3 +377,12 @@ def test_verdict_names_a_lift_whose_ci_excludes_zero_only_before_holm(tmp_path):
     lift_s = (values[2] - base).mean()
     assert (f"; ResNet8-w8 + S (+{lift_s:.2f} pp) is suggestive only: its CI excludes 0, but not after "
             f"Holm's correction for 3 lifts; the others are within noise") in line
+
+
+def test_noise_floor_never_quotes_a_detectable_lift_beyond_100_pp(tmp_path):
+    store, _ = one_at_a_time_store(tmp_path, np.array([[90.0, 91.0], [95.0, 88.0], [93.0, 89.0], [85.0, 92.0]]))
+    lift = build_report(store, "tiny").lift
+    assert lift.detectable_lift > 100, "the premise: 2 seeds at the first Holm level"
+    md = build_report(store, "tiny").markdown()
+    assert "no lift can be detected with 80% power (it would have to exceed 100 pp)" in md
+    assert f"{lift.detectable_lift:.2f}" not in md

@@ -223,8 +223,12 @@ def footnotes(t: LiftTable, spec=None) -> list[str]:
                  + f"; the reference arm alone varies by {_num(t.baseline_std)} {u} across "
                  f"seeds)")
         if not math.isnan(t.detectable_lift):
-            floor += (f"; with {t.n_pairs} paired seeds a lift must be about {_num(t.detectable_lift)} {u} to be "
-                      f"detected with 80% power by the paired t-test at the first Holm level "
+            # a "detectable lift" beyond the whole range of a percentage is no figure to quote
+            beyond = u == "pp" and t.detectable_lift > 100
+            floor += ((f"; with {t.n_pairs} paired seeds no lift can be detected with 80% power (it would have "
+                       f"to exceed 100 pp) by the paired t-test at the first Holm level " if beyond else
+                       f"; with {t.n_pairs} paired seeds a lift must be about {_num(t.detectable_lift)} {u} to be "
+                       f"detected with 80% power by the paired t-test at the first Holm level ")
                       + (f"(α/m = {t.alpha:.3g}/{t.tested} = {t.detectable_alpha:.3g})." if t.adaptive_level is None
                          else f"(the adaptive-corrected nominal level {t.adaptive_level:.3g}/{t.tested} = "
                               f"{t.detectable_alpha:.3g})."))
