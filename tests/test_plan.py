@@ -175,6 +175,8 @@ def test_command_label_falls_back_to_the_program():
     assert command_label(("python", "-m", "train")) == "python"
     assert command_label(("/usr/bin/train --fast",)) == "train"
     assert command_label(("python", "--cfg", "a/b/run.py")) == "run.py"
+    assert command_label(("python", "train.py")) == "train.py"
+    assert command_label(("python", "--config=x.yaml", "train.py")) == "train.py"
 
 
 def test_trial_create_computes_the_same_id_and_hashes_search_values():
@@ -265,6 +267,8 @@ def test_fractional_factorial_honours_runs_and_resolution():
     five = {k: {} for k in ["cosine", "label_smoothing", "mixup", "zero_gamma", "no_bias_decay"]}
     _, p = arms("fractional_factorial", five, runs=8, resolution=3)
     assert len(p.arms) == 8 and p.design.resolution == 3
+    _, p = arms("fractional_factorial", five, runs=16, resolution=3)
+    assert len(p.arms) == 16, "runs beyond the minimum are honoured"
     _, p = arms("fractional_factorial", five, resolution=5)
     assert len(p.arms) == 16 and p.design.resolution == 5
 
@@ -327,8 +331,43 @@ def test_describe_states_the_flipped_factors():
 def test_without_factor_list_drops_only_the_letter_lines():
     from ablate.plan import _without_factor_list
 
-    text = "\n".join(["Design X", "  A = a", "Factors:", "  A = cosine", "  B = mixup", "  Z = zeta",
+    text = "\n".join(["  A = a", "Design X", "  A = a", "Factors:", "  A = cosine", "  B = mixup", "  Z = zeta",
                       "Generators: C = AB", "  A = again"])
     assert _without_factor_list(text, ["A", "B"]) == [
-        "Design X", "  A = a", "Factors: A, B (see the tricks legend above)", "  Z = zeta",
+        "  A = a", "Design X", "  A = a", "Factors: A, B (see the tricks legend above)", "  Z = zeta",
         "Generators: C = AB", "  A = again"]
+
+
+def test_describe_lists_all_64_arms_of_a_2_to_the_6():
+    six = {k: {} for k in ["cosine", "label_smoothing", "mixup", "zero_gamma", "no_bias_decay", "ema"]}
+    lines = plan(tiny_spec(tricks=six, design={"kind": "full_factorial"})).describe().splitlines()
+    rows = [int(line.split()[0]) for line in lines if line.strip()[:1].isdigit() and "ResNet8" in line]
+    assert rows == list(range(64)) and not any("more)" in line for line in lines)
+
+
+def test_sign_convention_names_every_flipped_factor():
+    from ablate import factorial
+
+    seven = {k: {} for k in ["cosine", "label_smoothing", "mixup", "zero_gamma", "no_bias_decay", "ema",
+                             "random_erasing"]}
+    p = plan(tiny_spec(tricks=seven, design={"kind": "fractional_factorial", "resolution": 3}))
+    raw = factorial.fractional_factorial(list(seven), resolution=3).matrix
+    flipped = [k for k, v in zip(seven, raw[0]) if v == 1]
+    assert len(flipped) >= 2 and not (raw == -1).all(axis=1).any()
+    assert f"Sign convention: the levels of {', '.join(flipped)} are flipped" in p.describe()
+
+
+def test_command_trials_carry_their_command():
+    from ablate.spec import spec_from_dict
+    from ablate.trial import Trial
+
+    raw = {"name": "cmd", "data": {"name": "digits"}, "tricks": {"cosine": {}},
+           "trial": {"command": ["python", "train.py"]}, "design": {"kind": "one_at_a_time"}, "seeds": 1}
+    spec = spec_from_dict(raw, check_files=False)
+    p = plan(spec)
+    t = p.trial(1, 0)
+    assert t.command == spec.trial and t.model is None
+    made = Trial.create(experiment="cmd", arm=1, label="x", seed=0, data=spec.data, model=None, recipe=None,
+                        tricks=[spec.tricks["cosine"]], command=spec.trial)
+    assert made.command == spec.trial and made.id == t.id
+    assert (made.origin, made.reason, made.values) == ("design", "design", {})
