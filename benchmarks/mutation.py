@@ -36,14 +36,20 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # target -> (files to mutate, tests that state the target's rules, extra pytest arguments)
 TARGETS: dict[str, tuple[list[str], list[str], list[str]]] = {
-    "stats": (["ablate/stats.py"], ["tests/test_stats.py"], []),
-    "plan": (["ablate/plan.py"], ["tests/test_plan.py", "tests/test_factorial.py"], []),
+    # test_adaptive simulates the adaptive stopping rule under H0 (about 2 s): it runs only for
+    # mutants of the functions it calls (paired_lifts, adaptive_wants_seed, adaptive_p_values...)
+    "stats": (["ablate/stats.py"], ["tests/test_stats.py", "tests/test_adaptive.py"], []),
+    # the planner delegates arm lists to arms.py and trial identity to trial.py
+    "plan": (["ablate/plan.py", "ablate/arms.py", "ablate/trial.py"],
+             ["tests/test_plan.py", "tests/test_factorial.py"], []),
     # the tricks' rules are stated in these two files. The trick contract's two training runs per
     # trick (determinism) and the trainer's and models' tests reach the same functions but take
     # seconds each: with them a run here took over an hour on 2 busy cores, so they are left out
     "tricks": (["ablate/tricks/*"], ["tests/test_tricks.py", "tests/test_trick_rules.py"],
                ["-k", "not trains_finite_and_deterministic"]),
-    "frames": (["ablate/report/frames.py"], ["tests/test_report.py"], []),
+    # results.py builds the tidy frames (outcomes, metric_matrix) that frames.py re-exports
+    "frames": (["ablate/report/frames.py", "ablate/results.py"],
+               ["tests/test_report.py", "tests/test_compare.py"], []),
 }
 
 

@@ -118,3 +118,54 @@ def test_adaptive_round_stops_at_max_seeds(tmp_path):
     values = np.stack([base, base + [3.0, -5.0, 4.0], base + [1, 2, 3], base + [1, 2, 3]])
     store, p = _store_with(tmp_path, values, {"max_seeds": 3, "target_half_width": 0.5})
     assert adaptive_requests(p, store) == []
+
+
+# --------------------------------------------------------------------------- the calibration's parts
+# `_adaptive_null_p` is cached, so its parts are checked directly (small inputs, exact answers).
+
+def test_run_adaptive_matches_a_seed_by_seed_loop():
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((400, 7)) * rng.choice([0.2, 1.0, 3.0], size=400)[:, None]
+    target, conf = 1.0, 0.9
+    expect = []
+    for row in x:       # one arm at a time: add a seed while the CI half-width exceeds the target
+        n = 3
+        while n < 7:
+            half = st.t.ppf((1 + conf) / 2, n - 1) * row[:n].std(ddof=1) / np.sqrt(n)
+            if half <= target:
+                break
+            n += 1
+        expect.append(n)
+    got = stats._run_adaptive(x, 3, 7, target, conf)
+    assert got.tolist() == expect
+    assert 3 < np.mean(expect) < 7, "the check exercises both stopping reasons"
+
+
+def test_nominal_t_p_is_the_t_test_on_each_arms_seeds():
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((5, 6))
+    n = np.array([2, 3, 4, 5, 6])
+    got = stats._nominal_t_p(x, n)
+    assert got == pytest.approx([st.ttest_1samp(x[i, :k], 0.0).pvalue for i, k in enumerate(n)])
+
+
+def test_adjusted_p_is_the_worst_ratios_tail_share(monkeypatch):
+    """p_adj = max over ratio rows of (#{sims <= p} + 1) / (B + 1), capped at 1; the level is the
+    largest p whose p_adj stays below alpha."""
+    sims = np.sort(np.random.default_rng(5).uniform(size=(3, 99)) ** np.array([[1.0], [1.3], [0.8]]), axis=1)
+    calls = []
+    monkeypatch.setattr(stats, "_adaptive_null_p", lambda *a: calls.append(a) or sims)
+    p = np.array([[0.001, 0.05], [0.3, np.nan]])
+    got = stats.adaptive_p_values(p, initial=3, max_seeds=8, confidence=0.9)
+    expect = [max(((row <= q).sum() + 1) / 100 for row in sims) for q in (0.001, 0.05, 0.3)]
+    assert got.shape == (2, 2) and np.isnan(got[1, 1])
+    assert [got[0, 0], got[0, 1], got[1, 0]] == pytest.approx(expect)
+    assert calls[0] == (3, 8, 0.9)
+    assert stats.adaptive_p_values([1.0], initial=3, max_seeds=8)[0] == 1.0
+    level = stats.adaptive_level(0.1, initial=3, max_seeds=8)
+    # a nominal p is starred (p_adj < 0.1) exactly when it is below the level: the level is the
+    # smallest simulated p whose adjusted value reaches 0.1 (10 = k + 1 sims at or below it)
+    adj = lambda q: max(((row <= q).sum() + 1) / 100 for row in sims)   # noqa: E731
+    assert level == pytest.approx(min(q for q in np.unique(sims) if adj(q) >= 0.1))
+    assert adj(np.nextafter(level, 0)) < 0.1 <= adj(level)
+    assert stats.adaptive_level(0.01, initial=3, max_seeds=8) == 0.0, "alpha below 2/(B+1): nothing passes"

@@ -386,3 +386,214 @@ def test_noise_floor_never_quotes_a_detectable_lift_beyond_100_pp(tmp_path):
     md = build_report(store, "tiny").markdown()
     assert "no lift can be detected with 80% power (it would have to exceed 100 pp)" in md
     assert f"{lift.detectable_lift:.2f}" not in md
+
+
+# --- every column of the arm table, with failures, diverged seeds and per-arm costs (issue 14)
+
+ARM_VALS = np.array([[90.0, 91.0, 89.0], [92.0, 91.5, 93.0], [90.5, 92.5, 91.0]])
+COSTS = {0: (1000, 0.5, 30.0, 2.0), 1: (1000, 0.5, 32.0, 2.4), 2: (1100, 0.6, 31.0, 3.0)}
+
+
+def costs_store(tmp_path, *, failed=(), diverged=()):
+    spec = tiny_spec(seeds=3)            # one_at_a_time: baseline, + C, + S
+    store = Store(tmp_path / "c.db", create=True)
+    p = plan(spec)
+    store.save_experiment("tiny", json.dumps(spec_to_dict(spec)), None)
+    store.add_trials("tiny", list(p.trials))
+    for t in p.trials:
+        store.start_trial("tiny", t.id, {})
+        if (t.arm, t.seed) in failed or (t.arm, t.seed) in diverged:
+            store.finish_trial("tiny", t.id, "failed" if (t.arm, t.seed) in failed else "diverged", error="boom")
+            continue
+        params, gflops, mem, wall = COSTS[t.arm]
+        v = ARM_VALS[t.arm, t.seed]
+        store.finish_trial("tiny", t.id, "complete", metrics={
+            "val_acc": v, "test_acc": v - 1, "params": params, "gflops": gflops, "peak_mem_mb": mem, "wall_s": wall})
+    return store, p
+
+
+def test_arm_columns_with_failures_diverged_seeds_and_costs(tmp_path):
+    from statsmodels.stats.multitest import multipletests
+
+    store, p = costs_store(tmp_path, failed={(2, 1)}, diverged={(1, 2)})
+    t = lift_table(p, outcomes(p, store.trials_frame("tiny")))
+    f = t.frame
+    assert f.tricks.tolist() == ["", "cosine", "label_smoothing"]
+    assert f.n.tolist() == [3, 2, 2] and f.n_planned.tolist() == [3, 3, 3]
+    assert f.n_failed.tolist() == [0, 1, 1] and f.n_diverged.tolist() == [0, 1, 0]
+    assert f.failures.tolist() == ["", "seed 2: diverged", "seed 1: failed"]
+    assert f.warning.tolist() == ["", "", ""]      # diverged seeds are scored, not excluded
+    assert f.adaptive_seeds.tolist() == [0, 0, 0] and f.adaptive_reason.tolist() == ["", "", ""]
+    assert f.params.tolist() == [1000, 1000, 1100] and f.gflops.tolist() == pytest.approx([0.5, 0.5, 0.6])
+    assert f.peak_mem_mb.tolist() == [30.0, 32.0, 31.0] and f.time_s.tolist() == pytest.approx([2.0, 2.4, 3.0])
+    # arm 1's diverged seed 2 scores chance (10%); arm 2's failed seed is missing from the pairs
+    arm1 = np.array([92.0, 91.5, 10.0])
+    d1, d2 = arm1 - ARM_VALS[0], (ARM_VALS[2] - ARM_VALS[0])[[0, 2]]
+    assert f.n_pairs.tolist()[1:] == [3, 2]
+    assert f.lift.tolist()[1:] == pytest.approx([d1.mean(), d2.mean()])
+    assert f.lift_std.tolist()[1:] == pytest.approx([d1.std(ddof=1), d2.std(ddof=1)])
+    raw = [st.ttest_rel(arm1, ARM_VALS[0]).pvalue, st.ttest_rel(ARM_VALS[2][[0, 2]], ARM_VALS[0][[0, 2]]).pvalue]
+    assert f.p.tolist()[1:] == pytest.approx(raw)
+    assert f.p_holm.tolist()[1:] == pytest.approx(multipletests(raw, method="holm")[1])
+    assert f.zero_variance.tolist() == [False, False, False]
+    assert t.baseline_std == pytest.approx(ARM_VALS[0].std(ddof=1))
+    # the noise floor leaves out the arm with a diverged seed (an outlier at chance, not seed noise)
+    assert t.noise_floor == pytest.approx(d2.std(ddof=1))
+    assert t.n_pairs == 2 and t.tested == 2 and t.detectable_alpha == pytest.approx(0.05 / 2)
+    assert t.notes == ["Arms missing seeds: ResNet8-w8 + C (n=2 of 3), ResNet8-w8 + S (n=2 of 3)."]
+    assert t.status_counts == {"complete": 7, "failed": 1, "diverged": 1}
+    assert t.worst_value == pytest.approx(10.0) and t.diverged == "worst"
+    assert "step_lift" not in f, "step lifts belong to cumulative designs only"
+
+    e = lift_table(p, outcomes(p, store.trials_frame("tiny")), diverged="exclude")
+    assert e.frame.warning.tolist() == ["", "1 diverged seed(s) excluded: lift over surviving seeds only, "
+                                            "biased in the trick's favour", ""]
+    assert e.frame.n_pairs.tolist()[1:] == [2, 2] and e.worst_value is None
+
+
+def test_noise_floor_pools_every_arm_when_each_has_a_diverged_seed(tmp_path):
+    store, p = costs_store(tmp_path, diverged={(1, 2), (2, 0)})
+    t = lift_table(p, outcomes(p, store.trials_frame("tiny")))
+    scored = ARM_VALS.copy()
+    scored[1, 2] = scored[2, 0] = 10.0
+    d = scored[1:] - scored[0]
+    assert t.noise_floor == pytest.approx(np.sqrt((d.var(axis=1, ddof=1) * 2).sum() / 4))
+
+
+def test_a_single_arm_has_no_lifts(tmp_path):
+    spec = tiny_spec(tricks={"cosine": {}}, design={"kind": "explicit", "arms": [[]]}, seeds=2)
+    store, p = filled_store(tmp_path, spec, np.array([[90.0, 91.0]]))
+    t = lift_table(p, outcomes(p, store.trials_frame("tiny")))
+    f = t.frame
+    for col in ("lift", "lift_low", "lift_high", "p", "n_pairs", "lift_std", "p_holm"):
+        assert np.isnan(f[col].to_numpy(dtype=float)).all(), col
+    assert f.zero_variance.tolist() == [False] and f.significant.tolist() == [False]
+    assert t.n_pairs == 0 and t.tested == 0 and np.isnan(t.detectable_lift) and np.isnan(t.noise_floor)
+    assert t.baseline_std == pytest.approx(np.std([90.0, 91.0], ddof=1))
+
+
+def test_leave_one_out_note_and_a_lone_baseline_seed(tmp_path):
+    spec = tiny_spec(design={"kind": "leave_one_out"}, seeds=2)
+    store, p = filled_store(tmp_path, spec, np.array([[90.0, 91.0], [91.0, 90.0], [89.0, 88.5]]), fail={(0, 1)})
+    t = lift_table(p, outcomes(p, store.trials_frame("tiny")), diverged="exclude")
+    assert "Leave-one-out: arm 0 has every trick; a negative lift is what removing a trick costs." in t.notes
+    assert np.isnan(t.baseline_std), "one baseline seed has no spread"
+    assert t.frame.n_pairs.tolist()[1:] == [1, 1] and np.isnan(t.detectable_lift)
+
+
+def test_cumulative_step_columns_and_stars(tmp_path):
+    store, p = filled_store(tmp_path, cumulative_spec(), VALS)
+    f = lift_table(p, outcomes(p, store.trials_frame("tiny")), confidence=0.9).frame
+    assert f.step_n_pairs.tolist()[1:] == [4, 4, 4]
+    assert f.step_zero_variance.tolist() == [False, False, False, False]
+    assert f.step_significant.tolist() == [False] + [bool(x < 0.1) for x in f.step_p_holm.iloc[1:]]
+    assert f.significant.iloc[0] == False and f.step_significant.iloc[0] == False   # noqa: E712
+
+
+def test_zero_variance_arm_counts_in_holm_and_gets_no_star(tmp_path):
+    """Identical differences: no t-test p, no star, but p = 1 in Holm's m for the other arms."""
+    vals = np.array([[90.0, 91.0, 92.0], [91.0, 92.0, 93.0], [93.0, 91.5, 95.0]])
+    spec = tiny_spec(seeds=3)
+    store, p = filled_store(tmp_path, spec, vals)
+    f = lift_table(p, outcomes(p, store.trials_frame("tiny"))).frame
+    assert f.zero_variance.tolist() == [False, True, False]
+    raw = st.ttest_rel(vals[2], vals[0]).pvalue
+    assert np.isnan(f.p.iloc[1]) and np.isnan(f.p_holm.iloc[1])
+    assert f.p_holm.iloc[2] == pytest.approx(min(1.0, 2 * raw)), "the zero-variance arm still counts in m"
+    assert f.significant.tolist() == [False, False, bool(2 * raw < 0.05)]
+
+
+def test_options_are_checked_with_the_allowed_values(tmp_path):
+    store, p = filled_store(tmp_path, cumulative_spec(), VALS)
+    out = outcomes(p, store.trials_frame("tiny"))
+    with pytest.raises(ReportError, match=r"unknown test 'z'; allowed: t, wilcoxon, permutation"):
+        lift_table(p, out, test="z")
+    for bad in (0.0, 1.0):
+        with pytest.raises(ReportError, match=rf"confidence must be in \(0, 1\), got {bad}"):
+            lift_table(p, out, confidence=bad)
+
+
+def test_missing_baseline_names_the_baseline_arm(tmp_path):
+    store, p = filled_store(tmp_path, cumulative_spec(), VALS, fail={(0, s) for s in range(4)})
+    with pytest.raises(ReportError, match=r"baseline arm 'ResNet8-w8', so no lift"):
+        lift_table(p, outcomes(p, store.trials_frame("tiny")))
+
+
+def test_no_trials_stored_is_said(tmp_path):
+    store = Store(tmp_path / "e.db", create=True)
+    spec = cumulative_spec()
+    store.save_experiment("tiny", json.dumps(spec_to_dict(spec)), None)
+    p = plan(spec)
+    frame = store.trials_frame("tiny")
+    assert len(outcomes(p, frame)) == 0
+    with pytest.raises(ReportError, match=r"has no complete trials yet \(no trials stored\)"):
+        lift_table(p, outcomes(p, frame))
+
+
+def test_unknown_experiment_lists_the_stored_ones(tmp_path):
+    from ablate.report.frames import load_experiment
+
+    empty = Store(tmp_path / "none.db", create=True)
+    with pytest.raises(ReportError, match=r"experiments there: \(none\)"):
+        load_experiment(empty, "x")
+    store, _ = filled_store(tmp_path, cumulative_spec(), VALS)
+    with pytest.raises(ReportError, match=r"experiments there: tiny$"):
+        load_experiment(store, "zzz")
+
+
+def test_adaptive_note_for_tests_other_than_t(tmp_path):
+    spec = tiny_spec(tricks={"cosine": {}}, seeds={"count": 3, "adaptive": {"max_seeds": 6}})
+    store, p = filled_store(tmp_path, spec, np.array([[90.0, 91.0, 89.5], [91.0, 92.5, 90.1]]))
+    t = lift_table(p, outcomes(p, store.trials_frame("tiny")), test="permutation")
+    assert t.adaptive_level is None
+    assert t.notes[0] == ("Adaptive seeds: only the t-test is corrected for the adaptive stopping rule; "
+                          "these permutation p-values are not, so they can be too small (use --test t).")
+    plain = lift_table(p, outcomes(p, store.trials_frame("tiny")))
+    assert not any(n.startswith("Adaptive seeds") for n in plain.notes)
+
+
+# --- results: the tidy frames below the reports
+
+def test_outcomes_and_metric_matrix_columns(tmp_path):
+    from ablate.results import metric_matrix
+
+    store, p = filled_store(tmp_path, cumulative_spec(), VALS, fail={(1, 2)})
+    out = outcomes(p, store.trials_frame("tiny"))
+    assert out.index.tolist() == list(range(16)) and "index" not in out
+    assert out.arm.tolist() == [a for a in range(4) for _ in range(4)]
+    assert out.label.tolist() == [p.arms[a].label for a in range(4) for _ in range(4)]
+    m, seeds = metric_matrix(p, out, "val_acc")
+    expect = VALS.copy()
+    expect[1, 2] = np.nan
+    assert seeds == [0, 1, 2, 3] and np.array_equal(m, expect, equal_nan=True)
+    empty = out.iloc[:0]
+    m, seeds = metric_matrix(p, empty, "val_acc")
+    assert seeds == [0, 1, 2, 3] and m.shape == (4, 4) and np.isnan(m).all()
+
+
+def test_num_classes_without_loading_images(tmp_path):
+    from pydantic import TypeAdapter
+
+    from ablate.data import DataConfig
+    from ablate.results import num_classes
+
+    cfg = lambda **d: TypeAdapter(DataConfig).validate_python(d)   # noqa: E731
+    assert num_classes(cfg(name="digits")) == 10
+    assert num_classes(cfg(name="cifar10", root="x")) == 10
+    assert num_classes(cfg(name="cifar100", root="x")) == 100
+    assert num_classes(cfg(name="synthetic", num_classes=7)) == 7
+    for d in ("cat", "dog", "bird", ".cache"):
+        (tmp_path / "train" / d).mkdir(parents=True)
+    (tmp_path / "train" / "notes.txt").write_text("not a class")
+    assert num_classes(cfg(name="imagefolder", root=str(tmp_path))) == 3
+    assert num_classes(cfg(name="imagefolder", root=str(tmp_path), train="missing")) is None
+    (tmp_path / "empty").mkdir()
+    assert num_classes(cfg(name="imagefolder", root=str(tmp_path), train="empty")) is None
+
+
+def test_worst_value_at_the_edges():
+    from ablate.results import worst_value
+
+    assert worst_value("val_acc", 2) == pytest.approx(50.0)
+    assert worst_value("top1_accuracy", 4) == pytest.approx(25.0)
+    assert worst_value("val_acc", 1) is None

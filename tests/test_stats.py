@@ -508,3 +508,163 @@ def test_summarize_rows_equals_summarize():
         one = ab.summarize(row)
         assert rows["n"][i] == one.n
         np.testing.assert_allclose([rows["mean"][i], rows["std"][i]], [one.mean, one.std], rtol=1e-12)
+
+
+# --------------------------------------------------------------------------- boundaries (issue 14)
+# Two seeds is the smallest sample with a spread: every "n >= 2" guard is checked at n = 2 against
+# scipy, and n = 1 gives no spread.
+
+def test_two_seeds_have_a_spread_and_an_interval():
+    s = summarize([1.0, 3.0], confidence=0.9)
+    assert (s.n, s.mean, s.std) == (2, 2.0, pytest.approx(math.sqrt(2)))
+    assert (s.ci_low, s.ci_high) == pytest.approx(stats.t.interval(0.9, 1, loc=2.0, scale=math.sqrt(2) / math.sqrt(2)))
+    one = summarize([5.0])
+    assert one.n == 1 and one.mean == 5.0 and math.isnan(one.std) and math.isnan(one.ci_low)
+    none = summarize([np.nan])
+    assert none.n == 0 and math.isnan(none.mean)
+
+
+@pytest.mark.parametrize("test", ["t", "wilcoxon", "permutation"])
+def test_two_pairs_get_a_lift_interval_and_p_value(test):
+    arm, base = np.array([11.0, 14.0]), np.array([10.0, 12.0])
+    d = arm - base
+    p_ref = {"t": stats.ttest_rel(arm, base).pvalue, "wilcoxon": stats.wilcoxon(d).pvalue,
+             "permutation": 0.5}[test]     # sign flips of (1, 2): |sums| 3, 1, 1, 3 -> 2 of 4 reach 3
+    lo, hi = stats.t.interval(0.95, 1, loc=d.mean(), scale=stats.sem(d))
+    single = paired_lift(arm, base, test=test)
+    rows = ab.paired_lifts(np.vstack([arm, [np.nan, 13.0]]), base, test=test)
+    assert (single.n, single.mean, single.std) == (2, 1.5, pytest.approx(d.std(ddof=1)))
+    assert (single.ci_low, single.ci_high, single.p_value) == pytest.approx((lo, hi, p_ref))
+    assert rows["n"].tolist() == [2, 1]
+    assert [rows["mean"][0], rows["std"][0], rows["ci_low"][0], rows["ci_high"][0], rows["p_value"][0]] == \
+        pytest.approx([1.5, d.std(ddof=1), lo, hi, p_ref])
+    assert rows["mean"][1] == 1.0 and np.isnan([rows["std"][1], rows["ci_low"][1], rows["p_value"][1]]).all()
+    assert rows["zero_variance"].tolist() == [False, False]
+    short = paired_lift([1.0], [0.0], test=test)
+    assert short.test == test and short.n == 1 and math.isnan(short.p_value)
+
+
+def test_zero_variance_with_a_missing_seed_and_with_two_pairs():
+    base = np.array([10.0, 11.0, 12.0])
+    arms = np.array([[11.0, 12.0, np.nan],      # two identical differences, one seed missing
+                     [12.0, 13.0, 14.0]])       # three identical differences
+    r = ab.paired_lifts(arms, base)
+    assert r["zero_variance"].tolist() == [True, True] and np.isnan(r["p_value"]).all()
+    assert r["std"].tolist() == [0.0, 0.0] and r["ci_low"].tolist() == [1.0, 2.0]
+
+
+def test_permutation_rows_use_the_sign_flip_test_not_wilcoxon():
+    from itertools import product
+
+    base = np.zeros(5)
+    d = np.array([1.0, 2.0, 3.0, 4.0, -6.5])
+    flips = [abs(np.dot(s, d)) >= abs(d.sum()) - 1e-12 for s in product((1, -1), repeat=5)]
+    exact = np.mean(flips)
+    assert exact != pytest.approx(stats.wilcoxon(d).pvalue), "the check tells the two tests apart"
+    assert ab.paired_lifts(d[None, :], base, test="permutation")["p_value"][0] == pytest.approx(exact)
+    assert paired_lift(d, base, test="permutation").p_value == pytest.approx(exact)
+
+
+def test_sign_flip_edge_cases_and_ties():
+    assert ab.sign_flip_p_value([2.0]) == 1.0            # one pair: both patterns reach |2|
+    assert math.isnan(ab.sign_flip_p_value([np.nan]))
+    # 20 pairs (Monte Carlo): every pattern's |sum| is >= the observed 0, so p = 1 exactly
+    assert ab.sign_flip_p_value([1.0, -1.0] * 10) == 1.0
+    # reproducible: the resampling generator is seeded
+    d = np.linspace(-1, 2.5, 18)
+    assert ab.sign_flip_p_value(d) == ab.sign_flip_p_value(d)
+    assert ab.sign_flip_p_value(d, seed=0) == ab.sign_flip_p_value(d)
+    # exact enumeration up to exact_up_to pairs, inclusive: 16 equal pairs give 2 / 2**16, not (k+1)/(B+1)
+    assert ab.sign_flip_p_value(np.ones(16)) == 2 / 2 ** 16
+
+
+def test_smallest_p_value_is_capped_at_one():
+    assert ab.smallest_p_value("wilcoxon", 0) == 1.0 and ab.smallest_p_value("permutation", 1) == 1.0
+    assert ab.smallest_p_value("permutation", 3) == 0.25 and ab.smallest_p_value("t", 3) == 0.0
+    with pytest.raises(ValueError, match=r"test must be one of .*got 'z'"):
+        ab.smallest_p_value("z", 3)
+
+
+def test_holm_caps_at_one_and_keeps_the_shape():
+    assert holm([0.6, 0.9]).tolist() == [1.0, 1.0]
+    p = np.array([[0.01, 0.04], [0.03, np.nan]])
+    got = holm(p)
+    assert got.shape == (2, 2) and np.isnan(got[1, 1])
+    assert got[~np.isnan(got)].tolist() == pytest.approx(multipletests([0.01, 0.04, 0.03], method="holm")[1])
+
+
+def test_argument_errors_name_the_argument():
+    with pytest.raises(ValueError, match=r"power must be in the open interval"):
+        min_detectable_lift(1.0, 10, power=1.0)
+    with pytest.raises(ValueError, match="power must exceed alpha"):
+        min_detectable_lift(1.0, 10, alpha=0.3, power=0.3)
+    with pytest.raises(ValueError, match=r"n must be a whole number of pairs, got 2.5"):
+        min_detectable_lift(1.0, 2.5)
+    with pytest.raises(ValueError, match=r"sd_diff must be a finite non-negative number, got inf"):
+        seeds_for_ci_width(float("inf"), 1.0)
+    with pytest.raises(ValueError, match=r"target_half_width must be > 0, got 0.0"):
+        seeds_for_ci_width(1.0, 0.0)
+    with pytest.raises(ValueError, match=r"max_seeds must be at least 2, got 1"):
+        seeds_for_ci_width(1.0, 1.0, max_seeds=1)
+    with pytest.raises(ValueError, match=r"arms have 3 seeds but baseline has 2"):
+        ab.paired_lifts(np.zeros((2, 3)), np.zeros(2))
+    with pytest.raises(ValueError, match=r"arms contain infinite values; use NaN for missing seeds"):
+        ab.paired_lifts([[np.inf, 1.0]], [0.0, 0.0])
+    with pytest.raises(ValueError, match=r"arm contains infinite values"):
+        paired_lift([np.inf, 1.0], [0.0, 0.0])
+    with pytest.raises(ValueError, match=r"baseline must be a 1-D array"):
+        paired_lift([1.0, 2.0], [[0.0, 0.0]])
+    with pytest.raises(ValueError, match=r"values must be a 1-D array"):
+        summarize([[1.0]])
+
+
+def test_min_detectable_lift_at_one_sd_and_two_pairs():
+    es = TTestPower().solve_power(nobs=2, alpha=0.05, power=0.8, alternative="two-sided")
+    assert min_detectable_lift(1.0, 2) == pytest.approx(es, rel=1e-6)
+    assert min_detectable_lift(2.0, 2) == pytest.approx(2 * es, rel=1e-6)
+
+
+def test_seeds_for_ci_width_two_seeds_and_the_cap_itself():
+    assert seeds_for_ci_width(0.1, 5.0) == 2                       # two seeds already narrow enough
+    sd, conf = 1.0, 0.95
+    half = lambda m: stats.t.ppf(0.975, m - 1) * sd / math.sqrt(m)   # noqa: E731
+    target = half(9) * (1 + 1e-9)                                   # met first at 9 seeds
+    assert seeds_for_ci_width(sd, target, confidence=conf, max_seeds=9) == 9
+    assert seeds_for_ci_width(sd, target, confidence=conf, max_seeds=2) == 2
+    assert seeds_for_ci_width(sd, 1e-6, max_seeds=2) == 2
+
+
+def test_adaptive_rule_at_two_pairs():
+    d = np.array([[1.0, 1.2, np.nan], [1.0, 5.0, np.nan]])
+    more, half = ab.adaptive_wants_seed(d, [2, 2], target_half_width=2.0, max_seeds=5)
+    expect = stats.t.ppf(0.975, 1) * np.array([0.2, 4.0]) / math.sqrt(2) / math.sqrt(2)
+    assert half == pytest.approx(expect)
+    assert more.tolist() == [False, True]
+
+
+def test_factorial_check_design_messages():
+    for design in ([[]], [[1, 1]][:0], np.ones((2, 0)), np.ones(3)):
+        with pytest.raises(ValueError, match=r"design must be a non-empty \(runs, factors\) array"):
+            factorial_effects(design, [[1.0]])
+    with pytest.raises(ValueError, match=r"design must be a non-empty"):
+        factorial_effects(np.ones((1, 0)), [[1.0]])
+    with pytest.raises(ValueError, match=r"with runs = 2, got shape \(3, 1\)"):
+        factorial_effects([[1, 1, 1], [-1, 1, -1]], [[1.0], [2.0], [3.0]])
+    with pytest.raises(ValueError, match=r"max_order must be an integer >= 1, got True"):
+        factorial_effects([[1], [-1]], [[1.0], [2.0]], max_order=True)
+    with pytest.raises(ValueError, match=r"max_order must be an integer >= 1, got 1.5"):
+        factorial_effects([[1], [-1]], [[1.0], [2.0]], max_order=1.5)
+
+
+def test_seed_blocks_remove_each_seeds_offset():
+    design = full_factorial(2)
+    rng = np.random.default_rng(8)
+    base = (10 + 1.5 * design[:, 0] - 0.5 * design[:, 1])[:, None]
+    y = base + np.array([0.0, 3.0, -2.0]) + rng.normal(0, 0.1, size=(4, 3))   # big seed offsets
+    blocked = {e.term: e for e in factorial_effects(design, y, max_order=1)}
+    frame = pd.DataFrame({"y": y.ravel(), "A": np.repeat(design[:, 0], 3), "B": np.repeat(design[:, 1], 3),
+                          "seed": np.tile(["s0", "s1", "s2"], 4)})
+    fit = smf.ols("y ~ A + B + C(seed)", data=frame).fit()
+    assert blocked[(0,)].estimate == pytest.approx(2 * fit.params["A"])
+    assert blocked[(0,)].std_err == pytest.approx(2 * fit.bse["A"])
+    assert blocked[(1,)].p_value == pytest.approx(fit.pvalues["B"])
