@@ -33,8 +33,6 @@ from ablate.models import model_info
 from ablate.spec import ExplicitArm, Spec
 from ablate.trial import CONFIG_VERSION, Trial, base_text, canonical_tricks, hash_id, trick_text  # noqa: F401
 
-_baseline_first = baseline_first           # the name the first release used
-
 
 @dataclass(frozen=True)
 class Arm:

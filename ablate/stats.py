@@ -44,7 +44,6 @@ __all__ = [
 ]
 
 TESTS = ("t", "wilcoxon", "permutation")
-_TESTS = TESTS
 
 
 # --------------------------------------------------------------------------- validation
@@ -205,8 +204,8 @@ def paired_lift(arm: ArrayLike, baseline: ArrayLike, *, confidence: float = 0.95
     unknown ``test``.
     """
     confidence = _check_confidence(confidence)
-    if test not in _TESTS:
-        raise ValueError(f"test must be one of {_TESTS}, got {test!r}")
+    if test not in TESTS:
+        raise ValueError(f"test must be one of {TESTS}, got {test!r}")
     a, b = _as_1d(arm, "arm"), _as_1d(baseline, "baseline")
     if a.shape != b.shape:
         raise ValueError(
@@ -232,8 +231,8 @@ def paired_lifts(arms: ArrayLike, baseline: ArrayLike, *, confidence: float = 0.
     the t-test path is vectorised (a report of a 2^10 factorial has 1,024 arms).
     """
     confidence = _check_confidence(confidence)
-    if test not in _TESTS:
-        raise ValueError(f"test must be one of {_TESTS}, got {test!r}")
+    if test not in TESTS:
+        raise ValueError(f"test must be one of {TESTS}, got {test!r}")
     a = np.atleast_2d(np.asarray(arms, dtype=float))
     b = _as_1d(baseline, "baseline")
     if a.shape[1] != b.size:
