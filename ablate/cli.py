@@ -156,7 +156,7 @@ def cmd_run(args) -> int:
     from ablate.spec import load_spec, resolve_spec_path
 
     # Everything is checked before the store is touched: options, spec, device, data.
-    for option in ("epochs", "seeds"):
+    for option in ("epochs", "seeds", "jobs"):
         value = getattr(args, option)
         if value is not None and value < 1:
             raise AblateError(f"--{option} must be >= 1, got {value}")
@@ -174,7 +174,8 @@ def cmd_run(args) -> int:
     check_device(args.device)
     if spec.trial is None:
         load_data(spec.data)   # the first trial's data: a broken file fails here, not in trial 1
-    executor_for(spec, device=args.device, source=source).check(())   # a bad command: exit 2, no store written
+    jobs = args.jobs or 1
+    executor_for(spec, device=args.device, source=source, jobs=jobs).check(())   # a bad command: exit 2, no store written
     new_store = prepare_store_path(args.store)
     try:
         store = _open_store(args.store, create=True)
@@ -187,7 +188,8 @@ def cmd_run(args) -> int:
     progress = ConsoleProgress()
     start = time.perf_counter()
     try:
-        p, summary = run_experiment(spec, store, source=source, progress=progress, device=args.device)
+        p, summary = run_experiment(spec, store, source=source, progress=progress, device=args.device,
+                                    jobs=jobs)
     except KeyboardInterrupt:
         print(f"\ninterrupted after {_fmt_s(time.perf_counter() - start)}: finished trials are kept in "
               f"{args.store}; run the same command again to finish the rest.", file=sys.stderr)
@@ -308,6 +310,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "(default: cuda if available, else cpu)")
     p.add_argument("--epochs", type=int, help="override recipe.epochs (a different experiment config)")
     p.add_argument("--seeds", type=int, help="override the number of seeds")
+    p.add_argument("--jobs", type=int, help="trials run at once in this process (threads sharing the "
+                                            "cores; default: 1)")
     p.add_argument("--no-report", action="store_true", help="do not print or write the report")
     p.add_argument("--replace", action="store_true",
                    help="delete the stored trials of this experiment first (needed to reuse a name for "

@@ -40,6 +40,7 @@ from ablate.data.augment import random_flip, random_translate, to_float
 from ablate.errors import TrialDiverged
 from ablate.models import build_model, count_params
 from ablate.tricks import Procedure, get_trick, lr_multiplier
+from ablate.tricks.base import GLOBAL_RNG_LOCK
 from ablate.tricks.weight_decay import param_groups
 
 Report = Callable[[dict[str, Any]], None]
@@ -154,7 +155,7 @@ def seeded_model(trial, data, proc: Procedure) -> nn.Module:
     """`trial`'s model with the tricks' structural and init edits, initialised from its "init"
     stream on a private copy of the global CPU RNG (torch's init functions and the modules the
     edits add take no generator), so the caller's RNG state is neither used nor changed."""
-    with torch.random.fork_rng(devices=[]):
+    with GLOBAL_RNG_LOCK, torch.random.fork_rng(devices=[]):
         torch.default_generator.manual_seed(trial.seed + _STREAMS["init"])
         model = build_model(trial.model, in_channels=data.channels, num_classes=data.num_classes)
         for edit in proc.model_edits:
@@ -427,7 +428,7 @@ def measure_throughput(trial, *, steps: int = 6, device: str | None = None) -> t
     estimate cost; no tricks applied."""
     dev = pick_device(device)
     data = load_data(trial.data)
-    with torch.random.fork_rng(devices=[]):
+    with GLOBAL_RNG_LOCK, torch.random.fork_rng(devices=[]):
         torch.default_generator.manual_seed(trial.seed)
         model = build_model(trial.model, in_channels=data.channels, num_classes=data.num_classes).to(dev)
     opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)

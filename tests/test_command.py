@@ -301,3 +301,28 @@ def test_the_timeout_holds_after_the_command_closes_its_stdout(tmp_path):
     assert time.monotonic() - t0 < 30
     row = store.trials_frame("cmd").iloc[0]
     assert row.status == "failed" and row.kind == "timeout"
+
+
+def test_jobs_run_commands_at_once_each_with_its_share_of_the_cores(tmp_path, monkeypatch):
+    # each trial waits (up to 20 s) until another has started: with one at a time they would
+    # all time out waiting; OMP_NUM_THREADS is the trial's share of the cores
+    script = f"""
+    import json, os, pathlib, time
+    p = json.load(open(os.environ["ABLATE_TRIAL"]))
+    here = pathlib.Path({str(tmp_path)!r}) / "started"
+    here.mkdir(exist_ok=True)
+    (here / p["trial_id"]).touch()
+    deadline = time.time() + 20
+    while len(list(here.iterdir())) < 2 and time.time() < deadline:
+        time.sleep(0.02)
+    together = len(list(here.iterdir())) >= 2
+    print(json.dumps({{"val_acc": 50.0 + together, "omp": int(os.environ["OMP_NUM_THREADS"])}}))
+    """
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    spec = command_spec(tmp_path, script, seeds=1)
+    store = Store(tmp_path / "s.db", create=True)
+    _, summary = run_experiment(spec, store, jobs=2)
+    assert summary.outcomes == {"complete": 3}
+    frame = store.trials_frame("cmd")
+    assert (frame.val_acc == 51.0).all(), "trials did not overlap"
+    assert (frame.omp == max(1, (os.cpu_count() or 1) // 2)).all()

@@ -202,3 +202,111 @@ def test_the_heartbeat_keeps_a_long_trial_claimed(tmp_path):
     driver.join()
     assert not taken, "a running trial's claim lapsed while its driver was alive"
     assert store.trial_statuses(spec.name)[trial.id] == "complete"
+
+
+# -- several trials at once (`--jobs`) ---------------------------------------------------------
+
+
+def test_jobs_run_trials_at_the_same_time_and_record_every_event(tmp_path):
+    import threading
+
+    from ablate.run.engine import Engine
+    from ablate.run.inprocess import InProcessExecutor
+    from ablate.run.sources import DesignSource
+    from tests.conftest import tiny_spec
+
+    spec = tiny_spec(seeds=2)
+    trials = plan(spec).trials
+    barrier = threading.Barrier(2, timeout=10)   # breaks (an error) unless two trials overlap
+
+    def paired(trial, report, device=None):
+        barrier.wait()
+        report({"epoch": 1, "val_acc": 1.0})
+        return {"val_acc": 50.0 + trial.seed}
+
+    store = Store(tmp_path / "s.db", create=True)
+    summary = Engine(store, spec.name, InProcessExecutor(run_fn=paired, jobs=2)).run(DesignSource(trials))
+    assert summary.outcomes == {"complete": len(trials)}
+    assert len(store.epochs_frame(spec.name)) == len(trials)
+    frame = store.trials_frame(spec.name)
+    assert sorted(frame.val_acc) == sorted(50.0 + t.seed for t in trials)
+
+
+def test_jobs_give_the_same_metrics_as_one_at_a_time(tmp_path):
+    import os
+
+    import torch
+
+    from ablate.run.engine import Engine
+    from ablate.run.inprocess import InProcessExecutor
+    from ablate.run.sources import DesignSource
+    from tests.conftest import tiny_spec
+
+    spec = tiny_spec(seeds=2)
+    trials = plan(spec).trials
+    results = {}
+    threads = torch.get_num_threads()
+    # one at a time on each job's share of the threads: the same kernels, the same sums
+    torch.set_num_threads(max(1, min(threads, os.cpu_count() or 1) // 2))
+    try:
+        for jobs in (1, 2):
+            store = Store(tmp_path / f"s{jobs}.db", create=True)
+            executor = InProcessExecutor(jobs=jobs)
+            if jobs == 2:
+                torch.set_num_threads(threads)     # the executor gives each job its share
+            Engine(store, spec.name, executor).run(DesignSource(trials))
+            frame = store.trials_frame(spec.name).set_index("trial_id").sort_index()
+            results[jobs] = frame[["val_acc", "val_loss", "train_loss"]]
+    finally:
+        torch.set_num_threads(threads)
+    # model init and torchvision's transforms fork torch's global RNG: under GLOBAL_RNG_LOCK,
+    # threads cannot draw from each other's state
+    assert results[1].equals(results[2])
+
+
+def test_jobs_answer_stop_prunes_each_trial(tmp_path):
+    from ablate.run.engine import Engine
+    from ablate.run.inprocess import InProcessExecutor
+    from ablate.run.sources import DesignSource
+    from tests.conftest import tiny_spec
+
+    def epochs(trial, report, device=None):
+        for e in range(1, 5):
+            report({"epoch": e, "val_acc": 1.0})
+        return {"val_acc": 1.0}
+
+    spec = tiny_spec(seeds=2)
+    trials = plan(spec).trials
+    store = Store(tmp_path / "s.db", create=True)
+    summary = Engine(store, spec.name, InProcessExecutor(run_fn=epochs, jobs=3),
+                     pruner=StopAtEpochTwo()).run(DesignSource(trials))
+    assert summary.outcomes == {"pruned": len(trials)}
+    assert (store.epochs_frame(spec.name).groupby("trial_id").epoch.max() == 2).all()
+
+
+def test_an_interrupted_parallel_batch_goes_back_to_pending(tmp_path):
+    import pytest
+
+    from ablate.run.engine import Engine
+    from ablate.run.inprocess import InProcessExecutor
+    from ablate.run.sources import DesignSource
+    from tests.conftest import tiny_spec
+
+    def interrupt(trial, report, device=None):
+        report({"epoch": 1, "val_acc": 1.0})
+        return {"val_acc": 1.0}
+
+    class CtrlC:
+        def should_stop(self, trial, metrics):
+            raise KeyboardInterrupt
+
+    spec = tiny_spec(seeds=2)
+    trials = plan(spec).trials
+    store = Store(tmp_path / "s.db", create=True)
+    with pytest.raises(KeyboardInterrupt):
+        Engine(store, spec.name, InProcessExecutor(run_fn=interrupt, jobs=2),
+               pruner=CtrlC()).run(DesignSource(trials))
+    statuses = store.trial_statuses(spec.name)
+    assert set(statuses.values()) == {"pending"}, statuses
+    again = Engine(store, spec.name, InProcessExecutor(run_fn=interrupt, jobs=2)).run(DesignSource(trials))
+    assert again.outcomes == {"complete": len(trials)}

@@ -80,10 +80,19 @@ def _warn(message: str) -> None:
 
 
 class CommandExecutor:
-    def __init__(self, config: CommandTrial, *, source: str | None = None, stop_grace_s: float = STOP_GRACE_S):
+    def __init__(self, config: CommandTrial, *, source: str | None = None, stop_grace_s: float = STOP_GRACE_S,
+                 jobs: int = 1):
+        if not isinstance(jobs, int) or jobs < 1:
+            raise ValueError(f"jobs must be a whole number >= 1, got {jobs!r}")
         self.config = config
         self.source = source
         self.stop_grace_s = stop_grace_s
+        self.jobs = jobs
+
+    @property
+    def capacity(self) -> int:
+        """How many trials the engine may hand over in one `run` call (run at once)."""
+        return self.jobs
 
     # -- bad input, before anything runs --------------------------------------------------
 
@@ -128,15 +137,33 @@ class CommandExecutor:
         return [*self.config.command, *flags]
 
     def run(self, trials: Sequence[Trial], emit: Emit) -> None:
+        if self.jobs > 1 and len(trials) > 1:
+            from ablate.run.parallel import run_in_threads
+
+            run_in_threads(trials, self._run_in_tmp, emit, jobs=self.jobs)
+            return
         for trial in trials:
-            with tempfile.TemporaryDirectory(prefix="ablate-trial-") as tmp:
-                self._run_one(trial, emit, Path(tmp))
+            self._run_in_tmp(trial, emit)
+
+    def _run_in_tmp(self, trial: Trial, emit: Emit) -> None:
+        with tempfile.TemporaryDirectory(prefix="ablate-trial-") as tmp:
+            self._run_one(trial, emit, Path(tmp))
+
+    def _thread_env(self) -> dict[str, str]:
+        """With `jobs` commands at once, each gets an equal share of the cores for its BLAS and
+        OpenMP threads (unless the spec's env or the user's sets them): N processes each taking
+        every core slow each other down many times over."""
+        if self.jobs == 1:
+            return {}
+        share = str(max(1, (os.cpu_count() or 1) // self.jobs))
+        given = {**os.environ, **self.config.env}
+        return {k: share for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS") if k not in given}
 
     def _run_one(self, trial: Trial, emit: Emit, tmp: Path) -> None:
         params = tmp / "trial.json"
         params.write_text(json.dumps(trial.params(), sort_keys=True))
         stop_file = tmp / "stop"
-        env = {**os.environ, **self.config.env, "ABLATE_TRIAL": str(params), "ABLATE_STOP": str(stop_file),
+        env = {**os.environ, **self._thread_env(), **self.config.env, "ABLATE_TRIAL": str(params), "ABLATE_STOP": str(stop_file),
                "PYTHONUNBUFFERED": "1"}
         cwd = self.cwd()
         argv = self.argv(trial)

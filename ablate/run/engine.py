@@ -93,38 +93,46 @@ class Engine:
         summary.planned += len(batch)
         summary.already_done += len(batch) - len(todo)
         total, started = len(todo), set()
+        # how many trials the executor runs at once (`--jobs`, Ray's slots, a fused group)
+        capacity = max(1, int(getattr(self.executor, "capacity", 1)))
         while todo:
-            ran = False
             statuses = self.store.trial_statuses(self.experiment)
+            claimed: list[Trial] = []
             for tid, trial in list(todo.items()):
+                if len(claimed) == capacity:
+                    break
                 if statuses.get(tid) in DONE:
                     del todo[tid]          # another driver finished it
                     continue
                 if not self.store.claim(self.experiment, tid, self.holder, self.lease_s):
                     continue
-                ran = True
+                claimed.append(trial)
                 started.add(tid)
                 self.progress.trial_started(len(started), total, trial)
-                outcome = self._execute(trial)
+            if not claimed:
+                if todo:
+                    time.sleep(self.poll_s)    # the rest run elsewhere: wait for them, or their claims to lapse
+                continue
+            for trial, outcome in zip(claimed, self._execute(claimed)):
                 if outcome == "retry":
                     continue               # back to pending: the next pass claims it again
-                del todo[tid]
+                del todo[trial.id]
                 if outcome != "lost":
                     summary.outcomes[outcome] = summary.outcomes.get(outcome, 0) + 1
                 if outcome == "complete":
                     self._check_metric(trial)
-            if todo and not ran:
-                time.sleep(self.poll_s)    # the rest run elsewhere: wait for them, or their claims to lapse
 
-    def _execute(self, trial: Trial) -> str:
-        self.recorder.expect(trial)
+    def _execute(self, trials: Sequence[Trial]) -> list[str]:
+        for trial in trials:
+            self.recorder.expect(trial)
         try:
-            self.executor.run([trial], self.recorder)
+            self.executor.run(list(trials), self.recorder)
         except BaseException:
-            # Ctrl-C, SIGTERM or a broken executor: the attempt does not count, nothing is lost
-            self.recorder.interrupted(trial, INTERRUPTED)
+            # Ctrl-C, SIGTERM or a broken executor: the attempts do not count, nothing is lost
+            for trial in trials:
+                self.recorder.interrupted(trial, INTERRUPTED)
             raise
-        return self.recorder.ended(trial)
+        return [self.recorder.ended(trial) for trial in trials]
 
     def _check_metric(self, trial: Trial) -> None:
         if self._metric_checked:

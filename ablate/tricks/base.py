@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -80,6 +81,11 @@ class Procedure:
     num_classes: int = 0                  # filled by the trainer before tricks apply
 
 
+GLOBAL_RNG_LOCK = threading.RLock()
+"""Held by every block that forks and seeds torch's global CPU RNG (model init, torchvision's
+transforms), so trials running in threads (`--jobs`) never draw from each other's state."""
+
+
 @contextlib.contextmanager
 def global_rng_from(generator: torch.Generator) -> Iterator[None]:
     """Run a block that uses the global CPU torch RNG (torchvision's v2 transforms draw from it)
@@ -93,7 +99,7 @@ def global_rng_from(generator: torch.Generator) -> Iterator[None]:
     import torch
 
     seed = int(torch.randint(0, 2**62, (), generator=generator, device=generator.device))
-    with torch.random.fork_rng(devices=[]):
+    with GLOBAL_RNG_LOCK, torch.random.fork_rng(devices=[]):
         torch.default_generator.manual_seed(seed)   # CPU only: torch.manual_seed would reseed CUDA
         yield
 
