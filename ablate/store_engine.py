@@ -12,6 +12,7 @@ another driver's. Writes are short (one state change), so the lock costs drivers
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 from pathlib import Path
 from urllib.parse import quote, quote_plus
 
@@ -25,7 +26,8 @@ PG_WRITE_LOCK = 0x61626C617465
 # seconds to wait for a server before giving up (libpq's connect_timeout; the URL may set it)
 CONNECT_TIMEOUT_S = 10
 # extras to install per database driver the URL names
-DRIVER_EXTRAS = {"psycopg2": "pip install 'ablate[postgres]' (or pip install psycopg2-binary)"}
+POSTGRES_EXTRA = "pip install 'ablate[postgres]' (or pip install psycopg2-binary)"
+DRIVER_EXTRAS = {"psycopg2": POSTGRES_EXTRA, "psycopg": POSTGRES_EXTRA}
 
 
 def store_url(target: str | Path) -> str:
@@ -63,7 +65,7 @@ def make_engine(url: str, label: str):
     """The engine for `url`, with options that suit its database; StoreError for a URL that
     cannot be used (malformed, unknown dialect, driver not installed)."""
     try:
-        parsed = sa.engine.make_url(url)
+        parsed = with_driver(sa.engine.make_url(url))
         options = engine_options(parsed)
         return sa.create_engine(parsed, **options)
     except ModuleNotFoundError as exc:
@@ -73,6 +75,23 @@ def make_engine(url: str, label: str):
     except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError) as exc:
         raise StoreError(f"cannot use store '{label}': {scrub(str(exc), url)}; give a file path or a "
                          f"SQLAlchemy URL such as sqlite:///runs.db or postgresql://user@host/db") from None
+
+
+def with_driver(url):
+    """A bare `postgresql://` URL gets psycopg2, the driver `ablate[postgres]` installs
+    (SQLAlchemy 2.1 would pick psycopg 3), or psycopg 3 where only that one is installed."""
+    if url.drivername != "postgresql":
+        return url
+    if not _importable("psycopg2") and _importable("psycopg"):
+        return url.set(drivername="postgresql+psycopg")
+    return url.set(drivername="postgresql+psycopg2")
+
+
+def _importable(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):    # ValueError: a None entry in sys.modules
+        return False
 
 
 def engine_options(url) -> dict:

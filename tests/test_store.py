@@ -183,6 +183,8 @@ def test_claims_are_exclusive_and_expire(store_target, monkeypatch):
     now = store_mod.time.time()
     monkeypatch.setattr(store_mod.time, "time", lambda: now + 61)
     assert store.claim("tiny", t.id, b, lease_s=60), "an expired claim is taken over"
+    assert store.heartbeat(b, lease_s=600) == 1 and store.heartbeat(a, lease_s=600) == 0
+    assert store.trial_row("tiny", t.id)["lease_until"] == now + 61 + 600, "the heartbeat renews the lease"
     store.start_trial("tiny", t.id, {}, holder=b)
     assert not store.finish_trial("tiny", t.id, "complete", metrics={"val_acc": 1.0}, holder=a), \
         "the old holder cannot record over the new one"

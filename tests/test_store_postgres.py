@@ -157,3 +157,15 @@ def test_a_database_with_tables_that_are_not_optunas_is_still_refused(pg_url):
     engine = sa.create_engine(pg_url)
     assert sa.inspect(engine).get_table_names() == ["invoices"], "nothing was written"
     engine.dispose()
+
+
+def test_without_postgresql_the_tests_skip_with_the_reason_unless_required(monkeypatch):
+    import tests.pg as pg
+
+    monkeypatch.setattr(pg, "pg_bin_dir", lambda: None)
+    monkeypatch.delenv("ABLATE_REQUIRE_POSTGRES", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="PostgreSQL is not installed"):
+        pg.start_server_or_skip()
+    monkeypatch.setenv("ABLATE_REQUIRE_POSTGRES", "1")
+    with pytest.raises(pytest.fail.Exception, match="ABLATE_REQUIRE_POSTGRES=1 but PostgreSQL is not installed"):
+        pg.start_server_or_skip()
