@@ -48,6 +48,7 @@ from ablate.store_schema import (
     SCHEMA,
     STATUSES,
     attempts,
+    columns_to_widen,
     create_schema,
     epoch_metrics,
     experiments,
@@ -55,6 +56,7 @@ from ablate.store_schema import (
     meta_table,
     migrate,
     trials,
+    widen_server_columns,
 )
 
 DONE = FINAL                              # kept for callers of the first release
@@ -137,6 +139,12 @@ class Store:
             elif row[0] != SCHEMA:
                 raise StoreError(f"store '{self.label}' uses schema {row[0]}; this ablate reads {SCHEMA} "
                                  f"(and migrates {', '.join(OLD_SCHEMAS)}); use a newer ablate")
+            elif not self.is_sqlite:
+                with self.engine.connect() as c:
+                    narrow = columns_to_widen(c)
+                if narrow:
+                    with self._write() as c:
+                        widen_server_columns(c)
             return
         foreign = names - OPTUNA_TABLES
         if foreign:

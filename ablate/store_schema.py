@@ -108,6 +108,30 @@ def create_schema(conn) -> None:
     conn.execute(meta_table.insert().values(key="schema", value=SCHEMA))
 
 
+def columns_to_widen(conn) -> list[str]:
+    """On PostgreSQL, which enforces column types where SQLite does not, the ALTER statements that
+    widen what stores made by earlier ablate versions declared too narrow: `seed` INTEGER ->
+    BIGINT (seeds go up to 2**32 - 1) and metric names VARCHAR(100) -> TEXT."""
+    if conn.dialect.name != "postgresql":
+        return []
+    inspector = sa.inspect(conn)
+    out = []
+    seed = next(c for c in inspector.get_columns(trials.name) if c["name"] == "seed")
+    if not isinstance(seed["type"], sa.BigInteger):
+        out.append(f"ALTER TABLE {trials.name} ALTER COLUMN seed TYPE BIGINT")
+    for table in (epoch_metrics, final_metrics):
+        name = next(c for c in inspector.get_columns(table.name) if c["name"] == "name")
+        if getattr(name["type"], "length", None) is not None:
+            out.append(f"ALTER TABLE {table.name} ALTER COLUMN name TYPE TEXT")
+    return out
+
+
+def widen_server_columns(conn) -> None:
+    """Run `columns_to_widen` in the caller's write transaction."""
+    for statement in columns_to_widen(conn):
+        conn.exec_driver_sql(statement)
+
+
 def migrate(conn) -> None:
     """Bring an `ablate-store/1` store to `ablate-store/2` (in the caller's transaction)."""
     row = conn.execute(sa.select(meta_table.c.value).where(meta_table.c.key == "schema")).first()
@@ -150,4 +174,5 @@ def migrate(conn) -> None:
     # the first release ran failed (and interrupted) trials again; `failed` is final now
     conn.execute(trials.update().where(trials.c.status == "failed").values(status="pending", kind="error"))
     conn.execute(trials.update().where(trials.c.status == "running").values(status="pending", kind="interrupted"))
+    widen_server_columns(conn)
     conn.execute(meta_table.update().where(meta_table.c.key == "schema").values(value=SCHEMA))

@@ -169,3 +169,41 @@ def test_without_postgresql_the_tests_skip_with_the_reason_unless_required(monke
     monkeypatch.setenv("ABLATE_REQUIRE_POSTGRES", "1")
     with pytest.raises(pytest.fail.Exception, match="ABLATE_REQUIRE_POSTGRES=1 but PostgreSQL is not installed"):
         pg.start_server_or_skip()
+
+
+def test_a_store_made_with_the_narrow_columns_of_earlier_versions_is_widened_on_open(pg_url):
+    from ablate.spec import MAX_SEED_VALUE
+
+    store = Store(pg_url, create=True)
+    with store.engine.begin() as c:    # as ablate before this version created them
+        c.exec_driver_sql("ALTER TABLE ablate_trials ALTER COLUMN seed TYPE INTEGER")
+        for table in ("ablate_epoch_metrics", "ablate_final_metrics"):
+            c.exec_driver_sql(f"ALTER TABLE {table} ALTER COLUMN name TYPE VARCHAR(100)")
+    store.engine.dispose()
+    store = Store(pg_url)
+    t = plan(tiny_spec(seeds=[MAX_SEED_VALUE])).trials[0]
+    store.add_trials("tiny", [t])
+    store.start_trial("tiny", t.id, {})
+    store.finish_trial("tiny", t.id, "complete", metrics={"val_acc": 1.0, "x" * 150: 2.0})
+    assert store.trial_seeds("tiny") == [MAX_SEED_VALUE] and store.trials_frame("tiny").iloc[0]["x" * 150] == 2.0
+
+
+def test_a_store_of_the_first_release_on_postgresql_is_migrated(pg_url):
+    from tests.test_store import V1_DDL
+
+    engine = sa.create_engine(pg_url)
+    with engine.begin() as c:
+        for statement in filter(str.strip, V1_DDL.split(";")):
+            c.exec_driver_sql(statement)
+        c.exec_driver_sql("INSERT INTO ablate_experiments VALUES ('tiny', '{}', NULL, 1.0, 1.0)")
+        c.exec_driver_sql("INSERT INTO ablate_trials (experiment, trial_id, arm, label, seed, reason, config, status, "
+                          "metrics, val_acc, env, attempts, created, started, finished) VALUES ('tiny', 'abc', 0, "
+                          "'base', 0, 'design', '{}', 'complete', '{\"val_acc\": 77.0}', 77.0, '{}', 1, 1.0, 2.0, 3.0)")
+        c.exec_driver_sql("INSERT INTO ablate_epochs (experiment, trial_id, epoch, val_acc) VALUES ('tiny', 'abc', 1, 70.0)")
+    engine.dispose()
+    store = Store(pg_url)
+    with store.engine.connect() as c:
+        assert c.exec_driver_sql("SELECT value FROM ablate_meta").scalar() == "ablate-store/2"
+    assert store.trials_frame("tiny").val_acc.tolist() == [77.0]
+    assert store.epochs_frame("tiny").val_acc.tolist() == [70.0]
+    assert store.attempts_frame("tiny").status.tolist() == ["complete"]
