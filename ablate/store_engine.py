@@ -31,11 +31,17 @@ DRIVER_EXTRAS = {"psycopg2": POSTGRES_EXTRA, "psycopg": POSTGRES_EXTRA}
 
 
 def store_url(target: str | Path) -> str:
-    """A SQLAlchemy URL from a URL or a file path."""
+    """A SQLAlchemy URL from a URL or a file path; a bare `postgresql://` names its driver (so an
+    Optuna study given this URL connects the way the store does)."""
     text = str(target)
-    if "://" in text:
-        return text
-    return f"sqlite:///{Path(text).expanduser().resolve()}"
+    if "://" not in text:
+        return f"sqlite:///{Path(text).expanduser().resolve()}"
+    if text.startswith("postgresql://"):
+        try:
+            return with_driver(sa.engine.make_url(text)).render_as_string(hide_password=False)
+        except sa.exc.ArgumentError:
+            return text              # make_engine says what is wrong with it
+    return text
 
 
 def display_name(target: str | Path) -> str:
@@ -65,7 +71,7 @@ def make_engine(url: str, label: str):
     """The engine for `url`, with options that suit its database; StoreError for a URL that
     cannot be used (malformed, unknown dialect, driver not installed)."""
     try:
-        parsed = with_driver(sa.engine.make_url(url))
+        parsed = sa.engine.make_url(url)
         options = engine_options(parsed)
         return sa.create_engine(parsed, **options)
     except ModuleNotFoundError as exc:
@@ -102,6 +108,10 @@ def engine_options(url) -> dict:
     if url.get_backend_name() == "sqlite":
         return {}
     options: dict = {"pool_pre_ping": True, "pool_size": 2, "max_overflow": 4}
+    if url.get_backend_name() == "postgresql":
+        # each statement sees what committed before it: a write reads after it took the write lock
+        # (under a database default of REPEATABLE READ it would read a snapshot from before)
+        options["isolation_level"] = "READ COMMITTED"
     if url.get_backend_name() == "postgresql" and url.get_driver_name() in ("psycopg2", "psycopg"):
         args = {"connect_timeout": CONNECT_TIMEOUT_S, "application_name": "ablate"}
         # connect_args would override the URL's own settings: keep those

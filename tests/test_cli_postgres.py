@@ -159,6 +159,7 @@ def test_a_server_that_never_answers_gives_up_after_the_connect_timeout(tmp_path
 def test_server_connections_time_out_check_before_use_and_keep_the_urls_own_settings():
     opts = engine_options(sa.engine.make_url("postgresql://u:p@db.example/results"))
     assert opts["connect_args"]["connect_timeout"] == CONNECT_TIMEOUT_S and opts["pool_pre_ping"]
+    assert opts["isolation_level"] == "READ COMMITTED"
     own = engine_options(sa.engine.make_url("postgresql+psycopg2://u@h/r?connect_timeout=3"))
     assert "connect_timeout" not in own["connect_args"], "the URL's own timeout wins"
     assert engine_options(sa.engine.make_url("sqlite:///x.db")) == {}
@@ -169,3 +170,11 @@ def test_a_postgresql_url_without_its_driver_exits_2_with_the_pip_command(capsys
     code, out, err = run(capsys, "status", "--store", f"postgresql://ablate:{PASSWORD}@127.0.0.1:5432/results")
     assert code == 2 and "pip install 'ablate[postgres]'" in err and "psycopg2" in err
     assert PASSWORD not in out + err
+
+
+def test_a_bare_postgresql_url_uses_the_driver_the_extra_installs(capsys, pg_url):
+    bare = pg_url.replace("postgresql+psycopg2://", "postgresql://")
+    store = Store(bare, create=True)
+    assert store.url == pg_url, "the URL handed on (e.g. to an Optuna study) names the driver"
+    code, out, err = run(capsys, "status", "--store", bare)
+    assert code == 0 and "no experiments in postgresql://ablate:***@" in out and PASSWORD not in out + err

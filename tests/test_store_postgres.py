@@ -102,7 +102,13 @@ def test_drivers_creating_one_store_at_once_all_succeed(pg_url):
         assert c.exec_driver_sql("SELECT value FROM ablate_meta").all() == [("ablate-store/2",)]
 
 
-def test_drivers_planning_one_experiment_at_once_store_each_trial_once(pg_url):
+@pytest.mark.parametrize("default_isolation", ["read committed", "repeatable read"])
+def test_drivers_planning_one_experiment_at_once_store_each_trial_once(pg_url, default_isolation):
+    engine = sa.create_engine(pg_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as c:     # a database whose administrator chose another default
+        database = sa.engine.make_url(pg_url).database
+        c.exec_driver_sql(f"ALTER DATABASE {database} SET default_transaction_isolation = '{default_isolation}'")
+    engine.dispose()
     Store(pg_url, create=True)
     spec = tiny_spec()
     trials = list(plan(spec).trials)
@@ -130,21 +136,26 @@ def test_exactly_one_of_many_drivers_claims_a_trial(pg_url):
 
 # -- a database shared with an Optuna study ----------------------------------------------------
 
-def test_a_database_holding_an_optuna_study_takes_the_store_and_keeps_the_study(pg_url):
+def test_a_database_holding_an_optuna_study_takes_the_store_and_keeps_the_study(store_target):
     import optuna
 
+    from ablate.store import store_url
+
+    url = store_url(store_target)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(study_name="shared", storage=pg_url)
+    study = optuna.create_study(study_name="shared", storage=url)
     study.optimize(lambda trial: trial.suggest_float("x", 0, 1), n_trials=2)
-    store = Store(pg_url, create=True)
+    store = Store(store_target, create=True)
     t = plan(tiny_spec()).trials[0]
     store.add_trials("tiny", [t])
     store.start_trial("tiny", t.id, {})
     store.finish_trial("tiny", t.id, "complete", metrics={"val_acc": 1.0})
-    again = optuna.load_study(study_name="shared", storage=pg_url)
+    again = optuna.load_study(study_name="shared", storage=url)
     again.optimize(lambda trial: trial.suggest_float("x", 0, 1), n_trials=1)
     assert len(again.trials) == 3
-    assert Store(pg_url).trial_statuses("tiny") == {t.id: "complete"}
+    second = optuna.create_study(study_name="after the store", storage=url)    # and the other way round
+    second.optimize(lambda trial: trial.suggest_float("y", 0, 1), n_trials=1)
+    assert Store(store_target).trial_statuses("tiny") == {t.id: "complete"}
 
 
 def test_a_database_with_tables_that_are_not_optunas_is_still_refused(pg_url):
