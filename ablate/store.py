@@ -375,7 +375,8 @@ class Store:
 
         names = self._metric_names(final_metrics, experiment, FINAL_COLUMNS, _TRIAL_COLUMNS)
         wide = _pivot(final_metrics, experiment, ["trial_id"], names).subquery()
-        q = (sa.select(*(trials.c[n] for n in _TRIAL_COLUMNS[:8]), *(wide.c[f"_metric_{i}"] for i in range(len(names))),
+        metric_cols = (wide.c[f"_metric_{i}"] for i in range(len(names)))
+        q = (sa.select(*(trials.c[n] for n in _TRIAL_COLUMNS[:8]), *metric_cols,
                        *(trials.c[n] for n in _TRIAL_COLUMNS[8:]))
              .select_from(trials.outerjoin(wide, trials.c.trial_id == wide.c.trial_id))
              .where(trials.c.experiment == experiment).order_by(trials.c.arm, trials.c.seed))

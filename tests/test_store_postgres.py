@@ -207,10 +207,12 @@ def test_a_store_of_the_first_release_on_postgresql_is_migrated(pg_url):
         for statement in filter(str.strip, V1_DDL.split(";")):
             c.exec_driver_sql(statement)
         c.exec_driver_sql("INSERT INTO ablate_experiments VALUES ('tiny', '{}', NULL, 1.0, 1.0)")
-        c.exec_driver_sql("INSERT INTO ablate_trials (experiment, trial_id, arm, label, seed, reason, config, status, "
-                          "metrics, val_acc, env, attempts, created, started, finished) VALUES ('tiny', 'abc', 0, "
-                          "'base', 0, 'design', '{}', 'complete', '{\"val_acc\": 77.0}', 77.0, '{}', 1, 1.0, 2.0, 3.0)")
-        c.exec_driver_sql("INSERT INTO ablate_epochs (experiment, trial_id, epoch, val_acc) VALUES ('tiny', 'abc', 1, 70.0)")
+        c.exec_driver_sql(
+            "INSERT INTO ablate_trials (experiment, trial_id, arm, label, seed, reason, config, status, metrics, "
+            "val_acc, env, attempts, created, started, finished) VALUES ('tiny', 'abc', 0, 'base', 0, 'design', "
+            "'{}', 'complete', '{\"val_acc\": 77.0}', 77.0, '{}', 1, 1.0, 2.0, 3.0)")
+        c.exec_driver_sql(
+            "INSERT INTO ablate_epochs (experiment, trial_id, epoch, val_acc) VALUES ('tiny', 'abc', 1, 70.0)")
     engine.dispose()
     store = Store(pg_url)
     with store.engine.connect() as c:
