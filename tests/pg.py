@@ -73,8 +73,9 @@ class PostgresServer:
     def __init__(self) -> None:
         self.bindir = pg_bin_dir()
         self.user = _server_user()
-        # under /tmp, not pytest's tmp_path: that one is private to root, the server user must enter it
-        self.root = Path(tempfile.mkdtemp(prefix="ablate-pg-"))
+        # not pytest's tmp_path (private to root): as root, right under /tmp, which the server's
+        # user can enter whatever TMPDIR says
+        self.root = Path(tempfile.mkdtemp(prefix="ablate-pg-", dir="/tmp" if self.user is not None else None))
         self.data = self.root / "data"
         self.port = _free_port()
         self.count = 0

@@ -93,6 +93,21 @@ def test_special_floats_and_big_integers_in_metrics(store_target):
     assert epoch.train_loss != epoch.train_loss and epoch.grad == float("inf")
 
 
+def test_many_epochs_of_many_metrics_come_back_as_one_wide_frame(store_target):
+    store = Store(store_target, create=True)
+    trials = list(plan(tiny_spec()).trials)[:2]
+    store.add_trials("tiny", trials)
+    names = [f"layer{j}.grad_norm" for j in range(40)]
+    for k, t in enumerate(trials):
+        store.start_trial("tiny", t.id, {})
+        for epoch in range(1, 26):
+            store.add_epoch("tiny", t.id, {"epoch": epoch, **{n: k * 1e4 + epoch * 100 + j for j, n in enumerate(names)}})
+    frame = store.epochs_frame("tiny")
+    assert len(frame) == 50 and set(names) <= set(frame.columns)
+    row = frame[(frame.trial_id == trials[1].id) & (frame.epoch == 17)].iloc[0]
+    assert [row[n] for n in names] == [1e4 + 1700 + j for j in range(40)]
+
+
 # -- many drivers at once ----------------------------------------------------------------------
 
 def test_drivers_creating_one_store_at_once_all_succeed(pg_url):
