@@ -158,8 +158,17 @@ class Store:
             # running driver. Set only on databases ablate creates.
             with self.engine.connect() as c:
                 c.exec_driver_sql("PRAGMA journal_mode=WAL")
-        with self._write() as c:
-            create_schema(c)
+        try:
+            with self._write() as c:
+                create_schema(c)
+        except DatabaseError as exc:
+            if self.is_sqlite:
+                raise
+            # e.g. PostgreSQL 15+ grants CREATE on schema public to the database's owner only
+            reason = " ".join(str(exc.orig).split())
+            raise StoreError(f"cannot create the ablate tables in store '{self.label}': {reason}; nothing was "
+                             f"written. The user needs the CREATE privilege there (GRANT CREATE ON SCHEMA "
+                             f"public TO {self.engine.url.username or 'USER'}), or give a database it owns") from None
 
     def _write(self):
         """A write transaction that no other driver's write interleaves with (store_engine)."""

@@ -131,7 +131,7 @@ def connect_error(url: str, label: str, exc: Exception) -> StoreError:
     host = u.host or "localhost (unix socket)"
     port = u.port or default_port
     user = f" as user '{u.username}'" if u.username else ""
-    return StoreError(f"cannot connect to the store's {u.get_backend_name()} database '{u.database}' on host "
+    return StoreError(f"cannot open the store's {u.get_backend_name()} database '{u.database}' on host "
                       f"{host}, port {port}{user}: {scrub(reason, url)}. Check the --store URL and that the "
                       f"server is running; nothing was written")
 

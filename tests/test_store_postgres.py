@@ -235,3 +235,18 @@ def test_a_store_of_the_first_release_on_postgresql_is_migrated(pg_url):
     assert store.trials_frame("tiny").val_acc.tolist() == [77.0]
     assert store.epochs_frame("tiny").val_acc.tolist() == [70.0]
     assert store.attempts_frame("tiny").status.tolist() == ["complete"]
+
+
+def test_a_user_without_the_create_privilege_gets_a_clear_error_and_nothing_is_written(pg_url):
+    engine = sa.create_engine(pg_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as c:     # PostgreSQL 15's default: only the owner creates in schema public
+        c.exec_driver_sql("DROP ROLE IF EXISTS reader")
+        c.exec_driver_sql("CREATE ROLE reader LOGIN PASSWORD 'reader-pw-99'")
+        c.exec_driver_sql("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
+    limited = sa.engine.make_url(pg_url).set(username="reader", password="reader-pw-99")
+    with pytest.raises(StoreError, match=r"cannot create the ablate tables.*permission denied.*GRANT CREATE ON "
+                                         r"SCHEMA public TO reader") as err:
+        Store(limited.render_as_string(hide_password=False), create=True)
+    assert "reader-pw-99" not in str(err.value)
+    assert sa.inspect(engine).get_table_names() == [], "nothing was written"
+    engine.dispose()
