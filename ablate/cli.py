@@ -144,6 +144,7 @@ def cmd_plan(args) -> int:
 
 
 def _open_store(target: str, *, create: bool):
+    # a store is named by store.label in what the CLI prints: a URL's password is never shown
     from ablate.store import Store
 
     return Store(target, create=create)
@@ -180,9 +181,11 @@ def cmd_run(args) -> int:
     try:
         store = _open_store(args.store, create=True)
     except OSError as exc:
-        raise StoreError(f"cannot create store '{args.store}': {exc}") from None
+        from ablate.store_engine import display_name
+
+        raise StoreError(f"cannot create store '{display_name(args.store)}': {exc}") from None
     replaced = check_spec_change(store, spec, replace=args.replace)
-    print(f"ablate {__version__}: running '{spec.name}' into {args.store}" + (f"; {new_store}" if new_store else ""))
+    print(f"ablate {__version__}: running '{spec.name}' into {store.label}" + (f"; {new_store}" if new_store else ""))
     if replaced:
         print(replaced)
     progress = ConsoleProgress()
@@ -192,7 +195,7 @@ def cmd_run(args) -> int:
                                     jobs=jobs)
     except KeyboardInterrupt:
         print(f"\ninterrupted after {_fmt_s(time.perf_counter() - start)}: finished trials are kept in "
-              f"{args.store}; run the same command again to finish the rest.", file=sys.stderr)
+              f"{store.label}; run the same command again to finish the rest.", file=sys.stderr)
         return 130
     # the run time belongs to the summary line, not to the last note under it
     first, *notes = summary.describe().split("\n")
@@ -213,7 +216,7 @@ def cmd_status(args) -> int:
     counts = store.status_counts()
     names = args.experiment or list(counts)
     if not names:
-        print(f"no experiments in {args.store}")
+        print(f"no experiments in {store.label}")
         return 0
     for name in names:
         if name not in counts:

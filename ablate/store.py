@@ -33,12 +33,22 @@ import sqlalchemy as sa
 from sqlalchemy.exc import DatabaseError, OperationalError
 
 from ablate.errors import StoreError
+from ablate.store_engine import (
+    connect_error,
+    display_name,
+    make_engine,
+    sqlite_pragmas,
+    store_url,
+    write_transaction,
+)
 from ablate.store_schema import (
     FINAL,
     OLD_SCHEMAS,
+    OPTUNA_TABLES,
     SCHEMA,
     STATUSES,
     attempts,
+    columns_to_widen,
     create_schema,
     epoch_metrics,
     experiments,
@@ -46,6 +56,7 @@ from ablate.store_schema import (
     meta_table,
     migrate,
     trials,
+    widen_server_columns,
 )
 
 DONE = FINAL                              # kept for callers of the first release
@@ -54,14 +65,6 @@ FINAL_COLUMNS = ("val_acc", "val_loss", "test_acc", "test_loss", "test_top5", "p
                  "peak_mem_mb", "wall_s")
 _TRIAL_COLUMNS = ("trial_id", "arm", "label", "seed", "reason", "status", "kind", "error", "attempts",
                   "started", "finished", "env")
-
-
-def store_url(target: str | Path) -> str:
-    """A SQLAlchemy URL from a URL or a file path."""
-    text = str(target)
-    if "://" in text:
-        return text
-    return f"sqlite:///{Path(text).expanduser().resolve()}"
 
 
 def new_holder() -> str:
@@ -89,13 +92,15 @@ def holder_is_dead(holder: str | None) -> bool:
 class Store:
     """Open (or, with `create=True`, create) an ablate store.
 
-    Refuses, without writing anything, a database that is not an ablate store, and a missing
-    file when `create` is False. A store of an older schema is migrated in one transaction.
+    Refuses, without writing anything, a database that is not an ablate store (tables of an
+    Optuna study beside it are fine), a missing file when `create` is False, and a server that
+    cannot be reached. A store of an older schema is migrated in one transaction. `label` names
+    the store in messages: the path, or the URL without its password.
     """
 
     def __init__(self, target: str | Path, *, create: bool = False) -> None:
         self.url = store_url(target)
-        self.label = str(target)
+        self.label = display_name(target)
         self.is_sqlite = self.url.startswith("sqlite")
         if self.is_sqlite:
             path = self.url.split("///", 1)[1] if "///" in self.url else ""
@@ -109,19 +114,17 @@ class Store:
                                      f"{p / 'ablate.db'}")
                 if create:
                     p.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self.engine = sa.create_engine(self.url)
-        except (sa.exc.ArgumentError, ModuleNotFoundError, sa.exc.NoSuchModuleError) as exc:
-            raise StoreError(f"cannot use store '{target}': {exc}; give a file path or a SQLAlchemy "
-                             f"URL such as sqlite:///runs.db or postgresql://user@host/db") from None
+        self.engine = make_engine(self.url, self.label)
         if self.is_sqlite:
-            sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+            sa.event.listen(self.engine, "connect", sqlite_pragmas)
         self._open(create)
 
     def _open(self, create: bool) -> None:
         try:
             names = set(sa.inspect(self.engine).get_table_names())
         except (DatabaseError, OperationalError) as exc:
+            if not self.is_sqlite:
+                raise connect_error(self.url, self.label, exc) from None
             raise StoreError(f"store '{self.label}' is not an ablate database (not a readable "
                              f"database: {exc.orig}); nothing was written to it") from None
         if meta_table.name in names:
@@ -136,9 +139,16 @@ class Store:
             elif row[0] != SCHEMA:
                 raise StoreError(f"store '{self.label}' uses schema {row[0]}; this ablate reads {SCHEMA} "
                                  f"(and migrates {', '.join(OLD_SCHEMAS)}); use a newer ablate")
+            elif not self.is_sqlite:
+                with self.engine.connect() as c:
+                    narrow = columns_to_widen(c)
+                if narrow:
+                    with self._write() as c:
+                        widen_server_columns(c)
             return
-        if names:
-            shown = ", ".join(sorted(names)[:8])
+        foreign = names - OPTUNA_TABLES
+        if foreign:
+            shown = ", ".join(sorted(foreign)[:8])
             raise StoreError(f"store '{self.label}' is not an ablate database: it has tables ({shown}) "
                              f"but no ablate_meta; nothing was written to it. Use another --store path")
         if not create:
@@ -148,16 +158,21 @@ class Store:
             # running driver. Set only on databases ablate creates.
             with self.engine.connect() as c:
                 c.exec_driver_sql("PRAGMA journal_mode=WAL")
-        with self._write() as c:
-            create_schema(c)
+        try:
+            with self._write() as c:
+                create_schema(c)
+        except DatabaseError as exc:
+            if self.is_sqlite:
+                raise
+            # e.g. PostgreSQL 15+ grants CREATE on schema public to the database's owner only
+            reason = " ".join(str(exc.orig).split())
+            raise StoreError(f"cannot create the ablate tables in store '{self.label}': {reason}; nothing was "
+                             f"written. The user needs the CREATE privilege there (GRANT CREATE ON SCHEMA "
+                             f"public TO {self.engine.url.username or 'USER'}), or give a database it owns") from None
 
     def _write(self):
-        """A write transaction. On SQLite it takes the write lock up front (BEGIN IMMEDIATE), so
-        table creation and migrations are atomic (a kill leaves all or nothing) and two
-        processes opening a new store do not race."""
-        if not self.is_sqlite:
-            return self.engine.begin()
-        return _ImmediateTransaction(self.engine)
+        """A write transaction that no other driver's write interleaves with (store_engine)."""
+        return write_transaction(self.engine)
 
     # -- experiments ------------------------------------------------------------------------
 
@@ -314,6 +329,7 @@ class Store:
             raise ValueError(f"unknown trial status '{status}'")
         now = time.time()
         key = _key(experiment, trial_id)
+        error = _text(error)
         where = [*key] + ([trials.c.holder == holder] if holder is not None else [])
         values: dict[str, Any] = {"status": "pending" if retry else status, "finished": now, "error": error,
                                   "kind": kind, "holder": None, "lease_until": None}
@@ -341,6 +357,7 @@ class Store:
         key = _key(experiment, trial_id)
         where = [*key] + ([trials.c.holder == holder] if holder is not None else [])
         now = time.time()
+        note = _text(note)
         with self._write() as c:
             if c.execute(trials.update().where(*where).values(
                     status="pending", error=note, kind="interrupted", finished=now, holder=None,
@@ -367,12 +384,13 @@ class Store:
 
         names = self._metric_names(final_metrics, experiment, FINAL_COLUMNS, _TRIAL_COLUMNS)
         wide = _pivot(final_metrics, experiment, ["trial_id"], names).subquery()
-        q = (sa.select(*(trials.c[n] for n in _TRIAL_COLUMNS[:8]), *(wide.c[n] for n in names),
+        metric_cols = (wide.c[f"_metric_{i}"] for i in range(len(names)))
+        q = (sa.select(*(trials.c[n] for n in _TRIAL_COLUMNS[:8]), *metric_cols,
                        *(trials.c[n] for n in _TRIAL_COLUMNS[8:]))
              .select_from(trials.outerjoin(wide, trials.c.trial_id == wide.c.trial_id))
              .where(trials.c.experiment == experiment).order_by(trials.c.arm, trials.c.seed))
         with self.engine.connect() as c:
-            frame = pd.read_sql(q, c)
+            frame = _named(pd.read_sql(q, c), names)
         return _order(frame, _TRIAL_COLUMNS[:8], FINAL_COLUMNS, _TRIAL_COLUMNS[8:])
 
     def epochs_frame(self, experiment: str):
@@ -382,7 +400,7 @@ class Store:
         names = self._metric_names(epoch_metrics, experiment, EPOCH_COLUMNS, ("trial_id", "epoch"))
         q = _pivot(epoch_metrics, experiment, ["trial_id", "epoch"], names)
         with self.engine.connect() as c:
-            frame = pd.read_sql(q, c)
+            frame = _named(pd.read_sql(q, c), names)
         frame = frame.sort_values(["trial_id", "epoch"], kind="stable").reset_index(drop=True)
         return _order(frame, ("trial_id", "epoch"), EPOCH_COLUMNS, ())
 
@@ -405,7 +423,7 @@ class Store:
         """Delete every trial of `experiment` with its epochs, metrics and attempts (for `ablate
         run --replace`), in one transaction; the experiment row stays. Returns how many trials
         were deleted."""
-        with self.engine.begin() as c:
+        with self._write() as c:
             for table in (epoch_metrics, final_metrics, attempts):
                 c.execute(table.delete().where(table.c.experiment == experiment))
             return c.execute(trials.delete().where(trials.c.experiment == experiment)).rowcount
@@ -413,12 +431,18 @@ class Store:
 
 def _pivot(table, experiment: str, keys: list[str], names: list[str]):
     """Long (keys, name, value) rows as one column per name, pivoted by the database (fast in C,
-    where pandas would first have to read every long row)."""
+    where pandas would first have to read every long row). Column i is labelled `_metric_i`
+    (`_named` gives the names back): PostgreSQL cuts identifiers at 63 characters, a metric name
+    may be longer or hold any character."""
     # names inlined as SQL literals (quotes doubled): with bound parameters SQLite runs it ~1.5x slower
     cols = [sa.func.max(table.c.value).filter(table.c.name == sa.literal_column("'" + n.replace("'", "''") + "'"))
-            .label(n) for n in names]
+            .label(f"_metric_{i}") for i, n in enumerate(names)]
     return sa.select(*(table.c[k] for k in keys), *cols).where(table.c.experiment == experiment).group_by(
         *(table.c[k] for k in keys))
+
+
+def _named(frame, names: list[str]):
+    return frame.rename(columns={f"_metric_{i}": n for i, n in enumerate(names)})
 
 
 def _order(frame, lead: tuple[str, ...], usual: tuple[str, ...], tail: tuple[str, ...]):
@@ -443,36 +467,11 @@ def numeric_metrics(metrics: dict[str, Any]) -> dict[str, float]:
     return out
 
 
+def _text(text: str | None) -> str | None:
+    """Error text as a database keeps it: PostgreSQL refuses NUL characters in text (a command's
+    output may hold any bytes), so they are written as the four characters \\x00."""
+    return text.replace("\x00", "\\x00") if text else text
+
+
 def _key(experiment: str, trial_id: str):
     return (trials.c.experiment == experiment, trials.c.trial_id == trial_id)
-
-
-class _ImmediateTransaction:
-    """`with` block over one SQLite write transaction opened with BEGIN IMMEDIATE."""
-
-    def __init__(self, engine) -> None:
-        self.engine = engine
-
-    def __enter__(self):
-        self.conn = self.engine.connect()
-        self.conn.exec_driver_sql("BEGIN IMMEDIATE")
-        return self.conn
-
-    def __exit__(self, exc_type, exc, tb):
-        try:
-            if exc_type is None:
-                self.conn.commit()
-            else:
-                self.conn.rollback()
-        finally:
-            self.conn.close()
-        return False
-
-
-def _sqlite_pragmas(dbapi_conn, _record) -> None:
-    # Per connection, no writes: NORMAL sync is safe with WAL (a power cut may lose the last
-    # commit, never corrupt the file); wait rather than fail when another driver holds the lock.
-    cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA synchronous=NORMAL")
-    cur.execute("PRAGMA busy_timeout=30000")
-    cur.close()

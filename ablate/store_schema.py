@@ -37,7 +37,7 @@ trials = sa.Table(
     sa.Column("trial_id", sa.String(32), primary_key=True),
     sa.Column("arm", sa.Integer, nullable=False),
     sa.Column("label", sa.Text, nullable=False),
-    sa.Column("seed", sa.Integer, nullable=False),
+    sa.Column("seed", sa.BigInteger, nullable=False),     # seeds go up to 2**32 - 1
     sa.Column("reason", sa.Text, nullable=False, default="design"),
     sa.Column("config", sa.Text, nullable=False),
     sa.Column("status", sa.String(16), nullable=False, default="pending"),
@@ -52,7 +52,9 @@ trials = sa.Table(
     sa.Column("kind", sa.String(32)),              # failure kind of the last attempt
     sa.Column("holder", sa.String(200)),           # the driver that claimed it (while running)
     sa.Column("lease_until", sa.Float),            # the claim expires then unless renewed
-    sa.Index("ix_trials_status", "experiment", "status"),
+    # prefixed: index names share one namespace with tables in PostgreSQL, and Optuna's tables
+    # (`trials`, ...) may live in the same database
+    sa.Index("ix_ablate_trials_status", "experiment", "status"),
 )
 attempts = sa.Table(
     "ablate_attempts", metadata,
@@ -72,16 +74,26 @@ epoch_metrics = sa.Table(
     sa.Column("experiment", sa.String(100), primary_key=True),
     sa.Column("trial_id", sa.String(32), primary_key=True),
     sa.Column("epoch", sa.Integer, primary_key=True),
-    sa.Column("name", sa.String(100), primary_key=True),
+    sa.Column("name", sa.Text, primary_key=True),   # any length: a metric name is the user's
     sa.Column("value", sa.Float),
 )
 final_metrics = sa.Table(
     "ablate_final_metrics", metadata,
     sa.Column("experiment", sa.String(100), primary_key=True),
     sa.Column("trial_id", sa.String(32), primary_key=True),
-    sa.Column("name", sa.String(100), primary_key=True),
+    sa.Column("name", sa.Text, primary_key=True),
     sa.Column("value", sa.Float),
 )
+
+# The tables an Optuna RDB study creates (optuna.storages.RDBStorage, with its alembic marker): a
+# search keeps its study in the store's database, so a store may be created beside them. Listed
+# here rather than read from Optuna's private models (importing Optuna costs a second); the test
+# with a real study fails if a new Optuna version adds a table.
+OPTUNA_TABLES = frozenset({
+    "alembic_version", "version_info", "studies", "study_directions", "study_user_attributes",
+    "study_system_attributes", "trials", "trial_user_attributes", "trial_system_attributes", "trial_params",
+    "trial_values", "trial_intermediate_values", "trial_heartbeats",
+})
 
 _V1_EPOCH_COLUMNS = ("train_loss", "train_acc", "val_loss", "val_acc", "lr", "images_per_s", "epoch_s")
 _V1_FINAL_COLUMNS = ("val_acc", "val_loss", "test_acc", "test_loss", "test_top5", "params", "gflops",
@@ -94,6 +106,30 @@ def create_schema(conn) -> None:
         return
     metadata.create_all(conn)
     conn.execute(meta_table.insert().values(key="schema", value=SCHEMA))
+
+
+def columns_to_widen(conn) -> list[str]:
+    """On PostgreSQL, which enforces column types where SQLite does not, the ALTER statements that
+    widen what stores made by earlier ablate versions declared too narrow: `seed` INTEGER ->
+    BIGINT (seeds go up to 2**32 - 1) and metric names VARCHAR(100) -> TEXT."""
+    if conn.dialect.name != "postgresql":
+        return []
+    inspector = sa.inspect(conn)
+    out = []
+    seed = next(c for c in inspector.get_columns(trials.name) if c["name"] == "seed")
+    if not isinstance(seed["type"], sa.BigInteger):
+        out.append(f"ALTER TABLE {trials.name} ALTER COLUMN seed TYPE BIGINT")
+    for table in (epoch_metrics, final_metrics):
+        name = next(c for c in inspector.get_columns(table.name) if c["name"] == "name")
+        if getattr(name["type"], "length", None) is not None:
+            out.append(f"ALTER TABLE {table.name} ALTER COLUMN name TYPE TEXT")
+    return out
+
+
+def widen_server_columns(conn) -> None:
+    """Run `columns_to_widen` in the caller's write transaction."""
+    for statement in columns_to_widen(conn):
+        conn.exec_driver_sql(statement)
 
 
 def migrate(conn) -> None:
@@ -138,4 +174,5 @@ def migrate(conn) -> None:
     # the first release ran failed (and interrupted) trials again; `failed` is final now
     conn.execute(trials.update().where(trials.c.status == "failed").values(status="pending", kind="error"))
     conn.execute(trials.update().where(trials.c.status == "running").values(status="pending", kind="interrupted"))
+    widen_server_columns(conn)
     conn.execute(meta_table.update().where(meta_table.c.key == "schema").values(value=SCHEMA))

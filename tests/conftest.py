@@ -47,3 +47,29 @@ def spec_file(tmp_path):
         return path
 
     return write
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A throwaway PostgreSQL server for the session (tests/pg.py); skipped when absent."""
+    from tests.pg import start_server_or_skip
+
+    server = start_server_or_skip()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def pg_url(postgres_server):
+    """A SQLAlchemy URL (with a password) of a new, empty database of its own for one test."""
+    name = postgres_server.create_database()
+    yield postgres_server.url(name)
+    postgres_server.drop_database(name)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_target(request, tmp_path):
+    """Where a test's store lives: a SQLite file, then a PostgreSQL database (the same test twice)."""
+    if request.param == "sqlite":
+        return tmp_path / "s.db"
+    return request.getfixturevalue("pg_url")

@@ -62,8 +62,10 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def _snapshot(db: Path) -> dict[str, float]:
-    """{trial id: finished time} of complete trials; checks the database's integrity."""
+def _snapshot(db: Path | str) -> dict[str, float]:
+    """{trial id: finished time} of complete trials; checks the database's integrity (SQLite)."""
+    if isinstance(db, str):
+        return _server_snapshot(db)
     if not db.exists():
         return {}
     con = sqlite3.connect(db)
@@ -75,6 +77,19 @@ def _snapshot(db: Path) -> dict[str, float]:
         return dict(con.execute("SELECT trial_id, finished FROM ablate_trials WHERE status='complete'"))
     finally:
         con.close()
+
+
+def _server_snapshot(url: str) -> dict[str, float]:
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url)
+    try:
+        if not sa.inspect(engine).has_table("ablate_trials"):
+            return {}
+        with engine.connect() as c:
+            return dict(c.exec_driver_sql("SELECT trial_id, finished FROM ablate_trials WHERE status='complete'").all())
+    finally:
+        engine.dispose()
 
 
 def _final_table(store: Store, experiment: str):
@@ -92,14 +107,22 @@ def _check_finished(store: Store, experiment: str, reference: Store) -> None:
     assert (epochs.groupby("trial_id").size() == 2).all(), "no duplicate or partial epochs"
 
 
-def test_sigkill_the_driver_ten_times_then_finish(tmp_path):
+@pytest.fixture(params=["sqlite", "postgresql"])
+def kill_store(request, tmp_path):
+    """The store the killed drivers share: a SQLite file, then a PostgreSQL database."""
+    if request.param == "sqlite":
+        return tmp_path / "k.db"
+    return request.getfixturevalue("pg_url")
+
+
+def test_sigkill_the_driver_ten_times_then_finish(tmp_path, kill_store):
     text = _command_spec_text(tmp_path)
     reference = Store(tmp_path / "ref.db", create=True)
     run_experiment(parse_spec(text, source="killme.yaml"), reference)
     for pid in os.listdir(tmp_path / "pids"):
         os.remove(tmp_path / "pids" / pid)
 
-    db = tmp_path / "k.db"
+    db = kill_store
     rng = random.Random(20261124)
     ctx = multiprocessing.get_context("fork")    # a driver without the interpreter start-up
     done: dict[str, float] = {}

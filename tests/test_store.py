@@ -57,8 +57,8 @@ def test_bad_url_is_refused():
         Store("nosuchdriver://x/y", create=True)
 
 
-def test_trial_lifecycle(tmp_path):
-    store = Store(tmp_path / "s.db", create=True)
+def test_trial_lifecycle(store_target):
+    store = Store(store_target, create=True)
     p = plan(tiny_spec())
     assert store.add_trials("tiny", list(p.trials)) == len(p.trials)
     assert store.add_trials("tiny", list(p.trials)) == 0, "adding again adds nothing"
@@ -155,8 +155,8 @@ def test_a_store_of_the_first_release_is_migrated_and_resumes(tmp_path):
     Store(path)   # opening a migrated store again changes nothing
 
 
-def test_any_numeric_metric_is_kept_per_epoch_and_final(tmp_path):
-    store = Store(tmp_path / "s.db", create=True)
+def test_any_numeric_metric_is_kept_per_epoch_and_final(store_target):
+    store = Store(store_target, create=True)
     t = plan(tiny_spec()).trials[0]
     store.add_trials("tiny", [t])
     store.start_trial("tiny", t.id, {})
@@ -170,10 +170,10 @@ def test_any_numeric_metric_is_kept_per_epoch_and_final(tmp_path):
     assert row.top1 == 0.41 and row.val_acc == 41.0 and "device" not in row
 
 
-def test_claims_are_exclusive_and_expire(tmp_path, monkeypatch):
+def test_claims_are_exclusive_and_expire(store_target, monkeypatch):
     import ablate.store as store_mod
 
-    store = Store(tmp_path / "s.db", create=True)
+    store = Store(store_target, create=True)
     t = plan(tiny_spec()).trials[0]
     store.add_trials("tiny", [t])
     a, b = "elsewhere:1:aa", "elsewhere:2:bb"     # holders on another host: only the lease counts
@@ -183,6 +183,8 @@ def test_claims_are_exclusive_and_expire(tmp_path, monkeypatch):
     now = store_mod.time.time()
     monkeypatch.setattr(store_mod.time, "time", lambda: now + 61)
     assert store.claim("tiny", t.id, b, lease_s=60), "an expired claim is taken over"
+    assert store.heartbeat(b, lease_s=600) == 1 and store.heartbeat(a, lease_s=600) == 0
+    assert store.trial_row("tiny", t.id)["lease_until"] == now + 61 + 600, "the heartbeat renews the lease"
     store.start_trial("tiny", t.id, {}, holder=b)
     assert not store.finish_trial("tiny", t.id, "complete", metrics={"val_acc": 1.0}, holder=a), \
         "the old holder cannot record over the new one"
@@ -190,12 +192,12 @@ def test_claims_are_exclusive_and_expire(tmp_path, monkeypatch):
     assert not store.claim("tiny", t.id, a, lease_s=60), "complete is final"
 
 
-def test_a_dead_local_holder_loses_its_claim_at_once(tmp_path):
+def test_a_dead_local_holder_loses_its_claim_at_once(store_target):
     import socket
     import subprocess
     import sys
 
-    store = Store(tmp_path / "s.db", create=True)
+    store = Store(store_target, create=True)
     t = plan(tiny_spec()).trials[0]
     store.add_trials("tiny", [t])
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
@@ -204,8 +206,8 @@ def test_a_dead_local_holder_loses_its_claim_at_once(tmp_path):
     assert store.claim("tiny", t.id, "me:1:y", lease_s=60)
 
 
-def test_delete_trials_removes_every_row_of_the_experiment_only(tmp_path):
-    store = Store(tmp_path / "s.db", create=True)
+def test_delete_trials_removes_every_row_of_the_experiment_only(store_target):
+    store = Store(store_target, create=True)
     for name in ("tiny", "other"):
         t = plan(tiny_spec()).trials[0]
         store.add_trials(name, [t])
@@ -213,7 +215,7 @@ def test_delete_trials_removes_every_row_of_the_experiment_only(tmp_path):
         store.add_epoch(name, t.id, {"epoch": 1, "val_acc": 40.0})
         store.finish_trial(name, t.id, "complete", metrics={"val_acc": 41.0})
     assert store.delete_trials("tiny") == 1
-    con = sqlite3.connect(tmp_path / "s.db")
-    for table in ("ablate_trials", "ablate_epoch_metrics", "ablate_final_metrics", "ablate_attempts"):
-        left = dict(con.execute(f"SELECT experiment, COUNT(*) FROM {table} GROUP BY experiment").fetchall())
-        assert "tiny" not in left and left.get("other", 0) >= 1, table
+    with store.engine.connect() as con:
+        for table in ("ablate_trials", "ablate_epoch_metrics", "ablate_final_metrics", "ablate_attempts"):
+            left = dict(con.exec_driver_sql(f"SELECT experiment, COUNT(*) FROM {table} GROUP BY experiment").all())
+            assert "tiny" not in left and left.get("other", 0) >= 1, table

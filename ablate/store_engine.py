@@ -1,0 +1,180 @@
+"""How a store reaches its database: the URL, the engine and its options per database, the write
+transaction that lets many drivers share one store, and errors that name the server and the
+database but never the password.
+
+SQLite (the default) is one file: a write takes the file's lock up front (BEGIN IMMEDIATE).
+PostgreSQL serves many drivers, on many hosts: each write transaction first takes one
+transaction-scoped advisory lock, so writes from every driver run one at a time as they do on
+SQLite, and a read-then-write (schema creation, planning, a claim) cannot interleave with
+another driver's. Writes are short (one state change), so the lock costs drivers little.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+from pathlib import Path
+from urllib.parse import quote, quote_plus
+
+import sqlalchemy as sa
+
+from ablate.errors import StoreError
+
+# pg_advisory_xact_lock key of the store's write lock (any constant: the lock is per database;
+# this one is "ablate" in ASCII, so it does not collide with another tool's by chance)
+PG_WRITE_LOCK = 0x61626C617465
+# seconds to wait for a server before giving up (libpq's connect_timeout; the URL may set it)
+CONNECT_TIMEOUT_S = 10
+# extras to install per database driver the URL names
+POSTGRES_EXTRA = "pip install 'ablate[postgres]' (or pip install psycopg2-binary)"
+DRIVER_EXTRAS = {"psycopg2": POSTGRES_EXTRA, "psycopg": POSTGRES_EXTRA}
+
+
+def store_url(target: str | Path) -> str:
+    """A SQLAlchemy URL from a URL or a file path; a bare `postgresql://` names its driver (so an
+    Optuna study given this URL connects the way the store does)."""
+    text = str(target)
+    if "://" not in text:
+        return f"sqlite:///{Path(text).expanduser().resolve()}"
+    if text.startswith("postgresql://"):
+        try:
+            return with_driver(sa.engine.make_url(text)).render_as_string(hide_password=False)
+        except sa.exc.ArgumentError:
+            return text              # make_engine says what is wrong with it
+    return text
+
+
+def display_name(target: str | Path) -> str:
+    """How messages name a store: the path, or the URL with its password replaced by ***."""
+    text = str(target)
+    if "://" not in text:
+        return text
+    try:
+        return sa.engine.make_url(text).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        return text.split("://", 1)[0] + "://(unparsable URL)"
+
+
+def scrub(text: str, url: str) -> str:
+    """`text` with the URL's password (as written and URL-quoted) replaced by ***."""
+    try:
+        password = sa.engine.make_url(url).password
+    except sa.exc.ArgumentError:
+        return text
+    if password:
+        for form in {password, quote(password, safe=""), quote_plus(password)}:
+            text = text.replace(form, "***")
+    return text
+
+
+def make_engine(url: str, label: str):
+    """The engine for `url`, with options that suit its database; StoreError for a URL that
+    cannot be used (malformed, unknown dialect, driver not installed)."""
+    try:
+        parsed = sa.engine.make_url(url)
+        options = engine_options(parsed)
+        return sa.create_engine(parsed, **options)
+    except ModuleNotFoundError as exc:
+        how = DRIVER_EXTRAS.get(exc.name or "", f"pip install {exc.name}")
+        raise StoreError(f"store '{label}' needs the database driver '{exc.name}', which is not installed; "
+                         f"install it with: {how}") from None
+    except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError) as exc:
+        raise StoreError(f"cannot use store '{label}': {scrub(str(exc), url)}; give a file path or a "
+                         f"SQLAlchemy URL such as sqlite:///runs.db or postgresql://user@host/db") from None
+
+
+def with_driver(url):
+    """A bare `postgresql://` URL gets psycopg2, the driver `ablate[postgres]` installs
+    (SQLAlchemy 2.1 would pick psycopg 3), or psycopg 3 where only that one is installed."""
+    if url.drivername != "postgresql":
+        return url
+    if not _importable("psycopg2") and _importable("psycopg"):
+        return url.set(drivername="postgresql+psycopg")
+    return url.set(drivername="postgresql+psycopg2")
+
+
+def _importable(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):    # ValueError: a None entry in sys.modules
+        return False
+
+
+def engine_options(url) -> dict:
+    """create_engine options for a parsed URL. On a server: check a pooled connection before
+    using it (a driver runs for hours; the server may restart or drop idle connections), keep the
+    pool small (a driver uses two connections, its main thread and its heartbeat, and a server
+    accepts ~100 in all), and give up on an unreachable server after CONNECT_TIMEOUT_S."""
+    if url.get_backend_name() == "sqlite":
+        return {}
+    options: dict = {"pool_pre_ping": True, "pool_size": 2, "max_overflow": 4}
+    if url.get_backend_name() == "postgresql":
+        # each statement sees what committed before it: a write reads after it took the write lock
+        # (under a database default of REPEATABLE READ it would read a snapshot from before)
+        options["isolation_level"] = "READ COMMITTED"
+    if url.get_backend_name() == "postgresql" and url.get_driver_name() in ("psycopg2", "psycopg"):
+        args = {"connect_timeout": CONNECT_TIMEOUT_S, "application_name": "ablate"}
+        # connect_args would override the URL's own settings: keep those
+        options["connect_args"] = {k: v for k, v in args.items() if k not in url.query}
+    return options
+
+
+def connect_error(url: str, label: str, exc: Exception) -> StoreError:
+    """The error for a database that cannot be reached or opened: server, port, database, user
+    and the server's reason, never the password."""
+    reason = " ".join(str(getattr(exc, "orig", None) or exc).split())
+    try:
+        u = sa.engine.make_url(url)
+    except sa.exc.ArgumentError:
+        return StoreError(f"cannot open store '{label}': {scrub(reason, url)}; nothing was written")
+    default_port = {"postgresql": 5432, "mysql": 3306, "mariadb": 3306}.get(u.get_backend_name())
+    host = u.host or "localhost (unix socket)"
+    port = u.port or default_port
+    user = f" as user '{u.username}'" if u.username else ""
+    return StoreError(f"cannot open the store's {u.get_backend_name()} database '{u.database}' on host "
+                      f"{host}, port {port}{user}: {scrub(reason, url)}. Check the --store URL and that the "
+                      f"server is running; nothing was written")
+
+
+def write_transaction(engine):
+    """A write transaction (a context manager yielding the connection), one driver at a time."""
+    backend = engine.dialect.name
+    if backend == "sqlite":
+        return _sqlite_immediate(engine)
+    if backend == "postgresql":
+        return _pg_locked(engine)
+    return engine.begin()
+
+
+@contextlib.contextmanager
+def _pg_locked(engine):
+    with engine.begin() as conn:
+        # first statement of the transaction, so no row lock is taken before it (no deadlock)
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": PG_WRITE_LOCK})
+        yield conn
+
+
+@contextlib.contextmanager
+def _sqlite_immediate(engine):
+    # BEGIN IMMEDIATE takes the write lock up front, so table creation and migrations are atomic
+    # (a kill leaves all or nothing) and two processes opening a new store do not race
+    conn = engine.connect()
+    try:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.rollback()
+            raise
+        conn.commit()
+    finally:
+        conn.close()
+
+
+def sqlite_pragmas(dbapi_conn, _record) -> None:
+    # Per connection, no writes: NORMAL sync is safe with WAL (a power cut may lose the last
+    # commit, never corrupt the file); wait rather than fail when another driver holds the lock.
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()
