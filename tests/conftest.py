@@ -47,3 +47,14 @@ def spec_file(tmp_path):
         return path
 
     return write
+
+
+def pytest_collection_modifyitems(config, items):
+    """`needs_search` tests run only where `ablate.search` imports (the search lands separately)."""
+    try:
+        import ablate.search  # noqa: F401
+    except ImportError:
+        skip = pytest.mark.skip(reason="needs ablate.search")
+        for item in items:
+            if "needs_search" in item.keywords:
+                item.add_marker(skip)
