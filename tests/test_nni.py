@@ -273,6 +273,17 @@ def test_import_nni_writes_a_spec_with_a_header_and_prints_the_mappings(tmp_path
     assert yaml.safe_load(text) == convert_config("nni_example/config_v2.yml").spec
 
 
+def test_import_nni_without_o_prints_the_spec_and_never_overwrites_the_config(capsys, monkeypatch):
+    monkeypatch.chdir(EXAMPLE)
+    assert main(["import-nni", "config_v1.yml"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith("# Converted by") and yaml.safe_load(printed) == convert_config("config_v1.yml").spec
+    before = (EXAMPLE / "config_v1.yml").read_text()
+    assert main(["import-nni", "config_v1.yml", "-o", "./config_v1.yml"]) == 2
+    assert "is the NNI config itself" in capsys.readouterr().err
+    assert (EXAMPLE / "config_v1.yml").read_text() == before
+
+
 def write_experiment(tmp_path, config: str, space: dict | str | None = None) -> Path:
     if space is not None:
         (tmp_path / "space.json").write_text(space if isinstance(space, str) else json.dumps(space, indent=2))
@@ -341,3 +352,46 @@ def test_load_spec_or_nni_converts_an_nni_config_and_returns_the_notes():
     spec, notes = load_spec_or_nni(EXAMPLE / "config_v2.yml")
     assert spec.trial.api == "nni" and spec.metric.name == "default"
     assert any("tuner TPE -> sampler tpe" in n for n in notes)
+
+
+@pytest.mark.slow   # the script imports scikit-learn: a few seconds
+def test_the_example_trial_script_runs_unmodified_under_the_shim(tmp_path):
+    from ablate.run.command import CommandExecutor
+    from ablate.run.engine import run_trials
+    from ablate.store import Store
+    from ablate.trial import Trial
+
+    spec = spec_from_converted(convert_config(EXAMPLE / "config_v2.yml", relative_to=EXAMPLE))
+    trial = Trial.create(experiment="digits_sgd", arm=0, label="nni", seed=0, data=spec.data, model=None,
+                         recipe=None, tricks=(), command=spec.trial, origin="search",
+                         values={"params.alpha": 1e-4, "params.penalty": "l2", "params.eta0": 0.05,
+                                 "params.epochs": 3})
+    store = Store(tmp_path / "s.db", create=True)
+    executor = CommandExecutor(spec.trial.model_copy(update={"cwd": str(EXAMPLE)}))
+    assert run_trials([trial], store, executor).outcomes == {"complete": 1}
+    assert 0.8 < store.trials_frame("digits_sgd")["default"].iloc[0] <= 1.0   # SGD on digits: ~95%
+    assert store.epochs_frame("digits_sgd")["epoch"].tolist() == [1, 2, 3]
+
+
+def spec_from_converted(conversion):
+    """The converted spec validated without its `search` section (this branch may lack it)."""
+    from ablate.spec import spec_from_dict
+
+    return spec_from_dict({k: v for k, v in conversion.spec.items() if k != "search"}, check_files=False)
+
+
+@pytest.mark.slow
+@pytest.mark.needs_search
+@pytest.mark.parametrize("config, name", [("config_v2.yml", "digits_sgd"), ("config_v1.yml", "digits_sgd_v1")])
+def test_the_nni_example_runs_end_to_end_as_is(tmp_path, config, name, monkeypatch, capsys):
+    from ablate.store import Store
+
+    monkeypatch.chdir(EXAMPLE.parent.parent)
+    store = tmp_path / "s.db"
+    assert main(["run", f"tests/nni_example/{config}", "--store", str(store), "--no-report"]) == 0
+    assert "nni: tuner TPE -> sampler tpe" in capsys.readouterr().out
+    frame = Store(str(store), create=False).trials_frame(name)
+    assert set(frame["status"]) <= {"complete", "pruned"} and (frame["status"] == "complete").any()
+    done = frame[frame["status"] == "complete"]
+    assert done["default"].between(0, 1).all() and done["default"].max() > 0.8
+    assert len(Store(str(store), create=False).epochs_frame(name)) >= 3
