@@ -47,6 +47,8 @@ def convert(entry, name="x"):
      "the same values"),
     ({"_type": "quniform", "_value": [16, 128, 16]}, {"type": "int", "low": 16, "high": 128, "step": 16},
      "the same values"),
+    ({"_type": "quniform", "_value": [16.0, 128, 16.0]}, {"type": "float", "low": 16.0, "high": 128, "step": 16.0},
+     "the same values"),
     ({"_type": "quniform", "_value": [0.05, 1.0, 0.1]}, {"type": "float", "low": 0.1, "high": 1.0, "step": 0.1},
      "approximated"),
     ({"_type": "loguniform", "_value": ["1e-5", 0.1]}, {"type": "float", "low": 1e-5, "high": 0.1, "log": True},
@@ -199,7 +201,7 @@ def test_an_unknown_assessor_or_an_assessor_beside_hyperband_is_refused():
 # -- durations -------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("text, seconds", [("10s", 10), ("30m", 1800), ("1h", 3600), ("2d", 172800),
-                                           ("1.5h", 5400), (" 5 m", 300), (90, 90)])
+                                           ("1.5h", 5400), (" 5 m", 300), ("1H", 3600), (90, 90)])
 def test_durations_parse_like_nni(text, seconds):
     assert parse_duration(text) == seconds
 
@@ -250,6 +252,15 @@ def test_nni_only_keys_and_gpus_are_listed_as_not_carried_over():
     assert "1 GPU(s) per trial" in c.spec["description"]
     for key in ("logLevel", "nniManagerIp", "experimentWorkingDirectory"):
         assert any(n.startswith(f"not carried over: {key}") for n in c.notes)
+
+
+def test_v2_training_service_fields_may_sit_inside_the_training_service():
+    raw = nni_dict(trialCommand=None, trainingService={"platform": "local", "trialCommand": "python3 t.py",
+                                                       "trialCodeDirectory": ".", "useActiveGpu": False})
+    c = conv(raw)
+    assert c.spec["trial"]["command"] == "python3 t.py" and c.spec["trial"]["cwd"] == "."
+    assert any(n.startswith("not carried over: trainingService.useActiveGpu") for n in c.notes)
+    assert not any("trainingService.trialCommand" in n for n in c.notes)
 
 
 def test_no_budget_gets_a_stated_default_and_mixed_formats_are_refused():

@@ -177,9 +177,12 @@ def test_merge_parameter_lays_tuned_values_over_argparse_defaults():
     spec = importlib.util.spec_from_file_location("shim_utils", SHIM_DIR / "nni" / "utils.py")
     utils = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(utils)
-    merged = utils.merge_parameter(Namespace(lr=0.1, epochs=10, name="x"), {"lr": 0.5, "epochs": 3.0})
-    assert merged == Namespace(lr=0.5, epochs=3, name="x") and isinstance(merged.epochs, int)
-    assert utils.merge_parameter({"lr": 0.1}, {"lr": 1})["lr"] == 1.0
+    merged = utils.merge_parameter(Namespace(lr=0.1, epochs=10, name="x"), {"lr": 0.5, "epochs": 3})
+    assert merged == Namespace(lr=0.5, epochs=3, name="x")
+    lr = utils.merge_parameter({"lr": 0.1}, {"lr": 1})["lr"]
+    assert lr == 1.0 and isinstance(lr, float)
+    with pytest.raises(ValueError, match="parameter 'epochs' must be a int like its default, got float 2.5"):
+        utils.merge_parameter(Namespace(epochs=10), {"epochs": 2.5})
     with pytest.raises(ValueError, match="'batch' of the tuned parameters"):
         utils.merge_parameter(Namespace(lr=0.1), {"batch": 32})
 

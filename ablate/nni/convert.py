@@ -32,6 +32,7 @@ DEFAULT_TRIALS = 100    # NNI without maxTrialNumber runs until stopped; a searc
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 # keys that only steer NNI's own machinery (web UI, logs, manager): nothing to carry
+_SERVICE_FIELDS = ("trialCommand", "trialCodeDirectory", "trialGpuNumber")
 _NNI_ONLY = {"experimentName", "authorName", "logDir", "logLevel", "experimentWorkingDirectory", "nniManagerIp",
              "debug", "tunerGpuIndices", "tunerGpuNum", "useAnnotation", "multiPhase", "multiThread",
              "logCollection", "versionCheck", "experimentType", "sharedStorage"}
@@ -60,7 +61,7 @@ def parse_duration(value: Any) -> float:
     """NNI's duration ("10s", "30m", "1h", "2d", or seconds as a number) -> seconds."""
     if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
         return float(value)
-    m = _DURATION.match(value) if isinstance(value, str) else None
+    m = _DURATION.match(value.lower()) if isinstance(value, str) else None
     if not m or float(m.group(1)) <= 0:
         raise ValueError(f"a duration is a positive number and a unit s, m, h or d (e.g. '30m', '1h'), got {value!r}")
     return float(m.group(1)) * _UNITS[m.group(2)]
@@ -95,6 +96,13 @@ def _load_space_file(path: Path, config_fail, field_path: tuple) -> tuple[Any, A
         return SpecError(message, source=source, path=_dotted(p) or None, line=_line_for(lines, p))
 
     return space, fail
+
+
+def _field(key: str, raw: dict, service: dict, take) -> tuple[Any, tuple]:
+    """A training-service field of a v2 config: at the top level, else inside trainingService."""
+    if key in raw or key not in service:
+        return take(key), (key,)
+    return service[key], ("trainingService", key)
 
 
 def _spec_name(raw: dict, config: Path) -> str:
@@ -152,7 +160,7 @@ def convert_dict(raw: Any, *, lines: dict | None = None, source: str = "<nni>", 
                 raise fail(p, f"the NNI training service '{platform}' is not supported: ablate runs command trials "
                               f"on this machine (a Ray runner comes later); allowed: local")
             for k, v in (s.items() if isinstance(s, dict) else ()):
-                if k != "platform":
+                if k not in ("platform", *_SERVICE_FIELDS):
                     notes.append(f"not carried over: trainingService.{k} = {v!r} (local trials run in this "
                                  f"machine's environment)")
     else:
@@ -166,8 +174,12 @@ def convert_dict(raw: Any, *, lines: dict | None = None, source: str = "<nni>", 
 
     # -- the trial command ----------------------------------------------------------------
     if fmt == "v2":
-        command, code_dir = take("trialCommand"), take("trialCodeDirectory") or "."
-        gpus, cmd_path, dir_path = take("trialGpuNumber"), ("trialCommand",), ("trialCodeDirectory",)
+        # NNI lets these three sit in the (one) training service's mapping instead of the top level
+        inner = service if isinstance(service, dict) else {}
+        command, cmd_path = _field("trialCommand", raw, inner, take)
+        code_dir, dir_path = _field("trialCodeDirectory", raw, inner, take)
+        gpus, _ = _field("trialGpuNumber", raw, inner, take)
+        code_dir = code_dir or "."
     else:
         trial = take("trial") or {}
         if not isinstance(trial, dict):

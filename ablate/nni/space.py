@@ -61,9 +61,10 @@ def _range(low: float, high: float, kind: str, path: tuple, fail: Fail) -> None:
 
 def _stepped(name: str, low: float, high: float, q: float, what: str) -> tuple[dict, str]:
     """NNI's q-rounding, clip(round(x / q) * q, low, high), over [low, high]: exact as an Optuna
-    range with step q when low and high are multiples of q (ints when all three are whole)."""
+    range with step q when low and high are multiples of q. An int q gives ints in NNI (Python's
+    round() returns an int), so the range is of ints then."""
     if _whole(low / q) and _whole(high / q):
-        if all(isinstance(v, int) or _whole(v) for v in (low, high, q)) and float(q).is_integer():
+        if isinstance(q, int) and _whole(low) and _whole(high):
             dist = {"type": "int", "low": int(round(low)), "high": int(round(high)), "step": int(round(q))}
             return dist, f"{what} -> int in [{dist['low']}, {dist['high']}] step {dist['step']} (the same values)"
         dist = {"type": "float", "low": _tidy(low), "high": _tidy(high), "step": _tidy(q)}

@@ -54,6 +54,11 @@ def get_next_parameter() -> dict:
     return dict(params)
 
 
+def get_next_parameters() -> dict:
+    """NNI's alias of get_next_parameter."""
+    return get_next_parameter()
+
+
 def get_current_parameter(tag: str | None = None) -> Any:
     """The parameters get_next_parameter returned (None before it was called, as in NNI), or one of them."""
     if _params is None:
@@ -127,5 +132,5 @@ def get_sequence_id() -> int:
     return int(p["trial_id"][:7], 16) if "trial_id" in p else 0
 
 
-__all__ = ["get_next_parameter", "get_current_parameter", "report_intermediate_result", "report_final_result",
+__all__ = ["get_next_parameter", "get_next_parameters", "get_current_parameter", "report_intermediate_result", "report_final_result",
            "get_trial_id", "get_experiment_id", "get_sequence_id"]
