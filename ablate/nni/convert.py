@@ -9,6 +9,7 @@ docs/en_US/Tutorial/ExperimentConfig.md of NNI 1.x (v1).
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import re
@@ -25,13 +26,18 @@ from ablate.spec_yaml import read_yaml
 V2_KEYS = {"searchSpace", "searchSpaceFile", "trialCommand", "trialCodeDirectory", "trialGpuNumber",
            "maxTrialNumber", "maxExperimentDuration", "maxTrialDuration", "trainingService"}
 V1_KEYS = {"authorName", "searchSpacePath", "maxTrialNum", "maxExecDuration", "trainingServicePlatform",
-           "useAnnotation", "multiPhase", "multiThread"}
+           "multiPhase", "multiThread"}
 VALIDATION_SEEDS = 3    # NNI runs each configuration once; the finalists are re-run over this many seeds
 VALIDATION_TOP_K = 3
 DEFAULT_TRIALS = 100    # NNI without maxTrialNumber runs until stopped; a search needs a budget
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 # keys that only steer NNI's own machinery (web UI, logs, manager): nothing to carry
+V2_ALL = V2_KEYS | {"experimentName", "experimentType", "trialConcurrency", "nniManagerIp", "useAnnotation", "debug",
+                   "logLevel", "experimentWorkingDirectory", "tunerGpuIndices", "tuner", "assessor", "advisor",
+                   "sharedStorage"}
+V1_ALL = V1_KEYS | {"experimentName", "trialConcurrency", "versionCheck", "debug", "nniManagerIp", "logDir", "logLevel",
+                   "logCollection", "tuner", "assessor", "advisor", "trial", "machineList", "useAnnotation"}
 _SERVICE_FIELDS = ("trialCommand", "trialCodeDirectory", "trialGpuNumber")
 _NNI_ONLY = {"experimentName", "authorName", "logDir", "logLevel", "experimentWorkingDirectory", "nniManagerIp",
              "debug", "tunerGpuIndices", "tunerGpuNum", "useAnnotation", "multiPhase", "multiThread",
@@ -98,6 +104,22 @@ def _load_space_file(path: Path, config_fail, field_path: tuple) -> tuple[Any, A
     return space, fail
 
 
+def _check_keys(raw: dict, fmt: str, fail) -> None:
+    """NNI refuses keys its schema lacks; so does ablate, with the nearest known key (a typo such as
+    'maxTrialNumbr' must not silently drop the budget)."""
+    known = V2_ALL if fmt == "v2" else V1_ALL
+    for k in raw:
+        if k in known or (fmt == "v1" and str(k).endswith("Config")):   # v1: one *Config section per platform
+            continue
+        near = difflib.get_close_matches(str(k), sorted(known), n=1, cutoff=0.6)
+        hint = f" (did you mean '{near[0]}'?)" if near else ""
+        raise fail((k,), f"unknown key '{k}' in an NNI {fmt} config{hint}; NNI refuses it too. Known keys: "
+                         f"{', '.join(sorted(known))}")
+    if raw.get("experimentType", "hpo") != "hpo":
+        raise fail(("experimentType",), f"only hyper-parameter experiments (experimentType: hpo) convert; got "
+                                        f"{raw['experimentType']!r} (neural architecture search is NNI-specific)")
+
+
 def _field(key: str, raw: dict, service: dict, take) -> tuple[Any, tuple]:
     """A training-service field of a v2 config: at the top level, else inside trainingService."""
     if key in raw or key not in service:
@@ -142,6 +164,7 @@ def convert_dict(raw: Any, *, lines: dict | None = None, source: str = "<nni>", 
         raise fail((sorted(v1)[0],), f"the config mixes NNI v2 keys ({', '.join(sorted(v2))}) with v1 keys "
                                      f"({', '.join(sorted(v1))}); write it in one format")
     fmt = "v1" if v1 or isinstance(raw.get("trial"), dict) else "v2"
+    _check_keys(raw, fmt, fail)
     notes = [f"NNI config {source} read as NNI {fmt} format"]
     used: set[str] = set()
 
@@ -276,17 +299,14 @@ def convert_dict(raw: Any, *, lines: dict | None = None, source: str = "<nni>", 
     search["validate"] = {"top_k": VALIDATION_TOP_K}
     notes.append(f"seeds: NNI runs each configuration once, so does the search (1 seed per trial); then the top "
                  f"{VALIDATION_TOP_K} are re-run over seeds 0..{VALIDATION_SEEDS - 1} (search.validate) so the winner "
-                 f"is not a lucky run (the seed reaches the script in ablate.client.params()['seed'])")
+                 f"is not a lucky run. An NNI script does not see the seed (ablate.client.params()['seed'] has it): "
+                 f"its re-runs vary as much as the script does by itself")
 
-    for k in raw:
-        if k in _NNI_ONLY:
-            used.add(k)
-            if k not in ("experimentName", "authorName", "useAnnotation"):
-                notes.append(f"not carried over: {k} = {raw[k]!r} (NNI's own machinery)")
-        elif k not in used and k not in ("advisor", "assessor", "trial", "trialConcurrency", "localConfig"):
-            notes.append(f"not carried over: {k} = {raw[k]!r}")
-    if "localConfig" in raw:
-        notes.append(f"not carried over: localConfig = {raw['localConfig']!r}")
+    for k in raw:   # unknown keys were refused above: what is left is known and has no use here
+        if k not in used and k not in ("experimentName", "authorName", "useAnnotation", "experimentType", "advisor",
+                                        "assessor", "trial", "trialConcurrency"):
+            why = " (NNI's own machinery)" if k in _NNI_ONLY else ""
+            notes.append(f"not carried over: {k} = {raw[k]!r}{why}")
     if pruner is not None and pruner.get("name") == "hyperband" and "max_resource" in pruner:
         trial_spec["env"] = {"ABLATE_NNI_TRIAL_BUDGET": str(pruner["max_resource"])}
 
