@@ -44,8 +44,10 @@ def test_import_nni_without_o_prints_the_spec_and_never_overwrites_the_config(ca
     assert (EXAMPLE / "config_v1.yml").read_text() == before
 
 
-def write_experiment(tmp_path, config: str, space: dict | str | None = None) -> Path:
-    if space is not None:
+def write_experiment(tmp_path, config: str, space: dict | str | tuple | None = None) -> Path:
+    if isinstance(space, tuple):   # (file name, text)
+        (tmp_path / space[0]).write_text(space[1])
+    elif space is not None:
         (tmp_path / "space.json").write_text(space if isinstance(space, str) else json.dumps(space, indent=2))
     (tmp_path / "trial.py").write_text("import nni\n")
     path = tmp_path / "config.yml"
@@ -79,6 +81,11 @@ BAD_SPACE = '{\n  "lr": {"_type": "uniform", "_value": [0.1, 1]},\n  "d": {"_typ
      "the trial command is missing"),
     ("searchSpacePath: space.json\ntrial:\n  codeDir: .\n", SPACE, "config.yml:2, field 'trial.command'",
      "the trial command is missing"),
+    ("searchSpace:\n  lr:\n    _type: uniform\n    _value: [1, 0.5]\ntrialCommand: python3 trial.py\n", None,
+     "config.yml:4, field 'searchSpace.lr._value'", "low < high must hold, got low=1, high=0.5"),
+    (V2.format(platform="local").replace("space.json", "space.yml"),
+     ("space.yml", "lr:\n  _type: loguniform\n  _value: [1e-3, 1]\nbs:\n  _type: qnormal\n  _value: [1, 0, 1]\n"),
+     "space.yml:6, field 'bs._value'", "'qnormal' needs sigma > 0"),
     (V2.format(platform="local").replace("space.json", "nowhere.json"), None, "config.yml:1, field 'searchSpaceFile'",
      "nowhere.json' does not exist"),
 ])
@@ -92,6 +99,7 @@ def test_bad_nni_input_exits_2_naming_file_field_and_line_and_writes_nothing(tmp
     assert not out.exists()
     assert main(["run", str(path), "--store", str(tmp_path / "s.db"), "--no-report"]) == 2
     assert message in capsys.readouterr().err and not (tmp_path / "s.db").exists()
+    assert main(["plan", str(path), "--no-estimate"]) == 2 and message in capsys.readouterr().err
 
 
 def test_load_spec_or_nni_loads_an_ablate_spec_as_before(spec_file):

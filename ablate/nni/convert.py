@@ -212,8 +212,8 @@ def convert_dict(raw: Any, *, lines: dict | None = None, source: str = "<nni>", 
         for k in trial.keys() - {"command", "codeDir", "gpuNum"}:
             notes.append(f"not carried over: trial.{k} = {trial[k]!r}")
     if not isinstance(command, str) or not command.strip():
-        raise fail(cmd_path, f"the trial command is missing: give {_dotted(cmd_path)}, the shell command NNI runs for each "
-                   f"trial (e.g. 'python3 trial.py'); got {command!r}")
+        raise fail(cmd_path, f"the trial command is missing: give {_dotted(cmd_path)}, the shell command NNI runs "
+                             f"for each trial (e.g. 'python3 trial.py'); got {command!r}")
     code = (folder / str(code_dir)).resolve()
     if not code.is_dir():
         raise fail(dir_path, f"the trial code folder '{code_dir}' does not exist (resolved from the config's folder "

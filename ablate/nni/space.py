@@ -32,10 +32,11 @@ def _whole(x: float) -> bool:
     return math.isclose(x, round(x), rel_tol=0, abs_tol=1e-9)
 
 
-def _numbers(value: Any, count: tuple[int, ...], names: str, kind: str, path: tuple, fail: Fail) -> list[float]:
+def _numbers(name: str, value: Any, count: tuple[int, ...], names: str, kind: str, path: tuple,
+             fail: Fail) -> list[float]:
     """`_value` as a list of numbers. PyYAML reads `1e-3` (no dot) as text: accepted as a number."""
     if not isinstance(value, list) or len(value) not in count:
-        raise fail(path, f"'{kind}' takes _value: [{names}], got {value!r}")
+        raise fail(path, f"parameter '{name}': '{kind}' takes _value: [{names}], got {value!r}")
     out = []
     for v in value:
         if isinstance(v, str):
@@ -44,19 +45,19 @@ def _numbers(value: Any, count: tuple[int, ...], names: str, kind: str, path: tu
             except ValueError:
                 pass
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-            raise fail(path, f"'{kind}' takes _value: [{names}] as finite numbers, got {value!r}")
+            raise fail(path, f"parameter '{name}': '{kind}' takes _value: [{names}] as finite numbers, got {value!r}")
         out.append(v)
     return out
 
 
-def _check_q(q: float, kind: str, path: tuple, fail: Fail) -> None:
+def _check_q(name: str, q: float, kind: str, path: tuple, fail: Fail) -> None:
     if q <= 0:
-        raise fail(path, f"'{kind}': q must be > 0, got {q!r}")
+        raise fail(path, f"parameter '{name}': '{kind}': q must be > 0, got {q!r}")
 
 
-def _range(low: float, high: float, kind: str, path: tuple, fail: Fail) -> None:
+def _range(name: str, low: float, high: float, kind: str, path: tuple, fail: Fail) -> None:
     if not low < high:
-        raise fail(path, f"'{kind}': low < high must hold, got low={low!r}, high={high!r}")
+        raise fail(path, f"parameter '{name}': '{kind}': low < high must hold, got low={low!r}, high={high!r}")
 
 
 def _stepped(name: str, low: float, high: float, q: float, what: str) -> tuple[dict, str]:
@@ -102,7 +103,7 @@ def convert_param(name: str, entry: Any, path: tuple, fail: Fail) -> tuple[dict,
                                         f"be numbers, text, true/false or null")
         return {"type": "categorical", "choices": list(value)}, f"{what} -> categorical (the same options)"
     if kind == "randint":
-        nums = _numbers(value, (1, 2), "lower, upper", kind, vpath, fail)
+        nums = _numbers(name, value, (1, 2), "lower, upper", kind, vpath, fail)
         lower, upper = (0, nums[0]) if len(nums) == 1 else nums
         if not (_whole(lower) and _whole(upper)):
             raise fail(vpath, f"parameter '{name}': 'randint' takes whole numbers [lower, upper), got {value!r}")
@@ -113,9 +114,10 @@ def convert_param(name: str, entry: Any, path: tuple, fail: Fail) -> tuple[dict,
         return dist, f"{what} -> int in [{dist['low']}, {dist['high']}] (NNI's upper bound is exclusive)"
     if kind in ("uniform", "loguniform", "quniform", "qloguniform"):
         q_form = kind.startswith("q")
-        nums = _numbers(value, (3,) if q_form else (2,), "low, high, q" if q_form else "low, high", kind, vpath, fail)
+        nums = _numbers(name, value, (3,) if q_form else (2,), "low, high, q" if q_form else "low, high", kind, vpath,
+                        fail)
         low, high = nums[0], nums[1]
-        _range(low, high, kind, vpath, fail)
+        _range(name, low, high, kind, vpath, fail)
         if "log" in kind and low <= 0:
             raise fail(vpath, f"parameter '{name}': '{kind}' needs low > 0 (a log scale), got low={low!r}")
         if kind == "uniform":
@@ -124,7 +126,7 @@ def convert_param(name: str, entry: Any, path: tuple, fail: Fail) -> tuple[dict,
             return ({"type": "float", "low": _tidy(low), "high": _tidy(high), "log": True},
                     f"{what} -> float, log scale (the same)")
         q = nums[2]
-        _check_q(q, kind, vpath, fail)
+        _check_q(name, q, kind, vpath, fail)
         if kind == "quniform":
             try:
                 return _stepped(name, low, high, q, what)
@@ -140,7 +142,7 @@ def convert_param(name: str, entry: Any, path: tuple, fail: Fail) -> tuple[dict,
     # holds 99.7% of NNI's mass, sampled uniformly (on a log scale for lognormal): the tuner still
     # searches where NNI's would, only the prior differs. Said in the note.
     q_form = kind.startswith("q")
-    nums = _numbers(value, (3,) if q_form else (2,), "mu, sigma, q" if q_form else "mu, sigma", kind, vpath, fail)
+    nums = _numbers(name, value, (3,) if q_form else (2,), "mu, sigma, q" if q_form else "mu, sigma", kind, vpath, fail)
     mu, sigma = nums[0], nums[1]
     if sigma <= 0:
         raise fail(vpath, f"parameter '{name}': '{kind}' needs sigma > 0, got sigma={sigma!r}")
@@ -148,7 +150,7 @@ def convert_param(name: str, entry: Any, path: tuple, fail: Fail) -> tuple[dict,
     prior = f"approximated: NNI's {kind.lstrip('q')} prior becomes a uniform range over mu +- {SIGMAS} sigma"
     if kind.endswith("lognormal"):
         if q_form:
-            _check_q(nums[2], kind, vpath, fail)
+            _check_q(name, nums[2], kind, vpath, fail)
         low, high = math.exp(low), math.exp(high)
         dist = {"type": "float", "low": _tidy(low), "high": _tidy(high), "log": True}
         rounding = ", NOT rounded to multiples of q (no log scale with a step)" if q_form else ""
@@ -157,7 +159,7 @@ def convert_param(name: str, entry: Any, path: tuple, fail: Fail) -> tuple[dict,
         dist = {"type": "float", "low": _tidy(low), "high": _tidy(high)}
         return dist, f"{what} -> float in [{dist['low']}, {dist['high']}]: {prior}"
     q = nums[2]
-    _check_q(q, kind, vpath, fail)
+    _check_q(name, q, kind, vpath, fail)
     lo, hi = math.ceil(low / q - 1e-9) * q, math.floor(high / q + 1e-9) * q
     if lo >= hi:
         raise fail(vpath, f"parameter '{name}': 'qnormal' with q={q!r} leaves at most one value within "

@@ -132,5 +132,6 @@ def get_sequence_id() -> int:
     return int(p["trial_id"][:7], 16) if "trial_id" in p else 0
 
 
-__all__ = ["get_next_parameter", "get_next_parameters", "get_current_parameter", "report_intermediate_result", "report_final_result",
+__all__ = ["get_next_parameter", "get_next_parameters", "get_current_parameter", "report_intermediate_result",
+           "report_final_result",
            "get_trial_id", "get_experiment_id", "get_sequence_id"]
