@@ -28,7 +28,7 @@ def convert(entry, name="x"):
 
 # -- search-space _types ------------------------------------------------------------------------
 
-@pytest.mark.parametrize("entry, dist, said", [
+TYPE_CASES = [
     ({"_type": "choice", "_value": ["a", 2, True]}, {"type": "categorical", "choices": ["a", 2, True]}, "same options"),
     ({"_type": "randint", "_value": [3, 8]}, {"type": "int", "low": 3, "high": 7}, "exclusive"),
     ({"_type": "randint", "_value": [5]}, {"type": "int", "low": 0, "high": 4}, "exclusive"),
@@ -54,11 +54,26 @@ def convert(entry, name="x"):
     ({"_type": "qlognormal", "_value": [0, 1, 0.5]},
      {"type": "float", "low": float(f"{math.exp(-3):.12g}"), "high": float(f"{math.exp(3):.12g}"), "log": True},
      "NOT rounded"),
-])
+]
+
+
+@pytest.mark.parametrize("entry, dist, said", TYPE_CASES)
 def test_every_nni_type_maps_to_its_nearest_distribution_and_says_how(entry, dist, said):
     got, note = convert(entry)
     assert got == dist
     assert said in note and note.startswith("params.x: " + entry["_type"])
+
+
+@pytest.mark.parametrize("entry", [case[0] for case in TYPE_CASES])
+def test_every_mapped_distribution_is_one_optuna_takes_without_changing_it(entry, recwarn):
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    dist, _ = convert(entry)
+    kind = {"float": FloatDistribution, "int": IntDistribution, "categorical": CategoricalDistribution}[dist["type"]]
+    made = kind(**{k: v for k, v in dist.items() if k != "type"})
+    if dist["type"] != "categorical":
+        assert (made.low, made.high) == (dist["low"], dist["high"]), "Optuna moved a bound: the step does not fit"
+    assert not [w for w in recwarn if "optuna" in str(w.filename).lower()]
 
 
 def _values(dist):
