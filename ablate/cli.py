@@ -113,11 +113,12 @@ def cmd_tricks(args) -> int:
 
 
 def cmd_plan(args) -> int:
+    from ablate.nni import load_spec_or_nni
     from ablate.plan import plan
-    from ablate.spec import load_spec
 
     # without the estimate nothing reads the data, so a spec for data on another machine plans
-    spec = load_spec(args.spec, check_files=not args.no_estimate)
+    spec, notes = load_spec_or_nni(args.spec, check_files=not args.no_estimate)
+    _print_nni_notes(notes)
     p = plan(spec)
     print(p.describe())
     if spec.trial is not None and not args.no_estimate:
@@ -154,14 +155,17 @@ def cmd_run(args) -> int:
     from ablate.data import load_data
     from ablate.report import build_report, write_report
     from ablate.run.experiment import run_experiment
-    from ablate.spec import load_spec, resolve_spec_path
+    from ablate.spec import resolve_spec_path
 
     # Everything is checked before the store is touched: options, spec, device, data.
     for option in ("epochs", "seeds", "jobs"):
         value = getattr(args, option)
         if value is not None and value < 1:
             raise AblateError(f"--{option} must be >= 1, got {value}")
-    spec = load_spec(args.spec)
+    from ablate.nni import load_spec_or_nni
+
+    spec, notes = load_spec_or_nni(args.spec)
+    _print_nni_notes(notes)
     if args.epochs or args.seeds:
         changes = {}
         if args.epochs:
@@ -208,6 +212,34 @@ def cmd_run(args) -> int:
     out = Path(args.out) if args.out else Path("reports") / spec.name
     paths = write_report(report, out, tuple(args.format))
     print("wrote " + ", ".join(str(x) for x in paths))
+    return 0
+
+
+def _print_nni_notes(notes: list[str]) -> None:
+    for line in notes:
+        print(f"nni: {line}")
+    if notes:
+        print("")
+
+
+def cmd_import_nni(args) -> int:
+    from ablate.nni import check_converted, convert_config, spec_yaml
+
+    conversion = convert_config(args.config)
+    check_converted(conversion)
+    if args.out is None:
+        print(spec_yaml(conversion, f"{conversion.spec['name']}.yaml"), end="")
+        return 0
+    out = Path(args.out)
+    if out.resolve() == Path(args.config).resolve():
+        raise AblateError(f"-o {args.out} is the NNI config itself; give another file name")
+    text = spec_yaml(conversion, args.out)
+    try:
+        out.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise AblateError(f"cannot write {args.out}: {exc}") from None
+    _print_nni_notes(conversion.notes)
+    print(f"wrote {args.out}; run it with: ablate run {args.out}")
     return 0
 
 
@@ -320,6 +352,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="delete the stored trials of this experiment first (needed to reuse a name for "
                         "another design kind, data, model or recipe)")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("import-nni", help="convert an NNI experiment config (v2 or v1) into an ablate spec")
+    p.add_argument("config", help="the NNI config YAML (ablate run/plan also take it directly)")
+    p.add_argument("-o", "--out", help="write the spec here (default: print it)")
+    p.set_defaults(func=cmd_import_nni)
 
     p = sub.add_parser("status", help="trial counts per experiment, or every trial of the named ones")
     p.add_argument("experiment", nargs="*")

@@ -137,7 +137,9 @@ def _expected_id(spec, tricks: list[dict], seed: int, values: dict | None = None
         base["model"] = spec.model.model_dump(mode="json")
         base["recipe"] = spec.recipe.model_dump(mode="json")
     else:
-        base["trial"] = spec.trial.model_dump(mode="json", exclude={"timeout_s"})
+        # `api` counts only when not the default, so ids from before it existed stay valid
+        base["trial"] = spec.trial.model_dump(mode="json", exclude={"timeout_s"} | ({"api"} if spec.trial.api == "ablate"
+                                                                                    else set()))
     text = (json.dumps(base, sort_keys=True) + "|" + ",".join(json.dumps(t, sort_keys=True) for t in tricks)
             + f"|seed={seed}")
     if values:

@@ -41,6 +41,7 @@ from ablate.trial import Trial
 
 STDERR_TAIL = 3000          # characters of stderr kept with a failed trial
 STOP_GRACE_S = 10.0         # a pruned command gets this long to stop by itself
+NNI_SHIM = Path(__file__).resolve().parent.parent / "nni" / "shim"   # holds the `nni` package of api: nni
 
 # argv: [python, -S, -c, SUPERVISOR, read-fd, program, args...]. Plain os calls only (fast start).
 SUPERVISOR = r"""
@@ -165,6 +166,8 @@ class CommandExecutor:
         stop_file = tmp / "stop"
         env = {**os.environ, **self._thread_env(), **self.config.env, "ABLATE_TRIAL": str(params), "ABLATE_STOP": str(stop_file),
                "PYTHONUNBUFFERED": "1"}
+        if self.config.api == "nni":   # `import nni` finds the shim in this trial's process only
+            env["PYTHONPATH"] = os.pathsep.join([str(NNI_SHIM), *filter(None, [env.get("PYTHONPATH")])])
         cwd = self.cwd()
         argv = self.argv(trial)
         read_fd, write_fd = os.pipe()

@@ -31,6 +31,8 @@ class CommandTrial(Frozen):
     timeout_s: float | None = Field(None, gt=0, description="kill the trial after this many seconds")
     shell: bool = Field(False, description="run through /bin/sh (one command string)")
     args: Literal["json", "flags"] = Field("json", description="flags: also pass parameters as --name value")
+    api: Literal["ablate", "nni"] = Field("ablate", description="nni: the command is an NNI trial script; its "
+                                          "`import nni` finds ablate's shim (on this trial's path only)")
 
     @field_validator("command", mode="before")
     @classmethod
@@ -46,8 +48,11 @@ class CommandTrial(Frozen):
         return self
 
     def identity(self) -> dict:
-        """What makes two trials the same experiment (the timeout does not change results)."""
-        return self.model_dump(mode="json", exclude={"timeout_s"})
+        """What makes two trials the same experiment (the timeout does not change results). `api`
+        changes how parameters reach the script, so it counts, but only when not the default: the
+        ids of command trials stored before it existed stay the same."""
+        exclude = {"timeout_s"} | ({"api"} if self.api == "ablate" else set())
+        return self.model_dump(mode="json", exclude=exclude)
 
 
 class CommandFlags(TrickParams):
