@@ -259,11 +259,25 @@ def build_model(cfg, *, in_channels: int, num_classes: int, image_size: int | No
     return builders[type(cfg)]()
 
 
+def build_for_shapes(cfg, *, in_channels: int, num_classes: int, image_size: int | None = None) -> nn.Module:
+    """The model for counting parameters and comparing shapes: on the meta device (no memory,
+    no init cost), or on the CPU for builders that compute with tensors (torchvision's RegNet)."""
+    import torch
+
+    try:
+        with torch.device("meta"):
+            return build_model(cfg, in_channels=in_channels, num_classes=num_classes, image_size=image_size)
+    except (NotImplementedError, RuntimeError):
+        with torch.random.fork_rng(devices=[]):   # leave the caller's RNG as it was
+            return build_model(cfg, in_channels=in_channels, num_classes=num_classes, image_size=image_size)
+
+
 def count_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-__all__ = ["ModelConfig", "MODEL_NAMES", "ModelInfo", "model_info", "build_model", "count_params",
+__all__ = ["ModelConfig", "MODEL_NAMES", "ModelInfo", "model_info", "build_model", "build_for_shapes",
+           "count_params",
            "CifarResNetConfig", "TorchvisionResNetConfig", "ConvNetConfig", "WideResNetConfig",
            "PyramidNetConfig", "ShakeShakeConfig", "AirbenchConfig", "OctaveResNetConfig", "TorchvisionConfig",
            "TimmConfig"]

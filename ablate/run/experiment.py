@@ -64,13 +64,14 @@ def adaptive_requests(p: Plan, store) -> list[SeedRequest]:
     return needy
 
 
-def executor_for(spec: Spec, *, device: str | None = None, source: str | None = None):
-    """The executor a spec asks for: its own command (`trial:`), else the built-in trainer here."""
+def executor_for(spec: Spec, *, device: str | None = None, source: str | None = None, weights_root=None):
+    """The executor a spec asks for: its own command (`trial:`), else the built-in trainer here
+    (reading teachers from and, with `save: final`, saving weights to `weights_root`)."""
     if spec.trial is not None:
         from ablate.run.command import CommandExecutor
 
         return CommandExecutor(spec.trial, source=source)
-    return InProcessExecutor(device=device)
+    return InProcessExecutor(device=device, weights_root=weights_root, save_final=spec.save == "final")
 
 
 def run_experiment(spec: Spec, store, *, source: str | None = None, progress: Progress | None = None,
@@ -81,7 +82,10 @@ def run_experiment(spec: Spec, store, *, source: str | None = None, progress: Pr
     Bad input the executor can see (a command or folder that does not exist) is refused before
     anything is written."""
     p = plan(spec)
-    executor = executor or executor_for(spec, device=device, source=source)
+    if executor is None:
+        from ablate.models.weights import weights_root_for
+
+        executor = executor_for(spec, device=device, source=source, weights_root=weights_root_for(store))
     executor.check(p.trials)
     # no sort_keys: the order of tricks is the order of a cumulative design
     text = json.dumps(spec_to_dict(spec))

@@ -15,12 +15,17 @@ class InProcessExecutor:
     """Runs trials one after another here (CUDA if present, else CPU). `run_fn` replaces the
     trainer (benchmarks, tests); it is called as `run_fn(trial, report, device=...)`."""
 
-    def __init__(self, *, device: str | None = None, run_fn: Callable | None = None) -> None:
+    def __init__(self, *, device: str | None = None, run_fn: Callable | None = None,
+                 weights_root=None, save_final: bool = False) -> None:
         self.device = device
         self.run_fn = run_fn
+        self.weights_root = weights_root    # saved weights: teachers are read, `save: final` writes
+        self.save_final = save_final
 
     def check(self, trials: Sequence[Trial]) -> None:
-        pass
+        from ablate.tricks.distill import check_trial_teachers
+
+        check_trial_teachers(trials, self.weights_root)
 
     def run(self, trials: Sequence[Trial], emit: Emit) -> None:
         for trial in trials:
@@ -37,7 +42,9 @@ class InProcessExecutor:
                 raise TrialPruned(f"pruned after epoch {metrics.get('epoch')}")
 
         try:
-            metrics = run(trial, report, device=self.device)
+            saving = {"weights_root": self.weights_root, "save_final": self.save_final} \
+                if self.weights_root is not None else {}
+            metrics = run(trial, report, device=self.device, **saving)
         except TrialDiverged as exc:
             emit(Failure(trial.id, "diverged", str(exc)))
         except TrialPruned as exc:
