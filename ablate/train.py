@@ -455,7 +455,8 @@ def measure_throughput(trial, *, steps: int = 6, device: str | None = None) -> t
     data = load_data(trial.data)
     with torch.random.fork_rng(devices=[]):
         torch.default_generator.manual_seed(trial.seed)
-        model = build_model(trial.model, in_channels=data.channels, num_classes=data.num_classes).to(dev)
+        model = build_model(trial.model, in_channels=data.channels, num_classes=data.num_classes,
+                            image_size=getattr(trial.data, "image_size", None)).to(dev)
     opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
     mean, std = (t.to(dev) for t in data.mean_std())
     bs = min(trial.recipe.batch_size, len(data.train_y))

@@ -182,19 +182,22 @@ def test_a_path_teacher_with_other_classes_is_refused_when_the_spec_loads(tmp_pa
     assert tiny_spec(tricks={"distill": {"path": str(good), "model": SMALL}}).tricks["distill"].params.path
 
 
+@pytest.mark.slow   # three tiny trials: about 2 s on an idle CPU
 def test_distillation_from_a_saved_trial_runs_end_to_end(tmp_path):
+    from ablate.tricks.distill import find_trial_teacher
+
     store = Store(tmp_path / "s.db", create=True)
     teacher = tiny_spec(name="teacher", save="final", **ONE_ARM)
     tp, _ = run_experiment(teacher, store)
     t = tp.trials[0]
-    for ref in (f"teacher/{t.label}@0", f"teacher/{t.id}"):
-        name = "student" + str(len(ref))
-        student = tiny_spec(name=name, tricks={"distill": {"trial": ref, "temperature": 2.0, "alpha": 0.5}},
-                            design={"kind": "one_at_a_time"}, seeds=1)
-        _, summary = run_experiment(student, store)
-        frame = store.trials_frame(name)
-        assert summary.outcomes == {"complete": 2}, frame["error"].tolist()
-        assert (frame["status"] == "complete").all()
+    saved = tmp_path / "weights" / "teacher" / f"{t.id}.safetensors"
+    assert find_trial_teacher(f"teacher/{t.id}", tmp_path / "weights") == saved
+    assert find_trial_teacher(f"teacher/{t.label}@0", tmp_path / "weights") == saved
+    student = tiny_spec(name="student", tricks={"distill": {"trial": f"teacher/{t.label}@0", "temperature": 2.0,
+                                                            "alpha": 0.5}}, design={"kind": "one_at_a_time"}, seeds=1)
+    _, summary = run_experiment(student, store)
+    frame = store.trials_frame("student")
+    assert summary.outcomes == {"complete": 2}, frame["error"].tolist()
     # the distilled arm trained differently from the baseline (same seed, same batches)
     assert frame["train_loss"].nunique() == 2
 
