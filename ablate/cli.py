@@ -167,6 +167,16 @@ def _open_store(target: str, *, create: bool):
     return Store(target, create=create)
 
 
+def _check_teachers(spec, store_target) -> None:
+    """Distillation teachers named by trial exist in the store's weights folder (before the store is opened)."""
+    from ablate.models.weights import weights_root_for
+    from ablate.plan import plan
+    from ablate.tricks.distill import check_trial_teachers
+
+    if any(t.use == "distill" for t in spec.tricks.values()):
+        check_trial_teachers(plan(spec).trials, weights_root_for(store_target))
+
+
 def cmd_run(args) -> int:
     from ablate.data import load_data
     from ablate.report import build_report, write_report
@@ -192,6 +202,7 @@ def cmd_run(args) -> int:
     check_device(args.device)
     if spec.trial is None:
         load_data(spec.data)   # the first trial's data: a broken file fails here, not in trial 1
+        _check_teachers(spec, args.store)
     executor_for(spec, device=args.device, source=source).check(())   # a bad command: exit 2, no store written
     new_store = prepare_store_path(args.store)
     try:

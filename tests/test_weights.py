@@ -205,10 +205,28 @@ def test_distillation_from_a_saved_trial_runs_end_to_end(tmp_path):
 def test_a_teacher_trial_with_the_wrong_classes_or_absent_is_refused_before_anything_runs(tmp_path):
     store = Store(tmp_path / "s.db", create=True)
     tp, _ = run_experiment(tiny_spec(name="teacher4", save="final", data=SYNTH4, **ONE_ARM), store)
+    tp3, _ = run_experiment(tiny_spec(name="teacher3ch", save="final", data={"name": "digits", "image_size": 8,
+                                                                              "train_size": 64, "channels": 3},
+                                      **ONE_ARM), store)
     for ref, words in ((f"teacher4/{tp.trials[0].id}", "predicts 4 classes, but digits has 10"),
+                       (f"teacher3ch/{tp3.trials[0].id}", "takes 3-channel images, but digits has 1 channel"),
                        ("teacher4/nobody@0", "was not found.*@0"), ("ghost/x@0", "no saved weights of experiment 'ghost'")):
         student = tiny_spec(name="student", tricks={"distill": {"trial": ref}}, design={"kind": "one_at_a_time"},
                             seeds=1)
         with pytest.raises(AblateError, match=words):
             run_experiment(student, store)
         assert store.experiment("student") is None, "nothing written"
+
+
+def test_ablate_run_with_an_absent_teacher_exits_2_and_writes_nothing(tmp_path, spec_file, capsys):
+    import yaml
+
+    from ablate.cli import main
+    from tests.conftest import tiny_dict
+
+    path = spec_file(yaml.safe_dump(tiny_dict(tricks={"distill": {"trial": "ghost/baseline@0"}},
+                                              design={"kind": "one_at_a_time"}, seeds=1)))
+    store = tmp_path / "out" / "s.db"
+    assert main(["run", str(path), "--store", str(store), "--no-report"]) == 2
+    assert "no saved weights of experiment 'ghost' in " + str(tmp_path / "out" / "weights" / "ghost") in capsys.readouterr().err
+    assert not store.exists()

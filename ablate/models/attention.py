@@ -95,8 +95,8 @@ class GlobalContext(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c, _, _ = x.shape
-        weights = torch.softmax(self.attend(x).view(b, 1, -1), dim=-1)          # B, 1, HW
-        context = torch.bmm(x.view(b, c, -1), weights.transpose(1, 2))          # B, C, 1
+        weights = torch.softmax(self.attend(x).reshape(b, 1, -1), dim=-1)         # B, 1, HW
+        context = torch.bmm(x.reshape(b, c, -1), weights.transpose(1, 2))         # B, C, 1
         return x + self.transform(context.view(b, c, 1, 1))
 
 
@@ -135,10 +135,10 @@ class SpatialGroupEnhance(nn.Module):
         b, c, h, w = x.shape
         xg = x.reshape(b * self.groups, c // self.groups, h, w)
         sim = (xg * xg.mean((2, 3), keepdim=True)).sum(1, keepdim=True)        # B*G, 1, H, W
-        sim = sim.view(b * self.groups, -1)
+        sim = sim.reshape(b * self.groups, -1)
         sim = (sim - sim.mean(1, keepdim=True)) / (sim.std(1, correction=0, keepdim=True) + 1e-5)
-        gate = sim.view(b, self.groups, h, w) * self.weight + self.bias
-        return (xg * torch.sigmoid(gate.view(b * self.groups, 1, h, w))).view(b, c, h, w)
+        gate = sim.reshape(b, self.groups, h, w) * self.weight + self.bias
+        return (xg * torch.sigmoid(gate.reshape(b * self.groups, 1, h, w))).reshape(b, c, h, w)
 
 
 def _largest_divisor(channels: int, at_most: int) -> int:
@@ -156,7 +156,7 @@ class SRM(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c, _, _ = x.shape
-        flat = x.view(b, c, -1)
+        flat = x.reshape(b, c, -1)
         std = flat.var(-1, unbiased=False).add(1e-5).sqrt() if flat.shape[-1] > 1 else torch.zeros_like(flat[..., 0])
         style = torch.stack([flat.mean(-1), std], dim=-1)                      # B, C, 2
         gate = torch.sigmoid(self.bn(self.integrate(style)))                   # B, C, 1

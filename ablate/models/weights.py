@@ -183,8 +183,14 @@ def saved_meta(path: Path) -> dict[str, Any]:
 
 def weights_root_for(store) -> Path:
     """Where a store's trials save weights: `<folder of the SQLite file>/weights`, or
-    `./ablate-weights` for a server database (PostgreSQL...)."""
-    url = getattr(store, "url", "")
+    `./ablate-weights` for a server database (PostgreSQL...). `store` is a Store or its target
+    (a path or URL, as `--store` takes)."""
+    if isinstance(store, (str, Path)):
+        from ablate.store import store_url
+
+        url = store_url(store)
+    else:
+        url = getattr(store, "url", "")
     if url.startswith("sqlite") and "///" in url:
         path = url.split("///", 1)[1]
         if path and path != ":memory:":

@@ -161,7 +161,7 @@ def find_trial_teacher(ref: str, weights_root: str | Path | None) -> Path:
                       f"these <arm label>@<seed>: {listed}")
 
 
-def build_trial_teacher(path: Path, *, num_classes: int, device: str | torch.device = "cpu") -> nn.Module:
+def build_trial_teacher(path: Path, *, num_classes: int, channels: int | None = None) -> nn.Module:
     """Rebuild a saved trial's model (config and tricks' model edits from the file's metadata)
     and load its weights."""
     from pydantic import TypeAdapter
@@ -177,6 +177,9 @@ def build_trial_teacher(path: Path, *, num_classes: int, device: str | torch.dev
         raise WeightsError(f"the teacher '{path}' (trial {meta['trial_id']} of '{meta['experiment']}') predicts "
                            f"{meta['num_classes']} classes, but the data has {num_classes}; a teacher must be "
                            f"trained on the same classes")
+    if channels is not None and meta["channels"] != channels:
+        raise WeightsError(f"the teacher '{path}' takes {meta['channels']}-channel images, but the data has "
+                           f"{channels} channel(s); the teacher sees the student's batches")
     model_cfg = TypeAdapter(ModelConfig).validate_python(meta["model"])
     proc = Procedure(epochs=1, batch_size=2, optimizer="sgd", lr=0.1, momentum=0.0, nesterov=False,
                      weight_decay=0.0, num_classes=num_classes)
@@ -208,6 +211,10 @@ def check_trial_teachers(trials, weights_root) -> None:
                 raise WeightsError(f"teacher trial '{t.params.trial}' predicts {meta.get('num_classes')} classes, "
                                    f"but {trial.data.name} has {shape[1]}; a teacher must be trained on the "
                                    f"same classes")
+            if shape is not None and meta.get("channels") != shape[0]:
+                raise WeightsError(f"teacher trial '{t.params.trial}' takes {meta.get('channels')}-channel images, "
+                                   f"but {trial.data.name} has {shape[0]} channel(s); the teacher sees the "
+                                   f"student's batches")
 
 
 class Distillation:
@@ -219,7 +226,8 @@ class Distillation:
     @classmethod
     def load(cls, ref: TeacherRef, *, data, data_cfg, device, weights_root) -> Distillation:
         if ref.trial is not None:
-            teacher = build_trial_teacher(find_trial_teacher(ref.trial, weights_root), num_classes=data.num_classes)
+            teacher = build_trial_teacher(find_trial_teacher(ref.trial, weights_root), num_classes=data.num_classes,
+                                          channels=data.channels)
         else:
             teacher = build_path_teacher(ref.path, ref.model, channels=data.channels, num_classes=data.num_classes,
                                          image_size=getattr(data_cfg, "image_size", None))
