@@ -27,6 +27,14 @@ class InProcessExecutor:
 
         check_trial_teachers(trials, self.weights_root)
 
+    def _weights_options(self, trial: Trial) -> dict:
+        """What a trial that saves its weights or reads a teacher's needs (nothing for the rest,
+        so a `run_fn` without these options still works)."""
+        teacher = any(t.use == "distill" for t in trial.tricks)
+        if self.weights_root is None or not (self.save_final or teacher):
+            return {}
+        return {"weights_root": self.weights_root, "save_final": self.save_final}
+
     def run(self, trials: Sequence[Trial], emit: Emit) -> None:
         for trial in trials:
             self._run_one(trial, emit)
@@ -42,9 +50,7 @@ class InProcessExecutor:
                 raise TrialPruned(f"pruned after epoch {metrics.get('epoch')}")
 
         try:
-            saving = {"weights_root": self.weights_root, "save_final": self.save_final} \
-                if self.weights_root is not None else {}
-            metrics = run(trial, report, device=self.device, **saving)
+            metrics = run(trial, report, device=self.device, **self._weights_options(trial))
         except TrialDiverged as exc:
             emit(Failure(trial.id, "diverged", str(exc)))
         except TrialPruned as exc:
