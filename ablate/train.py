@@ -2,15 +2,18 @@
 
 Tricks edit a `Procedure` (ablate.tricks); this module applies it in one fixed order:
 
-1. model: build (seeded), structural edits (ResNet-B/C/D, attention), init edits (zero-gamma);
+1. model: build (seeded), pretrained weights (`weights:`), structural edits (ResNet-B/C/D,
+   attention), init edits (zero-gamma);
 2. optimiser: param groups (no bias decay), then the optimiser the procedure names;
 3. per batch: per-image policies on uint8 (AutoAugment, RandAugment) -> float, normalise ->
    base translation and flip -> batched erasing (random erasing, cutout) -> mixing (mixup or
    CutMix) -> lr for this iteration (warmup x schedule) -> forward under autocast (mixed
-   precision) -> cross-entropy with label smoothing -> backward (SAM: ascent, second forward
-   with BN running stats frozen, second backward) -> optimiser step -> EMA update;
+   precision) -> cross-entropy with label smoothing (blended with distillation's soft-target
+   term) -> backward (SAM: ascent, second forward with BN running stats frozen, second
+   backward) -> optimiser step -> EMA update;
 4. per epoch: evaluate (the EMA weights when EMA is on), report, stop if the loss is not finite;
-5. at the end: test accuracy (top-1, top-5 with >= 10 classes).
+5. at the end: test accuracy (top-1, top-5 with >= 10 classes); with `save_final`, the evaluated
+   weights are saved.
 
 Randomness: a trial's seed fixes model initialisation, data order, base augmentation and the
 tricks' own draws, each from its own stream (`Streams`; the tricks' callables are handed the

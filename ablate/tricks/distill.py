@@ -41,7 +41,8 @@ class DistillParams(TrickParams):
     alpha: float = Field(0.9, gt=0, le=1, description="weight of the soft-target term (1 - alpha: the hard loss)")
     trial: str | None = Field(None, description="teacher: <experiment>/<trial id> or <experiment>/<arm label>@<seed>")
     path: str | None = Field(None, description="teacher: a state-dict file (with model:)")
-    model: ModelConfig | None = Field(None, description="the teacher's model config (with path:)")
+    model: ModelConfig | None = Field(None, description="the teacher's model config (with path:), "
+                                                        "e.g. {name: cifar_resnet, depth: 56}")
 
     @model_validator(mode="after")
     def _one_teacher(self):
