@@ -164,8 +164,9 @@ def test_unknown_torchvision_name_suggests_the_nearest():
 
 
 def test_timm_by_name_gets_the_image_size():
-    # test_vit is built for 160x160 images with 16x16 patches: img_size makes it take 32x32
-    model = build_model(TimmConfig(name="timm", arch="test_vit"), in_channels=1, num_classes=4, image_size=32)
+    # built for 224x224 images and refusing any other size: img_size makes it take 32x32
+    model = build_model(TimmConfig(name="timm", arch="vit_tiny_patch16_224"), in_channels=1, num_classes=4,
+                        image_size=32)
     assert model(torch.randn(2, 1, 32, 32)).shape == (2, 4)
     assert model_info(TimmConfig(name="timm", arch="test_vit")).label == "test_vit"
 
@@ -199,3 +200,13 @@ def test_ablate_models_lists_every_family(capsys):
     for name in ("wide_resnet", "pyramidnet", "shake_shake", "airbench", "octave_resnet", "efficientnet_b2",
                  "regnet_y_1_6gf", "vit_tiny_patch16_224", "36.48M", "arXiv:1605.07146"):
         assert name in out
+
+
+def test_plan_measures_a_vit_at_the_datas_image_size():
+    from ablate.plan import plan
+    from ablate.train import measure_throughput
+
+    spec = tiny_spec(model={"name": "timm", "arch": "vit_tiny_patch16_224"}, data={"image_size": 16}, tricks={},
+                     design={"kind": "explicit", "arms": [[]]}, seeds=1)
+    images_per_s, params = measure_throughput(plan(spec).trials[0], steps=1)   # built for 224 px otherwise
+    assert images_per_s > 0 and params > 0
