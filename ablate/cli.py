@@ -112,6 +112,24 @@ def cmd_tricks(args) -> int:
     return 0
 
 
+def cmd_models(args) -> int:
+    from ablate.models.catalog import model_rows
+
+    def millions(n):
+        return f"{n / 1e6:.2f}M" if n is not None else "-"
+
+    rows = model_rows()
+    width = max(len(r["model"]) for r in rows)
+    print(f"{'model':<{width}}  {'#P digits':>9}  {'#P CIFAR':>9}  timm  paper")
+    for r in rows:
+        print(f"{r['model']:<{width}}  {millions(r['digits_params']):>9}  {millions(r['cifar_params']):>9}  "
+              f"{'yes' if r['needs_timm'] else 'no':<4}  {r['paper']}")
+    print("torchvision: any torchvision.models.list_models() name as {name: torchvision, arch: NAME}; "
+          "timm: any timm.list_models() name as {name: timm, arch: NAME} (pip install 'ablate[timm]'); "
+          "weights: PATH or cache (never downloaded)")
+    return 0
+
+
 def cmd_plan(args) -> int:
     from ablate.nni import load_spec_or_nni
     from ablate.plan import plan
@@ -151,6 +169,16 @@ def _open_store(target: str, *, create: bool):
     return Store(target, create=create)
 
 
+def _check_teachers(spec, store_target) -> None:
+    """Distillation teachers named by trial exist in the store's weights folder (before the store is opened)."""
+    from ablate.models.weights import weights_root_for
+    from ablate.plan import plan
+    from ablate.tricks.distill import check_trial_teachers
+
+    if any(t.use == "distill" for t in spec.tricks.values()):
+        check_trial_teachers(plan(spec).trials, weights_root_for(store_target))
+
+
 def cmd_run(args) -> int:
     from ablate.data import load_data
     from ablate.report import build_report, write_report
@@ -179,6 +207,7 @@ def cmd_run(args) -> int:
     check_device(args.device)
     if spec.trial is None:
         load_data(spec.data)   # the first trial's data: a broken file fails here, not in trial 1
+        _check_teachers(spec, args.store)
     jobs = args.jobs or 1
     executor_for(spec, device=args.device, source=source, jobs=jobs).check(())   # a bad command: exit 2, no store written
     new_store = prepare_store_path(args.store)
@@ -329,6 +358,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("tricks", help="list the registered tricks, their codes, parameters and papers")
     p.add_argument("name", nargs="*", help="only these tricks")
     p.set_defaults(func=cmd_tricks)
+
+    p = sub.add_parser("models", help="list the model families and archs, their parameters and papers")
+    p.set_defaults(func=cmd_models)
 
     p = sub.add_parser("plan", help="show the arms and trials of a spec and estimate the cost; runs nothing")
     p.add_argument("spec", help="a YAML file, or the name of one in search_spaces/ (e.g. quickstart)")

@@ -184,6 +184,9 @@ class Spec(Frozen):
     design: Design
     seeds: Seeds
     metric: Metric = Metric()
+    # `save: final` keeps each trial's final weights (see ablate.models.weights); not part of the
+    # trial ids: saving does not change what a trial computes
+    save: Literal["final"] | None = None
 
     @field_validator("seeds", mode="before")
     @classmethod
@@ -467,3 +470,19 @@ def _check_consistency(spec: Spec, fail, *, check_files: bool) -> None:
         except DataError as exc:
             field = "root" if hasattr(spec.data, "root") else "name"
             raise fail(("data", field), str(exc)) from None
+        _check_weight_files(spec, fail)
+
+
+def _check_weight_files(spec: Spec, fail) -> None:
+    """Pretrained weights (`model.weights`) and teacher files (a trick's `check_files`)."""
+    if spec.model is not None and spec.model.weights is not None:
+        from ablate.models.weights import check_model_weights
+
+        problem = check_model_weights(spec.model, spec.data)
+        if problem:
+            raise fail(("model", "weights"), problem)
+    for key, setting in spec.tricks.items() if spec.trial is None else ():
+        check = getattr(get_trick(setting.use), "check_files", None)
+        problem = check(setting.params, spec) if check is not None else None
+        if problem:
+            raise fail(("tricks", key), problem)

@@ -2,15 +2,18 @@
 
 Tricks edit a `Procedure` (ablate.tricks); this module applies it in one fixed order:
 
-1. model: build (seeded), structural edits (ResNet-B/C/D, attention), init edits (zero-gamma);
+1. model: build (seeded), pretrained weights (`weights:`), structural edits (ResNet-B/C/D,
+   attention), init edits (zero-gamma);
 2. optimiser: param groups (no bias decay), then the optimiser the procedure names;
 3. per batch: per-image policies on uint8 (AutoAugment, RandAugment) -> float, normalise ->
    base translation and flip -> batched erasing (random erasing, cutout) -> mixing (mixup or
    CutMix) -> lr for this iteration (warmup x schedule) -> forward under autocast (mixed
-   precision) -> cross-entropy with label smoothing -> backward (SAM: ascent, second forward
-   with BN running stats frozen, second backward) -> optimiser step -> EMA update;
+   precision) -> cross-entropy with label smoothing (blended with distillation's soft-target
+   term) -> backward (SAM: ascent, second forward with BN running stats frozen, second
+   backward) -> optimiser step -> EMA update;
 4. per epoch: evaluate (the EMA weights when EMA is on), report, stop if the loss is not finite;
-5. at the end: test accuracy (top-1, top-5 with >= 10 classes).
+5. at the end: test accuracy (top-1, top-5 with >= 10 classes); with `save_final`, the evaluated
+   weights are saved.
 
 Randomness: a trial's seed fixes model initialisation, data order, base augmentation and the
 tricks' own draws, each from its own stream (`Streams`; the tricks' callables are handed the
@@ -29,6 +32,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -39,6 +43,7 @@ from ablate.data import load_data
 from ablate.data.augment import random_flip, random_translate, to_float
 from ablate.errors import TrialDiverged
 from ablate.models import build_model, count_params
+from ablate.models.weights import load_pretrained, save_trial_weights
 from ablate.tricks import Procedure, get_trick, lr_multiplier
 from ablate.tricks.base import GLOBAL_RNG_LOCK
 from ablate.tricks.weight_decay import param_groups
@@ -124,8 +129,14 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, mean, std, b
     return res
 
 
-def run_trial(trial, report: Report | None = None, *, device: str | None = None) -> dict[str, Any]:
+def run_trial(trial, report: Report | None = None, *, device: str | None = None,
+              weights_root: str | Path | None = None, save_final: bool = False) -> dict[str, Any]:
     """Train one trial and return its final metrics.
+
+    `weights_root` is the folder of saved weights (`<root>/<experiment>/<trial id>.safetensors`,
+    see `ablate.models.weights`): teachers named by trial are read from it, and with
+    `save_final` this trial's final weights (the evaluated ones: EMA's when EMA is on) are
+    written there, their path in the final metrics as `weights`. The store is never touched.
 
     `report(metrics)` is called after every epoch with: epoch, train_loss, train_acc, val_loss,
     val_acc, lr, images_per_s, epoch_s. It may raise `TrialPruned` to stop early (the exception
@@ -135,7 +146,9 @@ def run_trial(trial, report: Report | None = None, *, device: str | None = None)
     dev = pick_device(device)
     start = time.perf_counter()
     with _determinism(dev):
-        return _train(trial, report, dev, start)
+        if weights_root is None:   # the plain call: tests and benchmarks patch `_train` with it
+            return _train(trial, report, dev, start)
+        return _train(trial, report, dev, start, weights_root=weights_root, save_final=save_final)
 
 
 @dataclass
@@ -149,6 +162,7 @@ class Setup:
     criterion: nn.Module
     scaler: Any = None
     ema: Any = None
+    distill: Any = None     # ablate.tricks.distill.Distillation: adds the teacher's soft-target loss
 
 
 def seeded_model(trial, data, proc: Procedure) -> nn.Module:
@@ -157,7 +171,10 @@ def seeded_model(trial, data, proc: Procedure) -> nn.Module:
     edits add take no generator), so the caller's RNG state is neither used nor changed."""
     with GLOBAL_RNG_LOCK, torch.random.fork_rng(devices=[]):
         torch.default_generator.manual_seed(trial.seed + _STREAMS["init"])
-        model = build_model(trial.model, in_channels=data.channels, num_classes=data.num_classes)
+        model = build_model(trial.model, in_channels=data.channels, num_classes=data.num_classes,
+                            image_size=getattr(trial.data, "image_size", None))
+        # pretrained weights fit the unedited architecture; the edits and init edits come after
+        model.weights_info = load_pretrained(model, trial.model, num_classes=data.num_classes)
         for edit in proc.model_edits:
             edit(model)
         for edit in proc.init_edits:
@@ -165,8 +182,9 @@ def seeded_model(trial, data, proc: Procedure) -> nn.Module:
     return model
 
 
-def prepare(trial, device: torch.device | str = "cpu") -> Setup:
-    """Load data, apply tricks to the procedure, build and edit the model, build the optimiser."""
+def prepare(trial, device: torch.device | str = "cpu", *, weights_root: str | Path | None = None) -> Setup:
+    """Load data, apply tricks to the procedure, build and edit the model, build the optimiser
+    (and the distillation teacher, found under `weights_root` when named by trial)."""
     dev = torch.device(device)
     data = load_data(trial.data)
     proc = build_procedure(trial, data.num_classes)
@@ -185,7 +203,13 @@ def prepare(trial, device: torch.device | str = "cpu") -> Setup:
         ema = AveragedModel(model, multi_avg_fn=ema_update_fn(proc.ema_decay, warmup=proc.ema_warmup),
                             use_buffers=True)
     criterion = nn.CrossEntropyLoss(label_smoothing=proc.label_smoothing)
-    return Setup(proc, data, model, opt, criterion, scaler, ema)
+    distill = None
+    if proc.distill is not None:
+        from ablate.tricks.distill import Distillation
+
+        distill = Distillation.load(proc.distill, data=data, data_cfg=trial.data, device=dev,
+                                    weights_root=weights_root)
+    return Setup(proc, data, model, opt, criterion, scaler, ema, distill)
 
 
 def forward_gflops(model: nn.Module, image: torch.Tensor, mean, std) -> float:
@@ -248,6 +272,8 @@ def _forward(setup: Setup, xb: torch.Tensor, target: torch.Tensor) -> tuple[torc
     with _autocast(xb.device, setup.proc.autocast_dtype):
         out = setup.model(xb)
         loss = setup.criterion(out, target)
+        if setup.distill is not None:
+            loss = setup.distill(loss, out, xb)
     return loss, out
 
 
@@ -362,10 +388,11 @@ def train_epoch(setup: Setup, step_fn: StepFn, streams: Streams, train_x: torch.
     return loss_sum.item() / seen, 100.0 * correct.item() / seen, seen
 
 
-def _train(trial, report: Report | None, dev: torch.device, start: float) -> dict[str, Any]:
+def _train(trial, report: Report | None, dev: torch.device, start: float, *,
+           weights_root: str | Path | None = None, save_final: bool = False) -> dict[str, Any]:
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
-    setup = prepare(trial, dev)
+    setup = prepare(trial, dev, weights_root=weights_root)
     proc, data, opt = setup.proc, setup.data, setup.optimizer
     step_fn = step_function(setup)
     train_x, train_y = data.train_x.to(dev), data.train_y.to(dev)
@@ -392,7 +419,10 @@ def _train(trial, report: Report | None, dev: torch.device, start: float) -> dic
         history.append(metrics)
         if report is not None:
             report(metrics)
-    return final_metrics(setup, history, dev, mean=mean, std=std, eval_bs=eval_bs, start=start)
+    final = final_metrics(setup, history, dev, mean=mean, std=std, eval_bs=eval_bs, start=start)
+    if save_final and weights_root is not None:
+        final["weights"] = str(save_trial_weights(trial, _evaluated(setup), setup.data, weights_root))
+    return final
 
 
 def _evaluated(setup: Setup) -> nn.Module:
@@ -419,6 +449,7 @@ def final_metrics(setup: Setup, history: list[dict[str, Any]], dev: torch.device
              "peak_mem_mb": torch.cuda.max_memory_allocated(dev) / 2**20 if dev.type == "cuda" else None}
     if topk > 1:
         final["test_top5"] = test["top5"]
+    final.update(getattr(setup.model, "weights_info", {}))   # pretrained file and head note
     return final
 
 
@@ -430,7 +461,8 @@ def measure_throughput(trial, *, steps: int = 6, device: str | None = None) -> t
     data = load_data(trial.data)
     with GLOBAL_RNG_LOCK, torch.random.fork_rng(devices=[]):
         torch.default_generator.manual_seed(trial.seed)
-        model = build_model(trial.model, in_channels=data.channels, num_classes=data.num_classes).to(dev)
+        model = build_model(trial.model, in_channels=data.channels, num_classes=data.num_classes,
+                            image_size=getattr(trial.data, "image_size", None)).to(dev)
     opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
     mean, std = (t.to(dev) for t in data.mean_std())
     bs = min(trial.recipe.batch_size, len(data.train_y))

@@ -171,16 +171,21 @@ def test_sk_replaces_a_3x3_conv_with_two_dilated_branches(preact):
 
 # -- every trainable parameter trains after every model-editing trick ---------------------------
 
-MODEL_TRICKS = ["zero_gamma", "resnet_b", "resnet_c", "resnet_d", "se", "cbam", "sk"]
+MODEL_TRICKS = ["zero_gamma", "resnet_b", "resnet_c", "resnet_d", "se", "cbam", "sk", "gc", "bam", "sge", "srm"]
 FAMILIES = {
     "basic": {"name": "cifar_resnet", "depth": 8, "width": 8},
     "basic-padding": {"name": "cifar_resnet", "depth": 8, "width": 8, "shortcut": "padding"},
     "preact": {"name": "cifar_resnet", "depth": 8, "width": 8, "preact": True},
     "bottleneck": {"name": "cifar_resnet", "depth": 11, "width": 8, "block": "bottleneck"},
     "resnet18": {"name": "resnet18"},
+    "wide_resnet": {"name": "wide_resnet", "depth": 10, "widen": 2},
+    "pyramidnet": {"name": "pyramidnet", "depth": 8, "alpha": 8},
+    "shake_shake": {"name": "shake_shake", "depth": 8, "width": 8},
+    "airbench": {"name": "airbench", "widths": [8, 16, 16], "stem": 4},
+    "octave": {"name": "octave_resnet", "depth": 8, "width": 8, "alpha": 0.5},
 }
-# each edit alone, and zero-gamma on top of every other edit (edits compose)
-EDIT_SETS = [(t,) for t in MODEL_TRICKS] + [(t, "zero_gamma") for t in MODEL_TRICKS if t != "zero_gamma"]
+# the family alone, each edit alone, and zero-gamma on top of every other edit (edits compose)
+EDIT_SETS = [()] + [(t,) for t in MODEL_TRICKS] + [(t, "zero_gamma") for t in MODEL_TRICKS if t != "zero_gamma"]
 
 
 def _edited_model(family: str, tricks: tuple[str, ...]):
@@ -205,7 +210,7 @@ def _edited_model(family: str, tricks: tuple[str, ...]):
 
 @pytest.mark.parametrize("family", [f for f in FAMILIES if f != "resnet18"] +
                          [pytest.param("resnet18", marks=pytest.mark.slow)])
-@pytest.mark.parametrize("tricks", EDIT_SETS, ids="+".join)
+@pytest.mark.parametrize("tricks", EDIT_SETS, ids=lambda t: "+".join(t) or "plain")
 def test_every_parameter_gets_a_gradient_within_three_steps(family, tricks):
     model = _edited_model(family, tricks)
     if model is None:

@@ -40,8 +40,29 @@ NEEDS = {
 }
 
 
+def _distill_needs() -> dict:
+    """A teacher file (a tiny digits ResNet's state dict) made once per test session."""
+    import tempfile
+
+    from ablate.models import build_model
+
+    if "path" not in _TEACHER:
+        model_cfg = {"name": "cifar_resnet", "depth": 8, "width": 4}
+        torch.manual_seed(5)
+        model = build_model(tiny_spec(model=model_cfg).model, in_channels=1, num_classes=10)
+        path = f"{tempfile.mkdtemp()}/teacher.pt"
+        torch.save(model.state_dict(), path)
+        _TEACHER.update(path=path, model=model_cfg)
+    return {"tricks": {"distill": {**_TEACHER, "temperature": 3.0, "alpha": 0.6}}}
+
+
+_TEACHER: dict = {}
+NEEDS["distill"] = _distill_needs
+
+
 def trick_spec(name: str):
-    changes = dict(NEEDS.get(name, {}))
+    needs = NEEDS.get(name, {})
+    changes = dict(needs() if callable(needs) else needs)
     changes.setdefault("tricks", {name: {}})
     return tiny_spec(design={"kind": "one_at_a_time"}, seeds=1, **changes)
 
@@ -211,6 +232,24 @@ def _module(cls_name):
 
 
 check_cbam, check_sk = _module("CBAM"), _module("SelectiveKernelConv")
+check_gc, check_bam = _module("GlobalContext"), _module("BAM")
+check_sge, check_srm = _module("SpatialGroupEnhance"), _module("SRM")
+
+
+def check_distill(base, trick):
+    from ablate.tricks.distill import soft_target_loss
+
+    assert base.distill is None
+    d = trick.distill
+    assert not d.teacher.training and not any(p.requires_grad for p in d.teacher.parameters())
+    x = torch.randn(4, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    y = torch.tensor([0, 1, 2, 3])
+    out = trick.model(x)
+    ce = trick.criterion(out, y)
+    with torch.no_grad():
+        t = d.teacher(x)
+    expected = 0.4 * ce + 0.6 * soft_target_loss(out, t, 3.0)
+    assert torch.allclose(d(ce, out, x), expected)
 
 
 def check_se(base, trick):

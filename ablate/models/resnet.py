@@ -26,7 +26,15 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.models import resnet as tv
 
-from ablate.models.attention import CBAM, SelectiveKernelConv, SqueezeExcite
+from ablate.models.attention import (
+    BAM,
+    CBAM,
+    SRM,
+    GlobalContext,
+    SelectiveKernelConv,
+    SpatialGroupEnhance,
+    SqueezeExcite,
+)
 
 
 class PreActBlock(nn.Module):
@@ -219,12 +227,16 @@ def avgpool_shortcut(model: nn.Module) -> int:
     return count
 
 
-ATTENTION: dict[str, Callable[..., nn.Module]] = {"se": SqueezeExcite, "cbam": CBAM}
+ATTENTION: dict[str, Callable[..., nn.Module]] = {"se": SqueezeExcite, "cbam": CBAM, "gc": GlobalContext,
+                                                  "bam": BAM, "sge": SpatialGroupEnhance, "srm": SRM}
 
 
-def add_attention(model: nn.Module, kind: str, reduction: int) -> int:
-    """SE or CBAM: insert the module at the end of every residual branch (before the addition).
+def add_attention(model: nn.Module, kind: str, reduction: int | None = None, **options) -> int:
+    """SE, CBAM, GC, BAM, SGE or SRM: insert the module at the end of every residual branch
+    (before the addition), built as `ATTENTION[kind](channels, reduction=..., **options)`.
     SK: replace a 3x3 conv of every block by a selective-kernel conv."""
+    if reduction is not None:
+        options["reduction"] = reduction
     count = 0
     for b in iter_blocks(model):
         if kind == "sk":
@@ -233,11 +245,11 @@ def add_attention(model: nn.Module, kind: str, reduction: int) -> int:
             # SK ends in BN-ReLU itself, which would make the branch output non-negative).
             name = "conv1" if isinstance(b, PreActBlock) else "conv2"
             conv: nn.Conv2d = getattr(b, name)
-            setattr(b, name, SelectiveKernelConv(conv.in_channels, conv.out_channels, conv.stride[0], reduction))
+            setattr(b, name, SelectiveKernelConv(conv.in_channels, conv.out_channels, conv.stride[0], **options))
         else:
             name = "bn3" if isinstance(b, tv.Bottleneck) else ("conv2" if isinstance(b, PreActBlock) else "bn2")
             end = getattr(b, name)
             channels = end.num_features if isinstance(end, nn.BatchNorm2d) else end.out_channels
-            setattr(b, name, nn.Sequential(end, ATTENTION[kind](channels, reduction)))
+            setattr(b, name, nn.Sequential(end, ATTENTION[kind](channels, **options)))
         count += 1
     return count

@@ -64,14 +64,16 @@ def adaptive_requests(p: Plan, store) -> list[SeedRequest]:
     return needy
 
 
-def executor_for(spec: Spec, *, device: str | None = None, source: str | None = None, jobs: int = 1):
-    """The executor a spec asks for: its own command (`trial:`), else the built-in trainer here;
-    `jobs` trials at once."""
+def executor_for(spec: Spec, *, device: str | None = None, source: str | None = None, jobs: int = 1,
+                 weights_root=None):
+    """The executor a spec asks for: its own command (`trial:`), else the built-in trainer here
+    (reading teachers from and, with `save: final`, saving weights to `weights_root`); `jobs`
+    trials at once."""
     if spec.trial is not None:
         from ablate.run.command import CommandExecutor
 
         return CommandExecutor(spec.trial, source=source, jobs=jobs)
-    return InProcessExecutor(device=device, jobs=jobs)
+    return InProcessExecutor(device=device, jobs=jobs, weights_root=weights_root, save_final=spec.save == "final")
 
 
 def run_experiment(spec: Spec, store, *, source: str | None = None, progress: Progress | None = None,
@@ -82,7 +84,10 @@ def run_experiment(spec: Spec, store, *, source: str | None = None, progress: Pr
     Bad input the executor can see (a command or folder that does not exist) is refused before
     anything is written."""
     p = plan(spec)
-    executor = executor or executor_for(spec, device=device, source=source, jobs=jobs)
+    if executor is None:
+        from ablate.models.weights import weights_root_for
+
+        executor = executor_for(spec, device=device, source=source, jobs=jobs, weights_root=weights_root_for(store))
     executor.check(p.trials)
     # no sort_keys: the order of tricks is the order of a cumulative design
     text = json.dumps(spec_to_dict(spec))

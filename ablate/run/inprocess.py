@@ -25,12 +25,15 @@ class InProcessExecutor:
     `ablate.tricks.base.GLOBAL_RNG_LOCK` on a forked, trial-seeded state.
     """
 
-    def __init__(self, *, device: str | None = None, run_fn: Callable | None = None, jobs: int = 1) -> None:
+    def __init__(self, *, device: str | None = None, run_fn: Callable | None = None, jobs: int = 1,
+                 weights_root=None, save_final: bool = False) -> None:
         if not isinstance(jobs, int) or jobs < 1:
             raise ValueError(f"jobs must be a whole number >= 1, got {jobs!r}")
         self.device = device
         self.run_fn = run_fn
         self.jobs = jobs
+        self.weights_root = weights_root    # saved weights: teachers are read, `save: final` writes
+        self.save_final = save_final
 
     @property
     def capacity(self) -> int:
@@ -38,7 +41,17 @@ class InProcessExecutor:
         return self.jobs
 
     def check(self, trials: Sequence[Trial]) -> None:
-        pass
+        from ablate.tricks.distill import check_trial_teachers
+
+        check_trial_teachers(trials, self.weights_root)
+
+    def _weights_options(self, trial: Trial) -> dict:
+        """What a trial that saves its weights or reads a teacher's needs (nothing for the rest,
+        so a `run_fn` without these options still works)."""
+        teacher = any(t.use == "distill" for t in trial.tricks)
+        if self.weights_root is None or not (self.save_final or teacher):
+            return {}
+        return {"weights_root": self.weights_root, "save_final": self.save_final}
 
     def run(self, trials: Sequence[Trial], emit: Emit) -> None:
         if self.jobs == 1 or len(trials) == 1:
@@ -71,7 +84,7 @@ class InProcessExecutor:
                 raise TrialPruned(f"pruned after epoch {metrics.get('epoch')}")
 
         try:
-            metrics = run(trial, report, device=self.device)
+            metrics = run(trial, report, device=self.device, **self._weights_options(trial))
         except TrialDiverged as exc:
             emit(Failure(trial.id, "diverged", str(exc)))
         except TrialPruned as exc:

@@ -2,6 +2,7 @@
 
 from ablate.tricks import (  # noqa: F401  (imported to register)
     attention,
+    distill,
     erasing,
     label_smoothing,
     mixing,

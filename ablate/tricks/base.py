@@ -78,6 +78,7 @@ class Procedure:
     ema_decay: float | None = None
     ema_warmup: bool = True
     sam_rho: float | None = None
+    distill: Any = None                   # knowledge distillation (ablate.tricks.distill.TeacherRef)
     num_classes: int = 0                  # filled by the trainer before tricks apply
 
 
