@@ -39,7 +39,7 @@ def _found(path: Path, limit: int = 6) -> str:
     if not names:
         return "an empty folder"
     shown = ", ".join(n + ("/" if (path / n).is_dir() else "") for n in names[:limit])
-    return f"{len(names)} entries: {shown}" + (", ..." if len(names) > limit else "")
+    return f"{len(names)} {'entry' if len(names) == 1 else 'entries'}: {shown}" + (", ..." if len(names) > limit else "")
 
 
 def _has_image(folder: Path) -> bool:
