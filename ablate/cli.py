@@ -114,10 +114,10 @@ def cmd_tricks(args) -> int:
 
 def cmd_plan(args) -> int:
     from ablate.plan import plan
-    from ablate.spec import load_spec
+    from ablate.shrink import load_run_spec
 
     # without the estimate nothing reads the data, so a spec for data on another machine plans
-    spec = load_spec(args.spec, check_files=not args.no_estimate)
+    spec = load_run_spec(args.spec, overrides=args.override, shrink=args.shrink, check_files=not args.no_estimate)
     p = plan(spec)
     print(p.describe())
     if spec.trial is not None and not args.no_estimate:
@@ -133,7 +133,7 @@ def cmd_plan(args) -> int:
         ips, n_params = measure_throughput(t)
         per_trial = spec.recipe.epochs * (sizes["train"] + 0.3 * (sizes["val"])) / ips
         print("")
-        print(f"data: {spec.data.name}, {data.channels}x{data.train_x.shape[-1]}x{data.train_x.shape[-1]}, "
+        print(f"data: {spec.data.name}, {data.channels}x{data.image_size}x{data.image_size}, "
               f"{data.num_classes} classes, {sizes['train']} train / {sizes['val']} val / {sizes['test']} test images")
         print(f"model: {model_info(spec.model).label}, {n_params / 1e6:.3f}M parameters (baseline)")
         print(f"cost: {len(p.trials)} trials x {spec.recipe.epochs} epochs x {sizes['train']} images = "
@@ -153,14 +153,15 @@ def cmd_run(args) -> int:
     from ablate.data import load_data
     from ablate.report import build_report, write_report
     from ablate.run.experiment import run_experiment
-    from ablate.spec import load_spec, resolve_spec_path
+    from ablate.shrink import load_run_spec
+    from ablate.spec import resolve_spec_path
 
     # Everything is checked before the store is touched: options, spec, device, data.
     for option in ("epochs", "seeds"):
         value = getattr(args, option)
         if value is not None and value < 1:
             raise AblateError(f"--{option} must be >= 1, got {value}")
-    spec = load_spec(args.spec)
+    spec = load_run_spec(args.spec, overrides=args.override, shrink=args.shrink)
     if args.epochs or args.seeds:
         changes = {}
         if args.epochs:
@@ -281,6 +282,16 @@ def _comma_list(what: str, allowed) -> Callable[[str], list[str]]:
     return parse
 
 
+def _spec_edits(p: argparse.ArgumentParser) -> None:
+    """--override and --shrink (ablate/shrink.py), shared by plan and run."""
+    p.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
+                   help="change one field of the spec: recipe.epochs=1, tricks.mixup.alpha=0.4, data=digits "
+                        "(a dotted path and a YAML value; repeatable, applied in order)")
+    p.add_argument("--shrink", action="store_true",
+                   help="toy scale on the CPU, as experiment '<name>-shrunk': 1 epoch, 1 seed, 64 training "
+                        "images (digits for data on disk), the smallest depth/width the model allows")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ablate", description="Which training tricks really help your image classifier, "
@@ -297,6 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("spec", help="a YAML file, or the name of one in search_spaces/ (e.g. quickstart)")
     p.add_argument("--no-estimate", action="store_true",
                    help="skip the timing steps (and the data-file check: plan a spec whose data is elsewhere)")
+    _spec_edits(p)
     p.set_defaults(func=cmd_plan)
 
     p = sub.add_parser("run", help="run a spec's trials (resuming), then print and write the lift table")
@@ -312,6 +324,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--replace", action="store_true",
                    help="delete the stored trials of this experiment first (needed to reuse a name for "
                         "another design kind, data, model or recipe)")
+    _spec_edits(p)
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("status", help="trial counts per experiment, or every trial of the named ones")
