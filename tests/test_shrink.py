@@ -100,3 +100,10 @@ def test_a_shrunk_run_is_its_own_experiment_in_the_store(capsys, spec_file, tmp_
     frame = Store(store).trials_frame("tiny-shrunk")
     assert len(frame) == 3 and (frame.status == "complete").all() and (frame.epochs == 1).all()
     assert "tiny" not in Store(store).status_counts()
+
+
+def test_plan_takes_the_same_overrides_and_shrink(capsys):
+    # the override replaces the data before the files are checked: no CIFAR-10 needed
+    assert main(["plan", "cifar10_attention", "--override", "data=digits", "--shrink", "--no-estimate"]) == 0
+    out = capsys.readouterr().out
+    assert "cifar10_attention-shrunk: one_at_a_time design, 4 arms x 1 seeds" in out and "ResNet8-w8 + SE" in out
