@@ -22,6 +22,7 @@ import yaml
 
 from ablate.errors import SpecError
 from ablate.spec import Spec, load_spec, resolve_spec_path, spec_from_dict, spec_to_dict
+from ablate.tricks import suggest
 
 SHRUNK_SUFFIX = "-shrunk"
 SHRUNK_TRAIN_IMAGES = 64
@@ -31,13 +32,6 @@ SHRUNK_BATCH = 16
 # (4 leave group-based norms almost nothing to normalise).
 MODEL_FIELD_FLOORS = {"depth": 1, "width": 8, "base_width": 8, "widen_factor": 1}
 TAG_KEYS = ("name", "kind")   # the key that picks a section's schema (data/model name, design kind)
-
-
-def _suggest(word: str, names) -> str:
-    from difflib import get_close_matches
-
-    close = get_close_matches(word, [str(n) for n in names], n=1)
-    return f" (did you mean '{close[0]}'?)" if close else ""
 
 
 def parse_override(text: str) -> tuple[tuple[str, ...], Any]:
@@ -62,7 +56,7 @@ def _set(raw: dict, path: tuple[str, ...], value: Any, text: str) -> None:
         if not isinstance(child, dict):
             where = ".".join(path[:depth + 1])
             if isinstance(node, dict) and key not in node:
-                hint = _suggest(key, node)
+                hint = suggest(key, [str(k) for k in node])
                 raise SpecError(f"unknown path '{where}'{hint}; known here: {', '.join(map(str, node)) or '(none)'}",
                                 source=f"--override {text}", path=where)
             raise SpecError(f"'{where}' is {child!r}, not a section with fields, so '{'.'.join(path)}' "
@@ -70,7 +64,7 @@ def _set(raw: dict, path: tuple[str, ...], value: Any, text: str) -> None:
         node = child
     key = path[-1]
     if len(path) == 1 and key not in Spec.model_fields:
-        raise SpecError(f"unknown section '{key}'{_suggest(key, Spec.model_fields)}; sections: "
+        raise SpecError(f"unknown section '{key}'{suggest(key, list(Spec.model_fields))}; sections: "
                         f"{', '.join(Spec.model_fields)}", source=f"--override {text}", path=key)
     current = node.get(key)
     if isinstance(current, dict) and not isinstance(value, dict):
