@@ -93,7 +93,9 @@ class ImageNetConfig(_Files):
     torchvision.datasets.ImageNet leaves), or a flat val/*.JPEG with Kaggle's
     LOC_val_solution.csv in root (or up to three folders above it). The validation split for
     model selection is carved from train (`val_fraction`, stratified, fixed); the official
-    validation set is the test split, so reported test accuracy is ImageNet's usual "val" figure."""
+    validation set is the test split, so reported test accuracy is ImageNet's usual "val" figure.
+    Every image is resized to image_size x image_size (aspect not kept, no centre crop), as for
+    imagefolder; at 224 px ImageNet streams from disk unless `in_memory: true`."""
 
     name: Literal["imagenet"]
     root: str = Field(description="folder holding train/ and val/")
