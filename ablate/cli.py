@@ -130,12 +130,29 @@ def cmd_models(args) -> int:
     return 0
 
 
-def cmd_plan(args) -> int:
+def _load_spec(args, *, check_files: bool = True):
+    """(spec, notes): a spec file or an NNI config (converted; notes say how), with the command
+    line's --override and --shrink applied."""
     from ablate.nni import load_spec_or_nni
+    from ablate.shrink import load_run_spec
+
+    notes: list[str] = []
+
+    def load(path, *, check_files: bool = True):
+        spec, said = load_spec_or_nni(path, check_files=check_files)
+        notes.extend(said)
+        return spec
+
+    spec = load_run_spec(args.spec, overrides=args.override, shrink=args.shrink, check_files=check_files,
+                         load=load)
+    return spec, notes
+
+
+def cmd_plan(args) -> int:
     from ablate.plan import plan
 
     # without the estimate nothing reads the data, so a spec for data on another machine plans
-    spec, notes = load_spec_or_nni(args.spec, check_files=not args.no_estimate)
+    spec, notes = _load_spec(args, check_files=not args.no_estimate)
     _print_nni_notes(notes)
     p = plan(spec)
     print(p.describe())
@@ -152,7 +169,7 @@ def cmd_plan(args) -> int:
         ips, n_params = measure_throughput(t)
         per_trial = spec.recipe.epochs * (sizes["train"] + 0.3 * (sizes["val"])) / ips
         print("")
-        print(f"data: {spec.data.name}, {data.channels}x{data.train_x.shape[-1]}x{data.train_x.shape[-1]}, "
+        print(f"data: {spec.data.name}, {data.channels}x{data.image_size}x{data.image_size}, "
               f"{data.num_classes} classes, {sizes['train']} train / {sizes['val']} val / {sizes['test']} test images")
         print(f"model: {model_info(spec.model).label}, {n_params / 1e6:.3f}M parameters (baseline)")
         print(f"cost: {len(p.trials)} trials x {spec.recipe.epochs} epochs x {sizes['train']} images = "
@@ -190,9 +207,7 @@ def cmd_run(args) -> int:
         value = getattr(args, option)
         if value is not None and value < 1:
             raise AblateError(f"--{option} must be >= 1, got {value}")
-    from ablate.nni import load_spec_or_nni
-
-    spec, notes = load_spec_or_nni(args.spec)
+    spec, notes = _load_spec(args)
     _print_nni_notes(notes)
     if args.epochs or args.seeds:
         changes = {}
@@ -347,6 +362,16 @@ def _comma_list(what: str, allowed) -> Callable[[str], list[str]]:
     return parse
 
 
+def _spec_edits(p: argparse.ArgumentParser) -> None:
+    """--override and --shrink (ablate/shrink.py), shared by plan and run."""
+    p.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
+                   help="change one field of the spec: recipe.epochs=1, tricks.mixup.alpha=0.4, data=digits "
+                        "(a dotted path and a YAML value; repeatable, applied in order)")
+    p.add_argument("--shrink", action="store_true",
+                   help="toy scale on the CPU, as experiment '<name>-shrunk': 1 epoch, 1 seed, 64 training "
+                        "images (digits for data on disk), the smallest depth/width the model allows")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ablate", description="Which training tricks really help your image classifier, "
@@ -366,6 +391,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("spec", help="a YAML file, or the name of one in search_spaces/ (e.g. quickstart)")
     p.add_argument("--no-estimate", action="store_true",
                    help="skip the timing steps (and the data-file check: plan a spec whose data is elsewhere)")
+    _spec_edits(p)
     p.set_defaults(func=cmd_plan)
 
     p = sub.add_parser("run", help="run a spec's trials (resuming), then print and write the lift table")
@@ -383,6 +409,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--replace", action="store_true",
                    help="delete the stored trials of this experiment first (needed to reuse a name for "
                         "another design kind, data, model or recipe)")
+    _spec_edits(p)
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("import-nni", help="convert an NNI experiment config (v2 or v1) into an ablate spec")

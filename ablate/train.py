@@ -41,6 +41,7 @@ from torch import nn
 
 from ablate.data import load_data
 from ablate.data.augment import random_flip, random_translate, to_float
+from ablate.data.batches import TensorBatches, closing_batches, open_split
 from ablate.errors import TrialDiverged
 from ablate.models import build_model, count_params
 from ablate.models.weights import load_pretrained, save_trial_weights
@@ -104,24 +105,26 @@ def _autocast(device: torch.device, dtype: str | None):
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, mean, std, batch_size: int,
+def evaluate(model: nn.Module, x, y: torch.Tensor | None = None, *, mean, std, batch_size: int,
              autocast_dtype: str | None = None, topk: int = 1) -> dict[str, float]:
-    """Loss and top-1 (and top-k) accuracy (%) on uint8 images `x`, no augmentation."""
+    """Loss and top-1 (and top-k) accuracy (%) on a split's batches `x` (or uint8 images `x` with
+    labels `y`), no augmentation."""
     model.eval()
-    loss = torch.zeros((), device=x.device)
-    correct = torch.zeros((), device=x.device)
-    correct_k = torch.zeros((), device=x.device)
-    for i in range(0, len(y), batch_size):
-        xb = to_float(x[i:i + batch_size], mean, std)
-        yb = y[i:i + batch_size]
-        with _autocast(x.device, autocast_dtype):
+    batches = x if y is None else TensorBatches(x, y)
+    dev = batches.device
+    loss = torch.zeros((), device=dev)
+    correct = torch.zeros((), device=dev)
+    correct_k = torch.zeros((), device=dev)
+    for xb, yb in batches.in_order(batch_size):
+        xb = to_float(xb, mean, std)
+        with _autocast(dev, autocast_dtype):
             out = model(xb)
         out = out.float()
         loss += F.cross_entropy(out, yb, reduction="sum")
         correct += (out.argmax(1) == yb).sum()
         if topk > 1:
             correct_k += (out.topk(topk, dim=1).indices == yb[:, None]).any(1).sum()
-    n = max(len(y), 1)
+    n = max(len(batches), 1)
     res = {"loss": loss.item() / n, "acc": 100.0 * correct.item() / n}
     if topk > 1:
         res[f"top{topk}"] = 100.0 * correct_k.item() / n
@@ -145,7 +148,7 @@ def run_trial(trial, report: Report | None = None, *, device: str | None = None,
     """
     dev = pick_device(device)
     start = time.perf_counter()
-    with _determinism(dev):
+    with _determinism(dev), closing_batches():   # streamed data: its workers stop with the trial
         if weights_root is None:   # the plain call: tests and benchmarks patch `_train` with it
             return _train(trial, report, dev, start)
         return _train(trial, report, dev, start, weights_root=weights_root, save_final=save_final)
@@ -359,23 +362,23 @@ def steps_per_epoch(n: int, batch_size: int) -> int:
     return max(n // batch_size, 1) if n % batch_size == 1 else math.ceil(n / batch_size)   # a 1-image batch breaks BN
 
 
-def train_epoch(setup: Setup, step_fn: StepFn, streams: Streams, train_x: torch.Tensor,
-                train_y: torch.Tensor, *, first_step: int, mean, std, pad: int, flip: bool
-                ) -> tuple[float, float, int]:
-    """One pass over the training set; returns (mean loss, accuracy %, images seen)."""
+def train_epoch(setup: Setup, step_fn: StepFn, streams: Streams, train_x, train_y: torch.Tensor | None = None,
+                *, first_step: int, mean, std, pad: int, flip: bool) -> tuple[float, float, int]:
+    """One pass over the training set (its batches `train_x`, or uint8 images `train_x` with
+    labels `train_y`), in the order the "order" stream draws; returns (mean loss, accuracy %,
+    images seen)."""
     proc, model, opt = setup.proc, setup.model, setup.optimizer
-    dev = train_x.device
-    n, bs = len(train_y), proc.batch_size
+    train = train_x if train_y is None else TensorBatches(train_x, train_y)
+    dev = train.device
+    n, bs = len(train), proc.batch_size
     steps = steps_per_epoch(n, bs)
     model.train()
-    perm = torch.randperm(n, generator=streams.order).to(dev)
+    perm = torch.randperm(n, generator=streams.order)
     loss_sum = torch.zeros((), device=dev)
     correct = torch.zeros((), device=dev)
     seen = 0
-    for i in range(steps):
-        idx = perm[i * bs:(i + 1) * bs]
-        yb = train_y[idx]
-        xb, target = prepare_batch(train_x[idx], yb, proc, streams, mean=mean, std=std, pad=pad, flip=flip)
+    for i, (xb, yb) in enumerate(train.shuffled(perm, bs, steps)):
+        xb, target = prepare_batch(xb, yb, proc, streams, mean=mean, std=std, pad=pad, flip=flip)
         factor = lr_multiplier(proc, first_step + i, steps)
         for g in opt.param_groups:
             g["lr"] = g["base_lr"] * factor
@@ -395,23 +398,23 @@ def _train(trial, report: Report | None, dev: torch.device, start: float, *,
     setup = prepare(trial, dev, weights_root=weights_root)
     proc, data, opt = setup.proc, setup.data, setup.optimizer
     step_fn = step_function(setup)
-    train_x, train_y = data.train_x.to(dev), data.train_y.to(dev)
-    val_x, val_y = data.val_x.to(dev), data.val_y.to(dev)
+    # tensors on the device, or (data too large for memory) DataLoader workers decoding files
+    train_batches, val_batches = open_split(data, "train", dev), open_split(data, "val", dev)
     mean, std = (t.to(dev) for t in data.mean_std())
     streams = Streams.for_seed(trial.seed, dev)
-    steps = steps_per_epoch(len(train_y), proc.batch_size)
+    steps = steps_per_epoch(len(train_batches), proc.batch_size)
     eval_bs = trial.recipe.eval_batch_size
     history: list[dict[str, Any]] = []
     for epoch in range(1, proc.epochs + 1):
         t0 = time.perf_counter()
         train_loss, train_acc, seen = train_epoch(
-            setup, step_fn, streams, train_x, train_y, first_step=(epoch - 1) * steps, mean=mean,
+            setup, step_fn, streams, train_batches, first_step=(epoch - 1) * steps, mean=mean,
             std=std, pad=trial.data.crop_padding, flip=trial.data.flip)
         train_s = time.perf_counter() - t0
         if not math.isfinite(train_loss):
             raise TrialDiverged(f"training loss became {train_loss} in epoch {epoch} "
                                 f"(lr {opt.param_groups[0]['lr']:.4g})")
-        val = evaluate(_evaluated(setup), val_x, val_y, mean=mean, std=std, batch_size=eval_bs,
+        val = evaluate(_evaluated(setup), val_batches, mean=mean, std=std, batch_size=eval_bs,
                        autocast_dtype=proc.autocast_dtype)
         metrics = {"epoch": epoch, "train_loss": train_loss, "train_acc": train_acc,
                    "val_loss": val["loss"], "val_acc": val["acc"], "lr": opt.param_groups[0]["lr"],
@@ -435,9 +438,9 @@ def final_metrics(setup: Setup, history: list[dict[str, Any]], dev: torch.device
     """Test accuracy (top-1, and top-5 with >= 10 classes), cost, and the last epoch's metrics."""
     data, proc = setup.data, setup.proc
     evaluated = _evaluated(setup)
-    gflops = forward_gflops(evaluated, data.test_x[:1].to(dev), mean, std)
+    gflops = forward_gflops(evaluated, data.sample(1)[0].to(dev), mean, std)
     topk = 5 if data.num_classes >= 10 else 1
-    test = evaluate(evaluated, data.test_x.to(dev), data.test_y.to(dev), mean=mean, std=std,
+    test = evaluate(evaluated, open_split(data, "test", dev), mean=mean, std=std,
                     batch_size=eval_bs, autocast_dtype=proc.autocast_dtype, topk=topk)
     last = history[-1]
     final = {"val_acc": last["val_acc"], "val_loss": last["val_loss"], "test_acc": test["acc"],
@@ -465,9 +468,10 @@ def measure_throughput(trial, *, steps: int = 6, device: str | None = None) -> t
                             image_size=getattr(trial.data, "image_size", None)).to(dev)
     opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
     mean, std = (t.to(dev) for t in data.mean_std())
-    bs = min(trial.recipe.batch_size, len(data.train_y))
-    x = to_float(data.train_x[:bs].to(dev), mean, std)
-    y = data.train_y[:bs].to(dev)
+    xs, ys = data.sample(trial.recipe.batch_size)
+    bs = len(ys)
+    x = to_float(xs.to(dev), mean, std)
+    y = ys.to(dev)
     elapsed = 0.0
     for i in range(steps + 1):
         t0 = time.perf_counter()

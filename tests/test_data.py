@@ -118,3 +118,80 @@ def test_translate_moves_each_image_by_its_own_offset():
     flipped = random_flip(x, torch.Generator().manual_seed(1))
     for i in range(2):
         assert torch.equal(flipped[i], x[i]) or torch.equal(flipped[i], x[i].flip(2))
+
+
+# -- ImageNet's layout ------------------------------------------------------------------------
+
+WNIDS = ("n01440764", "n01443537")
+
+
+def _imagenet(root, *, flat_val=False, per_class=20, val_per_class=5):
+    rng = np.random.default_rng(0)
+
+    def save(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 255, (6, 7, 3), dtype=np.uint8)).save(path, format="JPEG")
+
+    for w in WNIDS:
+        for i in range(per_class):
+            save(root / "train" / w / f"{w}_{i}.JPEG")
+    rows = ["ImageId,PredictionString"]
+    for k, w in enumerate(WNIDS):
+        for i in range(val_per_class):
+            name = f"ILSVRC2012_val_{k * val_per_class + i:08d}"
+            save(root / "val" / (name + ".JPEG") if flat_val else root / "val" / w / (name + ".JPEG"))
+            rows.append(f"{name},{w} 1 2 3 4")
+    if flat_val:
+        (root / "LOC_val_solution.csv").write_text("\n".join(rows) + "\n")
+
+
+@pytest.mark.parametrize("flat_val", [False, True])
+def test_imagenet_carves_val_from_train_and_tests_on_the_official_val(tmp_path, flat_val):
+    from ablate.data import ImageNetConfig
+
+    _imagenet(tmp_path, flat_val=flat_val)
+    cfg = ImageNetConfig(name="imagenet", root=str(tmp_path), image_size=8, val_fraction=0.1)
+    check_data(cfg)
+    d = load_data(cfg)
+    assert d.classes == WNIDS
+    assert d.sizes() == {"train": 36, "val": 4, "test": 10}
+    assert d.test_x.shape == (10, 3, 8, 8) and d.test_y.tolist() == [0] * 5 + [1] * 5
+    assert torch.bincount(d.val_y).tolist() == [2, 2]
+
+
+def test_imagenet_errors_name_the_root_what_was_expected_and_what_was_found(tmp_path):
+    from ablate.data import ImageNetConfig
+
+    def check(root):
+        check_data(ImageNetConfig(name="imagenet", root=str(root)))
+
+    with pytest.raises(DataError, match=r"imagenet root '.*none' does not exist.*expected train/<wnid>/\*\.JPEG"):
+        check(tmp_path / "none")
+    (tmp_path / "a" / "train" / WNIDS[0]).mkdir(parents=True)
+    (tmp_path / "a" / "README.txt").write_text("x")
+    with pytest.raises(DataError, match=r"root '.*a' has no val/: expected .*; found 2 entries: README.txt, train/"):
+        check(tmp_path / "a")
+    (tmp_path / "a" / "val").mkdir()
+    with pytest.raises(DataError, match=r"train folder '.*train' has no class folders with images.*found 1 entry: n01440764/"):
+        check(tmp_path / "a")
+    _imagenet(tmp_path / "b", flat_val=True)
+    (tmp_path / "b" / "LOC_val_solution.csv").unlink()
+    with pytest.raises(DataError, match="holds images without class folders, and no LOC_val_solution.csv"):
+        check(tmp_path / "b")
+    _imagenet(tmp_path / "c")
+    (tmp_path / "c" / "val" / "n99999999").mkdir()
+    with pytest.raises(DataError, match="val folder .* has classes not in train/: n99999999"):
+        check(tmp_path / "c")
+    _imagenet(tmp_path / "d", flat_val=True)
+    lines = (tmp_path / "d" / "LOC_val_solution.csv").read_text().splitlines()
+    (tmp_path / "d" / "LOC_val_solution.csv").write_text("\n".join(lines[:-1]) + "\n")
+    with pytest.raises(DataError, match="ILSVRC2012_val_00000009.JPEG' is not listed in"):
+        load_data(ImageNetConfig(name="imagenet", root=str(tmp_path / "d")))
+
+
+def test_an_imagenet_spec_without_its_folders_fails_at_load_naming_the_field(tmp_path):
+    from ablate.errors import SpecError
+    from tests.conftest import tiny_spec
+
+    with pytest.raises(SpecError, match=r"field 'data.root'.*imagenet root .*expected train/<wnid>"):
+        tiny_spec(data={"name": "imagenet", "root": str(tmp_path / "nowhere")})

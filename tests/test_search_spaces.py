@@ -1,5 +1,6 @@
-"""Every shipped spec, shrunk to a few CPU batches, plans and trains; the screening design
-reports main effects end to end."""
+"""Every shipped spec, shrunk to a few CPU batches (ablate.shrink, the `--shrink` of the command
+line), plans and trains; shrunk on digits, each runs end to end from the command line; the
+screening design reports main effects end to end."""
 
 from __future__ import annotations
 
@@ -12,35 +13,18 @@ from ablate.report import build_report
 from ablate.run.engine import run_trials
 from ablate.run.experiment import run_experiment
 from ablate.run.inprocess import InProcessExecutor
-from ablate.spec import load_spec, spec_from_dict, spec_to_dict
+from ablate.shrink import load_run_spec
+from ablate.spec import load_spec
 from ablate.store import Store
 
 SPECS = sorted(p.stem for p in (Path(__file__).parent.parent / "search_spaces").glob("*.yaml"))
-SMALL_DATA = {"name": "synthetic", "num_classes": 10, "image_size": 16, "channels": 3, "train_size": 48,
-              "val_size": 32, "test_size": 32}
 
 
 def shrink(name: str, *, seeds: int = 1):
-    """The spec with tiny data (digits stays digits; files become synthetic), 1 epoch, fewer seeds."""
-    raw = spec_to_dict(load_spec_unchecked(name))
-    if raw["data"]["name"] == "digits":
-        raw["data"] = {**raw["data"], "image_size": 8, "train_size": 64}
-    else:
-        raw["data"] = {**SMALL_DATA, "crop_padding": raw["data"].get("crop_padding", 0),
-                       "flip": raw["data"].get("flip", False)}
-    raw["recipe"] = {**raw["recipe"], "epochs": 2, "batch_size": 16}
-    for t in raw["tricks"].values():
-        if t["use"] == "warmup":
-            t["epochs"] = 1
-    raw["seeds"] = seeds
-    return spec_from_dict(raw, check_files=False)
-
-
-def load_spec_unchecked(name: str):
-    from ablate.spec import parse_spec, resolve_spec_path
-
-    path = resolve_spec_path(name)
-    return parse_spec(path.read_text(), source=str(path), default_name=name, check_files=False)
+    """The spec as `ablate run NAME --override data.image_size=8 --shrink` runs it (digits for data
+    on disk, 1 epoch, 64 training images; see ablate/shrink.py), with `seeds` seeds."""
+    spec = load_run_spec(name, overrides=["data.image_size=8"], shrink=True)
+    return spec if seeds == 1 else spec.with_changes(seeds=seeds)
 
 
 @pytest.mark.parametrize("name", SPECS)
@@ -52,7 +36,7 @@ def test_shipped_spec_trains_shrunk_through_the_engine(name, tmp_path):
     summary = run_trials([p.trials[0], p.trials[-1]], store, InProcessExecutor(device="cpu"))
     assert summary.outcomes == {"complete": 2}, store.trials_frame(p.spec.name).error.tolist()
     frame = store.trials_frame(p.spec.name)
-    assert (frame.epochs == 2).all() and frame.val_acc.between(0, 100).all()
+    assert (frame.epochs == p.spec.recipe.epochs).all() and frame.val_acc.between(0, 100).all()
 
 
 def test_quickstart_is_digits_one_trick_at_a_time_six_arms_four_seeds():
@@ -79,3 +63,18 @@ def test_seven_trick_fractional_design_runs_and_reports_main_effects(tmp_path):
     assert list(eff.estimate.abs()) == sorted(eff.estimate.abs(), reverse=True)
     md = report.markdown()
     assert "### Effects" in md and "Aliased with" in md
+
+
+@pytest.mark.slow   # every arm of every shipped spec: a few minutes on 2 CPU cores
+@pytest.mark.parametrize("name", SPECS)
+def test_shipped_spec_runs_end_to_end_shrunk_on_digits(name, tmp_path, capsys, monkeypatch):
+    from ablate.cli import main
+
+    monkeypatch.chdir(tmp_path)   # the report goes to reports/<name>-shrunk here
+    store = tmp_path / "s.db"
+    assert main(["run", name, "--override", "data=digits", "--override", "data.image_size=8", "--shrink",
+                 "--store", str(store)]) == 0, capsys.readouterr().err
+    frame = Store(store).trials_frame(f"{name}-shrunk")
+    assert len(frame) == len(plan(load_spec(name, check_files=False)).arms)
+    assert (frame.status == "complete").all(), frame.error.tolist()
+    assert (tmp_path / "reports" / f"{name}-shrunk" / "lift.md").is_file()

@@ -32,6 +32,14 @@ class ImageData:
     def channels(self) -> int:
         return int(self.train_x.shape[1])
 
+    @property
+    def image_size(self) -> int:
+        return int(self.train_x.shape[-1])
+
+    def sample(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The first `n` training images and labels (throughput and GFLOP measurements)."""
+        return self.train_x[:n], self.train_y[:n]
+
     def mean_std(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-channel mean and std of the training images, in [0, 1] units, shape (C,)."""
         x = self.train_x.float().div_(255)

@@ -87,57 +87,68 @@ def check_imagefolder(cfg) -> None:
                             f"sub-folder per class holding images ({', '.join(IMAGE_EXTENSIONS)})")
 
 
-def _read_folder(path: Path, size: int, channels: int, classes: list[str] | None):
-    import torch
-    from PIL import Image
-
+def list_folder(path: Path, classes: list[str] | None) -> tuple[list[str], np.ndarray, list[str]]:
+    """The image files of a folder of class sub-folders, class by class in name order, and their
+    labels; `classes` (the training folder's) fixes the label numbers of a val/test folder."""
     found = [d.name for d in _class_dirs(path)]
     classes = classes or found
     unknown = sorted(set(found) - set(classes))
     if unknown:
         raise DataError(f"folder '{path}' has classes not in the training folder: {', '.join(unknown)}")
-    images, labels = [], []
-    mode = "RGB" if channels == 3 else "L"
+    files, labels = [], []
     for label, name in enumerate(classes):
         d = path / name
         if not d.is_dir():
             continue
         for f in sorted(d.iterdir()):
             if f.suffix.lower() in IMAGE_EXTENSIONS:
-                with Image.open(f) as im:
-                    im = im.convert(mode).resize((size, size), Image.Resampling.BILINEAR)
-                    arr = np.asarray(im, dtype=np.uint8)
-                images.append(arr if arr.ndim == 3 else arr[:, :, None])
+                files.append(str(f))
                 labels.append(label)
-    x = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous()
-    return x, np.asarray(labels), classes
+    return files, np.asarray(labels, dtype=np.int64), classes
+
+
+def folder_data(name: str, classes, splits: dict[str, tuple[list[str], np.ndarray]], cfg):
+    """Split file lists as in-memory tensors (`ImageData`) or streamed (`StreamedData`), as
+    `cfg.in_memory` says ("auto": by the decoded size, see ablate.data.stream)."""
+    import torch
+
+    from ablate.data.base import ImageData
+    from ablate.data.stream import FileImages, StreamedData, default_workers, keeps_in_memory
+
+    images = {s: FileImages(f, y, image_size=cfg.image_size, channels=cfg.channels) for s, (f, y) in splits.items()}
+    total = sum(len(i) for i in images.values())
+    workers = cfg.workers if cfg.workers is not None else default_workers()
+    if not keeps_in_memory(cfg.in_memory, total, cfg.image_size, cfg.channels):
+        return StreamedData(name, tuple(classes), images["train"], images["val"], images["test"], workers)
+    tensors = []
+    for split in ("train", "val", "test"):
+        x, _ = images[split].stack(range(len(images[split])))
+        tensors += [x, torch.from_numpy(images[split].labels)]
+    return ImageData(name, tuple(classes), *tensors)
 
 
 def load_imagefolder(cfg):
     """train/val/test folders of class sub-folders (e.g. Intel scenes: seg_train, seg_test).
     A missing split is carved from train with a fixed stratified split."""
-    import torch
-
-    from ablate.data.base import ImageData, stratified_split, subsample
+    from ablate.data.base import stratified_split, subsample
 
     check_imagefolder(cfg)
     root = Path(cfg.root).expanduser()
-    x, y, classes = _read_folder(root / cfg.train, cfg.image_size, cfg.channels, None)
+    files, y, classes = list_folder(root / cfg.train, None)
     carve = [f for f, sub in ((cfg.val_fraction, cfg.val), (cfg.val_fraction, cfg.test)) if sub is None]
     parts = stratified_split(y, tuple(carve)) if carve else []
     splits = {}
     for split in ("val", "test"):
         sub = getattr(cfg, split)
         if sub is not None:
-            sx, sy, _ = _read_folder(root / sub, cfg.image_size, cfg.channels, classes)
-            splits[split] = (sx, torch.from_numpy(sy).long())
+            sf, sy, _ = list_folder(root / sub, classes)
+            splits[split] = (sf, sy)
     train_idx = parts[-1] if parts else np.arange(len(y))
-    t = torch.from_numpy(y).long()
     k = 0
     for split in ("val", "test"):
         if split not in splits:
-            splits[split] = (x[parts[k]], t[parts[k]])
+            splits[split] = ([files[i] for i in parts[k]], y[parts[k]])
             k += 1
     train_idx = train_idx[subsample(y[train_idx], cfg.train_size)]
-    return ImageData(f"imagefolder:{root.name}", tuple(classes), x[train_idx], t[train_idx],
-                     *splits["val"], *splits["test"])
+    splits["train"] = ([files[i] for i in train_idx], y[train_idx])
+    return folder_data(f"imagefolder:{root.name}", classes, splits, cfg)
