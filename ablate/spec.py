@@ -184,6 +184,10 @@ class Spec(Frozen):
     design: Design
     seeds: Seeds
     metric: Metric = Metric()
+    # Train trials of one shape as one fused model (`ablate.run.fused`): "auto" fuses on CUDA
+    # (on the CPU fused results equal one-at-a-time ones only to float tolerance, and CPU runs
+    # promise bit-for-bit repeats), "on" fuses on any device, "off" never.
+    fuse: Literal["auto", "on", "off"] = "auto"
 
     @field_validator("seeds", mode="before")
     @classmethod

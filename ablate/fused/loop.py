@@ -60,16 +60,19 @@ def fused_evaluate(fused: nn.Module, x: torch.Tensor, y: torch.Tensor, members: 
     return (loss / n).tolist(), (100.0 * correct / n).tolist()
 
 
-def train_group(trials, report: EpochReport, ended: Ended, *, device: str | None = None) -> None:
+def train_group(trials, report: EpochReport, ended: Ended, *, device: str | None = None,
+                on_fused: Callable[[], None] | None = None) -> None:
     """Train `trials` (equal `ablate.fused.rules.fusion_key`) fused; every member ends through
-    `ended`. Raises `NotFusable` before any event when the models cannot be fused."""
+    `ended`. `on_fused()` is called once the fused model is built, before the first step; before
+    that, `NotFusable` is raised when the models cannot be fused."""
     dev = pick_device(device)
     start = time.perf_counter()
     with _determinism(dev):
-        _train_group(list(trials), report, ended, dev, start)
+        _train_group(list(trials), report, ended, dev, start, on_fused)
 
 
-def _train_group(trials, report: EpochReport, ended: Ended, dev: torch.device, start: float) -> None:
+def _train_group(trials, report: EpochReport, ended: Ended, dev: torch.device, start: float,
+                 on_fused: Callable[[], None] | None) -> None:
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
     m = len(trials)
@@ -77,6 +80,8 @@ def _train_group(trials, report: EpochReport, ended: Ended, dev: torch.device, s
     procs = [build_procedure(t, data.num_classes) for t in trials]
     models = [seeded_model(t, data, p).to(dev) for t, p in zip(trials, procs)]
     fused = fuse_models(models)
+    if on_fused is not None:
+        on_fused()
     if dev.type == "cuda":
         fused.to(memory_format=torch.channels_last)
     shapes = dict(models[0].named_parameters())

@@ -64,25 +64,38 @@ def adaptive_requests(p: Plan, store) -> list[SeedRequest]:
     return needy
 
 
-def executor_for(spec: Spec, *, device: str | None = None, source: str | None = None, jobs: int = 1):
+def executor_for(spec: Spec, *, device: str | None = None, source: str | None = None, jobs: int = 1,
+                 fuse: str | None = None):
     """The executor a spec asks for: its own command (`trial:`), else the built-in trainer here;
-    `jobs` trials at once."""
+    `jobs` trials at once. `fuse` (default: the spec's `fuse`) picks the fused executor: "on"
+    always, "auto" when the device is CUDA, "off" never."""
     if spec.trial is not None:
         from ablate.run.command import CommandExecutor
 
         return CommandExecutor(spec.trial, source=source, jobs=jobs)
+    fuse = fuse or spec.fuse
+    if fuse == "on" or (fuse == "auto" and _device_type(device) == "cuda"):
+        from ablate.run.fused import FusedExecutor
+
+        return FusedExecutor(device=device, jobs=jobs)
     return InProcessExecutor(device=device, jobs=jobs)
+
+
+def _device_type(device: str | None) -> str:
+    from ablate.train import pick_device
+
+    return pick_device(device).type
 
 
 def run_experiment(spec: Spec, store, *, source: str | None = None, progress: Progress | None = None,
                    device: str | None = None, executor: Executor | None = None,
-                   lease_s: float = 60.0, jobs: int = 1) -> tuple[Plan, RunSummary]:
+                   lease_s: float = 60.0, jobs: int = 1, fuse: str | None = None) -> tuple[Plan, RunSummary]:
     """Save the spec, run every planned trial the store lacks, then adaptive rounds if asked.
 
     Bad input the executor can see (a command or folder that does not exist) is refused before
     anything is written."""
     p = plan(spec)
-    executor = executor or executor_for(spec, device=device, source=source, jobs=jobs)
+    executor = executor or executor_for(spec, device=device, source=source, jobs=jobs, fuse=fuse)
     executor.check(p.trials)
     # no sort_keys: the order of tricks is the order of a cumulative design
     text = json.dumps(spec_to_dict(spec))
