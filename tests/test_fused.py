@@ -67,25 +67,33 @@ def _run_fused(trials):
 
 # -- the fused model and optimiser ------------------------------------------------------------
 
-@pytest.mark.parametrize("cfg", [
-    {"name": "convnet", "width": 4},
-    {"name": "cifar_resnet", "depth": 8, "width": 4, "shortcut": "padding"},
-    {"name": "cifar_resnet", "depth": 11, "width": 4, "block": "bottleneck"},
-    {"name": "cifar_resnet", "depth": 8, "width": 4, "preact": True},
+@pytest.mark.parametrize("cfg, edits", [
+    ({"name": "convnet", "width": 4}, ()),
+    ({"name": "cifar_resnet", "depth": 8, "width": 4, "shortcut": "padding"}, ()),
+    ({"name": "cifar_resnet", "depth": 11, "width": 4, "block": "bottleneck"}, ("stride_in_3x3", "deep_stem",
+                                                                                "avgpool_shortcut")),
+    ({"name": "cifar_resnet", "depth": 8, "width": 4, "preact": True}, ()),
 ])
-def test_the_fused_model_computes_each_member_and_keeps_its_batchnorm_statistics(cfg):
-    from ablate.models import ModelConfig  # noqa: F401 -- the union validates the dicts below
+def test_the_fused_model_computes_each_member_and_keeps_its_batchnorm_statistics(cfg, edits):
     from pydantic import TypeAdapter
+
+    from ablate.models import ModelConfig, resnet
 
     config = TypeAdapter(ModelConfig).validate_python(cfg)
     torch.manual_seed(0)
     models = [build_model(config, in_channels=3, num_classes=5) for _ in range(3)]
+    for model in models:                       # ResNet-B, -C, -D: the structural tricks that fuse
+        for edit in edits:
+            getattr(resnet, edit)(model)
     fused = fuse_models(models)
     xs = torch.randn(3, 6, 3, 8, 8)
     out = split_output(fused(fuse_input(xs)), 3)
     for k, model in enumerate(models):
         torch.testing.assert_close(out[k], model(xs[k]), rtol=1e-5, atol=1e-5)
     copies = [build_model(config, in_channels=3, num_classes=5) for _ in range(3)]
+    for model in copies:
+        for edit in edits:
+            getattr(resnet, edit)(model)
     unfuse_into(fused, copies)
     for model, copy in zip(models, copies):      # train-mode forwards updated both the same way
         for (name, a), b in zip(model.state_dict().items(), copy.state_dict().values()):
@@ -309,3 +317,19 @@ def test_a_bad_fuse_value_names_the_field_and_the_choices():
     with pytest.raises(SpecError, match="fuse") as info:
         tiny_spec(fuse="maybe")
     assert "auto" in str(info.value) and "maybe" in str(info.value)
+
+
+@pytest.mark.slow
+def test_the_benchmark_runs_in_its_cpu_sized_form_and_prints_parsable_ratios(capsys):
+    import importlib.util
+    import re
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "fused_trials.py"
+    module_spec = importlib.util.spec_from_file_location("fused_trials_benchmark", path)
+    bench = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(bench)
+    assert bench.main(["--smoke", "--approach", "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    ratios = dict(re.findall(r"^ratio: (\w+) (\d+\.\d+)$", out, flags=re.M))
+    assert set(ratios) == {"seeds", "design", "vmap_over_grouped"} and all(float(v) > 0 for v in ratios.values())
