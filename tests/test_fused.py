@@ -141,6 +141,43 @@ def test_fused_sgd_equals_torch_sgd_for_each_member_with_its_own_settings():
             torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("family", ["adam", "adamw"])
+def test_fused_adam_equals_torch_adam_for_each_member_with_its_own_settings(family):
+    from ablate.fused.optim import FusedAdam
+    from ablate.tricks.weight_decay import param_groups
+
+    settings = [MemberSettings(0.0, False, 5e-4, True, (0.9, 0.999)),
+                MemberSettings(0.0, False, 5e-2, False, (0.8, 0.99)),
+                MemberSettings(0.0, False, 0.0, True, (0.95, 0.9))]
+    lrs = [1e-3, 3e-3, 1e-2]
+    torch.manual_seed(0)
+    # no conv bias before BN: its gradient is float noise around 0, which Adam scales up to +-lr
+    make = lambda: nn.Sequential(nn.Conv2d(3, 4, 3, bias=False), nn.BatchNorm2d(4), nn.Flatten(),  # noqa: E731
+                                 nn.Linear(64, 2))
+    models = [make() for _ in settings]
+    fused = fuse_models(models)
+    names, params = zip(*fused.named_parameters())
+    shapes = dict(models[0].named_parameters())
+    opt = FusedAdam(list(params), [shapes[n].ndim for n in names], settings, decoupled=family == "adamw")
+    cls = torch.optim.AdamW if family == "adamw" else torch.optim.Adam
+    refs = [cls(param_groups(m, s.weight_decay, decay_norm_and_bias=s.decay_norm_and_bias), lr=lr, betas=s.betas)
+            for m, s, lr in zip(models, settings, lrs)]
+    xs = torch.randn(3, 5, 3, 6, 6)
+    for _ in range(4):
+        opt.zero_grad()
+        split_output(fused(fuse_input(xs)), 3).square().mean(dim=(1, 2)).sum().backward()
+        opt.step(torch.tensor(lrs), torch.ones(3, dtype=torch.bool))
+        for k, (model, ref) in enumerate(zip(models, refs)):
+            ref.zero_grad()
+            model(xs[k]).square().mean().backward()
+            ref.step()
+    copies = [make() for _ in settings]
+    unfuse_into(fused, copies)
+    for model, copy in zip(models, copies):
+        for a, b in zip(model.parameters(), copy.parameters()):
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
 # -- which trials fuse ------------------------------------------------------------------------
 
 def test_every_registered_trick_is_classified_for_fusion():
@@ -162,7 +199,7 @@ def test_fusion_decision_for_each_trick(use):
     kind = TRICK_FUSION[use]
     if kind in ("data", "loss", "optimizer", "schedule", "init"):
         assert key == baseline and reason == "fusable"
-    elif kind == "structure":
+    elif kind == "structure" or (kind == "family" and use != "radam"):
         assert key is not None and key != baseline and key == fusion_key(_trial(use, seed=5))
     else:
         assert key is None and use in reason
@@ -173,7 +210,11 @@ def test_recipe_settings_fuse_but_shared_settings_separate_groups():
     assert fusion_key(_trial(lr=0.3, momentum=0.5, weight_decay=0.0, schedule="cosine")) == base
     assert fusion_key(_trial(batch_size=8)) != base
     assert fusion_key(_trial(epochs=3)) != base
-    assert fusion_key(_trial(optimizer="adam")) is None
+    assert fusion_key(_trial(optimizer="adam")) not in (None, base)
+    assert fusion_key(_trial(optimizer="adam")) == fusion_key(_trial(optimizer="adam", lr=0.001))
+    assert fusion_key(_trial(optimizer="adam")) != fusion_key(_trial(optimizer="adamw"))
+    key, reason = fusion_decision(_trial(optimizer="radam"))
+    assert key is None and "radam" in reason and "recipe.optimizer" in reason
 
 
 # -- fused training equals one-at-a-time training ---------------------------------------------
@@ -208,6 +249,21 @@ def test_each_fused_member_matches_its_one_at_a_time_run(model):
         for key in ("test_acc", "test_loss", "test_top5"):
             assert _close(fused_final[key], final[key], key, len(data.test_y)), (t.label, key)
         assert fused_final["params"] == final["params"] and fused_final["gflops"] == final["gflops"]
+
+
+def test_adamw_members_with_their_own_lr_match_their_one_at_a_time_runs():
+    spec = tiny_spec(tricks={"aw": {"use": "adamw", "lr": 0.003}, "nbd": {"use": "no_bias_decay"}},
+                     design={"kind": "cumulative"}, model={"name": "convnet", "width": 4},
+                     data={"name": "digits", "image_size": 8, "train_size": 32})
+    trials = [t for t in plan(spec).trials if t.tricks]          # adamw, adamw + no bias decay
+    assert len(trials) == 4 and len({fusion_key(t) for t in trials}) == 1
+    epochs, ends = _run_fused(trials)
+    for t in trials:
+        history = []
+        run_trial(t, history.append, device="cpu")
+        for got, want in zip(epochs[t.id], history, strict=True):
+            for key in EPOCH_KEYS:
+                assert _close(got[key], want[key], key, 300), (t.label, key, got[key], want[key])
 
 
 def test_a_diverging_member_is_masked_and_the_others_still_match(monkeypatch):
@@ -309,6 +365,23 @@ def test_fuse_switch_picks_the_executor():
     assert isinstance(executor_for(spec, device="cuda", fuse="off"), InProcessExecutor)
     assert isinstance(executor_for(tiny_spec(fuse="off"), device="cuda"), InProcessExecutor)
     assert isinstance(executor_for(spec, device="cpu", fuse="on"), FusedExecutor)
+
+
+def test_ablate_run_fuse_on_the_command_line_overrides_the_spec(capsys, spec_file, tmp_path):
+    from ablate.cli import main
+    from ablate.store import Store
+    from tests.conftest import tiny_dict
+
+    spec = tiny_dict(fuse="off", model={"name": "convnet", "width": 4},
+                     data={"name": "digits", "image_size": 8, "train_size": 32})
+    db = tmp_path / "runs.db"
+    assert main(["run", str(spec_file(spec)), "--store", str(db), "--fuse", "on", "--no-report"]) == 0
+    attempts = Store(db).attempts_frame("tiny")
+    assert len(attempts) == 6 and attempts["env"].str.contains('"fused_members": 6').all()
+    with pytest.raises(SystemExit) as exit_info:
+        main(["run", str(spec_file(spec)), "--store", str(tmp_path / "x.db"), "--fuse", "sometimes"])
+    assert exit_info.value.code == 2 and "invalid choice: 'sometimes'" in capsys.readouterr().err
+    assert not (tmp_path / "x.db").exists()
 
 
 def test_a_bad_fuse_value_names_the_field_and_the_choices():

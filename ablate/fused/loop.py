@@ -7,7 +7,8 @@ exactly as `ablate.train` trains each alone:
 - one forward of the fused model computes every member; each member's loss is its own
   criterion (label smoothing, soft targets) on its own logits, and the losses are summed for
   one backward (a member's parameters get the gradient of its own loss only);
-- `FusedSGD` steps each member with its own lr (its `lr_multiplier`), momentum and decay;
+- the fused optimiser (SGD, Adam, AdamW) steps each member with its own lr (its
+  `lr_multiplier`), momentum or betas, and decay;
 - per epoch the trainer's metrics per member; a member whose training loss is not finite is
   recorded as diverged (the trainer's message) and masked: its weights are zeroed, its lr is 0
   and its outputs are ignored; a member the caller stops (pruning) is masked the same way;
@@ -28,8 +29,8 @@ from torch import nn
 
 from ablate.data import load_data
 from ablate.data.augment import to_float
-from ablate.fused.model import fuse_input, fuse_models, member_view, split_output, unfuse_into
-from ablate.fused.optim import FusedSGD, MemberSettings
+from ablate.fused.model import NotFusable, fuse_input, fuse_models, member_view, split_output, unfuse_into
+from ablate.fused.optim import MemberSettings, fused_optimizer
 from ablate.train import (Setup, Streams, _determinism, build_procedure, final_metrics, pick_device,
                           prepare_batch, seeded_model, steps_per_epoch)
 from ablate.tricks import lr_multiplier
@@ -86,8 +87,11 @@ def _train_group(trials, report: EpochReport, ended: Ended, dev: torch.device, s
         fused.to(memory_format=torch.channels_last)
     shapes = dict(models[0].named_parameters())
     names, params = zip(*[(n, p) for n, p in fused.named_parameters() if p.requires_grad])
-    opt = FusedSGD(list(params), [shapes[n].ndim for n in names],
-                   [MemberSettings(p.momentum, p.nesterov, p.weight_decay, p.decay_norm_and_bias) for p in procs])
+    families = {p.optimizer for p in procs}
+    if len(families) != 1:
+        raise NotFusable(f"members use different optimisers: {sorted(families)}")
+    opt = fused_optimizer(procs[0].optimizer, list(params), [shapes[n].ndim for n in names],
+                          [MemberSettings.of(p) for p in procs])
     criteria = [nn.CrossEntropyLoss(label_smoothing=p.label_smoothing) for p in procs]
     streams = [Streams.for_seed(t.seed, dev) for t in trials]
     train_x, train_y = data.train_x.to(dev), data.train_y.to(dev)

@@ -1,9 +1,9 @@
 """Which trials train together as one fused model: `fusion_key`.
 
 Trials fuse when they share the data, the model and its shape, the batch size, the number of
-epochs, the evaluation batch size and the optimiser family. Members may differ in their seed
-(batch order, initialisation, augmentation draws) and in tricks that change only the data, the
-loss, the optimiser's settings, the schedule, or the initial weights: the fused loop gives each
+epochs, the evaluation batch size and the optimiser family (SGD, Adam or AdamW). Members may
+differ in their seed (batch order, initialisation, augmentation draws) and in tricks that change
+only the data, the loss, the optimiser's settings, the schedule, or the initial weights: the fused loop gives each
 member its own streams, loss, lr schedule and SGD settings. Tricks that change the model's
 structure fuse only with trials that make the same change (they are part of the key); tricks
 that change the step itself (two passes, an averaged copy, autocast) are not fused.
@@ -34,7 +34,8 @@ TRICK_FUSION: dict[str, Fusion] = {
     "se": "module", "cbam": "module", "sk": "module",
     # the step: not fused
     "sam": "step", "ema": "step", "amp": "step",
-    # another optimiser family: the fused optimiser is SGD
+    # another optimiser family: fused with members of the same family (its lr, betas, decay
+    # per member); RAdam has no fused form
     "adam": "family", "adamw": "family", "radam": "family",
 }
 """Every registered trick, classified (a test fails for a trick missing here)."""
@@ -46,7 +47,7 @@ STEP_REASONS = {"sam": "SAM takes two forward/backward passes per step",
 # Recipe fields each member may set for itself; every other recipe field must be equal.
 PER_MEMBER_RECIPE = {"lr", "momentum", "nesterov", "weight_decay", "schedule", "milestones", "gamma"}
 
-FUSED_OPTIMIZERS = {"sgd"}
+FUSED_OPTIMIZERS = {"sgd", "adam", "adamw"}
 
 
 def fusion_decision(trial) -> tuple[str | None, str]:
@@ -54,6 +55,7 @@ def fusion_decision(trial) -> tuple[str | None, str]:
     if trial.command is not None:
         return None, "a command trial trains in its own process"
     structure = []
+    family = trial.recipe.optimizer
     for setting in trial.tricks:
         kind = TRICK_FUSION.get(setting.use)
         if kind is None:
@@ -63,12 +65,14 @@ def fusion_decision(trial) -> tuple[str | None, str]:
         if kind == "module":
             return None, f"trick '{setting.use}' adds attention modules that the fused model does not convert"
         if kind == "family":
-            return None, f"trick '{setting.use}' trains with {setting.use}; the fused optimiser is SGD"
+            family = setting.use
         if kind == "structure":
             structure.append(setting.resolved())
-    if trial.recipe.optimizer not in FUSED_OPTIMIZERS:
-        return None, f"recipe.optimizer is '{trial.recipe.optimizer}'; the fused optimiser is SGD"
+    if family not in FUSED_OPTIMIZERS:
+        return None, (f"trains with {family}; fused optimisers: {', '.join(sorted(FUSED_OPTIMIZERS))} "
+                      f"(from {'recipe.optimizer' if family == trial.recipe.optimizer else 'trick ' + repr(family)})")
     shared = {k: v for k, v in trial.recipe.model_dump(mode="json").items() if k not in PER_MEMBER_RECIPE}
+    shared["optimizer"] = family
     key = json.dumps({"data": trial.data.model_dump(mode="json"), "model": trial.model.model_dump(mode="json"),
                       "recipe": shared, "structure": structure}, sort_keys=True)
     return key, "fusable"
