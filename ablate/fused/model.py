@@ -8,13 +8,16 @@ eval), a Linear becomes a batched matmul. Parameter-free layers (ReLU, pooling, 
 residual additions) act per channel and need no change.
 
 Why grouped convolutions rather than torch.func (stack_module_state + functional_call + vmap):
-measured on this machine's CPU (2 threads), one forward + backward of 5 members of the
-`convnet` (width 16) on 5 x 64 CIFAR-shaped images took 2.78 s with vmap, 0.23 s fused here
-and 0.17 s as 5 plain models one after another (`/tmp` measurement at the time of writing,
-reproduced by `benchmarks/fused_trials.py --approach`). vmap's batching rules for conv
-backward are far slower here; vmap also needs the stacked BatchNorm buffers patched in
-("patching batch norm" in the functorch docs) to keep per-member running stats, which the
-grouped form gets for free. Both give the same outputs (max difference 0 in that measurement).
+measured on this project's CPU (2 shared cores, no GPU was available), one forward + backward
+of 5 members of the `convnet` (width 16) on 5 x 64 CIFAR-shaped images took 2.78 s with vmap,
+0.23 s as the grouped model here, and 0.17 s as 5 plain models one after another (reproduce
+with `benchmarks/fused_trials.py --approach`). vmap's batching rules for the convolution
+backward are an order of magnitude slower here, and vmap needs the members' BatchNorm buffers
+stacked and passed in (the functorch docs' "patching batch norm") to keep per-member running
+statistics, which the grouped form has by construction. Both computed the same outputs. On the
+CPU a grouped convolution is no faster than the members' own convolutions once they are big
+enough to keep the cores busy; there the gain is in per-step overhead. On a GPU the gain HFTA
+reports comes from filling an idle device; it has not been measured here (no GPU).
 
 Only modules whose behaviour is known to be per channel are accepted (`FUSABLE_CONTAINERS` and
 the converted leaves); anything else raises `NotFusable` and the executor runs those trials one
