@@ -406,3 +406,40 @@ def test_the_benchmark_runs_in_its_cpu_sized_form_and_prints_parsable_ratios(cap
     out = capsys.readouterr().out
     ratios = dict(re.findall(r"^ratio: (\w+) (\d+\.\d+)$", out, flags=re.M))
     assert set(ratios) == {"seeds", "design", "vmap_over_grouped"} and all(float(v) > 0 for v in ratios.values())
+
+
+def test_a_group_the_fused_model_cannot_express_runs_one_at_a_time(monkeypatch):
+    import ablate.fused.loop as loop
+    from ablate.run.fused import FusedExecutor
+
+    def refuse(models):
+        raise NotFusable("a layer it does not know")
+
+    monkeypatch.setattr(loop, "fuse_models", refuse)
+    spec = tiny_spec(model={"name": "convnet", "width": 4}, data={"name": "digits", "image_size": 8, "train_size": 32})
+    trials = plan(spec).trials[:2]
+    events = []
+    FusedExecutor(device="cpu").run(trials, lambda e: events.append(e) or "continue")
+    starts = [e for e in events if isinstance(e, Started)]
+    assert len(starts) == 2 and all("fused_members" not in e.env for e in starts)
+    assert sum(isinstance(e, FinalMetrics) for e in events) == 2
+
+
+def test_an_error_inside_a_fused_group_fails_its_open_members_only():
+    from ablate.run.fused import FusedExecutor
+
+    spec = tiny_spec(model={"name": "convnet", "width": 4}, data={"name": "digits", "image_size": 8, "train_size": 32})
+    trials = plan(spec).trials[:3]
+    events = []
+
+    def emit(event):
+        events.append(event)
+        if isinstance(event, EpochMetrics) and event.trial_id == trials[2].id:
+            raise RuntimeError("the recorder broke (simulated)")
+        return "stop" if event.trial_id == trials[0].id else "continue"
+
+    FusedExecutor(device="cpu").run(trials, emit)
+    ends = {e.trial_id: e for e in events if isinstance(e, (Failure, FinalMetrics))}
+    assert ends[trials[0].id].kind == "pruned"
+    assert ends[trials[1].id].kind == ends[trials[2].id].kind == "error"
+    assert "simulated" in ends[trials[2].id].message

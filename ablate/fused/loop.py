@@ -80,6 +80,9 @@ def _train_group(trials, report: EpochReport, ended: Ended, dev: torch.device, s
     data = load_data(trials[0].data)
     procs = [build_procedure(t, data.num_classes) for t in trials]
     models = [seeded_model(t, data, p).to(dev) for t, p in zip(trials, procs)]
+    families = {p.optimizer for p in procs}
+    if len(families) != 1:
+        raise NotFusable(f"members use different optimisers: {sorted(families)}")
     fused = fuse_models(models)
     if on_fused is not None:
         on_fused()
@@ -87,9 +90,6 @@ def _train_group(trials, report: EpochReport, ended: Ended, dev: torch.device, s
         fused.to(memory_format=torch.channels_last)
     shapes = dict(models[0].named_parameters())
     names, params = zip(*[(n, p) for n, p in fused.named_parameters() if p.requires_grad])
-    families = {p.optimizer for p in procs}
-    if len(families) != 1:
-        raise NotFusable(f"members use different optimisers: {sorted(families)}")
     opt = fused_optimizer(procs[0].optimizer, list(params), [shapes[n].ndim for n in names],
                           [MemberSettings.of(p) for p in procs])
     criteria = [nn.CrossEntropyLoss(label_smoothing=p.label_smoothing) for p in procs]
