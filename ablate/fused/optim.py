@@ -39,7 +39,7 @@ class MemberSettings:
         return cls(proc.momentum, proc.nesterov, proc.weight_decay, proc.decay_norm_and_bias, tuple(proc.betas))
 
 
-def _decay_columns(params, ndims, members, col) -> list[torch.Tensor]:
+def _decay_columns(ndims, members, col) -> list[torch.Tensor]:
     """Per parameter, each member's weight decay (0 on biases and norms with no-bias-decay)."""
     return [col([s.weight_decay if (s.decay_norm_and_bias or nd > 1) else 0.0 for s in members]) for nd in ndims]
 
@@ -55,7 +55,7 @@ class FusedSGD:
         col = lambda values: torch.tensor(values, dtype=params[0].dtype, device=dev).view(-1, 1)  # noqa: E731
         self.momentum = col([s.momentum for s in members])
         self.nesterov = torch.tensor([s.nesterov for s in members], device=dev).view(-1, 1)
-        self.weight_decay = _decay_columns(params, ndims, members, col)
+        self.weight_decay = _decay_columns(ndims, members, col)
         self.buffers: list[torch.Tensor | None] = [None] * len(params)
 
     def zero_grad(self) -> None:
@@ -94,7 +94,7 @@ class FusedAdam:
         col = lambda values: torch.tensor(values, dtype=params[0].dtype, device=dev).view(-1, 1)  # noqa: E731
         self.beta1 = torch.tensor([s.betas[0] for s in members], dtype=torch.float64, device=dev).view(-1, 1)
         self.beta2 = torch.tensor([s.betas[1] for s in members], dtype=torch.float64, device=dev).view(-1, 1)
-        self.weight_decay = _decay_columns(params, ndims, members, col)
+        self.weight_decay = _decay_columns(ndims, members, col)
         self.exp_avg = [torch.zeros_like(member_view(p, self.m)) for p in params]
         self.exp_avg_sq = [torch.zeros_like(member_view(p, self.m)) for p in params]
         self.steps = 0
