@@ -149,17 +149,19 @@ def main(argv: list[str] | None = None) -> int:
     print(f"fused_trials on {device} ({name}); model {model}; data {data['name']} "
           f"{data['image_size']}x{data['image_size']}x{data['channels']}, {data['train_size']} train images; "
           f"{epochs} epoch(s), batch {batch_size}, {args.repeats} repeat(s), medians")
+    cases = [c.strip() for c in args.cases.split(",") if c.strip()]
+    unknown = [c for c in cases if c not in ("seeds", "design")]
+    if unknown:
+        raise SystemExit(f"unknown case(s) {unknown}; choose from seeds, design")
     rows = []
-    for case in [c.strip() for c in args.cases.split(",") if c.strip()]:
-        if case not in ("seeds", "design"):
-            raise SystemExit(f"unknown case '{case}'; choose from seeds, design")
+    print(f"{'case':<8} {'trials':>6} {'one_at_a_time_s':>16} {'fused_s':>9} {'ratio':>7} {'max_val_loss_gap':>17}",
+          flush=True)
+    for case in cases:
         spec = spec_for(case, model=model, data=data, epochs=epochs, batch_size=batch_size, seeds=seeds)
-        trials = plan(spec).trials
-        rows.append((case, compare(trials, device, args.repeats)))
-    print(f"{'case':<8} {'trials':>6} {'one_at_a_time_s':>16} {'fused_s':>9} {'ratio':>7} {'max_val_loss_gap':>17}")
-    for case, r in rows:
+        r = compare(plan(spec).trials, device, args.repeats)
+        rows.append((case, r))
         print(f"{case:<8} {r['trials']:>6} {r['alone']:>16.2f} {r['fused']:>9.2f} "
-              f"{r['alone'] / r['fused']:>7.2f} {r['val_loss_gap']:>17.2e}")
+              f"{r['alone'] / r['fused']:>7.2f} {r['val_loss_gap']:>17.2e}", flush=True)
     for case, r in rows:
         print(f"ratio: {case} {r['alone'] / r['fused']:.2f}")
     if args.approach:
