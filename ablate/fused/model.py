@@ -10,14 +10,15 @@ residual additions) act per channel and need no change.
 Why grouped convolutions rather than torch.func (stack_module_state + functional_call + vmap):
 measured on this project's CPU (2 shared cores, no GPU was available), one forward + backward
 of 5 members of the `convnet` (width 16) on 5 x 64 CIFAR-shaped images took 2.78 s with vmap,
-0.23 s as the grouped model here, and 0.17 s as 5 plain models one after another (reproduce
-with `benchmarks/fused_trials.py --approach`). vmap's batching rules for the convolution
-backward are an order of magnitude slower here, and vmap needs the members' BatchNorm buffers
-stacked and passed in (the functorch docs' "patching batch norm") to keep per-member running
-statistics, which the grouped form has by construction. Both computed the same outputs. On the
-CPU a grouped convolution is no faster than the members' own convolutions once they are big
-enough to keep the cores busy; there the gain is in per-step overhead. On a GPU the gain HFTA
-reports comes from filling an idle device; it has not been measured here (no GPU).
+0.23 s as the grouped model here, and 0.17 s as 5 plain models one after another (2 threads);
+with 1 thread on a heavily loaded machine 4.7 s, 3.5 s and 2.9 s (`benchmarks/fused_trials.py
+--approach`). vmap was never faster, and it needs the members' BatchNorm buffers stacked and
+passed in (the functorch docs' "patching batch norm") to keep per-member running statistics,
+which the grouped form has by construction. Both computed the same outputs. On the CPU a
+grouped convolution is slower than the members' own convolutions once they keep the cores
+busy (the 25-member ResNet-20 group of the benchmark ran 2.6x slower); the CPU gain is in
+per-step overhead on tiny models. On a GPU the gain HFTA reports comes from filling an idle
+device; it has not been measured here (no GPU).
 
 Only modules whose behaviour is known to be per channel are accepted (`FUSABLE_CONTAINERS` and
 the converted leaves); anything else raises `NotFusable` and the executor runs those trials one
