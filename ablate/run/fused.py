@@ -20,8 +20,8 @@ from ablate.run.provenance import environment
 from ablate.trial import Trial
 
 DEFAULT_CAPACITY = 16
-"""Trials handed over at once, so the largest fused group: 16 small models fill a GPU well
-(HFTA's measured gains flatten past about a dozen ResNet-sized members)."""
+"""Trials handed over at once, so the largest fused group (each member adds its activations to
+the device's memory). Not tuned: no GPU was available to measure where the gain levels off."""
 
 
 class FusedExecutor:
