@@ -224,7 +224,7 @@ def cmd_run(args) -> int:
         load_data(spec.data)   # the first trial's data: a broken file fails here, not in trial 1
         _check_teachers(spec, args.store)
     jobs = args.jobs or 1
-    executor_for(spec, device=args.device, source=source, jobs=jobs).check(())   # a bad command: exit 2, no store written
+    executor_for(spec, device=args.device, source=source, jobs=jobs, fuse=args.fuse).check(())   # a bad command: exit 2, no store written
     new_store = prepare_store_path(args.store)
     try:
         store = _open_store(args.store, create=True)
@@ -240,7 +240,7 @@ def cmd_run(args) -> int:
     start = time.perf_counter()
     try:
         p, summary = run_experiment(spec, store, source=source, progress=progress, device=args.device,
-                                    jobs=jobs)
+                                    jobs=jobs, fuse=args.fuse)
     except KeyboardInterrupt:
         print(f"\ninterrupted after {_fmt_s(time.perf_counter() - start)}: finished trials are kept in "
               f"{store.label}; run the same command again to finish the rest.", file=sys.stderr)
@@ -405,6 +405,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, help="override the number of seeds")
     p.add_argument("--jobs", type=int, help="trials run at once in this process (threads sharing the "
                                             "cores; default: 1)")
+    p.add_argument("--fuse", choices=["auto", "on", "off"],
+                   help="train trials of one shape as one fused model: auto (on CUDA), on, off "
+                        "(default: the spec's fuse, auto)")
     p.add_argument("--no-report", action="store_true", help="do not print or write the report")
     p.add_argument("--replace", action="store_true",
                    help="delete the stored trials of this experiment first (needed to reuse a name for "

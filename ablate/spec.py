@@ -187,6 +187,10 @@ class Spec(Frozen):
     # `save: final` keeps each trial's final weights (see ablate.models.weights); not part of the
     # trial ids: saving does not change what a trial computes
     save: Literal["final"] | None = None
+    # Train trials of one shape as one fused model (`ablate.run.fused`): "auto" fuses on CUDA
+    # (on the CPU fused results equal one-at-a-time ones only to float tolerance, and CPU runs
+    # promise bit-for-bit repeats), "on" fuses on any device, "off" never.
+    fuse: Literal["auto", "on", "off"] = "auto"
 
     @field_validator("seeds", mode="before")
     @classmethod

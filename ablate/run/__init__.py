@@ -13,6 +13,7 @@ _NAMES = {
     "Progress": "ablate.run.progress", "SilentProgress": "ablate.run.progress",
     "environment": "ablate.run.provenance",
     "InProcessExecutor": "ablate.run.inprocess", "CommandExecutor": "ablate.run.command",
+    "FusedExecutor": "ablate.run.fused",
     "DesignSource": "ablate.run.sources", "AdaptiveSeedSource": "ablate.run.sources",
     "run_experiment": "ablate.run.experiment",
 }

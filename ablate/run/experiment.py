@@ -65,20 +65,34 @@ def adaptive_requests(p: Plan, store) -> list[SeedRequest]:
 
 
 def executor_for(spec: Spec, *, device: str | None = None, source: str | None = None, jobs: int = 1,
-                 weights_root=None):
+                 weights_root=None, fuse: str | None = None):
     """The executor a spec asks for: its own command (`trial:`), else the built-in trainer here
     (reading teachers from and, with `save: final`, saving weights to `weights_root`); `jobs`
-    trials at once."""
+    trials at once. `fuse` (default: the spec's `fuse`) picks the fused executor: "on" always,
+    "auto" when the device is CUDA, "off" never; a spec that saves weights is never fused (the
+    fused loop keeps no per-member weights files)."""
     if spec.trial is not None:
         from ablate.run.command import CommandExecutor
 
         return CommandExecutor(spec.trial, source=source, jobs=jobs)
-    return InProcessExecutor(device=device, jobs=jobs, weights_root=weights_root, save_final=spec.save == "final")
+    single = InProcessExecutor(device=device, jobs=jobs, weights_root=weights_root, save_final=spec.save == "final")
+    fuse = fuse or spec.fuse
+    if spec.save is None and (fuse == "on" or (fuse == "auto" and _device_type(device) == "cuda")):
+        from ablate.run.fused import FusedExecutor
+
+        return FusedExecutor(device=device, jobs=jobs, single=single)
+    return single
+
+
+def _device_type(device: str | None) -> str:
+    from ablate.train import pick_device
+
+    return pick_device(device).type
 
 
 def run_experiment(spec: Spec, store, *, source: str | None = None, progress: Progress | None = None,
                    device: str | None = None, executor: Executor | None = None,
-                   lease_s: float = 60.0, jobs: int = 1) -> tuple[Plan, RunSummary]:
+                   lease_s: float = 60.0, jobs: int = 1, fuse: str | None = None) -> tuple[Plan, RunSummary]:
     """Save the spec, run every planned trial the store lacks, then adaptive rounds if asked.
 
     Bad input the executor can see (a command or folder that does not exist) is refused before
@@ -87,7 +101,8 @@ def run_experiment(spec: Spec, store, *, source: str | None = None, progress: Pr
     if executor is None:
         from ablate.models.weights import weights_root_for
 
-        executor = executor_for(spec, device=device, source=source, jobs=jobs, weights_root=weights_root_for(store))
+        executor = executor_for(spec, device=device, source=source, jobs=jobs, weights_root=weights_root_for(store),
+                                fuse=fuse)
     executor.check(p.trials)
     # no sort_keys: the order of tricks is the order of a cumulative design
     text = json.dumps(spec_to_dict(spec))
