@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ablate import checkpoint
 from ablate.data import load_data
 from ablate.data.augment import random_flip, random_translate, to_float
 from ablate.errors import TrialDiverged
@@ -124,8 +125,13 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, mean, std, b
     return res
 
 
-def run_trial(trial, report: Report | None = None, *, device: str | None = None) -> dict[str, Any]:
+def run_trial(trial, report: Report | None = None, *, device: str | None = None,
+              checkpoint_dir: str | None = None) -> dict[str, Any]:
     """Train one trial and return its final metrics.
+
+    With `checkpoint_dir`, the state after every epoch is saved there (`ablate.checkpoint`),
+    before that epoch is reported; a checkpoint already there is resumed after its epoch (the
+    earlier epochs are not reported again).
 
     `report(metrics)` is called after every epoch with: epoch, train_loss, train_acc, val_loss,
     val_acc, lr, images_per_s, epoch_s. It may raise `TrialPruned` to stop early (the exception
@@ -135,7 +141,7 @@ def run_trial(trial, report: Report | None = None, *, device: str | None = None)
     dev = pick_device(device)
     start = time.perf_counter()
     with _determinism(dev):
-        return _train(trial, report, dev, start)
+        return _train(trial, report, dev, start, checkpoint_dir)
 
 
 @dataclass
@@ -362,7 +368,8 @@ def train_epoch(setup: Setup, step_fn: StepFn, streams: Streams, train_x: torch.
     return loss_sum.item() / seen, 100.0 * correct.item() / seen, seen
 
 
-def _train(trial, report: Report | None, dev: torch.device, start: float) -> dict[str, Any]:
+def _train(trial, report: Report | None, dev: torch.device, start: float,
+           checkpoint_dir: str | None = None) -> dict[str, Any]:
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
     setup = prepare(trial, dev)
@@ -374,8 +381,8 @@ def _train(trial, report: Report | None, dev: torch.device, start: float) -> dic
     streams = Streams.for_seed(trial.seed, dev)
     steps = steps_per_epoch(len(train_y), proc.batch_size)
     eval_bs = trial.recipe.eval_batch_size
-    history: list[dict[str, Any]] = []
-    for epoch in range(1, proc.epochs + 1):
+    first_epoch, history = checkpoint.resume(checkpoint_dir, trial_id=trial.id, setup=setup, streams=streams)
+    for epoch in range(first_epoch, proc.epochs + 1):
         t0 = time.perf_counter()
         train_loss, train_acc, seen = train_epoch(
             setup, step_fn, streams, train_x, train_y, first_step=(epoch - 1) * steps, mean=mean,
@@ -390,6 +397,9 @@ def _train(trial, report: Report | None, dev: torch.device, start: float) -> dic
                    "val_loss": val["loss"], "val_acc": val["acc"], "lr": opt.param_groups[0]["lr"],
                    "images_per_s": seen / train_s, "epoch_s": time.perf_counter() - t0}
         history.append(metrics)
+        if checkpoint_dir is not None:
+            checkpoint.save(checkpoint_dir, trial_id=trial.id, epoch=epoch, setup=setup, streams=streams,
+                            history=history)
         if report is not None:
             report(metrics)
     return final_metrics(setup, history, dev, mean=mean, std=std, eval_bs=eval_bs, start=start)
