@@ -151,3 +151,67 @@ def test_a_design_through_ray_equals_the_in_process_runner(local_ray, tmp_path):
     env = json.loads(got.trials_frame("tiny")["env"].iloc[0])
     assert env["runner"] == "ray" and env["ray_node"] and env["threads"] == 1 and env["device"] == "cpu"
     assert len(got.epochs_frame("tiny")) == len(trials)
+
+
+class KillWorkerAtEpoch:
+    """Wraps an executor: SIGKILLs the worker process of the trial's first attempt when it
+    reports epoch `epoch` (the pid comes from its Started event)."""
+
+    def __init__(self, inner, epoch: int) -> None:
+        self.inner, self.epoch, self.capacity = inner, epoch, inner.capacity
+        self.pids: dict[str, int] = {}
+        self.killed: list[int] = []
+
+    def check(self, trials):
+        self.inner.check(trials)
+
+    def run(self, trials, emit):
+        import os
+        import signal
+
+        from ablate.run.events import EpochMetrics, Started
+
+        def spy(event):
+            if isinstance(event, Started):
+                self.pids[event.trial_id] = event.env["pid"]
+            answer = emit(event)
+            if isinstance(event, EpochMetrics) and event.metrics["epoch"] == self.epoch and not self.killed:
+                self.killed.append(self.pids[event.trial_id])
+                os.kill(self.pids[event.trial_id], signal.SIGKILL)
+            return answer
+
+        self.inner.run(trials, spy)
+
+
+@pytest.mark.slow
+def test_a_sigkilled_worker_is_retried_resumes_from_its_checkpoint_and_loses_nothing(local_ray, tmp_path):
+    from ablate.run.ray import RayExecutor
+    from ablate.train import run_trial
+
+    spec = tiny_spec(design={"kind": "explicit", "arms": [["cosine"]]}, seeds=1, recipe={"epochs": 3})
+    trial = plan(spec).trials[-1]
+    store = Store(tmp_path / "s.db", create=True)
+    executor = KillWorkerAtEpoch(RayExecutor(retries=spec.retries), epoch=2)
+    summary = run_trials([trial], store, executor)
+    assert executor.killed and summary.outcomes == {"complete": 1}
+    tries = store.attempts_frame("tiny")
+    assert list(tries.status) == ["failed", "complete"] and tries.kind.iloc[0] == "exit", tries.error.iloc[0]
+    second = json.loads(tries.env.iloc[1])
+    assert second["pid"] != executor.killed[0], "a new worker process ran the retry"
+    assert second["resumed_after_epoch"] in (1, 2), "the retry resumed from a checkpoint, not from scratch"
+    assert "resumed_after_epoch" not in json.loads(tries.env.iloc[0])
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        whole: list[dict] = []
+        want = run_trial(trial, whole.append, device="cpu")
+    finally:
+        torch.set_num_threads(threads)
+    epochs = store.epochs_frame("tiny").sort_values("epoch")
+    assert list(epochs.epoch) == [1, 2, 3], "every epoch kept, none twice"
+    assert list(epochs.val_acc) == [m["val_acc"] for m in whole]
+    assert list(epochs.train_loss) == [m["train_loss"] for m in whole]
+    got = store.trials_frame("tiny").iloc[0]
+    for name in ("val_acc", "val_loss", "test_acc", "train_loss"):
+        assert got[name] == want[name], name

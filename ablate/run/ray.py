@@ -281,10 +281,8 @@ class _Relay:
         if tid in self.ended:
             return
         text = _error_text(trial)
-        died = any(s in text for s in ("ActorDiedError", "RayActorError", "WorkerCrashedError",
-                                       "ActorUnavailableError", "NodeDiedError", "OutOfMemoryError"))
         # "exit": the worker process died (killed, out of memory, node lost); "error": it raised
-        self.emit(Failure(tid, "exit" if died else "error", text))
+        self.emit(Failure(tid, "exit" if _worker_died(trial) else "error", text))
 
 
 def _error_text(trial) -> str:
@@ -294,6 +292,22 @@ def _error_text(trial) -> str:
     except OSError:
         text = ""
     return text[-ERROR_TAIL:].strip() or "the Ray trial failed (Tune gave no error text)"
+
+
+def _worker_died(trial) -> bool:
+    """Whether the attempt failed because its worker process or node died (not a raised error)."""
+    import ray.exceptions
+    from ray import cloudpickle
+
+    try:
+        with open(trial.pickled_error_file, "rb") as f:
+            exc = cloudpickle.load(f)
+    except Exception:  # noqa: BLE001 -- no pickled error: judge by the text
+        return "actor died unexpectedly" in _error_text(trial)
+    while isinstance(exc, ray.exceptions.RayTaskError) and exc.cause is not None and exc.cause is not exc:
+        exc = exc.cause
+    return isinstance(exc, (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError,
+                            ray.exceptions.NodeDiedError, ray.exceptions.OutOfMemoryError))
 
 
 def _check_reachable(address: str) -> None:

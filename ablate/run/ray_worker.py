@@ -99,7 +99,11 @@ def _run_trainer(trial, options: dict, device: str, gpu_ids: list, early: str | 
         restored = tune.get_checkpoint()
         if restored is not None:
             restored.to_directory(local)
-        tune.report(encode("started", env=worker_environment(device, gpu_ids), history=checkpoint.history(local)))
+        history = checkpoint.history(local)
+        env = worker_environment(device, gpu_ids)
+        if history:
+            env["resumed_after_epoch"] = history[-1]["epoch"]
+        tune.report(encode("started", env=env, history=history))
 
         def report(metrics: dict) -> None:
             # the checkpoint of this epoch is already on disk (run_trial saves, then reports)
