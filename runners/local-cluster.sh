@@ -32,12 +32,23 @@ case "${1:-}" in
     echo "$address"
     ;;
   stop)
-    pids=$(pgrep -f -- "$tmp" || true)
-    if [[ -n "$pids" ]]; then
-      kill $pids 2>/dev/null || true
-      sleep 2
-      kill -9 $(pgrep -f -- "$tmp" || true) 2>/dev/null || true
-    fi
+    # this cluster's processes: named with its folder on their command line, or (Ray's agents,
+    # which rename themselves) holding a log file open in it
+    ours() {
+      { pgrep -f -- "$tmp" || true
+        for d in /proc/[0-9]*; do
+          if ls -l "$d/fd" 2>/dev/null | grep -q -- "$tmp/"; then echo "${d#/proc/}"; fi
+        done; } | { grep -vx "$$" || true; } | sort -u
+    }
+    pids=$(ours)
+    [[ -z "$pids" ]] && exit 0
+    kill $pids 2>/dev/null || true
+    for _ in 1 2 3 4 5 6 7 8 9 10; do
+      sleep 1
+      pids=$(ours)
+      [[ -z "$pids" ]] && exit 0
+    done
+    kill -9 $pids 2>/dev/null || true
     ;;
   status)
     ray status --address "$address"
