@@ -104,7 +104,8 @@ class RayExecutor:
         if ray.is_initialized():
             return
         if self.address is None:
-            ray.init(num_cpus=self.num_cpus, object_store_memory=self.object_store_mb * 2**20,
+            # "local": a new Ray here, even where `ray start` left a cluster address behind
+            ray.init(address="local", num_cpus=self.num_cpus, object_store_memory=self.object_store_mb * 2**20,
                      include_dashboard=False, log_to_driver=False, configure_logging=False)
             self._started_ray = True
             return
@@ -204,6 +205,7 @@ class _Relay:
         self.emit, self.executor = emit, executor
         self.last_epoch: dict[str, int] = {}
         self.ended: set[str] = set()           # ablate trial ids whose attempt ended
+        self.started: set[str] = set()         # ... whose current attempt's start was emitted
         self.stop: set[str] = set()            # Tune trial ids the engine asked to stop
 
     def callback(self):
@@ -244,36 +246,43 @@ class _Relay:
         if event is None:
             return
         kind = event["kind"]
-        if kind == "started":
+        if "started" in event:                              # the attempt's first report
             self.ended.discard(tid)
-            self.emit(Started(tid, event.get("env", {})))
-            for metrics in event.get("history", []):     # epochs a resumed attempt starts after
+            self.started.add(tid)
+            self.emit(Started(tid, event["started"]["env"]))
+            for metrics in event["started"]["history"]:    # epochs a resumed attempt starts after
                 self.emit(EpochMetrics(tid, metrics))
                 self.last_epoch[tid] = metrics["epoch"]
-        elif kind == "epoch":
+        if kind == "epoch":
             self.last_epoch[tid] = event["metrics"]["epoch"]
             if self.emit(EpochMetrics(tid, event["metrics"])) == "stop":
                 self.stop.add(trial.trial_id)
         elif kind == "final":
-            self.ended.add(tid)
-            self.emit(FinalMetrics(tid, event["metrics"]))
+            self._end(tid, FinalMetrics(tid, event["metrics"]))
         elif kind == "failure":
-            self.ended.add(tid)
-            self.emit(Failure(tid, event["failure"], event["message"]))
+            self._end(tid, Failure(tid, event["failure"], event["message"]))
+
+    def _end(self, tid: str, event) -> None:
+        """The attempt's outcome; an attempt that died before its first report gets its start
+        recorded first, so the outcome lands on its own attempt."""
+        if tid not in self.started:
+            self.emit(Started(tid, {"runner": "ray", "note": "ended before its first report"}))
+        self.started.discard(tid)
+        self.ended.add(tid)
+        self.emit(event)
 
     def complete(self, trial) -> None:
         """The Tune trial ended without error: by its final report, or stopped early."""
         tid = trial.config["ablate_trial"]
         if tid in self.ended:
             return
-        self.ended.add(tid)
         epoch = self.last_epoch.get(tid)
         if trial.trial_id in self.stop:
-            self.emit(Failure(tid, "pruned", f"pruned after epoch {epoch}"))
+            self._end(tid, Failure(tid, "pruned", f"pruned after epoch {epoch}"))
         elif self.executor.early_stop is not None:
-            self.emit(Failure(tid, "pruned", f"stopped early by ASHA after epoch {epoch}"))
+            self._end(tid, Failure(tid, "pruned", f"stopped early by ASHA after epoch {epoch}"))
         else:
-            self.emit(Failure(tid, "error", "the Ray trial ended without reporting final metrics"))
+            self._end(tid, Failure(tid, "error", "the Ray trial ended without reporting final metrics"))
 
     def failed(self, trial) -> None:
         """An attempt failed: Tune retries it (on_trial_recover) or gives up (on_trial_error)."""
@@ -282,7 +291,8 @@ class _Relay:
             return
         text = _error_text(trial)
         # "exit": the worker process died (killed, out of memory, node lost); "error": it raised
-        self.emit(Failure(tid, "exit" if _worker_died(trial) else "error", text))
+        self._end(tid, Failure(tid, "exit" if _worker_died(trial) else "error", text))
+        self.ended.discard(tid)              # Tune may run it again (on_trial_recover): a new attempt
 
 
 def _error_text(trial) -> str:

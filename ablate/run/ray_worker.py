@@ -1,8 +1,10 @@
 """The Tune trainable: one ablate trial on a Ray worker, its events sent back through `tune.report`.
 
-Each engine event (started, epoch, final, failure) travels as one Tune result whose
-`ablate_event` entry is the event as JSON; epoch results also carry `epoch` and the early-stop
-metric at the top level, where Tune's ASHA reads them. The driver's callback
+Each engine event (epoch, final, failure) travels as one Tune result whose `ablate_event` entry
+is the event as JSON; the first result of an attempt also carries its start (where it runs, the
+epochs a resumed attempt starts after), so a trial costs Tune no more results than a plain Tune
+trainable. Epoch results also carry `epoch` and the early-stop metric at the top level, where
+Tune's ASHA reads them. The driver's callback
 (`ablate.run.ray`) turns them back into events; nothing here writes the store.
 
 A trial resumed by Tune after a failure (its worker died, it raised) starts from its last
@@ -36,9 +38,30 @@ def encode(kind: str, *, early_metric: str | None = None, **fields: Any) -> dict
     return result
 
 
+class Sender:
+    """`tune.report` of events; the attempt's start rides on its first report."""
+
+    def __init__(self, early_metric: str | None, env: dict[str, Any], history: list | None = None) -> None:
+        self.early_metric = early_metric
+        self.start: dict[str, Any] | None = {"env": env, "history": history or []}
+
+    def __call__(self, kind: str, *, checkpoint=None, **fields: Any) -> None:
+        from ray import tune
+
+        if self.start is not None:
+            fields["started"], self.start = self.start, None
+        tune.report(encode(kind, early_metric=self.early_metric, **fields), checkpoint=checkpoint)
+
+
 def decode(result: dict[str, Any]) -> dict[str, Any] | None:
     text = result.get(EVENT)
     return json.loads(text) if isinstance(text, str) else None
+
+
+def _node_ip() -> str:
+    import ray
+
+    return ray.util.get_node_ip_address()
 
 
 def worker_environment(device: str | None, gpu_ids: list) -> dict[str, Any]:
@@ -49,7 +72,7 @@ def worker_environment(device: str | None, gpu_ids: list) -> dict[str, Any]:
 
     ctx = ray.get_runtime_context()
     env = dict(environment(device))
-    env.update({"runner": "ray", "host": socket.gethostname(), "node_ip": ray.util.get_node_ip_address(),
+    env.update({"runner": "ray", "host": socket.gethostname(), "node_ip": _node_ip(),
                 "ray_node": ctx.get_node_id(), "gpu_ids": ",".join(str(g) for g in gpu_ids),
                 "pid": os.getpid()})
     return env
@@ -61,7 +84,6 @@ def trainable(config: dict, *, trials: dict, options: dict) -> None:
     exception as a failure instead of raising it for Tune to retry), run_fn (replaces
     `ablate.train.run_trial`: benchmarks), command (a `CommandTrial`: the user's command runs)."""
     import ray
-    from ray import tune
 
     trial = trials[config["ablate_trial"]]
     gpu_ids = ray.get_gpu_ids()
@@ -78,10 +100,9 @@ def trainable(config: dict, *, trials: dict, options: dict) -> None:
     early = options.get("early_metric")
     run_fn = options.get("run_fn")
     if run_fn is not None:                     # a stand-in trainer: no checkpoints, no environment record
-        tune.report(encode("started", env={"runner": "ray", "pid": os.getpid()}))
-        final = run_fn(trial, lambda m: tune.report(encode("epoch", metrics=dict(m), early_metric=early)),
-                       device=device)
-        tune.report(encode("final", metrics=dict(final)))
+        send = Sender(early, {"runner": "ray", "pid": os.getpid()})
+        final = run_fn(trial, lambda m: send("epoch", metrics=dict(m)), device=device)
+        send("final", metrics=dict(final))
         return
     _run_trainer(trial, options, device, gpu_ids, early)
 
@@ -103,48 +124,44 @@ def _run_trainer(trial, options: dict, device: str, gpu_ids: list, early: str | 
         env = worker_environment(device, gpu_ids)
         if history:
             env["resumed_after_epoch"] = history[-1]["epoch"]
-        tune.report(encode("started", env=env, history=history))
+        send = Sender(early, env, history)
 
         def report(metrics: dict) -> None:
             # the checkpoint of this epoch is already on disk (run_trial saves, then reports)
-            tune.report(encode("epoch", metrics=dict(metrics), early_metric=early),
-                        checkpoint=Checkpoint.from_directory(local))
+            send("epoch", metrics=dict(metrics), checkpoint=Checkpoint.from_directory(local))
 
         try:
             final = run_trial(trial, report, device=device, checkpoint_dir=local)
         except TrialDiverged as exc:
-            tune.report(encode("failure", failure="diverged", message=str(exc)))
+            send("failure", failure="diverged", message=str(exc))
             return
         except Exception as exc:  # noqa: BLE001 -- a failure kind the spec does not retry ends the trial here
             if not options.get("catch_errors"):
                 raise                           # Tune retries it (FailureConfig) from the last checkpoint
-            tune.report(encode("failure", failure="error",
-                               message=f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}"))
+            send("failure", failure="error", message=f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}")
             return
-        tune.report(encode("final", metrics=dict(final)))
+        send("final", metrics=dict(final))
     finally:
         shutil.rmtree(local, ignore_errors=True)
 
 
 def _run_command(trial, options: dict, device: str, gpu_ids: list) -> None:
     """A command trial: the command executor's own logic on this worker, its events relayed."""
-    from ray import tune
-
     from ablate.run.command import CommandExecutor
     from ablate.run.events import EpochMetrics, Failure, FinalMetrics, Started
 
-    early = options.get("early_metric")
+    send: list[Sender] = []
 
     def relay(event) -> str:
         if isinstance(event, Started):
-            env = {**event.env, "runner": "ray", "gpu_ids": ",".join(str(g) for g in gpu_ids)}
-            tune.report(encode("started", env=env))
+            send.append(Sender(options.get("early_metric"), {**event.env, "runner": "ray", "node_ip": _node_ip(),
+                                                             "gpu_ids": ",".join(str(g) for g in gpu_ids)}))
         elif isinstance(event, EpochMetrics):
-            tune.report(encode("epoch", metrics=dict(event.metrics), early_metric=early))
+            send[0]("epoch", metrics=dict(event.metrics))
         elif isinstance(event, FinalMetrics):
-            tune.report(encode("final", metrics=dict(event.metrics)))
+            send[0]("final", metrics=dict(event.metrics))
         elif isinstance(event, Failure):
-            tune.report(encode("failure", failure=event.kind, message=event.message))
+            send[0]("failure", failure=event.kind, message=event.message)
         return "continue"        # Tune's stopper and scheduler stop a trial by ending this worker
 
     CommandExecutor(options["command"], source=options.get("source"))._run_in_tmp(trial, relay)
