@@ -215,3 +215,24 @@ def test_a_sigkilled_worker_is_retried_resumes_from_its_checkpoint_and_loses_not
     got = store.trials_frame("tiny").iloc[0]
     for name in ("val_acc", "val_loss", "test_acc", "train_loss"):
         assert got[name] == want[name], name
+
+
+def test_the_report_marks_trials_asha_stopped_and_leaves_them_out_of_the_lift_table(tmp_path):
+    from ablate.errors import TrialPruned
+    from ablate.report import build_report
+    from ablate.run.experiment import run_experiment
+
+    def stopped_on_seed_2(trial, report, device=None):
+        report({"epoch": 1, "val_acc": 50.0 + trial.seed})
+        if trial.seed == 2 and trial.tricks:
+            raise TrialPruned("stopped early by ASHA after epoch 1")
+        return {"val_acc": 50.0 + trial.seed + len(trial.tricks), "test_acc": 1.0}
+
+    store = Store(tmp_path / "s.db", create=True)
+    run_experiment(tiny_spec(seeds=3), store, executor=InProcessExecutor(run_fn=stopped_on_seed_2))
+    report = build_report(store, "tiny")
+    text = report.markdown()
+    assert "Trials: 7 complete, 2 pruned." in text
+    assert "seed 2: pruned (stopped early by ASHA after epoch 1)" in text
+    assert "not averaged into the accuracies" in text
+    assert report.lift.frame["n"].tolist()[1:] == [2, 2], "a stopped seed is not a finished one"
