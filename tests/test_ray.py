@@ -236,3 +236,38 @@ def test_the_report_marks_trials_asha_stopped_and_leaves_them_out_of_the_lift_ta
     assert "seed 2: pruned (stopped early by ASHA after epoch 1)" in text
     assert "not averaged into the accuracies" in text
     assert report.lift.frame["n"].tolist()[1:] == [2, 2], "a stopped seed is not a finished one"
+
+
+COMMAND_SCRIPT = """
+import json, os
+p = json.load(open(os.environ["ABLATE_TRIAL"]))
+score = 50 + 3 * p["seed"] + sum(len(k) for k in p["tricks"])
+for e in (1, 2):
+    print(json.dumps({"epoch": e, "val_acc": score - 2 + e}), flush=True)
+print(json.dumps({"val_acc": score, "test_acc": score - 1}))
+"""
+
+
+@pytest.mark.slow
+def test_command_trials_run_through_ray_with_the_command_executors_logic(local_ray, tmp_path):
+    from ablate.run.command import CommandExecutor
+    from ablate.run.config import CommandTrial
+    from ablate.run.ray import RayExecutor
+
+    (tmp_path / "train.py").write_text(COMMAND_SCRIPT)
+    raw = {"name": "cmd", "data": {"name": "digits"},
+           "trial": {"command": [sys.executable, "train.py"], "cwd": str(tmp_path)},
+           "tricks": {"a": {"x": 1}, "bb": {"y": 2}}, "design": {"kind": "one_at_a_time"}, "seeds": 2}
+    from ablate.spec import parse_spec
+
+    spec = parse_spec(yaml.safe_dump(raw), source="cmd.yaml")
+    trials = plan(spec).trials
+    got, want = Store(tmp_path / "ray.db", create=True), Store(tmp_path / "local.db", create=True)
+    assert run_trials(trials, got, RayExecutor(command=spec.trial)).outcomes == {"complete": len(trials)}
+    run_trials(trials, want, CommandExecutor(CommandTrial(**raw["trial"])))
+    cols = ["trial_id", "status", "val_acc", "test_acc", "epochs"]
+    a, b = (s.trials_frame("cmd")[cols].sort_values("trial_id").reset_index(drop=True) for s in (got, want))
+    assert a.equals(b), f"{a}\n!=\n{b}"
+    assert len(got.epochs_frame("cmd")) == 2 * len(trials)
+    env = json.loads(got.trials_frame("cmd")["env"].iloc[0])
+    assert env["runner"] == "ray" and env["command"].endswith("train.py")
