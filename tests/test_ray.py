@@ -271,3 +271,16 @@ def test_command_trials_run_through_ray_with_the_command_executors_logic(local_r
     assert len(got.epochs_frame("cmd")) == 2 * len(trials)
     env = json.loads(got.trials_frame("cmd")["env"].iloc[0])
     assert env["runner"] == "ray" and env["command"].endswith("train.py")
+
+
+def test_asha_rungs_stay_below_the_last_epoch_and_one_epoch_has_no_scheduler(monkeypatch):
+    from ablate.run.ray import RayExecutor, _storage_uri
+
+    early = EarlyStop(grace_epochs=1, reduction=3)
+    assert RayExecutor(early_stop=early, epochs=1)._scheduler() is None
+    asha = RayExecutor(early_stop=early, epochs=10)._scheduler()
+    assert asha._max_t == 9 and asha._time_attr == "epoch" and asha._metric == "val_acc"
+    assert RayExecutor(early_stop=EarlyStop(metric="val_loss"), mode="min", epochs=5)._scheduler()._metric == "val_loss"
+    assert RayExecutor(epochs=10)._scheduler() is None
+    monkeypatch.setenv("ABLATE_RAY_STORAGE", "s3://bucket/ablate")
+    assert RayExecutor().storage_path == "s3://bucket/ablate" and _storage_uri("s3://bucket/ablate") == "s3://bucket/ablate"

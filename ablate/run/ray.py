@@ -53,8 +53,8 @@ class RayExecutor:
     command: run the spec's own command instead of the built-in trainer. run_fn: a stand-in
     trainer (benchmarks), a picklable `run_fn(trial, report, device=...)`. trials_per_run: how
     many claimed trials one `Tuner.fit()` gets (the engine's `capacity`). storage_path: where
-    Tune keeps checkpoints (a folder every node sees, on a multi-node cluster; default: a
-    temporary folder, removed after each run).
+    Tune keeps checkpoints (a folder every node sees, or s3://..., on a multi-node cluster;
+    default: $ABLATE_RAY_STORAGE, else a temporary folder removed after each run).
     """
 
     def __init__(self, address: str | None = None, *, resources: Resources = Resources(),
@@ -70,7 +70,8 @@ class RayExecutor:
         self.early_stop, self.metric, self.mode, self.epochs = early_stop, metric, mode, epochs
         self.retries, self.command, self.device, self.source = retries, command, device, source
         self.run_fn, self.trials_per_run = run_fn, trials_per_run
-        self.num_cpus, self.object_store_mb, self.storage_path = num_cpus, object_store_mb, storage_path
+        self.num_cpus, self.object_store_mb = num_cpus, object_store_mb
+        self.storage_path = storage_path or os.environ.get("ABLATE_RAY_STORAGE") or None
         self._started_ray = False
 
     @property
@@ -161,7 +162,7 @@ class RayExecutor:
             tune_config=tune.TuneConfig(max_concurrent_trials=self.max_concurrent, reuse_actors=True,
                                         scheduler=self._scheduler()),
             run_config=tune.RunConfig(
-                name=f"ablate-{uuid.uuid4().hex[:8]}", storage_path=str(Path(storage).resolve()), verbose=0,
+                name=f"ablate-{uuid.uuid4().hex[:8]}", storage_path=_storage_uri(storage), verbose=0,
                 callbacks=[relay.callback()], stop=relay.stopper(),
                 failure_config=tune.FailureConfig(max_failures=self.retries.count if retried else 0),
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=1)))
@@ -172,8 +173,8 @@ class RayExecutor:
                 shutil.rmtree(storage, ignore_errors=True)
 
     def _scheduler(self):
-        if self.early_stop is None:
-            return None
+        if self.early_stop is None or (self.epochs is not None and self.epochs < 2):
+            return None        # one epoch: nothing to stop early
         from ray.tune.schedulers import ASHAScheduler
 
         # the last rung stays below the last epoch: a trial that got there finishes and reports
@@ -293,6 +294,11 @@ class _Relay:
         # "exit": the worker process died (killed, out of memory, node lost); "error": it raised
         self._end(tid, Failure(tid, "exit" if _worker_died(trial) else "error", text))
         self.ended.discard(tid)              # Tune may run it again (on_trial_recover): a new attempt
+
+
+def _storage_uri(storage: str) -> str:
+    """Tune wants an absolute local path or a URI (s3://, gs://, file://...)."""
+    return storage if "://" in storage else str(Path(storage).expanduser().resolve())
 
 
 def _error_text(trial) -> str:
