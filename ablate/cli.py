@@ -224,7 +224,11 @@ def cmd_run(args) -> int:
         load_data(spec.data)   # the first trial's data: a broken file fails here, not in trial 1
         _check_teachers(spec, args.store)
     jobs = args.jobs or 1
-    executor_for(spec, device=args.device, source=source, jobs=jobs, fuse=args.fuse).check(())   # a bad command: exit 2, no store written
+    from ablate.models.weights import weights_root_for
+
+    executor = executor_for(spec, device=args.device, source=source, jobs=jobs, fuse=args.fuse, runner=args.runner,
+                            address=args.address, weights_root=weights_root_for(args.store))
+    executor.check(())   # a bad command, an unreachable Ray cluster: exit 2, no store written
     new_store = prepare_store_path(args.store)
     try:
         store = _open_store(args.store, create=True)
@@ -240,7 +244,7 @@ def cmd_run(args) -> int:
     start = time.perf_counter()
     try:
         p, summary = run_experiment(spec, store, source=source, progress=progress, device=args.device,
-                                    jobs=jobs, fuse=args.fuse)
+                                    jobs=jobs, executor=executor)
     except KeyboardInterrupt:
         print(f"\ninterrupted after {_fmt_s(time.perf_counter() - start)}: finished trials are kept in "
               f"{store.label}; run the same command again to finish the rest.", file=sys.stderr)
@@ -408,6 +412,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fuse", choices=["auto", "on", "off"],
                    help="train trials of one shape as one fused model: auto (on CUDA), on, off "
                         "(default: the spec's fuse, auto)")
+    p.add_argument("--runner", choices=("local", "ray"), default="local",
+                   help="local: in this process (default); ray: as Ray Tune trials (resources, early_stop "
+                        "and retries from the spec; --jobs caps trials at once)")
+    p.add_argument("--address", help="with --runner ray: join the Ray cluster at host:port (default: start "
+                                     "Ray in this process)")
     p.add_argument("--no-report", action="store_true", help="do not print or write the report")
     p.add_argument("--replace", action="store_true",
                    help="delete the stored trials of this experiment first (needed to reuse a name for "

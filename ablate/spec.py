@@ -41,7 +41,7 @@ from ablate.spec_errors import (  # noqa: F401 -- re-exported: callers import th
     _pydantic_message,
     _strip_tags,
 )
-from ablate.run.config import CommandFlags, CommandTrial, Retries
+from ablate.run.config import CommandFlags, CommandTrial, EarlyStop, Resources, Retries
 from ablate.tricks import TrickParams, get_trick, suggest, trick_names
 
 # Sizes beyond these are mistakes (a plan of a billion trials is killed for memory, not run).
@@ -180,6 +180,8 @@ class Spec(Frozen):
     recipe: Recipe | None = None            # required unless `trial` runs a command
     trial: CommandTrial | None = None
     retries: Retries = Retries()
+    resources: Resources = Resources()      # per trial on Ray (`--runner ray`)
+    early_stop: EarlyStop | None = None     # ASHA on Ray
     tricks: dict[str, TrickSetting] = Field(default_factory=dict)
     design: Design
     seeds: Seeds

@@ -39,6 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ablate import checkpoint
 from ablate.data import load_data
 from ablate.data.augment import random_flip, random_translate, to_float
 from ablate.data.batches import TensorBatches, closing_batches, open_split
@@ -133,13 +134,18 @@ def evaluate(model: nn.Module, x, y: torch.Tensor | None = None, *, mean, std, b
 
 
 def run_trial(trial, report: Report | None = None, *, device: str | None = None,
-              weights_root: str | Path | None = None, save_final: bool = False) -> dict[str, Any]:
+              weights_root: str | Path | None = None, save_final: bool = False,
+              checkpoint_dir: str | None = None) -> dict[str, Any]:
     """Train one trial and return its final metrics.
 
     `weights_root` is the folder of saved weights (`<root>/<experiment>/<trial id>.safetensors`,
     see `ablate.models.weights`): teachers named by trial are read from it, and with
     `save_final` this trial's final weights (the evaluated ones: EMA's when EMA is on) are
     written there, their path in the final metrics as `weights`. The store is never touched.
+
+    With `checkpoint_dir`, the state after every epoch is saved there (`ablate.checkpoint`),
+    before that epoch is reported; a checkpoint already there is resumed after its epoch (the
+    earlier epochs are not reported again).
 
     `report(metrics)` is called after every epoch with: epoch, train_loss, train_acc, val_loss,
     val_acc, lr, images_per_s, epoch_s. It may raise `TrialPruned` to stop early (the exception
@@ -148,10 +154,12 @@ def run_trial(trial, report: Report | None = None, *, device: str | None = None,
     """
     dev = pick_device(device)
     start = time.perf_counter()
+    # passed only when given: `_train(trial, report, dev, start)` stays the form tests patch
+    extra = {k: v for k, v in (("weights_root", weights_root), ("checkpoint_dir", checkpoint_dir)) if v is not None}
+    if weights_root is not None:
+        extra["save_final"] = save_final
     with _determinism(dev), closing_batches():   # streamed data: its workers stop with the trial
-        if weights_root is None:   # the plain call: tests and benchmarks patch `_train` with it
-            return _train(trial, report, dev, start)
-        return _train(trial, report, dev, start, weights_root=weights_root, save_final=save_final)
+        return _train(trial, report, dev, start, **extra)
 
 
 @dataclass
@@ -392,7 +400,8 @@ def train_epoch(setup: Setup, step_fn: StepFn, streams: Streams, train_x, train_
 
 
 def _train(trial, report: Report | None, dev: torch.device, start: float, *,
-           weights_root: str | Path | None = None, save_final: bool = False) -> dict[str, Any]:
+           weights_root: str | Path | None = None, save_final: bool = False,
+           checkpoint_dir: str | None = None) -> dict[str, Any]:
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
     setup = prepare(trial, dev, weights_root=weights_root)
@@ -404,8 +413,8 @@ def _train(trial, report: Report | None, dev: torch.device, start: float, *,
     streams = Streams.for_seed(trial.seed, dev)
     steps = steps_per_epoch(len(train_batches), proc.batch_size)
     eval_bs = trial.recipe.eval_batch_size
-    history: list[dict[str, Any]] = []
-    for epoch in range(1, proc.epochs + 1):
+    first_epoch, history = checkpoint.resume(checkpoint_dir, trial_id=trial.id, setup=setup, streams=streams)
+    for epoch in range(first_epoch, proc.epochs + 1):
         t0 = time.perf_counter()
         train_loss, train_acc, seen = train_epoch(
             setup, step_fn, streams, train_batches, first_step=(epoch - 1) * steps, mean=mean,
@@ -420,6 +429,9 @@ def _train(trial, report: Report | None, dev: torch.device, start: float, *,
                    "val_loss": val["loss"], "val_acc": val["acc"], "lr": opt.param_groups[0]["lr"],
                    "images_per_s": seen / train_s, "epoch_s": time.perf_counter() - t0}
         history.append(metrics)
+        if checkpoint_dir is not None:
+            checkpoint.save(checkpoint_dir, trial_id=trial.id, epoch=epoch, setup=setup, streams=streams,
+                            history=history)
         if report is not None:
             report(metrics)
     final = final_metrics(setup, history, dev, mean=mean, std=std, eval_bs=eval_bs, start=start)

@@ -1,11 +1,14 @@
 """What the run engine costs per trial: 200 zero-work trials through the engine (claim, events,
 recorder, store transactions), in-process and as commands, side by side in one run, each
-against a bare loop that does the same work 200 times without the engine.
+against a bare loop that does the same work 200 times without the engine; then the same
+zero-work trainable through the Ray executor and through a plain Ray Tune loop (one
+`Tuner.fit()` over a grid, actors reused, Tune's loggers off), both on one warm in-process Ray.
 
-    PYTHONPATH=. python benchmarks/runner_overhead.py [--trials 200]
+    PYTHONPATH=. python benchmarks/runner_overhead.py [--trials 200] [--ray-trials 100] [--ray-cpus 2]
 
 Targets (issue 8): <= 20 ms engine overhead per in-process trial; <= 150 ms per command trial,
-process start included.
+process start included. Issue 11: <= 50 ms per trial through Ray with a warm cluster, and
+ablate-ray / plain-tune <= 1.1.
 """
 
 from __future__ import annotations
@@ -59,10 +62,55 @@ def timed_engine(trials, executor, folder: Path) -> float:
     return took
 
 
+def plain_tune_trainable(config):
+    """zero_work as a Tune function trainable: one epoch report, then the final metrics."""
+    from ray import tune
+
+    tune.report({"epoch": 1, "val_acc": 1.0})
+    tune.report({"val_acc": 1.0, "test_acc": 1.0})
+
+
+def timed_plain_tune(n: int, folder: Path) -> float:
+    from ray import tune
+
+    t0 = time.perf_counter()
+    tune.Tuner(plain_tune_trainable, param_space={"i": tune.grid_search(list(range(n)))},
+               tune_config=tune.TuneConfig(reuse_actors=True),
+               run_config=tune.RunConfig(storage_path=str(folder / "plain"), verbose=0)).fit()
+    return time.perf_counter() - t0
+
+
+def ray_rows(n: int, cpus: int, folder: Path) -> list[str]:
+    """Per-trial time of the Ray executor and of a plain Tune loop, same warm in-process Ray."""
+    import ray
+
+    from ablate.run.ray import RayExecutor
+
+    executor = RayExecutor(run_fn=zero_work, num_cpus=cpus)
+    executor.connect()          # starts Ray here, with Tune's loggers and console tables off
+    try:
+        timed_plain_tune(2 * cpus, folder)                  # warm: workers started, modules imported
+        plain = timed_plain_tune(n, folder)
+        through = timed_engine(trials_of(n, False), executor, folder)
+        nodes = len(ray.nodes())
+    finally:
+        executor.close()
+    ms = 1000.0 / n
+    ratio = through / plain
+    return [f"{n} zero-work trials on a warm in-process Ray ({nodes} node, {cpus} CPUs; ms per trial)",
+            f"plain Ray Tune loop (Tuner.fit over a grid)    {plain * ms:8.1f}",
+            f"ablate --runner ray (engine + RayExecutor)      {through * ms:8.1f}   <= 50 per trial  "
+            f"{'ok' if through * ms <= 50 else 'MISSED'}",
+            f"ratio: ablate-ray / plain-tune {ratio:.2f}   <= 1.1  {'ok' if ratio <= 1.1 else 'MISSED'}"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=200)
-    n = parser.parse_args().trials
+    parser.add_argument("--ray-trials", type=int, default=100)
+    parser.add_argument("--ray-cpus", type=int, default=2)
+    args = parser.parse_args()
+    n = args.trials
     in_trials, cmd_trials = trials_of(n, False), trials_of(n, True)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -81,6 +129,7 @@ def main() -> None:
             subprocess.run(ZERO_WORK_COMMAND, capture_output=True, check=True)
         bare_cmd = time.perf_counter() - t0
         engine_cmd = timed_engine(cmd_trials, CommandExecutor(CommandTrial(command=ZERO_WORK_COMMAND)), folder)
+        ray_lines = ray_rows(args.ray_trials, args.ray_cpus, folder) if args.ray_trials else []
 
     ms = 1000.0 / n
     print(f"once per driver: environment record {startup * 1000:.0f} ms (not counted below)")
@@ -92,6 +141,8 @@ def main() -> None:
           f"{(engine_cmd - bare_cmd) * ms:10.2f}   <= 150 per trial  {'ok' if engine_cmd * ms <= 150 else 'MISSED'}")
     print(f"ratio engine / bare loop: in-process {engine_in / max(bare_in, 1e-9):,.0f}x, "
           f"command {engine_cmd / bare_cmd:.2f}x")
+    if ray_lines:
+        print("\n".join(["", *ray_lines]))
 
 
 if __name__ == "__main__":

@@ -133,7 +133,9 @@ def lift_table(p: Plan, out: pd.DataFrame, *, confidence: float = 0.95, test: st
     sv, st = stats.summarize_rows(val_acc), stats.summarize_rows(test_acc)
     failed = out[out["status"].isin(FAILED)]
     n_failed = failed.groupby("arm").size().reindex(range(n_arms), fill_value=0).to_numpy()
-    failures = {a: "; ".join(f"seed {s}: {x}" for s, x in zip(g["seed"], g["status"]))
+    # a pruned seed says why (e.g. "stopped early by ASHA after epoch 3"): it did not finish
+    failures = {a: "; ".join(f"seed {s}: {x}" + (f" ({e})" if x == "pruned" and isinstance(e, str) and e else "")
+                             for s, x, e in zip(g["seed"], g["status"], g.get("error", [None] * len(g))))
                 for a, g in failed.groupby("arm")}
     done = out[out["status"] == "complete"]
     means = {c: pd.to_numeric(done[c], errors="coerce").groupby(done["arm"]).mean().reindex(range(n_arms))

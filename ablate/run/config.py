@@ -74,3 +74,34 @@ class Retries(Frozen):
 
     count: int = Field(1, ge=0, le=100)
     kinds: tuple[Literal["error", "exit", "timeout", "no_metric"], ...] = ("error", "exit", "timeout")
+
+
+class Resources(Frozen):
+    """What one trial takes on a Ray node: several trials share a GPU with `gpu: 0.25`.
+
+    Fractions of a GPU only up to one (Ray packs fractions onto one device); more than one GPU
+    only as a whole number. On CPU-only trials `cpu` is also the trial's torch thread count.
+    """
+
+    cpu: float = Field(1, gt=0, description="CPUs per trial (also its torch threads when it has no GPU)")
+    gpu: float = Field(0, description="GPUs per trial: a fraction in [0, 1] or a whole number")
+
+    @field_validator("gpu")
+    @classmethod
+    def _fraction_or_whole(cls, v: float) -> float:
+        if v < 0 or (v > 1 and v != int(v)):
+            raise ValueError(f"gpu must be a fraction between 0 and 1 (several trials share one GPU) or a "
+                             f"whole number of GPUs, got {v:g}")
+        return v
+
+
+class EarlyStop(Frozen):
+    """Stop unpromising trials early with Ray Tune's ASHA (asynchronous successive halving): at
+    epochs grace_epochs * reduction^k a trial goes on only if it is in the top 1/reduction of the
+    trials that reached that epoch. Runs with `--runner ray`; stopped trials are recorded as
+    pruned and kept out of lift tables."""
+
+    kind: Literal["asha"] = "asha"
+    grace_epochs: int = Field(1, ge=1, description="epochs every trial runs before it can be stopped")
+    reduction: float = Field(3, gt=1, description="keep the top 1/reduction at each rung")
+    metric: str | None = Field(None, description="the per-epoch metric compared (default: the spec's metric)")

@@ -65,12 +65,24 @@ def adaptive_requests(p: Plan, store) -> list[SeedRequest]:
 
 
 def executor_for(spec: Spec, *, device: str | None = None, source: str | None = None, jobs: int = 1,
-                 weights_root=None, fuse: str | None = None):
+                 weights_root=None, fuse: str | None = None, runner: str = "local", address: str | None = None):
     """The executor a spec asks for: its own command (`trial:`), else the built-in trainer here
     (reading teachers from and, with `save: final`, saving weights to `weights_root`); `jobs`
     trials at once. `fuse` (default: the spec's `fuse`) picks the fused executor: "on" always,
     "auto" when the device is CUDA, "off" never; a spec that saves weights is never fused (the
-    fused loop keeps no per-member weights files)."""
+    fused loop keeps no per-member weights files). With `runner="ray"` trials run as Ray Tune
+    trials (in-process Ray, or the cluster at `address`), `jobs` > 1 capping how many run at once."""
+    if runner == "ray":
+        from ablate.run.ray import RayExecutor
+
+        return RayExecutor(address, resources=spec.resources, max_concurrent=jobs if jobs > 1 else None,
+                           early_stop=spec.early_stop, metric=spec.metric.name, mode=spec.metric.direction,
+                           epochs=spec.recipe.epochs if spec.recipe is not None else None,
+                           retries=spec.retries, command=spec.trial, device=device, source=source)
+    if runner != "local":
+        raise AblateError(f"unknown runner '{runner}'; choose local or ray")
+    if address is not None:
+        raise AblateError(f"--address '{address}' is for --runner ray; add --runner ray or leave --address out")
     if spec.trial is not None:
         from ablate.run.command import CommandExecutor
 

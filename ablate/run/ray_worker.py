@@ -1,0 +1,167 @@
+"""The Tune trainable: one ablate trial on a Ray worker, its events sent back through `tune.report`.
+
+Each engine event (epoch, final, failure) travels as one Tune result whose `ablate_event` entry
+is the event as JSON; the first result of an attempt also carries its start (where it runs, the
+epochs a resumed attempt starts after), so a trial costs Tune no more results than a plain Tune
+trainable. Epoch results also carry `epoch` and the early-stop metric at the top level, where
+Tune's ASHA reads them. The driver's callback
+(`ablate.run.ray`) turns them back into events; nothing here writes the store.
+
+A trial resumed by Tune after a failure (its worker died, it raised) starts from its last
+per-epoch checkpoint (`ablate.checkpoint`) and reports the checkpoint's epochs again, so the
+new attempt's record holds every epoch.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import socket
+import tempfile
+import traceback
+from typing import Any
+
+EVENT = "ablate_event"
+
+
+def encode(kind: str, *, early_metric: str | None = None, **fields: Any) -> dict[str, Any]:
+    """A Tune result carrying one event."""
+    result: dict[str, Any] = {EVENT: json.dumps({"kind": kind, **fields}, default=str)}
+    metrics = fields.get("metrics") or {}
+    if kind == "epoch":
+        result["epoch"] = metrics["epoch"]
+        value = metrics.get(early_metric) if early_metric else None
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+            result[early_metric] = value
+    return result
+
+
+class Sender:
+    """`tune.report` of events; the attempt's start rides on its first report."""
+
+    def __init__(self, early_metric: str | None, env: dict[str, Any], history: list | None = None) -> None:
+        self.early_metric = early_metric
+        self.start: dict[str, Any] | None = {"env": env, "history": history or []}
+
+    def __call__(self, kind: str, *, checkpoint=None, **fields: Any) -> None:
+        from ray import tune
+
+        if self.start is not None:
+            fields["started"], self.start = self.start, None
+        tune.report(encode(kind, early_metric=self.early_metric, **fields), checkpoint=checkpoint)
+
+
+def decode(result: dict[str, Any]) -> dict[str, Any] | None:
+    text = result.get(EVENT)
+    return json.loads(text) if isinstance(text, str) else None
+
+
+def _node_ip() -> str:
+    import ray
+
+    return ray.util.get_node_ip_address()
+
+
+def worker_environment(device: str | None, gpu_ids: list) -> dict[str, Any]:
+    """Where this trial runs: the in-process record plus the Ray node and the GPUs Ray assigned."""
+    import ray
+
+    from ablate.run.provenance import environment
+
+    ctx = ray.get_runtime_context()
+    env = dict(environment(device))
+    env.update({"runner": "ray", "host": socket.gethostname(), "node_ip": _node_ip(),
+                "ray_node": ctx.get_node_id(), "gpu_ids": ",".join(str(g) for g in gpu_ids),
+                "pid": os.getpid()})
+    return env
+
+
+def trainable(config: dict, *, trials: dict, options: dict) -> None:
+    """Run `trials[config["ablate_trial"]]`. `options`: device (None: the GPU Ray assigned, else
+    the CPU), cpu (torch threads of a CPU trial), early_metric, catch_errors (report a trainer's
+    exception as a failure instead of raising it for Tune to retry), run_fn (replaces
+    `ablate.train.run_trial`: benchmarks), command (a `CommandTrial`: the user's command runs)."""
+    import ray
+
+    trial = trials[config["ablate_trial"]]
+    gpu_ids = ray.get_gpu_ids()
+    # Ray sets CUDA_VISIBLE_DEVICES to the GPUs it assigned, so the first visible one is ours
+    device = options.get("device") or ("cuda:0" if gpu_ids else "cpu")
+    if options.get("command") is not None:
+        _run_command(trial, options, device, gpu_ids)
+        return
+    import torch
+
+    if not device.startswith("cuda"):
+        # two torch processes on two cores, each taking every core, slow each other many times over
+        torch.set_num_threads(max(1, int(options.get("cpu", 1))))
+    early = options.get("early_metric")
+    run_fn = options.get("run_fn")
+    if run_fn is not None:                     # a stand-in trainer: no checkpoints, no environment record
+        send = Sender(early, {"runner": "ray", "pid": os.getpid()})
+        final = run_fn(trial, lambda m: send("epoch", metrics=dict(m)), device=device)
+        send("final", metrics=dict(final))
+        return
+    _run_trainer(trial, options, device, gpu_ids, early)
+
+
+def _run_trainer(trial, options: dict, device: str, gpu_ids: list, early: str | None) -> None:
+    from ray import tune
+    from ray.tune import Checkpoint
+
+    from ablate import checkpoint
+    from ablate.errors import TrialDiverged
+    from ablate.train import run_trial
+
+    local = tempfile.mkdtemp(prefix="ablate-ckpt-")
+    try:
+        restored = tune.get_checkpoint()
+        if restored is not None:
+            restored.to_directory(local)
+        history = checkpoint.history(local)
+        env = worker_environment(device, gpu_ids)
+        if history:
+            env["resumed_after_epoch"] = history[-1]["epoch"]
+        send = Sender(early, env, history)
+
+        def report(metrics: dict) -> None:
+            # the checkpoint of this epoch is already on disk (run_trial saves, then reports)
+            send("epoch", metrics=dict(metrics), checkpoint=Checkpoint.from_directory(local))
+
+        try:
+            final = run_trial(trial, report, device=device, checkpoint_dir=local)
+        except TrialDiverged as exc:
+            send("failure", failure="diverged", message=str(exc))
+            return
+        except Exception as exc:  # noqa: BLE001 -- a failure kind the spec does not retry ends the trial here
+            if not options.get("catch_errors"):
+                raise                           # Tune retries it (FailureConfig) from the last checkpoint
+            send("failure", failure="error", message=f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}")
+            return
+        send("final", metrics=dict(final))
+    finally:
+        shutil.rmtree(local, ignore_errors=True)
+
+
+def _run_command(trial, options: dict, device: str, gpu_ids: list) -> None:
+    """A command trial: the command executor's own logic on this worker, its events relayed."""
+    from ablate.run.command import CommandExecutor
+    from ablate.run.events import EpochMetrics, Failure, FinalMetrics, Started
+
+    send: list[Sender] = []
+
+    def relay(event) -> str:
+        if isinstance(event, Started):
+            send.append(Sender(options.get("early_metric"), {**event.env, "runner": "ray", "node_ip": _node_ip(),
+                                                             "gpu_ids": ",".join(str(g) for g in gpu_ids)}))
+        elif isinstance(event, EpochMetrics):
+            send[0]("epoch", metrics=dict(event.metrics))
+        elif isinstance(event, FinalMetrics):
+            send[0]("final", metrics=dict(event.metrics))
+        elif isinstance(event, Failure):
+            send[0]("failure", failure=event.kind, message=event.message)
+        return "continue"        # Tune's stopper and scheduler stop a trial by ending this worker
+
+    CommandExecutor(options["command"], source=options.get("source"))._run_in_tmp(trial, relay)

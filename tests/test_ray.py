@@ -1,0 +1,286 @@
+"""The Ray executor: bad input refused before anything runs; on an in-process Ray (2 CPUs, a
+200 MB object store, no dashboard, shut down after the module; slow: Ray takes seconds to
+start) events become store records and ASHA prunes."""
+
+from __future__ import annotations
+
+import json
+import socket
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from ablate.errors import AblateError, SpecError
+from ablate.plan import plan
+from ablate.results import metric_matrix, outcomes
+from ablate.run.config import EarlyStop, Resources
+from ablate.run.engine import run_trials
+from ablate.run.inprocess import InProcessExecutor
+from ablate.store import Store
+from tests.conftest import tiny_dict, tiny_spec
+
+ray = pytest.importorskip("ray")
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]       # closed again when the socket is
+
+
+# -- no Ray needed ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("gpu", [1.5, -0.25, 2.5])
+def test_a_gpu_share_above_one_or_below_zero_is_refused_at_load(gpu):
+    with pytest.raises(SpecError, match="fraction between 0 and 1") as err:
+        tiny_spec(resources={"cpu": 1, "gpu": gpu})
+    assert err.value.path == "resources.gpu"
+
+
+def test_resources_and_early_stop_load():
+    spec = tiny_spec(resources={"cpu": 2, "gpu": 0.25}, early_stop={"kind": "asha", "grace_epochs": 2})
+    assert spec.resources == Resources(cpu=2, gpu=0.25)
+    assert spec.early_stop == EarlyStop(grace_epochs=2, reduction=3)
+    assert tiny_spec(resources={"gpu": 2}).resources.gpu == 2
+
+
+def test_an_unreachable_address_fails_within_seconds_naming_it():
+    from ablate.run.ray import RayExecutor
+
+    address = f"127.0.0.1:{closed_port()}"
+    t0 = time.monotonic()
+    with pytest.raises(AblateError, match=f"cannot reach the Ray cluster at --address '{address}'"):
+        RayExecutor(address).check(())
+    assert time.monotonic() - t0 < 10
+    assert not ray.is_initialized()
+
+
+def test_cli_unreachable_address_exits_2_and_writes_nothing(tmp_path, spec_file, capsys, monkeypatch):
+    from ablate.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    path = spec_file(tiny_dict())
+    db = tmp_path / "x.db"
+    address = f"127.0.0.1:{closed_port()}"
+    assert main(["run", str(path), "--store", str(db), "--runner", "ray", "--address", address]) == 2
+    assert f"cannot reach the Ray cluster at --address '{address}'" in capsys.readouterr().err
+    assert not db.exists() and not (tmp_path / "reports").exists()
+    assert not ray.is_initialized()
+
+
+def test_address_without_ray_runner_is_refused():
+    from ablate.run.experiment import executor_for
+
+    with pytest.raises(AblateError, match="--runner ray"):
+        executor_for(tiny_spec(), address="127.0.0.1:6379")
+
+
+# -- in-process Ray ----------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def local_ray():
+    # workers cannot import this test module by name: its functions travel by value
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    ray.init(num_cpus=2, object_store_memory=200 * 2**20, include_dashboard=False, log_to_driver=False,
+             configure_logging=False)
+    yield
+    ray.shutdown()
+
+
+def scored(trial, report, device=None):
+    """A stand-in trainer: four epochs whose metric falls with the seed (seed 0 is best)."""
+    for epoch in range(1, 5):
+        report({"epoch": epoch, "val_acc": 50.0 - 10 * trial.seed + epoch})
+    return {"val_acc": 54.0 - 10 * trial.seed}
+
+
+@pytest.mark.slow
+def test_resources_no_node_has_are_refused_naming_the_largest_node(local_ray):
+    from ablate.run.ray import RayExecutor
+
+    with pytest.raises(SpecError, match=r"the largest node has \{cpu: 2, gpu: 0\}") as err:
+        RayExecutor(resources=Resources(cpu=64), source="tiny.yaml").check(())
+    assert err.value.path == "resources"
+    with pytest.raises(SpecError, match="largest node"):
+        RayExecutor(resources=Resources(cpu=1, gpu=0.25)).check(())
+
+
+@pytest.mark.slow
+def test_asha_stops_weak_trials_they_are_recorded_pruned_and_kept_out_of_lift_tables(local_ray, tmp_path):
+    from ablate.run.ray import RayExecutor
+
+    spec = tiny_spec(design={"kind": "explicit", "arms": [[]]}, seeds=4, recipe={"epochs": 4})
+    p = plan(spec)
+    store = Store(tmp_path / "s.db", create=True)
+    # one at a time, so ASHA's rungs fill in seed order: seed 0 sets the bar, worse seeds stop
+    executor = RayExecutor(run_fn=scored, max_concurrent=1, early_stop=EarlyStop(grace_epochs=1, reduction=2),
+                           metric="val_acc", mode="max", epochs=4)
+    summary = run_trials(p.trials, store, executor)
+    frame = store.trials_frame("tiny").set_index("seed")
+    assert frame.loc[0, "status"] == "complete"
+    pruned = frame[frame.status == "pruned"]
+    assert summary.outcomes.get("pruned", 0) == len(pruned) >= 2
+    assert all(e.startswith("stopped early by ASHA after epoch ") for e in pruned.error)
+    values, _ = metric_matrix(p, outcomes(p, store.trials_frame("tiny")), "val_acc")
+    assert (values[0][pruned.index.to_numpy()] != values[0][pruned.index.to_numpy()]).all(), "pruned: NaN, not a result"
+
+
+@pytest.mark.slow
+def test_a_design_through_ray_equals_the_in_process_runner(local_ray, tmp_path):
+    from ablate.run.ray import RayExecutor
+
+    spec = tiny_spec(recipe={"epochs": 1}, seeds=1)
+    trials = plan(spec).trials
+    got = Store(tmp_path / "ray.db", create=True)
+    assert run_trials(trials, got, RayExecutor(resources=Resources(cpu=1))).outcomes == {"complete": len(trials)}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)        # the Ray trials ran with one torch thread each (cpu: 1)
+    try:
+        want = Store(tmp_path / "local.db", create=True)
+        run_trials(trials, want, InProcessExecutor(device="cpu"))
+    finally:
+        torch.set_num_threads(threads)
+    cols = ["trial_id", "status", "val_acc", "val_loss", "test_acc"]
+    a, b = (s.trials_frame("tiny")[cols].sort_values("trial_id").reset_index(drop=True) for s in (got, want))
+    assert a.equals(b), f"{a}\n!=\n{b}"
+    env = json.loads(got.trials_frame("tiny")["env"].iloc[0])
+    assert env["runner"] == "ray" and env["ray_node"] and env["threads"] == 1 and env["device"] == "cpu"
+    assert len(got.epochs_frame("tiny")) == len(trials)
+
+
+class KillWorkerAtEpoch:
+    """Wraps an executor: SIGKILLs the worker process of the trial's first attempt when it
+    reports epoch `epoch` (the pid comes from its Started event)."""
+
+    def __init__(self, inner, epoch: int) -> None:
+        self.inner, self.epoch, self.capacity = inner, epoch, inner.capacity
+        self.pids: dict[str, int] = {}
+        self.killed: list[int] = []
+
+    def check(self, trials):
+        self.inner.check(trials)
+
+    def run(self, trials, emit):
+        import os
+        import signal
+
+        from ablate.run.events import EpochMetrics, Started
+
+        def spy(event):
+            if isinstance(event, Started):
+                self.pids[event.trial_id] = event.env["pid"]
+            answer = emit(event)
+            if isinstance(event, EpochMetrics) and event.metrics["epoch"] == self.epoch and not self.killed:
+                self.killed.append(self.pids[event.trial_id])
+                os.kill(self.pids[event.trial_id], signal.SIGKILL)
+            return answer
+
+        self.inner.run(trials, spy)
+
+
+@pytest.mark.slow
+def test_a_sigkilled_worker_is_retried_resumes_from_its_checkpoint_and_loses_nothing(local_ray, tmp_path):
+    from ablate.run.ray import RayExecutor
+    from ablate.train import run_trial
+
+    spec = tiny_spec(design={"kind": "explicit", "arms": [["cosine"]]}, seeds=1, recipe={"epochs": 3})
+    trial = plan(spec).trials[-1]
+    store = Store(tmp_path / "s.db", create=True)
+    executor = KillWorkerAtEpoch(RayExecutor(retries=spec.retries), epoch=2)
+    summary = run_trials([trial], store, executor)
+    assert executor.killed and summary.outcomes == {"complete": 1}
+    tries = store.attempts_frame("tiny")
+    assert list(tries.status) == ["failed", "complete"] and tries.kind.iloc[0] == "exit", tries.error.iloc[0]
+    second = json.loads(tries.env.iloc[1])
+    assert second["pid"] != executor.killed[0], "a new worker process ran the retry"
+    assert second["resumed_after_epoch"] in (1, 2), "the retry resumed from a checkpoint, not from scratch"
+    assert "resumed_after_epoch" not in json.loads(tries.env.iloc[0])
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        whole: list[dict] = []
+        want = run_trial(trial, whole.append, device="cpu")
+    finally:
+        torch.set_num_threads(threads)
+    epochs = store.epochs_frame("tiny").sort_values("epoch")
+    assert list(epochs.epoch) == [1, 2, 3], "every epoch kept, none twice"
+    assert list(epochs.val_acc) == [m["val_acc"] for m in whole]
+    assert list(epochs.train_loss) == [m["train_loss"] for m in whole]
+    got = store.trials_frame("tiny").iloc[0]
+    for name in ("val_acc", "val_loss", "test_acc", "train_loss"):
+        assert got[name] == want[name], name
+
+
+def test_the_report_marks_trials_asha_stopped_and_leaves_them_out_of_the_lift_table(tmp_path):
+    from ablate.errors import TrialPruned
+    from ablate.report import build_report
+    from ablate.run.experiment import run_experiment
+
+    def stopped_on_seed_2(trial, report, device=None):
+        report({"epoch": 1, "val_acc": 50.0 + trial.seed})
+        if trial.seed == 2 and trial.tricks:
+            raise TrialPruned("stopped early by ASHA after epoch 1")
+        return {"val_acc": 50.0 + trial.seed + len(trial.tricks), "test_acc": 1.0}
+
+    store = Store(tmp_path / "s.db", create=True)
+    run_experiment(tiny_spec(seeds=3), store, executor=InProcessExecutor(run_fn=stopped_on_seed_2))
+    report = build_report(store, "tiny")
+    text = report.markdown()
+    assert "Trials: 7 complete, 2 pruned." in text
+    assert "seed 2: pruned (stopped early by ASHA after epoch 1)" in text
+    assert "not averaged into the accuracies" in text
+    assert report.lift.frame["n"].tolist()[1:] == [2, 2], "a stopped seed is not a finished one"
+
+
+COMMAND_SCRIPT = """
+import json, os
+p = json.load(open(os.environ["ABLATE_TRIAL"]))
+score = 50 + 3 * p["seed"] + sum(len(k) for k in p["tricks"])
+for e in (1, 2):
+    print(json.dumps({"epoch": e, "val_acc": score - 2 + e}), flush=True)
+print(json.dumps({"val_acc": score, "test_acc": score - 1}))
+"""
+
+
+@pytest.mark.slow
+def test_command_trials_run_through_ray_with_the_command_executors_logic(local_ray, tmp_path):
+    from ablate.run.command import CommandExecutor
+    from ablate.run.config import CommandTrial
+    from ablate.run.ray import RayExecutor
+
+    (tmp_path / "train.py").write_text(COMMAND_SCRIPT)
+    raw = {"name": "cmd", "data": {"name": "digits"},
+           "trial": {"command": [sys.executable, "train.py"], "cwd": str(tmp_path)},
+           "tricks": {"a": {"x": 1}, "bb": {"y": 2}}, "design": {"kind": "one_at_a_time"}, "seeds": 2}
+    from ablate.spec import parse_spec
+
+    spec = parse_spec(yaml.safe_dump(raw), source="cmd.yaml")
+    trials = plan(spec).trials
+    got, want = Store(tmp_path / "ray.db", create=True), Store(tmp_path / "local.db", create=True)
+    assert run_trials(trials, got, RayExecutor(command=spec.trial)).outcomes == {"complete": len(trials)}
+    run_trials(trials, want, CommandExecutor(CommandTrial(**raw["trial"])))
+    cols = ["trial_id", "status", "val_acc", "test_acc", "epochs"]
+    a, b = (s.trials_frame("cmd")[cols].sort_values("trial_id").reset_index(drop=True) for s in (got, want))
+    assert a.equals(b), f"{a}\n!=\n{b}"
+    assert len(got.epochs_frame("cmd")) == 2 * len(trials)
+    env = json.loads(got.trials_frame("cmd")["env"].iloc[0])
+    assert env["runner"] == "ray" and env["command"].endswith("train.py")
+
+
+def test_asha_rungs_stay_below_the_last_epoch_and_one_epoch_has_no_scheduler(monkeypatch):
+    from ablate.run.ray import RayExecutor, _storage_uri
+
+    early = EarlyStop(grace_epochs=1, reduction=3)
+    assert RayExecutor(early_stop=early, epochs=1)._scheduler() is None
+    asha = RayExecutor(early_stop=early, epochs=10)._scheduler()
+    assert asha._max_t == 9 and asha._time_attr == "epoch" and asha._metric == "val_acc"
+    assert RayExecutor(early_stop=EarlyStop(metric="val_loss"), mode="min", epochs=5)._scheduler()._metric == "val_loss"
+    assert RayExecutor(epochs=10)._scheduler() is None
+    monkeypatch.setenv("ABLATE_RAY_STORAGE", "s3://bucket/ablate")
+    assert RayExecutor().storage_path == "s3://bucket/ablate" and _storage_uri("s3://bucket/ablate") == "s3://bucket/ablate"
