@@ -2,9 +2,13 @@
 
 from ablate.tricks import (  # noqa: F401  (imported to register)
     attention,
+    branch_drop,
     erasing,
+    ghm,
+    initialization,
     label_smoothing,
     mixing,
+    normalization,
     optimizers,
     policies,
     resnet_tweaks,
