@@ -65,12 +65,12 @@ class _ShakeDropFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, gate, alpha, beta):
         ctx.save_for_backward(gate, beta)
-        return x * (gate + alpha - gate * alpha)
+        return x * (gate + (1 - gate) * alpha)   # = b + alpha - b alpha, exact for b = 1
 
     @staticmethod
     def backward(ctx, grad):
         gate, beta = ctx.saved_tensors
-        return grad * (gate + beta - gate * beta), None, None, None
+        return grad * (gate + (1 - gate) * beta), None, None, None
 
 
 def shakedrop_eval_scale(p: float, alpha_range: tuple[float, float]) -> float:

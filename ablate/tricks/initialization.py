@@ -38,8 +38,9 @@ def initialize(model, scheme: str, mode: str = "fan_out") -> int:
 
 
 class InitParams(TrickParams):
-    scheme: Literal[SCHEMES] = Field("kaiming_normal", description="torch.nn.init function")
-    mode: Literal["fan_in", "fan_out"] = Field("fan_in", description="Kaiming only: variance kept forward or backward")
+    scheme: Literal[SCHEMES] = Field("kaiming_normal", description="torch.nn.init function: " + ", ".join(SCHEMES))
+    mode: Literal["fan_in", "fan_out"] = Field("fan_in", description="Kaiming only: variance kept forward "
+                                                                   "(fan_in) or backward (fan_out)")
 
 
 @register_trick

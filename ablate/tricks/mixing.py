@@ -89,6 +89,15 @@ def ricap_regions(height: int, width: int, row: int, col: int) -> list[tuple[int
             (row, 0, height - row, col), (row, col, height - row, width - col)]
 
 
+def ricap_boundary(height: int, width: int, beta: float, generator: torch.Generator) -> tuple[int, int]:
+    """RICAP's boundary point: (round(H u), round(W v)) with u, v ~ Beta(beta, beta)."""
+    import torch
+
+    with global_rng_from(generator):   # torch's Beta sampler takes no generator
+        frac = torch.distributions.Beta(beta, beta).sample((2,))
+    return int(torch.round(frac[0] * height)), int(torch.round(frac[1] * width))
+
+
 def ricap(x: torch.Tensor, y: torch.Tensor, num_classes: int, beta: float,
           generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """Takahashi et al.'s RICAP on a batch: a boundary point (H Beta(b, b), W Beta(b, b)),
@@ -99,9 +108,7 @@ def ricap(x: torch.Tensor, y: torch.Tensor, num_classes: int, beta: float,
     import torch.nn.functional as F
 
     n, _, height, width = x.shape
-    with global_rng_from(generator):   # torch's Beta sampler takes no generator
-        frac = torch.distributions.Beta(beta, beta).sample((2,))
-    row, col = int(torch.round(frac[0] * height)), int(torch.round(frac[1] * width))
+    row, col = ricap_boundary(height, width, beta, generator)
     out = torch.empty_like(x)
     target = torch.zeros(n, num_classes, dtype=x.dtype, device=x.device)
     dev = generator.device
