@@ -386,3 +386,36 @@ def test_bad_parameters_fail_at_load_with_the_field(changes, words):
         tiny_spec(**changes)
     msg = str(info.value)
     assert words in msg and "tricks" in msg
+
+
+# -- the gradient contract of tests/test_models.py, for the model edits added here --------------
+
+NEW_MODEL_TRICKS = ["shakedrop", "stochastic_depth", "weight_standardization", "evonorm_b0", "evonorm_s0", "init"]
+NEW_EDIT_SETS = ([(t,) for t in NEW_MODEL_TRICKS] + [(t, "zero_gamma") for t in NEW_MODEL_TRICKS]
+                 + [("se", t) for t in NEW_MODEL_TRICKS] + [("weight_standardization", "evonorm_s0", "shakedrop")])
+
+
+@pytest.mark.parametrize("family", ["basic", "basic-padding", "preact", "bottleneck",
+                                    pytest.param("resnet18", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("tricks", NEW_EDIT_SETS, ids="+".join)
+def test_every_parameter_gets_a_gradient_after_the_new_edits(family, tricks):
+    """Within ten steps (stochastic depth may drop a block in a few steps in a row)."""
+    from tests.test_models import _edited_model
+
+    model = _edited_model(family, tricks)
+    if model is None:
+        pytest.skip(f"{'+'.join(tricks)} refuses {family}")
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(8, 1, 8, 8, generator=g), torch.randint(0, 4, (8,), generator=g)
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    trained = {n: False for n, p in model.named_parameters() if p.requires_grad}
+    for _ in range(10):
+        opt.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        assert torch.isfinite(loss)
+        loss.backward()
+        for n, p in model.named_parameters():
+            if p.grad is not None and p.grad.any():
+                trained[n] = True
+        opt.step()
+    assert [n for n, ok in trained.items() if not ok] == []

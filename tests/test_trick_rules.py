@@ -269,5 +269,5 @@ def test_unmixed_batches_get_one_hot_targets_over_all_classes():
 
 def test_unknown_trick_names_the_nearest_and_all():
     with pytest.raises(KeyError, match=r"unknown trick 'mixpu' \(did you mean 'mixup'\?\); registered "
-                                       r"tricks: adam, adamw, amp, autoaugment"):
+                                       r"tricks: adabound, adam, adamw, amp, asam, autoaugment"):
         get_trick("mixpu")

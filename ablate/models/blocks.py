@@ -64,6 +64,10 @@ def has_residual_blocks(model_cfg, in_channels: int = 3) -> bool:
 
     from ablate.models import build_model
 
-    with torch.device("meta"):
-        model = build_model(model_cfg, in_channels=in_channels, num_classes=10)
+    try:
+        with torch.device("meta"):
+            model = build_model(model_cfg, in_channels=in_channels, num_classes=10)
+    except Exception:   # a builder that cannot run on meta tensors (e.g. loads weights): build it for real
+        with torch.random.fork_rng(devices=[]):
+            model = build_model(model_cfg, in_channels=in_channels, num_classes=10)
     return bool(residual_blocks(model))

@@ -22,14 +22,17 @@ if TYPE_CHECKING:
 from ablate.tricks.base import Trick, TrickParams, global_rng_from, register_trick
 
 
-def with_probability(mix, prob: float, num_classes: int):
+def with_probability(mix, prob: float, num_classes: int, *, takes_generator: bool = False):
     """Wrap a v2 mixing transform: apply it with probability `prob`, else one-hot the labels.
-    The returned callable `(x, y, generator)` draws everything from `generator`."""
+    The returned callable `(x, y, generator)` draws everything from `generator` (handed to
+    `mix` itself when it `takes_generator`, else through a private global RNG)."""
     import torch
     import torch.nn.functional as F
 
     def apply(x: torch.Tensor, y: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         if prob >= 1.0 or torch.rand((), generator=generator, device=generator.device).item() < prob:
+            if takes_generator:
+                return mix(x, y, generator=generator)
             with global_rng_from(generator):
                 return mix(x, y)
         return x, F.one_hot(y, num_classes).to(x.dtype)
@@ -142,17 +145,5 @@ class RICAP(Trick):
         from functools import partial
 
         mix = partial(ricap, num_classes=proc.num_classes, beta=params.beta)
-        proc.batch_mixers.append(_with_generator_probability(mix, params.prob, proc.num_classes))
+        proc.batch_mixers.append(with_probability(mix, params.prob, proc.num_classes, takes_generator=True))
 
-
-def _with_generator_probability(mix, prob: float, num_classes: int):
-    """Like `with_probability`, for a mixer that takes the generator itself."""
-    import torch
-    import torch.nn.functional as F
-
-    def apply(x, y, generator):
-        if prob >= 1.0 or torch.rand((), generator=generator, device=generator.device).item() < prob:
-            return mix(x, y, generator=generator)
-        return x, F.one_hot(y, num_classes).to(x.dtype)
-
-    return apply
