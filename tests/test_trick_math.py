@@ -392,14 +392,14 @@ def test_bad_parameters_fail_at_load_with_the_field(changes, words):
 
 NEW_MODEL_TRICKS = ["shakedrop", "stochastic_depth", "weight_standardization", "evonorm_b0", "evonorm_s0", "init"]
 NEW_EDIT_SETS = ([(t,) for t in NEW_MODEL_TRICKS] + [(t, "zero_gamma") for t in NEW_MODEL_TRICKS]
-                 + [("se", t) for t in NEW_MODEL_TRICKS] + [("weight_standardization", "evonorm_s0", "shakedrop")])
+                 + [("se", "stochastic_depth"), ("resnet_d", "evonorm_b0"), ("weight_standardization", "evonorm_s0", "shakedrop")])
 
 
-@pytest.mark.parametrize("family", ["basic", "basic-padding", "preact", "bottleneck",
+@pytest.mark.parametrize("family", ["basic", "preact", "bottleneck",
                                     pytest.param("resnet18", marks=pytest.mark.slow)])
 @pytest.mark.parametrize("tricks", NEW_EDIT_SETS, ids="+".join)
 def test_every_parameter_gets_a_gradient_after_the_new_edits(family, tricks):
-    """Within ten steps (stochastic depth may drop a block in a few steps in a row)."""
+    """Within three steps (ten with stochastic depth, which may drop a block a few steps in a row)."""
     from tests.test_models import _edited_model
 
     model = _edited_model(family, tricks)
@@ -409,7 +409,7 @@ def test_every_parameter_gets_a_gradient_after_the_new_edits(family, tricks):
     x, y = torch.randn(8, 1, 8, 8, generator=g), torch.randint(0, 4, (8,), generator=g)
     opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
     trained = {n: False for n, p in model.named_parameters() if p.requires_grad}
-    for _ in range(10):
+    for _ in range(10 if "stochastic_depth" in tricks else 3):
         opt.zero_grad()
         loss = F.cross_entropy(model(x), y)
         assert torch.isfinite(loss)

@@ -364,7 +364,8 @@ def _evonorm(cls_name):
         block = trick.model.layer1[0]
         # BN-ReLU inside the branch became one EvoNorm with its nonlinearity, the branch end one
         # without, and the ReLU after the addition is kept
-        assert block[0].bn1.apply_act and not block[0].bn2.apply_act and isinstance(block[1], nn.ReLU)
+        assert block[0].bn1.v.requires_grad and isinstance(block[1], nn.ReLU)
+        assert not block[0].bn2.v.requires_grad and not block[0].bn2.v.any(), "linear (v = 0), still normalising"
         assert isinstance(block[0].relu, nn.Identity)
         return norms
     return check

@@ -83,11 +83,22 @@ def shifted_l2(weights: list[torch.Tensor], shift: float) -> torch.Tensor:
 # -- EvoNorm ----------------------------------------------------------------------------------
 
 def _evonorm(kind: str, channels: int, *, act: bool, groups: int) -> nn.Module:
+    """An EvoNorm layer; without the nonlinearity (where a BN had no ReLU after it) its v is
+    fixed at 0, which keeps the normalisation: B0 becomes x / max(batch std, instance std), S0
+    x / (2 group std). (timm's `apply_act=False` would drop the division as well, leaving an
+    affine layer: the end of every residual branch unnormalised, which with weight
+    standardisation made a ResNet-18's loss overflow in three steps.)"""
     from timm.layers import EvoNorm2dB0, EvoNorm2dS0
 
     if kind == "b0":
-        return EvoNorm2dB0(channels, apply_act=act)
-    return EvoNorm2dS0(channels, groups=math.gcd(groups, channels), apply_act=act)
+        layer = EvoNorm2dB0(channels, apply_act=True)
+    else:
+        layer = EvoNorm2dS0(channels, groups=math.gcd(groups, channels), apply_act=True)
+    if not act:
+        with torch.no_grad():
+            layer.v.zero_()
+        layer.v.requires_grad_(False)
+    return layer
 
 
 def _is_bn(m) -> bool:
