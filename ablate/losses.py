@@ -18,7 +18,8 @@ def ghm_weights(g: torch.Tensor, bins: int, accumulated: torch.Tensor | None = N
     """GHM-C's per-sample weights (Li et al. 2019, eq. 6-8, with their code's normalisation):
     N / GD(g), the batch size over the number of samples in g's bin (with momentum, a running
     average of that count, updated in place in `accumulated`), divided by the number of
-    non-empty bins. Samples in crowded bins (the many easy ones) weigh less."""
+    non-empty bins. Samples in crowded bins (the many easy ones) weigh less. As in the paper's
+    code the running counts start at 0, so the first batches weigh up to 1 / (1 - momentum) more."""
     idx = (g * bins).long().clamp_(0, bins - 1)
     counts = torch.bincount(idx, minlength=bins).to(g.dtype)
     filled = counts > 0
