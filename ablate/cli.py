@@ -131,7 +131,8 @@ def cmd_lr_find(args) -> int:
     out = Path(args.out) if args.out else Path("reports") / spec.name
     csv_path, html_path = write_lr_find(result, out)
     if result.stopped_early:
-        print(f"stopped after {len(result.lrs)} batches: the smoothed loss passed 4x its best at lr {result.lrs[-1]:.3g}")
+        print(f"stopped after {len(result.lrs)} batches: the smoothed loss passed 4x its best "
+              f"at lr {result.lrs[-1]:.3g}")
     print(f"suggested lr: {result.steepest_lr:.3g} (steepest descent of the smoothed loss); "
           f"{result.min_over_10_lr:.3g} (min/10: a tenth of the lr at its minimum)")
     print(f"wrote {csv_path} and {html_path}")

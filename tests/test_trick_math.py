@@ -392,7 +392,8 @@ def test_bad_parameters_fail_at_load_with_the_field(changes, words):
 
 NEW_MODEL_TRICKS = ["shakedrop", "stochastic_depth", "weight_standardization", "evonorm_b0", "evonorm_s0", "init"]
 NEW_EDIT_SETS = ([(t,) for t in NEW_MODEL_TRICKS] + [(t, "zero_gamma") for t in NEW_MODEL_TRICKS]
-                 + [("se", "stochastic_depth"), ("resnet_d", "evonorm_b0"), ("weight_standardization", "evonorm_s0", "shakedrop")])
+                 + [("se", "stochastic_depth"), ("resnet_d", "evonorm_b0"),
+                    ("weight_standardization", "evonorm_s0", "shakedrop")])
 
 
 @pytest.mark.parametrize("family", ["basic", "preact", "bottleneck",
