@@ -148,6 +148,34 @@ def _load_spec(args, *, check_files: bool = True):
     return spec, notes
 
 
+
+def cmd_lr_find(args) -> int:
+    """The LR range test on the spec's first trial: CSV + HTML figure, suggested lrs printed."""
+    from ablate.lrfind import check_range, lr_range_test, write_lr_find
+    from ablate.plan import plan
+    from ablate.spec import load_spec
+
+    check_range(args.start, args.end, args.steps)   # bad input: exit 2, nothing written
+    spec = load_spec(args.spec)
+    if spec.trial is not None:
+        raise AblateError(f"spec '{spec.name}' runs a command ('trial:'), which ablate cannot sweep the lr of; "
+                          f"lr-find needs a spec with model, data and recipe")
+    check_device(args.device)
+    trial = plan(spec).trials[0]
+    print(f"lr range test of '{spec.name}', arm {trial.arm} ({trial.label}), seed {trial.seed}: "
+          f"{args.steps} batches, lr {args.start:g} -> {args.end:g}")
+    result = lr_range_test(trial, start=args.start, end=args.end, steps=args.steps, device=args.device)
+    out = Path(args.out) if args.out else Path("reports") / spec.name
+    csv_path, html_path = write_lr_find(result, out)
+    if result.stopped_early:
+        print(f"stopped after {len(result.lrs)} batches: the smoothed loss passed 4x its best "
+              f"at lr {result.lrs[-1]:.3g}")
+    print(f"suggested lr: {result.steepest_lr:.3g} (steepest descent of the smoothed loss); "
+          f"{result.min_over_10_lr:.3g} (min/10: a tenth of the lr at its minimum)")
+    print(f"wrote {csv_path} and {html_path}")
+    return 0
+
+
 def cmd_plan(args) -> int:
     from ablate.plan import plan
 
@@ -390,6 +418,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("models", help="list the model families and archs, their parameters and papers")
     p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("lr-find", help="LR range test (Smith): loss against an exponential lr sweep, "
+                                       "figure and suggested lr, on the spec's model, data, recipe and arm 0")
+    p.add_argument("spec", help="a YAML file, or the name of one in search_spaces/ (e.g. quickstart)")
+    p.add_argument("--start", type=float, default=1e-7, help="first lr (default: 1e-7)")
+    p.add_argument("--end", type=float, default=10.0, help="last lr (default: 10)")
+    p.add_argument("--steps", type=int, default=100, help="mini-batches, one per lr (default: 100)")
+    p.add_argument("-o", "--out", help="folder for lr_find.csv and lr_find.html (default: reports/<experiment>)")
+    p.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: cuda if available, else cpu)")
+    p.set_defaults(func=cmd_lr_find)
 
     p = sub.add_parser("plan", help="show the arms and trials of a spec and estimate the cost; runs nothing")
     p.add_argument("spec", help="a YAML file, or the name of one in search_spaces/ (e.g. quickstart)")

@@ -3,14 +3,16 @@
 Tricks edit a `Procedure` (ablate.tricks); this module applies it in one fixed order:
 
 1. model: build (seeded), pretrained weights (`weights:`), structural edits (ResNet-B/C/D,
-   attention), init edits (zero-gamma);
-2. optimiser: param groups (no bias decay), then the optimiser the procedure names;
+   attention, ShakeDrop, stochastic depth, weight standardisation, EvoNorm), init edits
+   (initialisation scheme, then zero-gamma);
+2. optimiser: param groups (no bias decay; no decay on what a regulariser handles), then the
+   optimiser the procedure names, wrapped in Lookahead when asked;
 3. per batch: per-image policies on uint8 (AutoAugment, RandAugment) -> float, normalise ->
    base translation and flip -> batched erasing (random erasing, cutout) -> mixing (mixup or
-   CutMix) -> lr for this iteration (warmup x schedule) -> forward under autocast (mixed
-   precision) -> cross-entropy with label smoothing (blended with distillation's soft-target
-   term) -> backward (SAM: ascent, second forward with BN running stats frozen, second
-   backward) -> optimiser step -> EMA update;
+   CutMix, RICAP) -> lr for this iteration (warmup x schedule) -> forward under autocast (mixed
+   precision) -> cross-entropy with label smoothing (or GHM-C), blended with distillation's
+   soft-target term -> + regularisers (shifted L2) -> backward (SAM/ASAM: ascent, second forward with BN running stats frozen, second
+   backward) -> optimiser step (Lookahead: every k steps, the slow-weight update) -> EMA update;
 4. per epoch: evaluate (the EMA weights when EMA is on), report, stop if the loss is not finite;
 5. at the end: test accuracy (top-1, top-5 with >= 10 classes); with `save_final`, the evaluated
    weights are saved.
@@ -73,16 +75,47 @@ def build_procedure(trial, num_classes: int) -> Procedure:
     return proc
 
 
+def _exempt_from_decay(groups: list[dict], exempt: list[torch.Tensor]) -> list[dict]:
+    """Move `exempt` parameters (regularised by a term of the objective) to a group without
+    weight decay."""
+    ids = {id(p) for p in exempt}
+    if not ids:
+        return groups
+    out = [{**g, "params": [p for p in g["params"] if id(p) not in ids]} for g in groups]
+    out = [g for g in out if g["params"]]
+    return out + [{"params": [p for g in groups for p in g["params"] if id(p) in ids], "weight_decay": 0.0}]
+
+
 def build_optimizer(proc: Procedure, model: nn.Module) -> torch.optim.Optimizer:
     groups = param_groups(model, proc.weight_decay, decay_norm_and_bias=proc.decay_norm_and_bias)
+    groups = _exempt_from_decay(groups, [p for exempt in proc.decay_exempt for p in exempt(model)])
     if proc.optimizer == "sgd":
-        opt = torch.optim.SGD(groups, lr=proc.lr, momentum=proc.momentum, nesterov=proc.nesterov)
+        opt = torch.optim.SGD(groups, lr=proc.lr, momentum=proc.momentum, nesterov=proc.nesterov,
+                              **proc.optimizer_options)
+    elif proc.optimizer == "adabound":
+        from ablate.optim import AdaBound
+
+        opt = AdaBound(groups, lr=proc.lr, betas=proc.betas, **proc.optimizer_options)
     else:
         cls = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "radam": torch.optim.RAdam}[proc.optimizer]
-        opt = cls(groups, lr=proc.lr, betas=proc.betas)
+        opt = cls(groups, lr=proc.lr, betas=proc.betas, **proc.optimizer_options)
     for g in opt.param_groups:
         g["base_lr"] = proc.lr
+    if proc.lookahead is not None:
+        from ablate.optim import Lookahead
+
+        k, alpha = proc.lookahead
+        opt = Lookahead(opt, k=k, alpha=alpha)
     return opt
+
+
+def build_criterion(proc: Procedure) -> nn.Module:
+    """Cross-entropy with label smoothing, or GHM-C (which smooths its targets the same way)."""
+    if proc.loss == "ghmc":
+        from ablate.losses import GHMCLoss
+
+        return GHMCLoss(label_smoothing=proc.label_smoothing, **proc.loss_options)
+    return nn.CrossEntropyLoss(label_smoothing=proc.label_smoothing)
 
 
 @contextlib.contextmanager
@@ -213,7 +246,7 @@ def prepare(trial, device: torch.device | str = "cpu", *, weights_root: str | Pa
 
         ema = AveragedModel(model, multi_avg_fn=ema_update_fn(proc.ema_decay, warmup=proc.ema_warmup),
                             use_buffers=True)
-    criterion = nn.CrossEntropyLoss(label_smoothing=proc.label_smoothing)
+    criterion = build_criterion(proc)
     distill = None
     if proc.distill is not None:
         from ablate.tricks.distill import Distillation
@@ -288,10 +321,18 @@ def _forward(setup: Setup, xb: torch.Tensor, target: torch.Tensor) -> tuple[torc
     return loss, out
 
 
+def _objective(setup: Setup, loss: torch.Tensor) -> torch.Tensor:
+    """What is differentiated: the loss plus the procedure's regularisers (weight
+    standardisation's shifted L2). The reported training loss stays the data loss."""
+    for term in setup.proc.regularisers:
+        loss = loss + term(setup.model)
+    return loss
+
+
 def plain_step(setup: Setup, xb: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     loss, out = _forward(setup, xb, target)
     setup.optimizer.zero_grad(set_to_none=True)
-    loss.backward()
+    _objective(setup, loss).backward()
     setup.optimizer.step()
     return loss, out
 
@@ -300,23 +341,35 @@ def scaled_step(setup: Setup, xb: torch.Tensor, target: torch.Tensor) -> tuple[t
     """float16 autocast: loss scaling against gradient underflow."""
     loss, out = _forward(setup, xb, target)
     setup.optimizer.zero_grad(set_to_none=True)
-    setup.scaler.scale(loss).backward()
+    setup.scaler.scale(_objective(setup, loss)).backward()
     setup.scaler.step(setup.optimizer)
     setup.scaler.update()
     return loss, out
 
 
-def _sam_perturb(params: list[torch.Tensor], rho: float) -> list[torch.Tensor]:
-    """Move weights to the (first-order) worst case within radius rho; return the offsets."""
-    grads = [p.grad for p in params]
-    norm = torch.norm(torch.stack([g.norm() for g in grads if g is not None]))
+def sam_offsets(params: list[torch.Tensor], grads: list[torch.Tensor | None], rho: float,
+                eta: float | None = None) -> list[torch.Tensor]:
+    """The ascent of SAM, rho g / |g|, or with `eta` that of ASAM (Kwon et al. 2021, eq. 7 with
+    T_w = |w| + eta elementwise): rho T^2 g / |T g|, the worst case within a ball whose radius
+    scales with each weight, so the sharpness measured does not change when a layer is rescaled."""
+    scaled = [g if (g is None or eta is None) else (p.abs() + eta) * g for p, g in zip(params, grads)]
+    norm = torch.norm(torch.stack([s.norm() for s in scaled if s is not None]))
     scale = rho / (norm + 1e-12)
     eps = []
+    for p, s in zip(params, scaled):
+        if s is None:
+            eps.append(torch.zeros_like(p))
+        else:
+            eps.append(s * scale if eta is None else (p.abs() + eta) * s * scale)
+    return eps
+
+
+def _sam_perturb(params: list[torch.Tensor], rho: float, eta: float | None = None) -> list[torch.Tensor]:
+    """Move weights to the (first-order) worst case within radius rho; return the offsets."""
     with torch.no_grad():
-        for p, g in zip(params, grads):
-            e = g * scale if g is not None else torch.zeros_like(p)
+        eps = sam_offsets(params, [p.grad for p in params], rho, eta)
+        for p, e in zip(params, eps):
             p.add_(e)
-            eps.append(e)
     return eps
 
 
@@ -337,17 +390,18 @@ def frozen_bn_stats(model: nn.Module):
 
 
 def sam_step(setup: Setup, xb: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """SAM (Foret et al. 2021): gradient at w, ascend to w + rho g/|g|, take the gradient there
-    (BN running stats frozen: the batch was already counted), step from w with it."""
+    """SAM (Foret et al. 2021): gradient at w, ascend to w + rho g/|g| (ASAM: the adaptive
+    ascent of `sam_offsets`), take the gradient there (BN running stats frozen: the batch was
+    already counted), step from w with it."""
     params = [p for p in setup.model.parameters() if p.requires_grad]
     loss, out = _forward(setup, xb, target)
     setup.optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    eps = _sam_perturb(params, setup.proc.sam_rho)
+    _objective(setup, loss).backward()
+    eps = _sam_perturb(params, setup.proc.sam_rho, setup.proc.sam_eta)
     setup.optimizer.zero_grad(set_to_none=True)
     with frozen_bn_stats(setup.model):
         perturbed_loss, _ = _forward(setup, xb, target)
-    perturbed_loss.backward()
+    _objective(setup, perturbed_loss).backward()
     with torch.no_grad():
         for p, e in zip(params, eps):
             p.sub_(e)

@@ -17,9 +17,22 @@ def run(capsys, *argv):
 
 
 def test_tricks_lists_codes_params_and_papers(capsys):
+    import itertools
+
     code, out, _ = run(capsys, "tricks")
     assert code == 0
     assert "mixup" in out and "alpha: float = 0.2 in (0, inf)" in out and "arXiv:1710.09412" in out
+    for name, words in [("asam", "arXiv:2102.11600"), ("lookahead", "k: int = 5 in [1, 1000]"),
+                        ("adabound", "final_lr: float = 0.1"), ("ricap", "beta: float = 0.3"),
+                        ("shakedrop", "p_final"), ("stochastic_depth", "arXiv:1603.09382"),
+                        ("color_jitter", "hue: float = 0.0 in [0, 0.5]"),
+                        ("weight_standardization", "e-shifted L2"), ("evonorm_b0", "arXiv:2004.02967"),
+                        ("evonorm_s0", "groups: int = 32"), ("init", "orthogonal"),
+                        ("ghmc", "bins: int = 10 in [2, 1000]")]:
+        lines = out.splitlines()
+        first = next(i for i, line in enumerate(lines) if line.startswith(f"{name} "))
+        block = [lines[first], *itertools.takewhile(lambda line: line.startswith(" "), lines[first + 1:])]
+        assert words in "\n".join(block), name
     code, out, _ = run(capsys, "tricks", "cosine")
     assert code == 0 and "mixup" not in out
     code, _, err = run(capsys, "tricks", "mixpu")

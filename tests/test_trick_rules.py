@@ -213,8 +213,11 @@ RANDOM_TRICK_CALLS = {
     "autoaugment": lambda p, g: (p.sample_policies[0](_UINT8, g),),
     "randaugment": lambda p, g: (p.sample_policies[0](_UINT8, g),),
     "trivialaugment": lambda p, g: (p.sample_policies[0](_UINT8, g),),
+    "color_jitter": lambda p, g: (p.sample_policies[0](_UINT8, g),),
+    "ricap": lambda p, g: p.batch_mixers[0](_FLOATS, _LABELS, g),
 }
-PARAMS = {"mixup": {"prob": 0.5}, "cutmix": {"prob": 0.5}, "random_erasing": {"value": "random"}}
+PARAMS = {"mixup": {"prob": 0.5}, "cutmix": {"prob": 0.5}, "random_erasing": {"value": "random"},
+          "ricap": {"prob": 0.5}}
 
 
 @pytest.mark.parametrize("name", sorted(RANDOM_TRICK_CALLS))
@@ -266,5 +269,5 @@ def test_unmixed_batches_get_one_hot_targets_over_all_classes():
 
 def test_unknown_trick_names_the_nearest_and_all():
     with pytest.raises(KeyError, match=r"unknown trick 'mixpu' \(did you mean 'mixup'\?\); registered "
-                                       r"tricks: adam, adamw, amp, autoaugment"):
+                                       r"tricks: adabound, adam, adamw, amp, asam, autoaugment"):
         get_trick("mixpu")

@@ -37,6 +37,18 @@ NEEDS = {
     "adamw": {"tricks": {"adamw": {"lr": 2e-3}}},
     "radam": {"tricks": {"radam": {"lr": 4e-3}}},
     "se": {"tricks": {"se": {"reduction": 2}}},
+    "asam": {"tricks": {"asam": {"rho": 0.3, "eta": 0.05}}},
+    "adabound": {"tricks": {"adabound": {"lr": 2e-3, "final_lr": 0.05, "gamma": 0.01}}},
+    "lookahead": {"tricks": {"lookahead": {"k": 3, "alpha": 0.6}}},
+    "ricap": {"tricks": {"ricap": {"beta": 0.5}}},
+    "shakedrop": {"tricks": {"shakedrop": {"p_final": 0.4}}},
+    "stochastic_depth": {"tricks": {"stochastic_depth": {"rate": 0.3}}},
+    "color_jitter": {"data": {"channels": 3},
+                     "tricks": {"color_jitter": {"brightness": 0.3, "contrast": 0.3, "saturation": 0.5, "hue": 0.1}}},
+    "weight_standardization": {"tricks": {"weight_standardization": {"shift": 0.01, "weight": 1e-3}}},
+    "evonorm_s0": {"tricks": {"evonorm_s0": {"groups": 4}}},
+    "init": {"tricks": {"init": {"scheme": "orthogonal"}}},
+    "ghmc": {"tricks": {"ghmc": {"bins": 5, "momentum": 0.5}}},
 }
 
 
@@ -294,6 +306,133 @@ def check_sam(base, trick):
     assert trick.proc.sam_rho == 0.2 and base.proc.sam_rho is None
 
 
+def check_asam(base, trick):
+    assert (trick.proc.sam_rho, trick.proc.sam_eta) == (0.3, 0.05)
+    assert base.proc.sam_rho is None and base.proc.sam_eta is None
+
+
+def check_adabound(base, trick):
+    from ablate.optim import AdaBound
+
+    _optim(AdaBound, 2e-3)(base, trick)
+    group = trick.optimizer.param_groups[0]
+    assert (group["final_lr"], group["gamma"]) == (0.05, 0.01)
+
+
+def check_lookahead(base, trick):
+    from ablate.optim import Lookahead
+
+    opt = trick.optimizer
+    assert isinstance(opt, Lookahead) and type(opt.inner) is torch.optim.SGD and type(base.optimizer) is torch.optim.SGD
+    for g in opt.param_groups:
+        g["weight_decay"] = 0.0              # so the gradient is exactly the one set below
+    w = next(trick.model.parameters())
+    start = w.detach().clone()
+    fast = []
+    for _ in range(3):                       # k = 3 SGD steps with a constant gradient of 1
+        w.grad = torch.ones_like(w)
+        opt.step()
+        fast.append(w.detach().clone())
+    lr = opt.param_groups[0]["lr"]
+    m = trick.proc.momentum                  # heavy-ball SGD: the fast weights after 3 steps
+    fast3 = start - lr * (1 + (1 + m) + (1 + m + m * m))
+    assert torch.allclose(fast[1], start - lr * (2 + m))
+    assert torch.allclose(w, start + 0.6 * (fast3 - start), atol=1e-6), "slow weights move alpha of the way"
+
+
+def check_ricap(base, trick):
+    assert not base.proc.batch_mixers
+    x = torch.arange(10.0).view(10, 1, 1, 1).expand(10, 1, 8, 8).contiguous()   # image i is all i
+    y = torch.arange(10)
+    g = torch.Generator().manual_seed(0)
+    mixed = 0
+    for _ in range(10):
+        xm, t = trick.proc.batch_mixers[0](x, y, g)
+        area = torch.stack([(xm == c).flatten(1).float().mean(1) for c in range(10)], 1)
+        assert torch.allclose(t, area), "label weights are the area fractions of each source image"
+        mixed += int((t.max(1).values < 1).any())
+    assert mixed > 5
+
+
+def _branch_wrappers(model, cls_name):
+    return [m for m in model.modules() if type(m).__name__ == cls_name]
+
+
+def check_shakedrop(base, trick):
+    drops = _branch_wrappers(trick.model, "ShakeDrop")
+    assert [d.p for d in drops] == pytest.approx([0.4 / 3, 0.8 / 3, 0.4]), "linear in depth, 3 blocks"
+    assert all(d.alpha_range == (-1, 1) and d.beta_range == (0, 1) for d in drops)
+    assert not _branch_wrappers(base.model, "ShakeDrop")
+    assert trick.model.layer3[0].bn2[1] is drops[2], "at the end of the residual branch"
+
+
+def check_stochastic_depth(base, trick):
+    drops = _branch_wrappers(trick.model, "StochasticDepth")
+    assert [d.p for d in drops] == pytest.approx([0.1, 0.2, 0.3]) and {d.mode for d in drops} == {"batch"}
+    assert not _branch_wrappers(base.model, "StochasticDepth")
+
+
+def check_color_jitter(base, trick):
+    _policy(base, trick)
+    x = _batch(16, channels=3)
+    out = trick.proc.sample_policies[0](x, torch.Generator().manual_seed(0))
+    # saturation/hue act: channels move apart differently from a pure brightness/contrast change
+    assert not torch.equal(out, x)
+
+
+def check_weight_standardization(base, trick):
+    from ablate.models.normalization import WSConv2d
+
+    convs = [m for m in trick.model.modules() if isinstance(m, nn.Conv2d)]
+    assert convs and all(isinstance(m, WSConv2d) for m in convs)
+    assert not any(isinstance(m, WSConv2d) for m in base.model.modules())
+    # the objective's extra term: 1e-3 x 1/2 sum over filters of (n-1)(std - 0.01)^2 + n mean^2
+    expected = sum(0.5 * ((w.flatten(1).shape[1] - 1) * (w.flatten(1).std(1) - 0.01) ** 2
+                          + w.flatten(1).shape[1] * w.flatten(1).mean(1) ** 2).sum()
+                   for w in (m.weight for m in convs))
+    assert torch.allclose(trick.proc.regularisers[0](trick.model), 1e-3 * expected)
+    zero_decay = [p for g in trick.optimizer.param_groups if g["weight_decay"] == 0 for p in g["params"]]
+    assert {id(p) for p in zero_decay} == {id(m.weight) for m in convs}, "conv weights leave weight decay"
+
+
+def _evonorm(cls_name):
+    def check(base, trick):
+        norms = _branch_wrappers(trick.model, cls_name)
+        assert norms and not any(isinstance(m, nn.BatchNorm2d) for m in trick.model.modules())
+        assert any(isinstance(m, nn.BatchNorm2d) for m in base.model.modules())
+        block = trick.model.layer1[0]
+        # BN-ReLU inside the branch became one EvoNorm with its nonlinearity, the branch end one
+        # without, and the ReLU after the addition is kept
+        assert block[0].bn1.v.requires_grad and isinstance(block[1], nn.ReLU)
+        assert not block[0].bn2.v.requires_grad and not block[0].bn2.v.any(), "linear (v = 0), still normalising"
+        assert isinstance(block[0].relu, nn.Identity)
+        return norms
+    return check
+
+
+check_evonorm_b0 = _evonorm("EvoNorm2dB0")
+
+
+def check_evonorm_s0(base, trick):
+    norms = _evonorm("EvoNorm2dS0")(base, trick)
+    assert {n.groups for n in norms} == {4}
+
+
+def check_init(base, trick):
+    w = trick.model.layer2[0].conv1.weight.detach().flatten(1)    # 16 x 72: orthonormal rows
+    assert torch.allclose(w @ w.T, torch.eye(16), atol=1e-5)
+    wb = base.model.layer2[0].conv1.weight.detach().flatten(1)
+    assert not torch.allclose(wb @ wb.T, torch.eye(16), atol=1e-2)
+
+
+def check_ghmc(base, trick):
+    from ablate.losses import GHMCLoss
+
+    c = trick.criterion
+    assert isinstance(c, GHMCLoss) and (c.bins, c.momentum) == (5, 0.5)
+    assert isinstance(base.criterion, nn.CrossEntropyLoss)
+
+
 CHECKS = {name[len("check_"):]: fn for name, fn in globals().items() if name.startswith("check_")}
 
 
@@ -396,6 +535,25 @@ CONVNET = {"name": "convnet", "width": 8}
     ("resnet_b", {}, {"model": {"name": "resnet50"}}, None),
     ("resnet_d", {}, {"model": {"name": "cifar_resnet", "depth": 8, "shortcut": "padding"}}, "shortcut is 'padding'"),
     ("resnet_d", {}, {}, None),
+    ("color_jitter", {}, {}, "saturation and hue need colour images, but data 'digits' has 1 channel "
+                             "(got saturation=0.4)"),
+    ("color_jitter", {"saturation": 0.0, "hue": 0.1}, {}, "(got hue=0.1)"),
+    ("color_jitter", {"saturation": 0.0}, {}, None),
+    ("color_jitter", {}, {"data": {"channels": 3}}, None),
+    ("color_jitter", {"brightness": 0, "contrast": 0, "saturation": 0}, {"data": {"channels": 3}},
+     "all 0, so colour jitter would change nothing"),
+    ("shakedrop", {}, {"model": CONVNET}, "model 'convnet' has no residual blocks"),
+    ("shakedrop", {}, {"model": {"name": "resnet18"}}, None),
+    ("stochastic_depth", {}, {"model": CONVNET}, "model 'convnet' has no residual blocks"),
+    ("stochastic_depth", {}, {"model": {"name": "cifar_resnet", "depth": 8, "preact": True}}, None),
+    ("evonorm_b0", {}, {"model": {"name": "cifar_resnet", "depth": 8, "preact": True}}, "use preact: false"),
+    ("evonorm_s0", {}, {"model": CONVNET}, None),
+    ("init", {"scheme": "xavier_normal", "mode": "fan_out"}, {}, "mode applies to the Kaiming schemes only"),
+    ("init", {"scheme": "kaiming_uniform", "mode": "fan_out"}, {}, None),
+    ("lookahead", {"k": 1}, {}, "use k >= 2, got k=1"),
+    ("lookahead", {"k": 2}, {}, None),
+    ("asam", {}, {"tricks": {"fp16": {"use": "amp", "dtype": "float16"}}}, "ASAM's two-pass step"),
+    ("adabound", {}, {"recipe": {"optimizer": "adam"}}, None),
 ])
 def test_trick_check_refuses_exactly_what_it_cannot_do(name, params, changes, words):
     from ablate.tricks import get_trick

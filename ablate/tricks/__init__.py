@@ -2,10 +2,14 @@
 
 from ablate.tricks import (  # noqa: F401  (imported to register)
     attention,
+    branch_drop,
     distill,
     erasing,
+    ghm,
+    initialization,
     label_smoothing,
     mixing,
+    normalization,
     optimizers,
     policies,
     resnet_tweaks,

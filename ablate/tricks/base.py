@@ -54,6 +54,11 @@ class Procedure:
     weight_decay: float
     betas: tuple[float, float] = (0.9, 0.999)
     decay_norm_and_bias: bool = True
+    # extra keyword arguments of the optimiser class (AdaBound's final_lr and gamma)
+    optimizer_options: dict[str, Any] = field(default_factory=dict)
+    lookahead: tuple[int, float] | None = None   # (k, alpha): wrap the optimiser in Lookahead
+    # parameters a regulariser below handles instead of weight decay (each callable lists them)
+    decay_exempt: list[Callable[[nn.Module], list[torch.Tensor]]] = field(default_factory=list)
     # learning-rate schedule, evaluated per iteration by `lr_multiplier`
     schedule: str = "constant"            # constant | step | cosine
     milestones: tuple[float, ...] = (0.5, 0.75)   # fractions of training, for "step"
@@ -73,12 +78,17 @@ class Procedure:
                                 tuple[torch.Tensor, torch.Tensor]]] = field(default_factory=list)
     # loss
     label_smoothing: float = 0.0
+    loss: str = "cross_entropy"           # cross_entropy | ghmc
+    loss_options: dict[str, Any] = field(default_factory=dict)
+    # terms added to the training objective (not to the reported loss), each a function of the model
+    regularisers: list[Callable[[nn.Module], torch.Tensor]] = field(default_factory=list)
     # step
     autocast_dtype: str | None = None     # "bfloat16" | "float16"
     ema_decay: float | None = None
     ema_warmup: bool = True
     sam_rho: float | None = None
     distill: Any = None                   # knowledge distillation (ablate.tricks.distill.TeacherRef)
+    sam_eta: float | None = None          # ASAM: the ascent is scaled by |w| + eta (None: plain SAM)
     num_classes: int = 0                  # filled by the trainer before tricks apply
 
 

@@ -1,4 +1,5 @@
-"""Optimiser choice: SGD with Nesterov momentum, Adam, AdamW, RAdam (torch.optim).
+"""Optimiser choice: SGD with Nesterov momentum, Adam, AdamW, RAdam (torch.optim), AdaBound
+(`ablate.optim`), and the Lookahead wrapper around any of them.
 
 The recipe names the baseline optimiser; one of these tricks replaces it in an arm. Adaptive
 optimisers want a much smaller lr than SGD, so each takes its own `lr` (and optionally its own
@@ -93,3 +94,52 @@ class RAdam(_Adaptive):
     title = "RAdam optimiser"
     paper = "Liu et al. 2020, On the Variance of the Adaptive Learning Rate and Beyond (arXiv:1908.03265)"
     optimizer = "radam"
+
+
+class AdaBoundParams(AdaptiveParams):
+    final_lr: float = Field(0.1, gt=0, le=10, description="the SGD learning rate the bounds close on")
+    gamma: float = Field(1e-3, gt=0, le=1, description="convergence speed of the bounds (1/steps)")
+
+
+@register_trick
+class AdaBound(_Adaptive):
+    """Adam with per-coordinate step sizes clipped to bounds that close on an SGD learning rate.
+    torch.optim has no AdaBound; `ablate.optim.AdaBound` writes it (about 30 lines)."""
+
+    name = "adabound"
+    code = "AB"
+    title = "AdaBound optimiser"
+    paper = "Luo et al. 2019, Adaptive Gradient Methods with Dynamic Bound of Learning Rate (arXiv:1902.09843)"
+    optimizer = "adabound"
+    Params = AdaBoundParams
+
+    def apply(self, params, proc):
+        super().apply(params, proc)
+        proc.optimizer_options = {"final_lr": params.final_lr, "gamma": params.gamma}
+
+
+class LookaheadParams(TrickParams):
+    k: int = Field(5, ge=1, le=1000, description="fast steps between slow-weight updates")
+    alpha: float = Field(0.5, gt=0, lt=1, description="fraction of the way the slow weights move")
+
+
+@register_trick
+class LookaheadTrick(Trick):
+    """Wraps whatever optimiser the arm uses (the recipe's or another optimiser trick's);
+    hand-written in `ablate.optim.Lookahead` (torch has none)."""
+
+    name = "lookahead"
+    code = "LA"
+    title = "Lookahead"
+    paper = "Zhang et al. 2019, Lookahead Optimizer: k steps forward, 1 step back (arXiv:1907.08610)"
+    kind = "optimizer"
+    Params = LookaheadParams
+
+    def check(self, params, spec):
+        if params.k == 1:
+            return ("lookahead with k=1 only slows the optimiser down by alpha (every step is pulled back); "
+                    "use k >= 2, got k=1")
+        return None
+
+    def apply(self, params, proc):
+        proc.lookahead = (params.k, params.alpha)

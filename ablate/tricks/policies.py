@@ -87,3 +87,42 @@ class TrivialAugment(Trick):
         from torchvision.transforms import v2
 
         proc.sample_policies.append(per_image(v2.TrivialAugmentWide()))
+
+
+class ColorJitterParams(TrickParams):
+    brightness: float = Field(0.4, ge=0, le=1, description="brightness factor ~ U(1 - b, 1 + b)")
+    contrast: float = Field(0.4, ge=0, le=1, description="contrast factor ~ U(1 - c, 1 + c)")
+    saturation: float = Field(0.4, ge=0, le=1, description="saturation factor ~ U(1 - s, 1 + s); 3 channels only")
+    hue: float = Field(0.0, ge=0, le=0.5, description="hue shift ~ U(-h, h) of a turn; 3 channels only")
+
+
+@register_trick
+class ColorJitter(Trick):
+    """Random brightness, contrast, saturation and hue per image, in random order
+    (torchvision's v2.ColorJitter)."""
+
+    name = "color_jitter"
+    code = "CJ"
+    title = "Colour jitter"
+    paper = ("Krizhevsky et al. 2012, ImageNet Classification with Deep CNNs (colour augmentation); "
+             "He et al. 2019, Bag of Tricks (arXiv:1812.01187) uses 0.4/0.4/0.4")
+    kind = "augmentation"
+    Params = ColorJitterParams
+
+    def check(self, params, spec):
+        if not any((params.brightness, params.contrast, params.saturation, params.hue)):
+            return "brightness, contrast, saturation and hue are all 0, so colour jitter would change nothing"
+        channels = getattr(spec.data, "channels", 3)
+        colour = {k: v for k, v in (("saturation", params.saturation), ("hue", params.hue)) if v}
+        if channels == 1 and colour:
+            given = ", ".join(f"{k}={v}" for k, v in colour.items())
+            return (f"saturation and hue need colour images, but data '{spec.data.name}' has 1 channel "
+                    f"(got {given}); set them to 0 (brightness and contrast work on grey images)")
+        return None
+
+    def apply(self, params, proc):
+        from torchvision.transforms import v2
+
+        proc.sample_policies.append(per_image(v2.ColorJitter(
+            brightness=params.brightness or None, contrast=params.contrast or None,
+            saturation=params.saturation or None, hue=params.hue or None)))

@@ -7,7 +7,9 @@ The trainer implements the step (see `ablate.train`); these only switch it on:
   timm's EMA do) -- torch's own `get_ema_multi_avg_fn` has no warmup, and in a short run a
   fixed 0.999 decay keeps averaging in the random initialisation;
 - SAM: an ascent step of radius rho along the gradient, then the descent step with the gradient
-  taken there (two forward/backward passes per batch).
+  taken there (two forward/backward passes per batch);
+- ASAM: SAM with the ascent scaled per weight by |w| + eta (`ablate.train.sam_offsets`), so
+  the sharpness it minimises is invariant to rescaling a layer.
 """
 
 from __future__ import annotations
@@ -88,14 +90,34 @@ class SAM(Trick):
     title = "Sharpness-aware minimisation"
     paper = "Foret et al. 2021, Sharpness-Aware Minimization (arXiv:2010.01412)"
     kind = "training"
+    slot = "sharpness-aware step"
     Params = SAMParams
 
     def check(self, params, spec):
         for key, t in spec.tricks.items():
             if t.use == "amp" and t.params.dtype == "float16":
-                return (f"SAM's two-pass step does not combine with float16 loss scaling ('{key}'); "
-                        f"use amp with dtype: bfloat16")
+                return (f"{self.name.upper()}'s two-pass step does not combine with float16 loss scaling "
+                        f"('{key}'); use amp with dtype: bfloat16")
         return None
 
     def apply(self, params, proc):
         proc.sam_rho = params.rho
+
+
+class ASAMParams(TrickParams):
+    rho: float = Field(0.5, gt=0, le=10, description="radius of the ascent step, in units of |w| + eta")
+    eta: float = Field(0.01, ge=0, le=1, description="added to |w| so that zero weights still move")
+
+
+@register_trick
+class ASAM(SAM):
+    name = "asam"
+    code = "ASAM"
+    title = "Adaptive sharpness-aware minimisation"
+    paper = ("Kwon et al. 2021, ASAM: Adaptive Sharpness-Aware Minimization for Scale-Invariant "
+             "Learning of Deep Neural Networks (arXiv:2102.11600)")
+    Params = ASAMParams
+
+    def apply(self, params, proc):
+        proc.sam_rho = params.rho
+        proc.sam_eta = params.eta
