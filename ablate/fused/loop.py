@@ -78,6 +78,8 @@ def _train_group(trials, report: EpochReport, ended: Ended, dev: torch.device, s
         torch.cuda.reset_peak_memory_stats(dev)
     m = len(trials)
     data = load_data(trials[0].data)
+    if not hasattr(data, "train_x"):
+        raise NotFusable("the data is streamed from files (too large for memory); fused trials slice in-memory tensors")
     procs = [build_procedure(t, data.num_classes) for t in trials]
     models = [seeded_model(t, data, p).to(dev) for t, p in zip(trials, procs)]
     families = {p.optimizer for p in procs}

@@ -20,6 +20,7 @@ TRICK_FUSION: dict[str, Fusion] = {
     # data: the member's own batch pipeline (its "tricks" stream)
     "autoaugment": "data", "randaugment": "data", "trivialaugment": "data",
     "random_erasing": "data", "cutout": "data", "mixup": "data", "cutmix": "data",
+    "color_jitter": "data", "ricap": "data",
     # loss: the member's own criterion
     "label_smoothing": "loss",
     # optimiser settings: vectors along the member dimension of the fused SGD
@@ -27,22 +28,29 @@ TRICK_FUSION: dict[str, Fusion] = {
     # schedule: the member's own lr multiplier each step
     "warmup": "schedule", "cosine": "schedule", "step": "schedule",
     # init: each member is built (and edited) as its own model, then fused
-    "zero_gamma": "init",
+    "zero_gamma": "init", "init": "init",
     # structure: other shapes, same kinds of layers -> fused only with the same change
     "resnet_b": "structure", "resnet_c": "structure", "resnet_d": "structure",
     # modules the grouped-conv conversion (`ablate.fused.model`) does not know: not fused
-    "se": "module", "cbam": "module", "sk": "module",
+    "se": "module", "cbam": "module", "sk": "module", "gc": "module", "bam": "module", "sge": "module",
+    "srm": "module", "shakedrop": "module", "stochastic_depth": "module", "evonorm_b0": "module",
+    "evonorm_s0": "module", "weight_standardization": "module",
     # the step: not fused
-    "sam": "step", "ema": "step", "amp": "step",
+    "sam": "step", "ema": "step", "amp": "step", "asam": "step", "lookahead": "step", "distill": "step",
+    "ghmc": "step",
     # another optimiser family: fused with members of the same family (its lr, betas, decay
     # per member); RAdam has no fused form
-    "adam": "family", "adamw": "family", "radam": "family",
+    "adam": "family", "adamw": "family", "radam": "family", "adabound": "family",
 }
 """Every registered trick, classified (a test fails for a trick missing here)."""
 
 STEP_REASONS = {"sam": "SAM takes two forward/backward passes per step",
                 "ema": "EMA evaluates an averaged copy of the weights",
-                "amp": "mixed precision changes the step (autocast, loss scaling)"}
+                "amp": "mixed precision changes the step (autocast, loss scaling)",
+                "asam": "ASAM takes two forward/backward passes per step",
+                "lookahead": "Lookahead keeps slow weights beside the optimiser",
+                "distill": "distillation runs a teacher model every step",
+                "ghmc": "GHM-C's loss keeps a running gradient-density histogram the fused loop does not"}
 
 # Recipe fields each member may set for itself; every other recipe field must be equal.
 PER_MEMBER_RECIPE = {"lr", "momentum", "nesterov", "weight_decay", "schedule", "milestones", "gamma"}
@@ -63,7 +71,7 @@ def fusion_decision(trial) -> tuple[str | None, str]:
         if kind == "step":
             return None, f"trick '{setting.use}': {STEP_REASONS[setting.use]}"
         if kind == "module":
-            return None, f"trick '{setting.use}' adds attention modules that the fused model does not convert"
+            return None, f"trick '{setting.use}' adds or swaps modules that the fused model does not convert"
         if kind == "family":
             family = setting.use
         if kind == "structure":
