@@ -174,7 +174,7 @@ def cmd_run(args) -> int:
     check_device(args.device)
     if spec.trial is None:
         load_data(spec.data)   # the first trial's data: a broken file fails here, not in trial 1
-    jobs = args.jobs or 1
+    jobs = args.jobs or (spec.search.jobs if spec.search is not None else 1)
     executor_for(spec, device=args.device, source=source, jobs=jobs).check(())   # a bad command: exit 2, no store written
     new_store = prepare_store_path(args.store)
     try:
