@@ -199,7 +199,12 @@ def cmd_run(args) -> int:
     print("\n".join([f"{first} ({_fmt_s(time.perf_counter() - start)})", *notes]))
     if args.no_report:
         return 0
-    report = build_report(store, spec.name)
+    if spec.search is not None:
+        from ablate.search.report import build_search_report, write_search_report as write_report
+
+        report = build_search_report(store, p)
+    else:
+        report = build_report(store, spec.name)
     print("")
     print(report.markdown())
     out = Path(args.out) if args.out else Path("reports") / spec.name
@@ -224,6 +229,11 @@ def cmd_status(args) -> int:
 
         # counts of the current spec's trials; trials of earlier versions of the spec apart
         p = load_experiment(store, name)
+        if p.spec.search is not None:
+            from ablate.search.progress import search_status
+
+            print(search_status(store, p))
+            continue
         frame = store.trials_frame(name)
         current = outcomes(p, frame)
         c = current["status"].value_counts().to_dict()
@@ -258,14 +268,23 @@ def cmd_report(args) -> int:
         print("wrote " + ", ".join(str(x) for x in paths))
         return 0
     for name in args.experiment:
-        report = build_report(store, name, confidence=args.confidence, test=args.test, columns=args.columns,
-                                   diverged=args.diverged)
+        from ablate.report.frames import load_experiment
+
+        p = load_experiment(store, name)
+        if p.spec.search is not None:
+            from ablate.search.report import build_search_report, write_search_report
+
+            report, write = build_search_report(store, p, confidence=args.confidence), write_search_report
+        else:
+            report = build_report(store, name, confidence=args.confidence, test=args.test, columns=args.columns,
+                                  diverged=args.diverged)
+            write = write_report
         out = Path(args.out) if args.out else Path("reports") / name
         if len(args.experiment) > 1 and args.out:
             out = out / name
         if "md" in args.format or not args.out:
             print(report.markdown())
-        paths = write_report(report, out, tuple(args.format))
+        paths = write(report, out, tuple(args.format))
         print("wrote " + ", ".join(str(x) for x in paths))
     return 0
 

@@ -46,7 +46,7 @@ def load_spec_unchecked(name: str):
 @pytest.mark.parametrize("name", SPECS)
 def test_shipped_spec_trains_shrunk_through_the_engine(name, tmp_path):
     p = plan(shrink(name))
-    assert len(p.arms) >= 2
+    assert len(p.arms) >= 2 or p.spec.search is not None   # a search tunes one arm (tests/test_search_run.py)
     store = Store(tmp_path / "s.db", create=True)
     # the baseline and the arm with the most tricks
     summary = run_trials([p.trials[0], p.trials[-1]], store, InProcessExecutor(device="cpu"))

@@ -223,7 +223,7 @@ def check_search(spec, fail, arms: list[tuple[str, ...]]) -> None:
                 _check_value(spec, path, getattr(d, bound), (*where, bound), fail, what=bound)
         else:
             for i, c in enumerate(d.choices):
-                _check_value(spec, path, c, (*where, "choices", i), fail, what=f"choice {c!r}")
+                _check_value(spec, path, c, (*where, "choices", i), fail, what="choice")
         if s.sampler.name == "grid" and isinstance(d, FloatParam) and d.step is None:
             raise fail(where, "the grid sampler needs a finite grid: give this float range a 'step' (e.g. "
                               "step: 0.1), make it categorical, or use another sampler")
