@@ -73,6 +73,9 @@ class SearchSource:
         if time.monotonic() >= self.deadline:
             self.notes.append(f"search timeout ({self.timeout_s:g} s) reached after {self.finished} trials")
             return []
+        if getattr(self.study.sampler, "exhausted", False):
+            self.notes.append(f"the grid is exhausted after {self.finished} trials")
+            return []
         want = self.jobs if self.n_trials is None else min(self.jobs, self.n_trials - self.finished)
         batch: list[Trial] = []
         for _ in range(max(0, want)):

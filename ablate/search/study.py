@@ -54,7 +54,26 @@ def make_sampler(search: SearchConfig, *, seed_offset: int):
         return s.GPSampler(seed=seed, **opts)
     if cfg.name == "qmc":
         return s.QMCSampler(seed=cfg.seed, **opts)  # a QMC sequence goes on from the trials it has
-    return s.GridSampler(grid(search), seed=seed, **opts)
+    return _grid_sampler_class()(grid(search), seed=seed, **opts)
+
+
+def _grid_sampler_class():
+    from optuna.samplers import GridSampler
+
+    class StoppingGridSampler(GridSampler):
+        """Optuna's GridSampler, telling the search source that the grid is done instead of
+        calling `study.stop()`, which Optuna allows only inside `study.optimize` (ablate's engine
+        asks and tells itself)."""
+
+        exhausted = False
+
+        def after_trial(self, study, trial, state, values) -> None:
+            unvisited = self._get_unvisited_grid_ids(study)
+            if len(unvisited) == 0 or (len(unvisited) == 1 and study._storage.get_trial_system_attrs(
+                    trial._trial_id).get("grid_id") == unvisited[0]):
+                self.exhausted = True
+
+    return StoppingGridSampler
 
 
 def make_pruner(cfg: PrunerConfig):
