@@ -15,7 +15,7 @@ from ablate.run.experiment import run_experiment
 from ablate.run.inprocess import InProcessExecutor
 from ablate.search.report import build_search_report, write_search_report
 from ablate.store import Store
-from search_helpers import fake_train, search_dict, search_spec
+from tests.search_helpers import fake_train, search_dict, search_spec
 
 
 def _run(tmp_path, spec, run_fn=fake_train, jobs=1):

@@ -13,7 +13,7 @@ from ablate.errors import SpecError
 from ablate.plan import plan
 from ablate.search.source import make_trial
 from ablate.spec import spec_from_dict, spec_to_dict
-from search_helpers import SEARCH, search_dict, search_spec
+from tests.search_helpers import SEARCH, search_dict, search_spec
 
 
 def _params(**changes):
@@ -145,6 +145,6 @@ def test_sampled_values_are_applied_revalidated_and_hashed():
 
 
 def test_specs_without_search_keep_their_stored_text():
-    from conftest import tiny_spec
+    from tests.conftest import tiny_spec
 
     assert "search" not in spec_to_dict(tiny_spec())
