@@ -120,6 +120,11 @@ def cmd_plan(args) -> int:
     spec = load_spec(args.spec, check_files=not args.no_estimate)
     p = plan(spec)
     print(p.describe())
+    if spec.search is not None:
+        from ablate.search.progress import search_plan
+
+        print(search_plan(p))
+        return 0
     if spec.trial is not None and not args.no_estimate:
         print("\n(no estimate: the trials run your command; time one run of it to estimate the cost)")
     elif not args.no_estimate:

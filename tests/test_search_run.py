@@ -195,3 +195,18 @@ def test_report_files_and_status(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "6/6 trials done (6 complete, 0 pruned, 0 failed, 0 running); best so far val_acc" in out
     assert "validation round" in out and not math.isnan(r.finalists[0].table["mean"][0])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["digits_search", "cifar10_resnet32_search"])
+def test_shipped_search_specs_run_shrunk_with_the_real_trainer(name, tmp_path):
+    from tests.test_search_spaces import shrink
+
+    spec = shrink(name, seeds=2).with_changes(search={"n_trials": 2, "validate": {"top_k": 1}, "pruner": "none"})
+    store = Store(tmp_path / "s.db", create=True)
+    p, summary = run_experiment(spec, store, executor=InProcessExecutor(device="cpu"))
+    # 2 search trials, the winner on the other seed, the hand-picked values on both
+    assert summary.outcomes == {"complete": 5}, summary.describe()
+    r = build_search_report(store, p)
+    assert r.finalists[0].winner is not None and r.finalists[0].compare is not None
+    assert "## Hand-picked vs searched" in r.markdown()

@@ -148,3 +148,10 @@ def test_specs_without_search_keep_their_stored_text():
     from tests.conftest import tiny_spec
 
     assert "search" not in spec_to_dict(tiny_spec())
+
+
+def test_plan_describes_the_search(capsys):
+    assert main(["plan", "digits_search"]) == 0
+    out = capsys.readouterr().out
+    assert "search: tpe sampler (seed 0), pruner median, 16 trials per study" in out
+    assert "tricks.mixup.alpha" in out and "hand-picked values" in out

@@ -39,6 +39,32 @@ def search_status(store, p) -> str:
     return "\n".join(lines)
 
 
+def search_plan(p) -> str:
+    """What `ablate plan` says about a search: the space, the budget, what follows."""
+    from ablate.search.runner import searched_arms, study_name
+    from ablate.search.space import search_metrics
+
+    spec = p.spec
+    s = spec.search
+    budget = " and ".join(x for x in (f"{s.n_trials} trials" if s.n_trials else "",
+                                      f"{s.timeout_s:g} s" if s.timeout_s else "") if x)
+    arms = searched_arms(p)
+    lines = ["", f"search: {s.sampler.name} sampler (seed {s.sampler.seed}), pruner {s.pruner.name}, "
+                 f"{budget} per study, {s.jobs} at once, on seed {spec.seeds.values[0]}; "
+                 + " and ".join(f"{m.direction} {m.name}" for m in search_metrics(spec)),
+             f"studies: {', '.join(study_name(spec, a if s.per_arm else None) for a in arms)}", "parameters:"]
+    lines += [f"  {path}: {d.model_dump(exclude_none=True)}" for path, d in s.params.items()]
+    k = s.validate.top_k if s.validate else (1 if s.per_arm or s.compare_to else 0)
+    if k:
+        lines.append(f"then: the top {k} configuration(s) of each study re-run over seeds {list(spec.seeds.values)} "
+                     f"(paired; the winner is the best seed mean)")
+    if s.compare_to:
+        lines.append(f"and the hand-picked values {dict(s.compare_to)} on the same seeds")
+    if s.per_arm:
+        lines.append("each arm's winner makes the lift table")
+    return "\n".join(lines)
+
+
 def _load(store, name: str):
     import optuna
 
