@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -164,7 +165,9 @@ def importances(study) -> pd.DataFrame:
     for name, evaluator in (("default", None), ("fanova", imp.FanovaImportanceEvaluator(seed=0))):
         try:
             kwargs = {"target": (lambda t: t.values[0])} if study._is_multi_objective() else {}
-            out[name] = imp.get_param_importances(study, evaluator=evaluator, **kwargs)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")   # Optuna's notes on few or tied trials
+                out[name] = imp.get_param_importances(study, evaluator=evaluator, **kwargs)
         except (ValueError, RuntimeError, ZeroDivisionError):
             continue
     if not out:
