@@ -210,3 +210,25 @@ def test_shipped_search_specs_run_shrunk_with_the_real_trainer(name, tmp_path):
     r = build_search_report(store, p)
     assert r.finalists[0].winner is not None and r.finalists[0].compare is not None
     assert "## Hand-picked vs searched" in r.markdown()
+
+
+def test_optuna_dashboard_opens_the_store(tmp_path):
+    # `optuna-dashboard <store URL>` serves this WSGI app: it must list the study and its trials
+    import io
+
+    optuna_dashboard = pytest.importorskip("optuna_dashboard")
+    store, p, _ = _run(tmp_path, search_spec(validate=False, n_trials=3))
+    app = optuna_dashboard.wsgi(store.url)
+
+    def get(path: str):
+        seen = {}
+        body = app({"REQUEST_METHOD": "GET", "PATH_INFO": path, "QUERY_STRING": "", "wsgi.input": io.BytesIO(),
+                    "SERVER_NAME": "x", "SERVER_PORT": "80", "wsgi.url_scheme": "http"},
+                   lambda status, headers, exc_info=None: seen.setdefault("status", status))
+        return seen["status"], json.loads(b"".join(body))
+
+    status, data = get("/api/studies")
+    assert status.startswith("200") and [s["study_name"] for s in data["study_summaries"]] == ["srch"]
+    status, data = get(f"/api/studies/{data['study_summaries'][0]['study_id']}")
+    assert status.startswith("200") and len(data["trials"]) == 3
+    assert {k["name"] for k in data["trials"][0]["params"]} == {"recipe.lr", "tricks.mixup.alpha"}
