@@ -147,7 +147,8 @@ class SearchSource:
             missing = [m.name for m in self.metrics if not isinstance(metrics.get(m.name), (int, float))]
             if missing:
                 status, error = "failed", f"the trial did not report {', '.join(missing)}"
-        storage.set_trial_user_attr(trial_id, STATUS_ATTR, status)
+        if status != "complete":      # a complete trial's state says it (one write less per trial)
+            storage.set_trial_user_attr(trial_id, STATUS_ATTR, status)
         if error:
             storage.set_trial_user_attr(trial_id, REASON_ATTR, error.strip()[-2000:])
         if requeued:
