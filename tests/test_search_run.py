@@ -45,6 +45,7 @@ def test_sampled_values_reach_the_trial_and_the_study_sees_everything(tmp_path):
     assert (frame["reason"].str.startswith("search: study trial")).all()
 
 
+@pytest.mark.slow
 def test_validation_round_picks_the_best_seed_mean_not_the_luckiest_run(tmp_path):
     # lr 0.4 is best on the search seed (0) by luck; lr 0.2 is best on average over seeds
     base = {0.1: 80.0, 0.2: 82.0, 0.3: 81.0, 0.4: 79.0}
@@ -67,6 +68,7 @@ def test_validation_round_picks_the_best_seed_mean_not_the_luckiest_run(tmp_path
     assert "not the winner over seeds" in r.markdown()
 
 
+@pytest.mark.slow
 def test_compare_to_gives_the_hand_picked_vs_searched_table(tmp_path):
     spec = search_spec(compare_to={"recipe.lr": 0.5, "tricks.mixup.alpha": 0.2})
     store, p, _ = _run(tmp_path, spec)
@@ -81,6 +83,7 @@ def test_compare_to_gives_the_hand_picked_vs_searched_table(tmp_path):
     assert "lift, searched - hand-picked (paired)" in md
 
 
+@pytest.mark.slow
 def test_per_arm_search_tunes_each_arm_and_feeds_the_lift_table(tmp_path):
     d = search_dict(params={"recipe.lr": {"type": "float", "low": 0.01, "high": 1.0, "log": True}},
                     per_arm=True, n_trials=4, validate={"top_k": 1})
