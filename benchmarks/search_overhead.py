@@ -73,7 +73,8 @@ class timed_optuna_calls:
 
     NAMES = [(optuna.study.Study, n) for n in ("ask", "tell", "enqueue_trial", "get_trials", "set_user_attr")] + \
             [(optuna.trial.Trial, n) for n in ("report", "should_prune", "set_user_attr")] + \
-            [(optuna.storages.RDBStorage, n) for n in ("set_trial_user_attr", "get_trial_id_from_study_id_trial_number")]
+            [(optuna.storages.RDBStorage, n) for n in ("__init__", "set_trial_user_attr", "get_all_trials",
+                                                       "get_study_id_from_name", "get_trial_id_from_study_id_trial_number")]
 
     def __init__(self, acc: list) -> None:
         self.acc, self.saved, self.depth = acc, [], [0]
