@@ -184,6 +184,11 @@ def cmd_plan(args) -> int:
     _print_nni_notes(notes)
     p = plan(spec)
     print(p.describe())
+    if spec.search is not None:
+        from ablate.search.progress import search_plan
+
+        print(search_plan(p))
+        return 0
     if spec.trial is not None and not args.no_estimate:
         print("\n(no estimate: the trials run your command; time one run of it to estimate the cost)")
     elif not args.no_estimate:
@@ -251,7 +256,7 @@ def cmd_run(args) -> int:
     if spec.trial is None:
         load_data(spec.data)   # the first trial's data: a broken file fails here, not in trial 1
         _check_teachers(spec, args.store)
-    jobs = args.jobs or 1
+    jobs = args.jobs or (spec.search.jobs if spec.search is not None else 1)
     from ablate.models.weights import weights_root_for
 
     executor = executor_for(spec, device=args.device, source=source, jobs=jobs, fuse=args.fuse, runner=args.runner,
@@ -282,7 +287,12 @@ def cmd_run(args) -> int:
     print("\n".join([f"{first} ({_fmt_s(time.perf_counter() - start)})", *notes]))
     if args.no_report:
         return 0
-    report = build_report(store, spec.name)
+    if spec.search is not None:
+        from ablate.search.report import build_search_report, write_search_report as write_report
+
+        report = build_search_report(store, p)
+    else:
+        report = build_report(store, spec.name)
     print("")
     print(report.markdown())
     out = Path(args.out) if args.out else Path("reports") / spec.name
@@ -335,6 +345,11 @@ def cmd_status(args) -> int:
 
         # counts of the current spec's trials; trials of earlier versions of the spec apart
         p = load_experiment(store, name)
+        if p.spec.search is not None:
+            from ablate.search.progress import search_status
+
+            print(search_status(store, p))
+            continue
         frame = store.trials_frame(name)
         current = outcomes(p, frame)
         c = current["status"].value_counts().to_dict()
@@ -369,14 +384,23 @@ def cmd_report(args) -> int:
         print("wrote " + ", ".join(str(x) for x in paths))
         return 0
     for name in args.experiment:
-        report = build_report(store, name, confidence=args.confidence, test=args.test, columns=args.columns,
-                                   diverged=args.diverged)
+        from ablate.report.frames import load_experiment
+
+        p = load_experiment(store, name)
+        if p.spec.search is not None:
+            from ablate.search.report import build_search_report, write_search_report
+
+            report, write = build_search_report(store, p, confidence=args.confidence), write_search_report
+        else:
+            report = build_report(store, name, confidence=args.confidence, test=args.test, columns=args.columns,
+                                  diverged=args.diverged)
+            write = write_report
         out = Path(args.out) if args.out else Path("reports") / name
         if len(args.experiment) > 1 and args.out:
             out = out / name
         if "md" in args.format or not args.out:
             print(report.markdown())
-        paths = write_report(report, out, tuple(args.format))
+        paths = write(report, out, tuple(args.format))
         print("wrote " + ", ".join(str(x) for x in paths))
     return 0
 

@@ -42,6 +42,7 @@ from ablate.spec_errors import (  # noqa: F401 -- re-exported: callers import th
     _strip_tags,
 )
 from ablate.run.config import CommandFlags, CommandTrial, EarlyStop, Resources, Retries
+from ablate.search.space import SearchConfig, check_raw_names, check_search
 from ablate.tricks import TrickParams, get_trick, suggest, trick_names
 
 # Sizes beyond these are mistakes (a plan of a billion trials is killed for memory, not run).
@@ -193,6 +194,7 @@ class Spec(Frozen):
     # (on the CPU fused results equal one-at-a-time ones only to float tolerance, and CPU runs
     # promise bit-for-bit repeats), "on" fuses on any device, "off" never.
     fuse: Literal["auto", "on", "off"] = "auto"
+    search: SearchConfig | None = None      # an Optuna search (ablate.search); design optional then
 
     @field_validator("seeds", mode="before")
     @classmethod
@@ -327,6 +329,7 @@ def spec_from_dict(raw: Any, *, source: str = "<dict>", default_name: str | None
         return SpecError(message, source=source, path=_dotted(path), line=_line_for(lines, path))
 
     _check_names(raw, fail)
+    _search_defaults(raw, fail)
     raw["tricks"] = _resolve_tricks(raw.get("tricks"), fail, command=raw.get("trial") is not None)
     try:
         spec = Spec.model_validate(raw)
@@ -339,12 +342,29 @@ def spec_from_dict(raw: Any, *, source: str = "<dict>", default_name: str | None
 def spec_to_dict(spec: Spec) -> dict[str, Any]:
     """The spec as plain data in the YAML file's own shape (tricks as `key: {use, code, params}`)."""
     raw = spec.model_dump(mode="json", exclude={"tricks"})
+    if raw.get("search") is None:
+        raw.pop("search", None)        # specs without a search keep their stored text
     raw["tricks"] = {k: {"use": t.use, "code": t.code, **t.params.model_dump(mode="json")}
                      for k, t in spec.tricks.items()}
     return raw
 
 
 # -- checks -----------------------------------------------------------------------------------
+
+
+def _search_defaults(raw: dict, fail) -> None:
+    """A search may omit `design`: it then tunes the recipe with every listed trick on (one
+    explicit arm). A per-arm search needs the design whose arms it tunes."""
+    search = raw.get("search")
+    if search is None:
+        return
+    check_raw_names(search, fail)
+    if "design" not in raw:
+        if isinstance(search, dict) and search.get("per_arm"):
+            raise fail(("search", "per_arm"), "'per_arm: true' tunes each arm of the design: give a 'design' "
+                                              "(e.g. 'design: {kind: one_at_a_time}')")
+        tricks = raw.get("tricks")
+        raw["design"] = {"kind": "explicit", "arms": [[str(k) for k in tricks] if isinstance(tricks, dict) else []]}
 
 
 def _check_names(raw: dict, fail) -> None:
@@ -470,6 +490,8 @@ def _check_consistency(spec: Spec, fail, *, check_files: bool) -> None:
                                             f"use an explicit design or separate experiments")
             if slot:
                 slots[slot] = key
+    if spec.search is not None:
+        check_search(spec, fail, arms)
     if check_files:
         try:
             check_data(spec.data)

@@ -60,7 +60,7 @@ def _strip_tags(loc: tuple, raw: Any) -> tuple:
             out.append(part)
             node = node[part]
         elif isinstance(part, str) and (part in DATA_NAMES + MODEL_NAMES + DESIGN_KINDS
-                                         or "[" in part or part in ("int", "list", "dict")):
+                                         or "[" in part or part in ("int", "list", "dict", "float", "categorical")):
             continue
         elif isinstance(part, str) and part[:1].isupper() and isinstance(node, dict):
             continue   # a union member's class name (e.g. 'ExplicitArm'); spec keys are lower case

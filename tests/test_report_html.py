@@ -311,3 +311,27 @@ def test_page_draws_in_headless_chromium(tmp_path):
     assert len(hos["plots"]) == 2 and hos["plots"][0]["points"] > 0
     assert HOSTILE in hos["plots"][0]["yticks"], "the label is shown as text, not run"
     (tmp_path / "screenshot.png").write_bytes(fac["png"])
+
+
+@pytest.mark.browser
+def test_search_page_draws_its_figures_in_headless_chromium(tmp_path):
+    # a search's page: finalists table and Optuna's figures, drawn offline without errors
+    from ablate.run.experiment import run_experiment
+    from ablate.run.inprocess import InProcessExecutor
+    from ablate.search.report import build_search_report, write_search_report
+    from ablate.store import Store
+    from tests.search_helpers import fake_train, search_spec
+
+    store = Store(tmp_path / "s.db", create=True)
+    p, _ = run_experiment(search_spec(n_trials=5, validate={"top_k": 2}), store,
+                          executor=InProcessExecutor(run_fn=fake_train))
+    page = write_search_report(build_search_report(store, p), tmp_path / "out", ("html",))[0]
+    text = page.read_text()
+    for title in ("optimisation history", "parallel coordinates", "parameter importances (fANOVA)",
+                  "intermediate values"):
+        assert f"<h2>{title}</h2>" in text
+    (seen,) = open_pages([page], [5])
+    assert seen["errors"] == [] and seen["dialogs"] == [] and seen["requests"] == [], seen["errors"]
+    assert_not_blank(seen["png"])
+    history = seen["plots"][0]
+    assert history["svg"] > 0 and history["points"] >= 5, "one point per complete trial"

@@ -121,12 +121,17 @@ def run_experiment(spec: Spec, store, *, source: str | None = None, progress: Pr
     before = store.experiment(spec.name)
     store.save_experiment(spec.name, text, source)
     summary = RunSummary()
-    if before is not None and not _same_spec(before["spec"], text):
+    if before is not None and spec.search is None and not _same_spec(before["spec"], text):
         ids = {p.trial_id(a.index, s) for a in p.arms for s in set(store.trial_seeds(spec.name)) | set(p.seeds)}
         stale = sum(1 for tid in store.trial_statuses(spec.name) if tid not in ids)
         summary.notes.append(
             f"the spec of '{spec.name}' changed since it was last run; {stale} stored trial(s) of the old "
             f"version are kept in the store but not reported (unchanged trials are reused)")
+    if spec.search is not None:
+        from ablate.search.runner import run_search
+
+        run_search(p, store, executor, summary=summary, progress=progress, source=source, lease_s=lease_s, jobs=jobs)
+        return p, summary
     trials = AdaptiveSeedSource(p) if spec.seeds.adaptive is not None else DesignSource(p.trials)
     engine = Engine(store, spec.name, executor, retries=spec.retries, progress=progress,
                     metric=spec.metric.name, metric_source=source or f"spec '{spec.name}'", lease_s=lease_s)

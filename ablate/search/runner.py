@@ -1,0 +1,62 @@
+"""Run a spec's search: one study (or one per design arm with `per_arm`), then the validation
+round over the spec's seeds, all through the engine (claims, recorder, retries, resume)."""
+
+from __future__ import annotations
+
+from ablate.run.engine import Engine, RunSummary
+from ablate.run.sources import DesignSource
+from ablate.search.finalists import record_finalists, top_configurations, validation_trials
+from ablate.search.source import SearchSource
+from ablate.search.space import search_metrics
+from ablate.search.study import open_study
+
+
+def study_name(spec, arm: int | None = None) -> str:
+    """The study of a spec (or of one arm of a per-arm search): `search.study`, else the
+    experiment's name; `<name>/arm<i>` per arm."""
+    base = spec.search.study or spec.name
+    return base if arm is None else f"{base}/arm{arm}"
+
+
+def searched_arms(p) -> list[int]:
+    return [a.index for a in p.arms] if p.spec.search.per_arm else [0]
+
+
+def open_arm_study(p, store, arm: int):
+    spec = p.spec
+    metrics = search_metrics(spec)
+    name = study_name(spec, arm if spec.search.per_arm else None)
+    pruning = len(metrics) == 1 and spec.search.pruner.name != "none"
+    return open_study(store, name, spec.search, [m.direction for m in metrics], pruning=pruning)
+
+
+def run_search(p, store, executor, *, summary: RunSummary, progress=None, source: str | None = None,
+               lease_s: float = 60.0, jobs: int = 1) -> RunSummary:
+    spec = p.spec
+    s = spec.search
+    metrics = search_metrics(spec)
+    if len(metrics) > 1 and s.pruner.name != "none":
+        summary.notes.append(f"pruner '{s.pruner.name}' is off: Optuna cannot prune a multi-objective "
+                             f"search ({', '.join(m.name for m in metrics)})")
+    pruning = len(metrics) == 1 and s.pruner.name != "none"
+
+    def engine(pruner=None) -> Engine:
+        return Engine(store, spec.name, executor, retries=spec.retries, progress=progress, pruner=pruner,
+                      metric=metrics[0].name, metric_source=source or f"spec '{spec.name}'", lease_s=lease_s)
+
+    for arm in searched_arms(p):
+        study = open_arm_study(p, store, arm)
+        trials = SearchSource(p, study, arm=arm, metrics=metrics, n_trials=s.n_trials, timeout_s=s.timeout_s,
+                              jobs=jobs, pruning=pruning, source=source)
+        engine(trials).run(trials, summary)   # the source is the pruner too
+        summary.notes += trials.notes
+        k = s.validate.top_k if s.validate is not None else 1
+        finalists = top_configurations(study, metrics, k)
+        record_finalists(study, finalists)
+        if not finalists:
+            summary.notes.append(f"study '{study.study_name}' has no complete trial: nothing to validate")
+            continue
+        if s.validate is None and not s.compare_to and not s.per_arm:
+            continue
+        engine().run(DesignSource(validation_trials(p, arm, finalists, s.compare_to, source=source)), summary)
+    return summary

@@ -1,0 +1,168 @@
+"""A search as a trial source of the engine: asks the Optuna study for up to `jobs` trials at a
+time, turns each sample into an ablate Trial (values applied to the recipe / trick parameters and
+hashed into the id), and tells the study how each ended, from the store.
+
+Resume: a study trial left RUNNING by a driver that died is marked FAIL with the reason and its
+parameters are asked again (enqueued); the re-asked sample has the same ablate trial id, so the
+engine takes over the dead driver's claim and runs it. A sample whose trial the store already
+finished is told from the store and never run again.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+
+from ablate.errors import SpecError
+from ablate.search.space import apply_values, trial_values
+from ablate.store import DONE
+from ablate.trial import Trial
+
+REQUEUED = "the driver stopped while this trial ran; its parameters were asked again"
+TRIAL_ID_ATTR = "ablate_trial_id"
+REASON_ATTR = "ablate_reason"
+STATUS_ATTR = "ablate_status"
+REQUEUED_ATTR = "ablate_requeued"
+
+
+def make_trial(p, arm: int, seed: int, values: dict, *, reason: str, source: str | None = None) -> Trial:
+    """The trial of design arm `arm` on `seed` with the searched `values` (dotted paths) applied."""
+    spec = p.spec
+    a = p.arms[arm]
+    settings = {k: spec.tricks[k] for k in a.tricks}
+    recipe = spec.recipe
+    if spec.trial is None:
+        try:
+            recipe, settings = apply_values(spec.recipe, settings, values)
+        except ValueError as exc:
+            raise SpecError(f"the sampled values {values} cannot be applied: {exc}", source=source,
+                            path="search.params") from None
+    return Trial.create(experiment=spec.name, arm=arm, label=a.label, seed=seed, data=spec.data, model=spec.model,
+                        recipe=recipe, tricks=settings.values(), command=spec.trial, values=trial_values(values),
+                        origin="search", reason=reason)
+
+
+class SearchSource:
+    """Trials from study `study` for design arm `arm`, on the spec's first seed."""
+
+    def __init__(self, p, study, *, arm: int = 0, metrics, n_trials: int | None, timeout_s: float | None,
+                 jobs: int = 1, pruning: bool = False, source: str | None = None) -> None:
+        from ablate.search.study import distributions
+
+        self.plan, self.study, self.arm = p, study, arm
+        self.metrics = tuple(metrics)
+        self.n_trials, self.timeout_s, self.jobs = n_trials, timeout_s, max(1, jobs)
+        self.pruning, self.source = pruning, source
+        # Optuna keeps intermediate values for one objective only (and prunes only then)
+        self.reporting = len(self.metrics) == 1
+        self.dists = distributions(p.spec.search)
+        self.seed = p.spec.seeds.values[0]
+        self.asked: dict[str, list] = {}      # ablate trial id -> the study trials waiting for it
+        self.finished = 0                      # study trials that count against n_trials
+        self.deadline: float | None = None
+        self.notes: list[str] = []
+
+    # -- the engine's protocol ---------------------------------------------------------------
+
+    def next_trials(self, store) -> list[Trial]:
+        if self.deadline is None:
+            self.deadline = math.inf if self.timeout_s is None else time.monotonic() + self.timeout_s
+            self._resume(store)
+        self._tell_finished(store)
+        if time.monotonic() >= self.deadline:
+            self.notes.append(f"search timeout ({self.timeout_s:g} s) reached after {self.finished} trials")
+            return []
+        if getattr(self.study.sampler, "exhausted", False):
+            self.notes.append(f"the grid is exhausted after {self.finished} trials")
+            return []
+        want = self.jobs if self.n_trials is None else min(self.jobs, self.n_trials - self.finished)
+        batch: list[Trial] = []
+        for _ in range(max(0, want)):
+            ot = self.study.ask(self.dists)
+            trial = self._trial_of(ot)
+            ot.set_user_attr(TRIAL_ID_ATTR, trial.id)
+            first = trial.id not in self.asked
+            self.asked.setdefault(trial.id, []).append(ot)
+            if first:
+                batch.append(trial)
+        return batch
+
+    def should_stop(self, trial: Trial, metrics: dict) -> bool:
+        """The engine's Pruner: report the epoch's value to the study (its intermediate values)
+        and, when the search prunes, ask its pruner."""
+        ots = self.asked.get(trial.id)
+        name = self.metrics[0].name
+        if not self.reporting or not ots or not isinstance(metrics.get(name), (int, float)):
+            return False
+        step = int(metrics.get("epoch", 0))
+        for ot in ots:
+            ot.report(float(metrics[name]), step=step)
+        return self.pruning and ots[0].should_prune()
+
+    # -- telling the study -------------------------------------------------------------------
+
+    def _trial_of(self, ot) -> Trial:
+        values = {k: _plain(v) for k, v in ot.params.items()}
+        try:
+            return make_trial(self.plan, self.arm, self.seed, values, reason=f"search: study trial {ot.number}",
+                              source=self.source)
+        except SpecError as exc:
+            self._tell(ot.number, "fail", {}, str(exc))
+            raise
+
+    def _resume(self, store) -> None:
+        from optuna.trial import TrialState
+
+        statuses = store.trial_statuses(self.plan.spec.name)
+        for t in self.study.get_trials(deepcopy=False):
+            if t.state == TrialState.RUNNING:
+                tid = t.user_attrs.get(TRIAL_ID_ATTR)
+                if tid is not None and statuses.get(tid) in DONE:
+                    self.asked.setdefault(tid, []).append(t)      # finished but not told: tell below
+                    continue
+                self._tell(t.number, "fail", {}, REQUEUED, requeued=True)
+                self.study.enqueue_trial(t.params, user_attrs={"ablate_requeued_from": t.number})
+            elif t.state == TrialState.WAITING:
+                continue
+            elif not t.user_attrs.get(REQUEUED_ATTR):
+                self.finished += 1
+
+    def _tell_finished(self, store) -> None:
+        for tid, ots in list(self.asked.items()):
+            row = store.trial_row(self.plan.spec.name, tid)
+            if row is None or row["status"] not in DONE:
+                continue
+            metrics = json.loads(row["metrics"]) if row["metrics"] else {}
+            for ot in ots:
+                self._tell(ot.number, row["status"], metrics, row["error"] or "")
+            del self.asked[tid]
+
+    def _tell(self, number: int, status: str, metrics: dict, error: str, *, requeued: bool = False) -> None:
+        from optuna.trial import TrialState
+
+        storage, trial_id = self.study._storage, self.study._storage.get_trial_id_from_study_id_trial_number(
+            self.study._study_id, number)
+        if status == "complete":
+            missing = [m.name for m in self.metrics if not isinstance(metrics.get(m.name), (int, float))]
+            if missing:
+                status, error = "failed", f"the trial did not report {', '.join(missing)}"
+        if status != "complete":      # a complete trial's state says it (one write less per trial)
+            storage.set_trial_user_attr(trial_id, STATUS_ATTR, status)
+        if error:
+            storage.set_trial_user_attr(trial_id, REASON_ATTR, error.strip()[-2000:])
+        if requeued:
+            storage.set_trial_user_attr(trial_id, REQUEUED_ATTR, True)
+        else:
+            self.finished += 1
+        if status == "complete":
+            self.study.tell(number, [float(metrics[m.name]) for m in self.metrics])
+        elif status == "pruned" and not self.study._is_multi_objective():
+            self.study.tell(number, state=TrialState.PRUNED)
+        else:
+            self.study.tell(number, state=TrialState.FAIL)
+
+
+def _plain(v):
+    """numpy scalars from a sampler as plain Python (hashed and JSON-stored)."""
+    return v.item() if hasattr(v, "item") else v

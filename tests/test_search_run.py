@@ -1,0 +1,237 @@
+"""Searches through the engine with fake trainers (no training): values reach the trials, the
+study in the store's database sees everything, pruning, timeout, jobs, the validation round
+picks on the seed mean, hand-picked and per-arm tables, the Pareto front, and the report."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import optuna
+import pytest
+
+from ablate.errors import SpecError
+from ablate.run.experiment import run_experiment
+from ablate.run.inprocess import InProcessExecutor
+from ablate.search.report import build_search_report, write_search_report
+from ablate.store import Store
+from tests.search_helpers import fake_train, search_dict, search_spec
+
+
+def _run(tmp_path, spec, run_fn=fake_train, jobs=1):
+    store = Store(tmp_path / "s.db", create=True)
+    p, summary = run_experiment(spec, store, executor=InProcessExecutor(run_fn=run_fn, jobs=jobs), jobs=jobs)
+    return store, p, summary
+
+
+def _study(store, name="srch"):
+    return optuna.load_study(study_name=name, storage=store.url)
+
+
+def test_sampled_values_reach_the_trial_and_the_study_sees_everything(tmp_path):
+    store, p, _ = _run(tmp_path, search_spec(validate=False))
+    study = _study(store)
+    assert len(study.trials) == 6 and all(t.state.name == "COMPLETE" for t in study.trials)
+    frame = store.trials_frame("srch").set_index("trial_id")
+    for t in study.trials:
+        tid = t.user_attrs["ablate_trial_id"]
+        config = json.loads(store.trial_row("srch", tid)["config"])
+        assert config["recipe"]["lr"] == t.params["recipe.lr"]
+        alpha = next(x["params"]["alpha"] for x in config["tricks"] if x["use"] == "mixup")
+        assert alpha == t.params["tricks.mixup.alpha"]
+        assert config["values"] == t.params
+        assert t.values[0] == frame.at[tid, "val_acc"]
+        assert t.intermediate_values == {1: t.values[0] - 5.0, 2: t.values[0]}
+    assert (frame["reason"].str.startswith("search: study trial")).all()
+
+
+@pytest.mark.slow
+def test_validation_round_picks_the_best_seed_mean_not_the_luckiest_run(tmp_path):
+    # lr 0.4 is best on the search seed (0) by luck; lr 0.2 is best on average over seeds
+    base = {0.1: 80.0, 0.2: 82.0, 0.3: 81.0, 0.4: 79.0}
+
+    def lucky(trial, report, device=None):
+        v = base[trial.recipe.lr] + (5.0 if trial.recipe.lr == 0.4 and trial.seed == 0 else 0.0) + 0.1 * trial.seed
+        report({"epoch": 1, "val_acc": v})
+        return {"val_acc": v}
+
+    d = search_dict(params={"recipe.lr": {"type": "categorical", "choices": [0.1, 0.2, 0.3, 0.4]}},
+                    sampler={"name": "grid", "seed": 0}, n_trials=4)
+    store, p, _ = _run(tmp_path, search_spec(d), run_fn=lucky)
+    r = build_search_report(store, p)
+    f = r.finalists[0]
+    assert list(f.table["config"]) == ["finalist 1", "finalist 2", "finalist 3"]
+    assert json.loads(f.table["values"][0]) == {"recipe.lr": 0.4}, "the best single run comes first"
+    assert f.winner == {"recipe.lr": 0.2}
+    assert f.table["mean"].round(4).tolist() == [round(79 + 5 / 3 + 0.1, 4), 82.1, 81.1]
+    assert f.lift.n == 3 and f.lift.mean == pytest.approx(1.0)     # winner 0.2 over runner-up 0.3
+    assert "not the winner over seeds" in r.markdown()
+
+
+@pytest.mark.slow
+def test_compare_to_gives_the_hand_picked_vs_searched_table(tmp_path):
+    spec = search_spec(compare_to={"recipe.lr": 0.5, "tricks.mixup.alpha": 0.2})
+    store, p, _ = _run(tmp_path, spec)
+    r = build_search_report(store, p)
+    f = r.finalists[0]
+    hand = f.table[f.table["config"] == "hand-picked"].iloc[0]
+    assert hand["n"] == 3 and json.loads(hand["values"]) == {"recipe.lr": 0.5, "tricks.mixup.alpha": 0.2}
+    win = f.table[f.table["winner"] == True].iloc[0]   # noqa: E712
+    assert f.compare.mean == pytest.approx(win["mean"] - hand["mean"])
+    md = r.markdown()
+    assert "## Hand-picked vs searched" in md and "| recipe.lr | 0.5 |" in md
+    assert "lift, searched - hand-picked (paired)" in md
+
+
+@pytest.mark.slow
+def test_per_arm_search_tunes_each_arm_and_feeds_the_lift_table(tmp_path):
+    d = search_dict(params={"recipe.lr": {"type": "float", "low": 0.01, "high": 1.0, "log": True}},
+                    per_arm=True, n_trials=4, validate={"top_k": 1})
+    d["design"] = {"kind": "one_at_a_time"}
+    store, p, _ = _run(tmp_path, search_spec(d))
+    names = [s.study_name for s in optuna.get_all_study_summaries(store.url)]
+    assert sorted(names) == ["srch/arm0", "srch/arm1", "srch/arm2"]
+    r = build_search_report(store, p)
+    assert [len(_study(store, f"srch/arm{i}").trials) for i in range(3)] == [4, 4, 4]
+    assert r.lift is not None and len(r.lift.frame) == 3
+    assert r.lift.frame["n"].tolist() == [3, 3, 3], "each arm's tuned configuration over the 3 paired seeds"
+    # the lift table sees the validated trials: arm 1's mean is its winner's seed mean
+    f1 = r.finalists[1]
+    assert r.lift.frame["val_mean"][1] == pytest.approx(f1.table["mean"][0])
+    for f in r.finalists:
+        assert f.winner is not None and f.table["n"].iloc[0] == 3
+    md = r.markdown()
+    assert "## Each arm's tuned values" in md and "## Lift table" in md
+
+
+def test_pruning_stops_trials_and_keeps_the_reason(tmp_path):
+    def slow_bad(trial, report, device=None):
+        v = 90.0 if trial.recipe.lr > 0.05 else 10.0
+        for e in range(1, 6):
+            report({"epoch": e, "val_acc": v + e})
+        return {"val_acc": v + 5}
+
+    d = search_dict(params={"recipe.lr": {"type": "categorical", "choices": [0.1, 0.01]}}, n_trials=4,
+                    sampler={"name": "grid", "seed": 1}, pruner={"name": "median", "n_startup_trials": 1},
+                    validate=False)
+    store, p, _ = _run(tmp_path, search_spec(d), run_fn=slow_bad)
+    study = _study(store)
+    pruned = [t for t in study.trials if t.state.name == "PRUNED"]
+    assert pruned and all(t.params["recipe.lr"] == 0.01 for t in pruned)
+    assert all("pruned after epoch" in t.user_attrs["ablate_reason"] for t in pruned)
+    frame = store.trials_frame("srch")
+    assert set(frame[frame["status"] == "pruned"]["trial_id"]) == {t.user_attrs["ablate_trial_id"] for t in pruned}
+
+
+def test_timeout_stops_asking(tmp_path):
+    import time
+
+    def slow(trial, report, device=None):
+        time.sleep(0.3)
+        return {"val_acc": 1.0}
+
+    store, p, summary = _run(tmp_path, search_spec(n_trials=None, timeout_s=0.5, validate=False), run_fn=slow)
+    n = len(_study(store).trials)
+    assert 1 <= n <= 3 and any("timeout" in note for note in summary.notes)
+
+
+def test_jobs_two_give_n_trials_without_duplicates(tmp_path):
+    store, p, _ = _run(tmp_path, search_spec(validate=False, n_trials=7), jobs=2)
+    study = _study(store)
+    assert len(study.trials) == 7 and all(t.state.name == "COMPLETE" for t in study.trials)
+    frame = store.trials_frame("srch")
+    assert frame["trial_id"].is_unique and len(frame) == len({t.user_attrs["ablate_trial_id"] for t in study.trials})
+
+
+def test_two_metrics_make_a_pareto_front(tmp_path):
+    def two(trial, report, device=None):
+        lr = trial.recipe.lr
+        return {"val_acc": 100 * lr, "wall_s": 10 * lr * lr}     # better accuracy costs time
+
+    d = search_dict(metrics=["val_acc", {"name": "wall_s", "mode": "min"}], pruner="median", n_trials=8,
+                    validate=False)
+    store, p, summary = _run(tmp_path, search_spec(d), run_fn=two)
+    assert any("cannot prune a multi-objective" in n for n in summary.notes)
+    study = _study(store)
+    assert [d.name for d in study.directions] == ["MAXIMIZE", "MINIMIZE"]
+    r = build_search_report(store, p)
+    front = r.pareto
+    # every trial is on the front here: accuracy and time both grow with lr
+    assert len(front) == 8 and {"value_0", "value_1"} <= set(front.columns)
+    assert "## Pareto front" in r.markdown()
+
+
+def test_a_refused_sampled_value_is_a_clear_error(tmp_path):
+    # weight_decay: a trick-less recipe field with le=1; a sampled value cannot exceed the range
+    # checked at load, so break the check by hand: the run must fail with a SpecError, not crash
+    spec = search_spec(validate=False)
+    from ablate.search import source
+
+    original = source.apply_values
+
+    def refuse(recipe, tricks, values):
+        raise ValueError("Input should be less than or equal to 1")
+
+    source.apply_values = refuse
+    try:
+        with pytest.raises(SpecError, match="cannot be applied"):
+            _run(tmp_path, spec)
+    finally:
+        source.apply_values = original
+    assert _study(Store(tmp_path / "s.db")).trials[0].state.name == "FAIL"
+
+
+def test_report_files_and_status(tmp_path, capsys):
+    from ablate.cli import main
+
+    store, p, _ = _run(tmp_path, search_spec(compare_to={"recipe.lr": 0.5}))
+    r = build_search_report(store, p)
+    paths = write_search_report(r, tmp_path / "out", ("md", "csv", "json", "html"))
+    names = sorted(x.name for x in paths)
+    assert names == ["finalists.csv", "history.csv", "report.html", "search.json", "search.md"]
+    data = json.loads((tmp_path / "out" / "search.json").read_text())
+    assert data["arms"][0]["winner"] == r.finalists[0].winner
+    html = (tmp_path / "out" / "report.html").read_text()
+    for title in ("optimisation history", "parallel coordinates", "fANOVA", "intermediate values"):
+        assert title in html
+    assert main(["status", "srch", "--store", str(tmp_path / "s.db")]) == 0
+    out = capsys.readouterr().out
+    assert "6/6 trials done (6 complete, 0 pruned, 0 failed, 0 running); best so far val_acc" in out
+    assert "validation round" in out and not math.isnan(r.finalists[0].table["mean"][0])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["digits_search", "cifar10_resnet32_search"])
+def test_shipped_search_specs_run_shrunk_with_the_real_trainer(name, tmp_path):
+    from tests.test_search_spaces import shrink
+
+    spec = shrink(name, seeds=2).with_changes(search={"n_trials": 2, "validate": {"top_k": 1}, "pruner": "none"})
+    store = Store(tmp_path / "s.db", create=True)
+    p, summary = run_experiment(spec, store, executor=InProcessExecutor(device="cpu"))
+    # 2 search trials, the winner on the other seed, the hand-picked values on both
+    assert summary.outcomes == {"complete": 5}, summary.describe()
+    r = build_search_report(store, p)
+    assert r.finalists[0].winner is not None and r.finalists[0].compare is not None
+    assert "## Hand-picked vs searched" in r.markdown()
+
+
+def test_optuna_dashboard_opens_the_store(tmp_path):
+    # `optuna-dashboard <store URL>` serves this WSGI app: it must list the study and its trials
+    import io
+
+    optuna_dashboard = pytest.importorskip("optuna_dashboard")
+    store, p, _ = _run(tmp_path, search_spec(validate=False, n_trials=3))
+    app = optuna_dashboard.wsgi(store.url)
+
+    def get(path: str):
+        seen = {}
+        body = app({"REQUEST_METHOD": "GET", "PATH_INFO": path, "QUERY_STRING": "", "wsgi.input": io.BytesIO(),
+                    "SERVER_NAME": "x", "SERVER_PORT": "80", "wsgi.url_scheme": "http"},
+                   lambda status, headers, exc_info=None: seen.setdefault("status", status))
+        return seen["status"], json.loads(b"".join(body))
+
+    status, data = get("/api/studies")
+    assert status.startswith("200") and [s["study_name"] for s in data["study_summaries"]] == ["srch"]
+    status, data = get(f"/api/studies/{data['study_summaries'][0]['study_id']}")
+    assert status.startswith("200") and len(data["trials"]) == 3
+    assert {k["name"] for k in data["trials"][0]["params"]} == {"recipe.lr", "tricks.mixup.alpha"}
