@@ -74,13 +74,3 @@ def store_target(request, tmp_path):
         return tmp_path / "s.db"
     return request.getfixturevalue("pg_url")
 
-
-def pytest_collection_modifyitems(config, items):
-    """`needs_search` tests run only where `ablate.search` imports (the search lands separately)."""
-    try:
-        import ablate.search  # noqa: F401
-    except ImportError:
-        skip = pytest.mark.skip(reason="needs ablate.search")
-        for item in items:
-            if "needs_search" in item.keywords:
-                item.add_marker(skip)

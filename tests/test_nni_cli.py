@@ -11,12 +11,9 @@ import pytest
 import yaml
 
 from ablate.cli import main
-from ablate.errors import AblateError
 from ablate.nni import convert_config, load_spec_or_nni
-from ablate.spec import Spec
 
 EXAMPLE = Path(__file__).parent / "nni_example"
-SEARCH_SUPPORTED = "search" in Spec.model_fields
 SPACE = {"lr": {"_type": "loguniform", "_value": [1e-4, 1]}, "bs": {"_type": "choice", "_value": [16, 32]}}
 
 # -- the CLI and bad input -----------------------------------------------------------------------
@@ -109,13 +106,6 @@ def test_load_spec_or_nni_loads_an_ablate_spec_as_before(spec_file):
     assert spec.name == "tiny" and notes == []
 
 
-@pytest.mark.skipif(SEARCH_SUPPORTED, reason="this ablate has a search: the config runs")
-def test_running_an_nni_config_without_ablate_search_says_so():
-    with pytest.raises(AblateError, match="needs ablate's search"):
-        load_spec_or_nni(EXAMPLE / "config_v2.yml")
-
-
-@pytest.mark.needs_search
 def test_load_spec_or_nni_converts_an_nni_config_and_returns_the_notes():
     spec, notes = load_spec_or_nni(EXAMPLE / "config_v2.yml")
     assert spec.trial.api == "nni" and spec.metric.name == "default"
@@ -149,7 +139,6 @@ def spec_from_converted(conversion):
 
 
 @pytest.mark.slow
-@pytest.mark.needs_search
 @pytest.mark.parametrize("config, name", [("config_v2.yml", "digits_sgd"), ("config_v1.yml", "digits_sgd_v1")])
 def test_the_nni_example_runs_end_to_end_as_is(tmp_path, config, name, monkeypatch, capsys):
     from ablate.store import Store

@@ -21,12 +21,6 @@ SHIM_DIR = Path(__file__).resolve().parent / "shim"
 """The folder holding the `nni` package a trial with `api: nni` imports (never ablate's own path)."""
 
 
-def _search_supported() -> bool:
-    from ablate.spec import Spec
-
-    return "search" in Spec.model_fields
-
-
 def read_nni(path: str | Path) -> Conversion | None:
     """The conversion of `path` when it is an NNI config, else None (an ablate spec, or no file)."""
     p = Path(path).expanduser()
@@ -47,20 +41,15 @@ def load_spec_or_nni(path: str | Path, *, check_files: bool = True):
     conversion = read_nni(path)
     if conversion is None:
         return load_spec(path, check_files=check_files), []
-    if not _search_supported():
-        raise AblateError(f"{path} is an NNI experiment; running it needs ablate's search (ablate.search), which "
-                          f"this installation lacks. `ablate import-nni {path}` still converts it")
     spec = spec_from_dict(conversion.spec, source=str(path), check_files=check_files)
     return spec, conversion.notes
 
 
 def check_converted(conversion: Conversion) -> None:
-    """Validate a converted spec (without `search` where this ablate has no search yet)."""
+    """Validate a converted spec."""
     from ablate.spec import spec_from_dict
 
     raw = dict(conversion.spec)
-    if not _search_supported():
-        raw.pop("search", None)
     try:
         spec_from_dict(raw, source=f"<converted from {conversion.source}>", check_files=False)
     except SpecError as exc:   # a bug of the converter, not of the user's file: say so
