@@ -235,3 +235,57 @@ def test_optuna_dashboard_opens_the_store(tmp_path):
     status, data = get(f"/api/studies/{data['study_summaries'][0]['study_id']}")
     assert status.startswith("200") and len(data["trials"]) == 3
     assert {k["name"] for k in data["trials"][0]["params"]} == {"recipe.lr", "tricks.mixup.alpha"}
+
+
+def test_two_drivers_share_one_search_without_repeating_a_trial(store_target):
+    """Optuna's distributed pattern: two `ablate run`s on one store and study (SQLite, then
+    PostgreSQL). Neither takes the other's running trials for abandoned, the budget is the
+    study's, and both validate the same finalists."""
+    import threading
+    import time
+
+    from ablate.search.source import OVER_BUDGET_ATTR, REQUEUED_ATTR
+
+    drivers_seen: set[str] = set()
+
+    def slow_train(trial, report, device=None):
+        drivers_seen.add(threading.current_thread().name)   # jobs=1: a trial runs in its driver's thread
+        deadline = time.time() + 20
+        while len(drivers_seen) < 2 and time.time() < deadline:
+            time.sleep(0.02)      # the first driver's trial waits until the second driver runs one too
+        time.sleep(0.05)
+        return fake_train(trial, report, device)
+
+    spec = search_spec(n_trials=8, validate={"top_k": 2})
+    Store(store_target, create=True)
+    errors, summaries = [], []
+
+    def drive():
+        try:
+            store = Store(store_target)
+            summaries.append(run_experiment(spec, store, executor=InProcessExecutor(run_fn=slow_train))[1])
+        except Exception as exc:  # noqa: BLE001 -- reported below
+            errors.append(exc)
+
+    drivers = [threading.Thread(target=drive, name=f"driver{i}") for i in range(2)]
+    drivers[0].start()
+    deadline = time.time() + 30     # the second starts once the first runs a trial
+    while time.time() < deadline:
+        if "running" in Store(store_target).trial_statuses("srch").values():
+            break
+        time.sleep(0.05)
+    drivers[1].start()
+    for d in drivers:
+        d.join()
+    assert not errors, errors
+    store = Store(store_target)
+    study = optuna.load_study(study_name="srch", storage=store.url)
+    requeued = [t.number for t in study.trials if t.user_attrs.get(REQUEUED_ATTR) and not t.user_attrs.get(OVER_BUDGET_ATTR)]
+    assert not requeued, "a live driver's trial was re-asked"
+    counted = [t for t in study.trials if not t.user_attrs.get(OVER_BUDGET_ATTR)]
+    assert len(counted) == 8 and all(t.state.name == "COMPLETE" for t in counted)
+    attempts = store.attempts_frame("srch")
+    assert attempts.trial_id.is_unique, "a trial ran twice"
+    assert len(drivers_seen) == 2 and all(s.ran > 0 for s in summaries), "both drivers ran trials"
+    validated = store.trials_frame("srch").query("seed != 0")
+    assert len(validated) == 2 * 2, "the two finalists' other seeds ran once, for both drivers"

@@ -6,6 +6,13 @@ Resume: a study trial left RUNNING by a driver that died is marked FAIL with the
 parameters are asked again (enqueued); the re-asked sample has the same ablate trial id, so the
 engine takes over the dead driver's claim and runs it. A sample whose trial the store already
 finished is told from the store and never run again.
+
+Several drivers may share one study (Optuna's distributed pattern, on one SQLite file or a
+PostgreSQL store): each study trial records the driver that asked for it, and a RUNNING trial is
+taken as abandoned only when that driver is gone (its process, on this host) or the store's
+claim of its trial has lapsed (another host). `n_trials` counts the study's trials, whichever
+driver asked for them, and a driver whose budget is spent waits for the trials others still run
+before the validation round, so every driver validates the same finalists.
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ import time
 
 from ablate.errors import SpecError
 from ablate.search.space import apply_values, trial_values
-from ablate.store import DONE
+from ablate.store import DONE, holder_is_dead, new_holder
 from ablate.trial import Trial
 
 REQUEUED = "the driver stopped while this trial ran; its parameters were asked again"
@@ -24,6 +31,11 @@ TRIAL_ID_ATTR = "ablate_trial_id"
 REASON_ATTR = "ablate_reason"
 STATUS_ATTR = "ablate_status"
 REQUEUED_ATTR = "ablate_requeued"
+DRIVER_ATTR = "ablate_driver"
+OVER_BUDGET_ATTR = "ablate_over_budget"
+OVER_BUDGET = "not run: another driver sharing the study asked for the last trial of n_trials at the same time"
+UNCLAIMED_GRACE_S = 300.0   # a trial asked by a driver on another host and never claimed: abandoned after this
+POLL_S = 0.5
 
 
 def make_trial(p, arm: int, seed: int, values: dict, *, reason: str, source: str | None = None) -> Trial:
@@ -62,6 +74,7 @@ class SearchSource:
         self.finished = 0                      # study trials that count against n_trials
         self.deadline: float | None = None
         self.notes: list[str] = []
+        self.driver = new_holder()             # who asked: other drivers leave our RUNNING trials alone
 
     # -- the engine's protocol ---------------------------------------------------------------
 
@@ -76,12 +89,22 @@ class SearchSource:
         if getattr(self.study.sampler, "exhausted", False):
             self.notes.append(f"the grid is exhausted after {self.finished} trials")
             return []
-        want = self.jobs if self.n_trials is None else min(self.jobs, self.n_trials - self.finished)
+        want = self.jobs if self.n_trials is None else min(self.jobs, self.n_trials - self._used())
+        if want <= 0:
+            self._wait_for_others(store)
+            return []
         batch: list[Trial] = []
-        for _ in range(max(0, want)):
+        for _ in range(want):
             ot = self.study.ask(self.dists)
+            if self.n_trials is not None and self._used(up_to=ot.number) > self.n_trials:
+                # counting and asking are two steps: drivers asking together may overshoot by one
+                # each; the trial with the later number gives way (told failed, not counted)
+                ot.set_user_attr(OVER_BUDGET_ATTR, True)
+                self._tell(ot.number, "failed", {}, OVER_BUDGET, requeued=True)
+                break
             trial = self._trial_of(ot)
             ot.set_user_attr(TRIAL_ID_ATTR, trial.id)
+            ot.set_user_attr(DRIVER_ATTR, self.driver)
             first = trial.id not in self.asked
             self.asked.setdefault(trial.id, []).append(ot)
             if first:
@@ -111,6 +134,45 @@ class SearchSource:
             self._tell(ot.number, "fail", {}, str(exc))
             raise
 
+    def _used(self, up_to: int | None = None) -> int:
+        """Study trials that count against `n_trials`: ended or running, by any driver (a trial
+        re-asked after its driver died counts once, as its re-asked copy); with `up_to`, only
+        those numbered up to it."""
+        from optuna.trial import TrialState
+
+        states = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.RUNNING)
+        return sum(1 for t in self.study.get_trials(deepcopy=False, states=states)
+                   if not t.user_attrs.get(REQUEUED_ATTR) and (up_to is None or t.number <= up_to))
+
+    def _abandoned(self, t, store) -> bool:
+        """Whether a RUNNING study trial's driver is gone (see the module docstring)."""
+        driver = t.user_attrs.get(DRIVER_ATTR)
+        if driver == self.driver:
+            return False
+        tid = t.user_attrs.get(TRIAL_ID_ATTR)
+        row = store.trial_row(self.plan.spec.name, tid) if tid is not None else None
+        if row is not None and row["status"] == "running":
+            lease = row.get("lease_until")
+            return holder_is_dead(row.get("holder")) or lease is None or lease < time.time()
+        if driver is None or holder_is_dead(driver):
+            return True           # asked by a driver of this host that is gone (or by an older ablate)
+        if driver.partition(":")[0] == new_holder().partition(":")[0]:
+            return False          # a live driver on this host asked for it and has not claimed it yet
+        started = t.datetime_start.timestamp() if t.datetime_start else 0.0
+        return time.time() - started > UNCLAIMED_GRACE_S
+
+    def _wait_for_others(self, store) -> None:
+        """The budget is spent: wait until the trials other drivers still run have ended (or
+        their drivers died), so the finalists are chosen from every trial."""
+        from optuna.trial import TrialState
+
+        while True:
+            running = [t for t in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+                       if t.user_attrs.get(TRIAL_ID_ATTR) not in self.asked]
+            if not running or all(self._abandoned(t, store) for t in running):
+                return
+            time.sleep(POLL_S)
+
     def _resume(self, store) -> None:
         from optuna.trial import TrialState
 
@@ -121,6 +183,8 @@ class SearchSource:
                 if tid is not None and statuses.get(tid) in DONE:
                     self.asked.setdefault(tid, []).append(t)      # finished but not told: tell below
                     continue
+                if not self._abandoned(t, store):
+                    continue                                       # another live driver runs it
                 self._tell(t.number, "fail", {}, REQUEUED, requeued=True)
                 self.study.enqueue_trial(t.params, user_attrs={"ablate_requeued_from": t.number})
             elif t.state == TrialState.WAITING:

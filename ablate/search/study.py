@@ -86,12 +86,25 @@ def make_pruner(cfg: PrunerConfig):
             "hyperband": lambda: p.HyperbandPruner(**opts)}[cfg.name]()
 
 
-def storage_for(store):
-    """Optuna's RDBStorage on the store's database (its tables beside ablate's)."""
+def storage_for(store, *, attempts: int = 5):
+    """Optuna's RDBStorage on the store's database (its tables beside ablate's).
+
+    Drivers started together race to create Optuna's tables: the loser's insert of the schema
+    version fails on a unique constraint while the winner's tables are already there, so it
+    tries again (and then finds them)."""
+    import time
+
     import optuna
+    from sqlalchemy.exc import IntegrityError, OperationalError
 
     kwargs = {"connect_args": {"timeout": 60}} if store.is_sqlite else {}
-    return optuna.storages.RDBStorage(store.url, engine_kwargs=kwargs)
+    for attempt in range(attempts):
+        try:
+            return optuna.storages.RDBStorage(store.url, engine_kwargs=kwargs)
+        except (IntegrityError, OperationalError):
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.2 * (attempt + 1))
 
 
 def open_study(store, name: str, search: SearchConfig, directions: list[str], *, pruning: bool):
