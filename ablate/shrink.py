@@ -141,6 +141,9 @@ def _shrunk_model(model: dict) -> dict:
     return out
 
 
+SHRUNK_SEARCH_TRIALS = 3
+
+
 def shrink_spec(spec: Spec) -> Spec:
     """The spec at toy scale, runnable in seconds on a CPU, as experiment `<name>-shrunk`:
 
@@ -153,6 +156,8 @@ def shrink_spec(spec: Spec) -> Spec:
     - model: integer fields named in MODEL_FIELD_FLOORS (depth, width, ...) take the smallest
       value the model accepts between the floor and the spec's value (a ResNet-56 becomes a
       ResNet-8); models without such fields (torchvision's by name) stay as they are;
+    - search: at most SHRUNK_SEARCH_TRIALS trials, no timeout, at most 2 finalists validated
+      (on the one seed left: the search's own trials);
     - design, tricks and their other parameters are untouched, so every arm still plans.
     Command trials (`trial:`) keep their command; only data, seeds and name change."""
     raw = spec_to_dict(spec)
@@ -172,6 +177,12 @@ def shrink_spec(spec: Spec) -> Spec:
         raw["recipe"] = {**raw["recipe"], "epochs": epochs,
                          "batch_size": min(raw["recipe"]["batch_size"], SHRUNK_BATCH)}
         raw["model"] = _shrunk_model(raw["model"])
+    if raw.get("search"):
+        search = raw["search"]
+        search["n_trials"] = min(search.get("n_trials") or SHRUNK_SEARCH_TRIALS, SHRUNK_SEARCH_TRIALS)
+        search["timeout_s"] = None
+        if search.get("validate"):
+            search["validate"] = {**search["validate"], "top_k": min(search["validate"]["top_k"], 2)}
     return _validated(raw, f"<{spec.name}, shrunk>")
 
 

@@ -13,7 +13,7 @@ from ablate.report import build_report
 from ablate.run.engine import run_trials
 from ablate.run.experiment import run_experiment
 from ablate.run.inprocess import InProcessExecutor
-from ablate.shrink import load_run_spec
+from ablate.shrink import SHRUNK_SEARCH_TRIALS, load_run_spec
 from ablate.spec import load_spec
 from ablate.store import Store
 
@@ -76,6 +76,11 @@ def test_shipped_spec_runs_end_to_end_shrunk_on_digits(name, tmp_path, capsys, m
     assert main(["run", name, "--override", "data=digits", "--override", "data.image_size=8", "--shrink",
                  "--store", str(store)]) == 0, capsys.readouterr().err
     frame = Store(store).trials_frame(f"{name}-shrunk")
-    assert len(frame) == len(plan(load_spec(name, check_files=False)).arms)
+    spec = load_spec(name, check_files=False)
+    if spec.search is None:
+        assert len(frame) == len(plan(spec).arms)
+    else:   # SHRUNK_SEARCH_TRIALS samples (their seed is the one seed left) and the hand-picked trial
+        assert 1 <= len(frame) <= SHRUNK_SEARCH_TRIALS + bool(spec.search.compare_to)
     assert (frame.status == "complete").all(), frame.error.tolist()
-    assert (tmp_path / "reports" / f"{name}-shrunk" / "lift.md").is_file()
+    report = "lift.md" if spec.search is None else "search.md"
+    assert (tmp_path / "reports" / f"{name}-shrunk" / report).is_file()
