@@ -18,23 +18,55 @@ from ablate.spec import load_spec
 from ablate.store import Store
 
 SPECS = sorted(p.stem for p in (Path(__file__).parent.parent / "search_spaces").glob("*.yaml"))
+# Specs of one arm by design: a distillation teacher, and the model zoo (one network per run,
+# the others by --override model=...; see their headers).
+ONE_ARM = {"imagenet_resnet152_teacher", "cifar10_model_zoo"}
+# The overrides each spec's header documents for a run without its files beyond the data:
+# pretrained weights from torchvision's cache become none (the tests never download, and the
+# cache may be empty); the ResNet-152 teacher becomes a ResNet-18 so its shrunk run is quick.
+TEST_OVERRIDES = {
+    "intel_scenes_tricks": ["model.weights=null"],
+    "intel_scenes_efficientnet": ["model.weights=null"],
+    "intel_scenes_regnet": ["model.weights=null"],
+    "imagenet_resnet152_teacher": ["model.arch=resnet18"],
+}
+# A student whose distillation teacher is a trial of another shipped spec: the teacher runs
+# first (shrunk, same store) and the student's reference names the shrunk teacher's trial.
+TEACHERS = {"imagenet_resnet50_tricks": (
+    "imagenet_resnet152_teacher",
+    "tricks.distill.trial=imagenet_resnet152_teacher-shrunk/ResNet-152@0")}
 
 
 def shrink(name: str, *, seeds: int = 1):
     """The spec as `ablate run NAME --override data.image_size=8 --shrink` runs it (digits for data
-    on disk, 1 epoch, 64 training images; see ablate/shrink.py), with `seeds` seeds."""
-    spec = load_run_spec(name, overrides=["data.image_size=8"], shrink=True)
+    on disk, 1 epoch, 64 training images; see ablate/shrink.py), with `seeds` seeds and the
+    overrides above (TEST_OVERRIDES, the shrunk teacher's reference)."""
+    extra = TEST_OVERRIDES.get(name, []) + ([TEACHERS[name][1]] if name in TEACHERS else [])
+    spec = load_run_spec(name, overrides=["data.image_size=8", *extra], shrink=True)
     return spec if seeds == 1 else spec.with_changes(seeds=seeds)
+
+
+def run_teacher_shrunk(name: str, store: Store, weights_root: Path) -> None:
+    """Train the shrunk teacher `name` needs, if any, saving its final weights under weights_root."""
+    if name not in TEACHERS:
+        return
+    teacher = plan(shrink(TEACHERS[name][0]))
+    assert teacher.spec.save == "final"
+    summary = run_trials(teacher.trials, store, InProcessExecutor(device="cpu", weights_root=weights_root,
+                                                                  save_final=True))
+    assert summary.outcomes == {"complete": len(teacher.trials)}
 
 
 @pytest.mark.parametrize("name", SPECS)
 def test_shipped_spec_trains_shrunk_through_the_engine(name, tmp_path):
     p = plan(shrink(name))
-    assert len(p.arms) >= 2 or p.spec.search is not None   # a search tunes one arm (tests/test_search_run.py)
+    # a search tunes one arm (tests/test_search_run.py)
+    assert len(p.arms) >= 2 or p.spec.search is not None or name in ONE_ARM
     store = Store(tmp_path / "s.db", create=True)
+    run_teacher_shrunk(name, store, tmp_path / "weights")
     # the baseline and the arm with the most tricks
     trials = [p.trials[0], p.trials[-1]] if len(p.arms) > 1 else [p.trials[0]]
-    summary = run_trials(trials, store, InProcessExecutor(device="cpu"))
+    summary = run_trials(trials, store, InProcessExecutor(device="cpu", weights_root=tmp_path / "weights"))
     assert summary.outcomes == {"complete": len(trials)}, store.trials_frame(p.spec.name).error.tolist()
     frame = store.trials_frame(p.spec.name)
     assert (frame.epochs == p.spec.recipe.epochs).all() and frame.val_acc.between(0, 100).all()
