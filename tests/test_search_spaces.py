@@ -60,7 +60,8 @@ def run_teacher_shrunk(name: str, store: Store, weights_root: Path) -> None:
 
 
 # Shrunk runs that take more than a few seconds on a CPU: ImageNet-size networks (even on
-# 16-px digits) and WRN-28-10's width; each still plans in test_shipped_spec_plans.
+# 16-px digits) and WRN-28-10's width; each still plans in
+# test_shipped_spec_plans_and_its_header_says_what_and_how.
 SLOW_SHRUNK = {"imagenet_resnet50_tricks", "imagenet_resnet152_teacher", "imagenet_attention", "intel_scenes_tricks",
                "intel_scenes_efficientnet", "intel_scenes_regnet", "cifar10_wrn_regularizers", "cifar10_model_zoo"}
 # The reference experiments of issue 10: each header names its write-up and what differs from it.
@@ -80,6 +81,17 @@ def test_shipped_spec_plans_and_its_header_says_what_and_how(name):
     assert f"ablate run {name}" in header                       # the exact command
     if name in REFERENCE_SPECS:
         assert "write-up 00" in header and "Differences from the write-up" in header
+
+
+@pytest.mark.parametrize("student", sorted(TEACHERS))
+def test_distillation_spec_names_its_shipped_teachers_saved_trial(student):
+    # the unshrunk reference must find the teacher spec's saved trial: <experiment>/<label>@<seed>
+    teacher = plan(load_spec(TEACHERS[student][0], check_files=False))
+    assert teacher.spec.save == "final" and len(teacher.trials) == 1
+    t = teacher.trials[0]
+    ref = load_spec(student, check_files=False).tricks["distill"].params.trial
+    assert ref == f"{teacher.spec.name}/{teacher.arms[t.arm].label}@{t.seed}"
+    assert TEACHERS[student][1] == f"tricks.distill.trial={teacher.spec.name}-shrunk/{teacher.arms[t.arm].label}@{t.seed}"
 
 
 @pytest.mark.parametrize("name", SHRUNK_PARAMS)
