@@ -510,7 +510,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "of the paired analysis (biased in the trick's favour; the arm is flagged)")
     p.add_argument("--confidence", type=float, default=0.95, help="CI level (default: 0.95)")
     p.add_argument("--columns", type=_comma_list("column", EXTRA_COLUMNS), default=list(DEFAULT_COLUMNS),
-                   help="optional lift-table columns: params,gflops,memory,time (default: params,time)")
+                   help="optional lift-table columns: params,gflops,memory,time,top5 (default: params,time)")
     p.set_defaults(func=cmd_report)
     return parser
 

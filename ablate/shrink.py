@@ -30,7 +30,7 @@ SHRUNK_BATCH = 16
 # Model fields shrunk to the smallest value the model config accepts, from this floor up to the
 # spec's own value: depth as shallow as the family allows; widths at 8 channels where accepted
 # (4 leave group-based norms almost nothing to normalise).
-MODEL_FIELD_FLOORS = {"depth": 1, "width": 8, "base_width": 8, "widen_factor": 1}
+MODEL_FIELD_FLOORS = {"depth": 1, "width": 8, "base_width": 8, "widen": 1, "widen_factor": 1}
 TAG_KEYS = ("name", "kind")   # the key that picks a section's schema (data/model name, design kind)
 
 

@@ -191,6 +191,13 @@ def test_report_test_confidence_columns_format_and_out(capsys, ran, tmp_path):
     assert other["test"] == "wilcoxon" and "Wilcoxon" in out
     assert "[90% CI]" in out and "[95% CI]" not in out
     assert "GFLOPs/image" in out and "Peak GPU mem" in out and "Params (M)" not in out
+    code, out, err = run(capsys, "report", "tiny", "--store", db, "--out", str(tmp_path / "c"), "--columns", "top5")
+    assert code == 0, err
+    lines = out.splitlines()
+    at = next(i for i, line in enumerate(lines) if "Test top-5 (%)" in line)
+    row = lines[at + 2]                                     # the baseline, under the separator
+    top5 = float(row.rstrip(" |").rsplit("|", 1)[-1])      # digits has 10 classes: top-5 is recorded
+    assert 0 < top5 <= 100
     spread = [(a, b) for a, b in zip(base["arms"][1:], other["arms"][1:]) if (a["lift_std"] or 0) > 1e-9]
     assert spread, "at least one arm with a CI of non-zero width to compare"
     for a, b in spread:

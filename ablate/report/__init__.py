@@ -13,6 +13,7 @@ EXTRA_COLUMNS = {
     "gflops": ("GFLOPs/image", "gflops", 1.0, 4),
     "memory": ("Peak GPU mem (MiB)", "peak_mem_mb", 1.0, 0),
     "time": ("Time/trial (s)", "time_s", 1.0, 1),
+    "top5": ("Test top-5 (%)", "test_top5", 1.0, 2),
 }
 DEFAULT_COLUMNS = ("params", "time")
 

@@ -138,8 +138,9 @@ def lift_table(p: Plan, out: pd.DataFrame, *, confidence: float = 0.95, test: st
                              for s, x, e in zip(g["seed"], g["status"], g.get("error", [None] * len(g))))
                 for a, g in failed.groupby("arm")}
     done = out[out["status"] == "complete"]
-    means = {c: pd.to_numeric(done[c], errors="coerce").groupby(done["arm"]).mean().reindex(range(n_arms))
-             for c in ("params", "gflops", "peak_mem_mb", "wall_s")}
+    means = {c: pd.to_numeric(done[c] if c in done else pd.Series(np.nan, index=done.index), errors="coerce")
+             .groupby(done["arm"]).mean().reindex(range(n_arms))
+             for c in ("params", "gflops", "peak_mem_mb", "wall_s", "test_top5")}
     adaptive_seeds, adaptive_reason = _adaptive_columns(p, out)
     warning = ["" if diverged == "worst" or not k else
                f"{k} diverged seed(s) excluded: lift over surviving seeds only, biased in the trick's favour"
@@ -153,6 +154,7 @@ def lift_table(p: Plan, out: pd.DataFrame, *, confidence: float = 0.95, test: st
         "val_mean": sv["mean"], "val_std": sv["std"], "test_mean": st["mean"], "test_std": st["std"],
         "params": means["params"].to_numpy(), "gflops": means["gflops"].to_numpy(),
         "peak_mem_mb": means["peak_mem_mb"].to_numpy(), "time_s": means["wall_s"].to_numpy(),
+        "test_top5": means["test_top5"].to_numpy(),   # mean over complete seeds (>= 10 classes)
     })
     policy = spec.seeds.adaptive
     level = None
