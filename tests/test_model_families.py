@@ -210,3 +210,29 @@ def test_plan_measures_a_vit_at_the_datas_image_size():
                      design={"kind": "explicit", "arms": [[]]}, seeds=1)
     images_per_s, params = measure_throughput(plan(spec).trials[0], steps=1)   # built for 224 px otherwise
     assert images_per_s > 0 and params > 0
+
+
+def test_shakedrop_and_stochastic_depth_wrap_every_pyramidnet_branch():
+    # ShakeDrop's paper trains PyramidNet: the block opts in to the residual-block protocol
+    from ablate.models import build_model
+    from ablate.models.blocks import residual_blocks
+    from ablate.spec import parse_spec
+    from tests.conftest import tiny_dict
+
+    import yaml
+
+    for trick in ("shakedrop", "stochastic_depth"):
+        raw = tiny_dict(model={"name": "pyramidnet", "depth": 8, "alpha": 8}, tricks={trick: {}},
+                        design={"kind": "one_at_a_time"})
+        spec = parse_spec(yaml.safe_dump(raw, sort_keys=False), source="t.yaml")   # check() accepts it
+        model = build_model(spec.model, in_channels=1, num_classes=10)
+        assert len(residual_blocks(model)) == 3            # depth 8: one block per stage
+    import torch
+    from torch import nn
+
+    from ablate.models.blocks import wrap_residual_branches
+
+    assert wrap_residual_branches(model, lambda i, n: nn.Identity()) == 3
+    assert all(isinstance(b.branch, nn.Sequential) and isinstance(b.branch[-1], nn.Identity)
+               for b in residual_blocks(model))
+    assert model(torch.zeros(2, 1, 8, 8)).shape == (2, 10)

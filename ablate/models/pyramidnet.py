@@ -38,6 +38,10 @@ def _bn_conv(c_in: int, c_out: int, k: int, stride: int = 1) -> list[nn.Module]:
 
 
 class PyramidBlock(nn.Module):
+    # the residual-block protocol (ablate.models.blocks): ShakeDrop and stochastic depth wrap
+    # `branch`, whose output is added to the shortcut (ShakeDrop's paper uses PyramidNet)
+    residual_branch_end = "branch"
+
     def __init__(self, inplanes: int, planes: int, stride: int, bottleneck: bool) -> None:
         super().__init__()
         if bottleneck:
