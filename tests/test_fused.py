@@ -125,20 +125,8 @@ def test_fused_sgd_equals_torch_sgd_for_each_member_with_its_own_settings():
 
         refs.append(torch.optim.SGD(param_groups(model, s.weight_decay, decay_norm_and_bias=s.decay_norm_and_bias),
                                     lr=lr, momentum=s.momentum, nesterov=s.nesterov))
-    xs = torch.randn(3, 5, 3, 6, 6)
-    for _ in range(3):
-        opt.zero_grad()
-        split_output(fused(fuse_input(xs)), 3).square().mean(dim=(1, 2)).sum().backward()
-        opt.step(torch.tensor(lrs), torch.ones(3, dtype=torch.bool))
-        for k, (model, ref) in enumerate(zip(models, refs)):
-            ref.zero_grad()
-            model(xs[k]).square().mean().backward()
-            ref.step()
-    copies = [nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.Flatten(), nn.Linear(64, 2)) for _ in settings]
-    unfuse_into(fused, copies)
-    for model, copy in zip(models, copies):
-        for a, b in zip(model.parameters(), copy.parameters()):
-            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    _train_both_and_compare(fused, opt, models, refs, lrs, steps=3, make=lambda: nn.Sequential(
+        nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.Flatten(), nn.Linear(64, 2)))
 
 
 @pytest.mark.parametrize("family", ["adam", "adamw"])
@@ -162,16 +150,23 @@ def test_fused_adam_equals_torch_adam_for_each_member_with_its_own_settings(fami
     cls = torch.optim.AdamW if family == "adamw" else torch.optim.Adam
     refs = [cls(param_groups(m, s.weight_decay, decay_norm_and_bias=s.decay_norm_and_bias), lr=lr, betas=s.betas)
             for m, s, lr in zip(models, settings, lrs)]
-    xs = torch.randn(3, 5, 3, 6, 6)
-    for _ in range(4):
+    _train_both_and_compare(fused, opt, models, refs, lrs, steps=4, make=make)
+
+
+def _train_both_and_compare(fused, opt, models, refs, lrs, *, steps: int, make) -> None:
+    """`steps` updates of the fused model (fused optimiser) and of each member alone (its torch
+    optimiser) on the same inputs; then every member's weights must equal its fused slice."""
+    m = len(models)
+    xs = torch.randn(m, 5, 3, 6, 6)
+    for _ in range(steps):
         opt.zero_grad()
-        split_output(fused(fuse_input(xs)), 3).square().mean(dim=(1, 2)).sum().backward()
-        opt.step(torch.tensor(lrs), torch.ones(3, dtype=torch.bool))
+        split_output(fused(fuse_input(xs)), m).square().mean(dim=(1, 2)).sum().backward()
+        opt.step(torch.tensor(lrs), torch.ones(m, dtype=torch.bool))
         for k, (model, ref) in enumerate(zip(models, refs)):
             ref.zero_grad()
             model(xs[k]).square().mean().backward()
             ref.step()
-    copies = [make() for _ in settings]
+    copies = [make() for _ in models]
     unfuse_into(fused, copies)
     for model, copy in zip(models, copies):
         for a, b in zip(model.parameters(), copy.parameters()):
