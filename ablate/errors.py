@@ -63,3 +63,7 @@ __all__ = [
     "AblateError", "SpecError", "DesignError", "DataError", "StoreError", "ReportError",
     "TrialDiverged", "TrialPruned",
 ]
+
+
+class CompileError(AblateError):
+    """`recipe: {compile: true}` and torch.compile could not compile the trial's model."""

@@ -26,7 +26,7 @@ from ablate.config import Frozen
 from ablate.data import DATA_NAMES, DataConfig, check_data
 from ablate.errors import DataError, DesignError, SpecError
 from ablate.models import MODEL_NAMES, ModelConfig
-from ablate.spec_changes import section_differences, spec_changes  # noqa: F401 -- part of the API
+from ablate.spec_changes import EXECUTION_ONLY_RECIPE, section_differences, spec_changes  # noqa: F401 -- part of the API
 from ablate.spec_yaml import MAX_SPEC_BYTES, read_yaml
 from ablate.spec_errors import (  # noqa: F401 -- re-exported: callers import them from here
     DESIGN_KINDS,
@@ -67,6 +67,9 @@ class Recipe(Frozen):
     milestones: tuple[float, ...] = Field((0.5, 0.75), description="fractions of training, for step")
     gamma: float = Field(0.1, gt=0, lt=1)
     eval_batch_size: int = Field(1024, ge=1)
+    # torch.compile the training forward (ablate.compiling); how a trial runs, not what it
+    # computes, so it is left out of trial ids and a stored experiment may toggle it
+    compile: bool = Field(False, description="torch.compile the model for training (compile time reported apart)")
 
     @field_validator("milestones")
     @classmethod

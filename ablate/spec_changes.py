@@ -10,6 +10,10 @@ from typing import Any
 # the trials whose resolved config did not change are reused.
 EXPERIMENT_DEFINING = ("design", "data", "model", "recipe")
 
+# Recipe fields that change how a trial runs but not what it computes (beyond floating point):
+# not hashed into trial ids (ablate.trial), and toggling them keeps the experiment.
+EXECUTION_ONLY_RECIPE = frozenset({"compile"})
+
 
 def spec_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     """The experiment-defining sections that differ between two specs as plain data
@@ -19,9 +23,18 @@ def spec_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
         a, b = old.get(section), new.get(section)
         if section == "design":
             a, b = (a or {}).get("kind"), (b or {}).get("kind")
+        if section == "recipe":
+            a, b = _defining_recipe(a), _defining_recipe(b)
         if a != b:
             out.append(section)
     return out
+
+
+def _defining_recipe(recipe: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A recipe without the fields that change only how trials run (`compile`)."""
+    if recipe is None:
+        return None
+    return {k: v for k, v in recipe.items() if k not in EXECUTION_ONLY_RECIPE}
 
 
 def section_differences(old: dict[str, Any], new: dict[str, Any], section: str) -> list[str]:

@@ -89,16 +89,21 @@ def _exempt_from_decay(groups: list[dict], exempt: list[torch.Tensor]) -> list[d
 def build_optimizer(proc: Procedure, model: nn.Module) -> torch.optim.Optimizer:
     groups = param_groups(model, proc.weight_decay, decay_norm_and_bias=proc.decay_norm_and_bias)
     groups = _exempt_from_decay(groups, [p for exempt in proc.decay_exempt for p in exempt(model)])
+    # on CUDA, SGD, Adam and AdamW step every tensor in one fused kernel (torch's `fused=True`);
+    # on the CPU torch's default (foreach) keeps the results every earlier run computed
+    fused = {"fused": True} if next(model.parameters()).device.type == "cuda" else {}
     if proc.optimizer == "sgd":
         opt = torch.optim.SGD(groups, lr=proc.lr, momentum=proc.momentum, nesterov=proc.nesterov,
-                              **proc.optimizer_options)
+                              **{**fused, **proc.optimizer_options})
     elif proc.optimizer == "adabound":
         from ablate.optim import AdaBound
 
         opt = AdaBound(groups, lr=proc.lr, betas=proc.betas, **proc.optimizer_options)
+    elif proc.optimizer == "radam":     # no fused kernel in torch
+        opt = torch.optim.RAdam(groups, lr=proc.lr, betas=proc.betas, **proc.optimizer_options)
     else:
-        cls = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "radam": torch.optim.RAdam}[proc.optimizer]
-        opt = cls(groups, lr=proc.lr, betas=proc.betas, **proc.optimizer_options)
+        cls = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[proc.optimizer]
+        opt = cls(groups, lr=proc.lr, betas=proc.betas, **{**fused, **proc.optimizer_options})
     for g in opt.param_groups:
         g["base_lr"] = proc.lr
     if proc.lookahead is not None:
@@ -207,6 +212,7 @@ class Setup:
     scaler: Any = None
     ema: Any = None
     distill: Any = None     # ablate.tricks.distill.Distillation: adds the teacher's soft-target loss
+    forward: Any = None     # the compiled training forward (`recipe.compile`); None: the model itself
 
 
 def seeded_model(trial, data, proc: Procedure) -> nn.Module:
@@ -314,7 +320,7 @@ StepFn = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor
 
 def _forward(setup: Setup, xb: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     with _autocast(xb.device, setup.proc.autocast_dtype):
-        out = setup.model(xb)
+        out = (setup.model if setup.forward is None else setup.forward)(xb)
         loss = setup.criterion(out, target)
         if setup.distill is not None:
             loss = setup.distill(loss, out, xb)
@@ -468,6 +474,7 @@ def _train(trial, report: Report | None, dev: torch.device, start: float, *,
     steps = steps_per_epoch(len(train_batches), proc.batch_size)
     eval_bs = trial.recipe.eval_batch_size
     first_epoch, history = checkpoint.resume(checkpoint_dir, trial_id=trial.id, setup=setup, streams=streams)
+    compile_s = _compile(setup, trial, len(train_batches), steps, dev) if trial.recipe.compile else None
     for epoch in range(first_epoch, proc.epochs + 1):
         t0 = time.perf_counter()
         train_loss, train_acc, seen = train_epoch(
@@ -489,9 +496,34 @@ def _train(trial, report: Report | None, dev: torch.device, start: float, *,
         if report is not None:
             report(metrics)
     final = final_metrics(setup, history, dev, mean=mean, std=std, eval_bs=eval_bs, start=start)
+    if compile_s is not None:
+        final["compile_s"] = compile_s
     if save_final and weights_root is not None:
         final["weights"] = str(save_trial_weights(trial, _evaluated(setup), setup.data, weights_root))
     return final
+
+
+def batch_sizes(n: int, batch_size: int) -> list[int]:
+    """The sizes of an epoch's training batches over `n` images: full ones, then the last."""
+    steps = steps_per_epoch(n, batch_size)
+    return sorted({batch_size if steps > 1 else min(batch_size, n), min(batch_size, n - (steps - 1) * batch_size)},
+                  reverse=True)
+
+
+def _compile(setup: Setup, trial, n: int, steps: int, dev: torch.device) -> float:
+    """Compile the training forward (`ablate.compiling`) for this epoch's batch shapes; the
+    seconds it took. The model's peak memory is counted from after the warm-up."""
+    from ablate.compiling import compile_for_training
+
+    image = setup.data.sample(1)[0]
+    shapes = [(b, *image.shape[1:]) for b in batch_sizes(n, setup.proc.batch_size)]
+    variants = [frozen_bn_stats] if setup.proc.sam_rho is not None else []
+    setup.forward, seconds = compile_for_training(
+        setup.model, shapes, device=dev, variants=variants,
+        autocast=lambda: _autocast(dev, setup.proc.autocast_dtype))
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(dev)
+    return seconds
 
 
 def _evaluated(setup: Setup) -> nn.Module:

@@ -16,7 +16,7 @@ from typing import Literal
 from ablate.data import DataConfig
 from ablate.models import ModelConfig
 from ablate.run.config import CommandTrial
-from ablate.spec import Recipe, TrickSetting
+from ablate.spec import EXECUTION_ONLY_RECIPE, Recipe, TrickSetting
 
 # Bump when the meaning of a resolved config changes (e.g. the trainer's defaults), so old
 # results are not mistaken for new ones.
@@ -32,7 +32,7 @@ def base_text(data: DataConfig, model: ModelConfig | None, recipe: Recipe | None
     d: dict = {"version": CONFIG_VERSION, "data": data.model_dump(mode="json")}
     if command is None:
         d["model"] = model.model_dump(mode="json")
-        d["recipe"] = recipe.model_dump(mode="json")
+        d["recipe"] = recipe.model_dump(mode="json", exclude=set(EXECUTION_ONLY_RECIPE))
     else:
         d["trial"] = command.identity()
     return json.dumps(d, sort_keys=True)

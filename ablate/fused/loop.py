@@ -13,7 +13,10 @@ exactly as `ablate.train` trains each alone:
   recorded as diverged (the trainer's message) and masked: its weights are zeroed, its lr is 0
   and its outputs are ignored; a member the caller stops (pruning) is masked the same way;
 - at the end each member's weights go back into its own model and the trainer's
-  `final_metrics` computes its final metrics (the same keys, the same test evaluation).
+  `final_metrics` computes its final metrics (the same keys, the same test evaluation);
+- bfloat16 mixed precision (`amp`, shared by the group: part of its fusion key) autocasts the
+  fused forward and loss; `recipe.compile` compiles the fused model once for the group
+  (`ablate.compiling`), its compile time reported in every member's final metrics.
 """
 
 from __future__ import annotations
@@ -31,8 +34,8 @@ from ablate.data import load_data
 from ablate.data.augment import to_float
 from ablate.fused.model import NotFusable, fuse_input, fuse_models, member_view, split_output, unfuse_into
 from ablate.fused.optim import MemberSettings, fused_optimizer
-from ablate.train import (Setup, Streams, _determinism, build_procedure, final_metrics, pick_device,
-                          prepare_batch, seeded_model, steps_per_epoch)
+from ablate.train import (Setup, Streams, _autocast, _determinism, batch_sizes, build_procedure, final_metrics,
+                          pick_device, prepare_batch, seeded_model, steps_per_epoch)
 from ablate.tricks import lr_multiplier
 
 # report(member index, epoch metrics) -> False to stop that member (pruned)
@@ -43,7 +46,7 @@ Ended = Callable[[int, str, Any], None]
 
 @torch.no_grad()
 def fused_evaluate(fused: nn.Module, x: torch.Tensor, y: torch.Tensor, members: int, *, mean, std,
-                   batch_size: int) -> tuple[list[float], list[float]]:
+                   batch_size: int, autocast_dtype: str | None = None) -> tuple[list[float], list[float]]:
     """Every member's loss and top-1 accuracy (%) on uint8 images `x` (the same for all), like
     `ablate.train.evaluate`."""
     fused.eval()
@@ -52,7 +55,9 @@ def fused_evaluate(fused: nn.Module, x: torch.Tensor, y: torch.Tensor, members: 
     for i in range(0, len(y), batch_size):
         xb = to_float(x[i:i + batch_size], mean, std)
         yb = y[i:i + batch_size]
-        out = split_output(fused(xb.repeat(1, members, 1, 1)), members).float()     # (M, B, K)
+        with _autocast(x.device, autocast_dtype):
+            out = fused(xb.repeat(1, members, 1, 1))
+        out = split_output(out, members).float()     # (M, B, K)
         loss += F.cross_entropy(out.reshape(-1, out.shape[-1]), yb.repeat(members),
                                 reduction="none").view(members, -1).sum(1)
         correct += (out.argmax(2) == yb).sum(1)
@@ -103,6 +108,16 @@ def _train_group(trials, report: EpochReport, ended: Ended, dev: torch.device, s
     pad, flip = trials[0].data.crop_padding, trials[0].data.flip
     n, bs = len(train_y), proc0.batch_size
     steps = steps_per_epoch(n, bs)
+    forward, compile_s = fused, None
+    if recipe.compile:
+        from ablate.compiling import compile_for_training
+
+        c, h, w = train_x.shape[1:]
+        forward, compile_s = compile_for_training(
+            fused, [(b, m * c, h, w) for b in batch_sizes(n, bs)], device=dev,
+            autocast=lambda: _autocast(dev, proc0.autocast_dtype))
+        if dev.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(dev)
     active = [True] * m
     histories: list[list[dict[str, Any]]] = [[] for _ in trials]
     lrs = [p.lr for p in procs]
@@ -141,8 +156,9 @@ def _train_group(trials, report: EpochReport, ended: Ended, dev: torch.device, s
                 xin = xin.contiguous(memory_format=torch.channels_last)
             step = (epoch - 1) * steps + i
             lrs = [p.lr * lr_multiplier(p, step, steps) for p in procs]
-            outs = split_output(fused(xin), m)
-            losses = {k: criteria[k](outs[k], targets[k]) for k in range(m) if active[k]}
+            with _autocast(dev, proc0.autocast_dtype):
+                outs = split_output(forward(xin), m)
+                losses = {k: criteria[k](outs[k], targets[k]) for k in range(m) if active[k]}
             opt.zero_grad()
             sum(losses.values()).backward()
             opt.step(torch.tensor(lrs, dtype=torch.float64, device=dev),
@@ -160,7 +176,7 @@ def _train_group(trials, report: EpochReport, ended: Ended, dev: torch.device, s
         if not any(active):
             return
         val_loss, val_acc = fused_evaluate(fused, val_x, val_y, m, mean=mean, std=std,
-                                           batch_size=recipe.eval_batch_size)
+                                           batch_size=recipe.eval_batch_size, autocast_dtype=proc0.autocast_dtype)
         epoch_s = time.perf_counter() - t0
         for k in range(m):
             if not active[k]:
@@ -177,5 +193,8 @@ def _train_group(trials, report: EpochReport, ended: Ended, dev: torch.device, s
     for k in range(m):
         if active[k]:
             setup = Setup(procs[k], data, models[k], None, criteria[k])
-            ended(k, "final", final_metrics(setup, histories[k], dev, mean=mean, std=std,
-                                            eval_bs=recipe.eval_batch_size, start=start))
+            final = final_metrics(setup, histories[k], dev, mean=mean, std=std,
+                                  eval_bs=recipe.eval_batch_size, start=start)
+            if compile_s is not None:
+                final["compile_s"] = compile_s       # the group's: compiled once for all members
+            ended(k, "final", final)

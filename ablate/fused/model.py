@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.models import resnet as tv
 
+from ablate.models.airbench import Airbench, AirbenchBlock
 from ablate.models.resnet import CifarResNet, PaddingShortcut, PreActBlock
 
 
@@ -77,8 +78,10 @@ class FusedPaddingShortcut(nn.Module):
 
 
 # Modules kept as they are: they only call their children and per-channel operations.
-FUSABLE_CONTAINERS = (nn.Sequential, nn.ReLU, nn.Identity, nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d,
-                      nn.Flatten, tv.BasicBlock, tv.Bottleneck, tv.ResNet, PreActBlock, CifarResNet)
+# (Airbench's head takes a max over space per channel and scales the logits by a constant.)
+FUSABLE_CONTAINERS = (nn.Sequential, nn.ReLU, nn.GELU, nn.Identity, nn.MaxPool2d, nn.AvgPool2d,
+                      nn.AdaptiveAvgPool2d, nn.Flatten, tv.BasicBlock, tv.Bottleneck, tv.ResNet, PreActBlock,
+                      CifarResNet, Airbench, AirbenchBlock)
 
 
 def _fuse_conv(convs: list[nn.Conv2d]) -> nn.Conv2d:

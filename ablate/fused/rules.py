@@ -36,7 +36,10 @@ TRICK_FUSION: dict[str, Fusion] = {
     "srm": "module", "shakedrop": "module", "stochastic_depth": "module", "evonorm_b0": "module",
     "evonorm_s0": "module", "weight_standardization": "module",
     # the step: not fused
-    "sam": "step", "ema": "step", "amp": "step", "asam": "step", "lookahead": "step", "distill": "step",
+    # precision: autocast around the fused forward; bfloat16 only (float16's loss scaler is
+    # one for the whole fused model: one member's overflow would skip every member's step)
+    "amp": "precision",
+    "sam": "step", "ema": "step", "asam": "step", "lookahead": "step", "distill": "step",
     "ghmc": "step",
     # another optimiser family: fused with members of the same family (its lr, betas, decay
     # per member); RAdam has no fused form
@@ -46,7 +49,6 @@ TRICK_FUSION: dict[str, Fusion] = {
 
 STEP_REASONS = {"sam": "SAM takes two forward/backward passes per step",
                 "ema": "EMA evaluates an averaged copy of the weights",
-                "amp": "mixed precision changes the step (autocast, loss scaling)",
                 "asam": "ASAM takes two forward/backward passes per step",
                 "lookahead": "Lookahead keeps slow weights beside the optimiser",
                 "distill": "distillation runs a teacher model every step",
@@ -74,6 +76,11 @@ def fusion_decision(trial) -> tuple[str | None, str]:
             return None, f"trick '{setting.use}' adds or swaps modules that the fused model does not convert"
         if kind == "family":
             family = setting.use
+        if kind == "precision":
+            if setting.params.dtype != "bfloat16":
+                return None, (f"trick '{setting.use}' with dtype {setting.params.dtype}: its loss scaler would be "
+                              f"shared by every member (bfloat16 fuses)")
+            structure.append(setting.resolved())
         if kind == "structure":
             structure.append(setting.resolved())
     if family not in FUSED_OPTIMIZERS:
