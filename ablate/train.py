@@ -45,7 +45,7 @@ from ablate import checkpoint
 from ablate.data import load_data
 from ablate.data.augment import random_flip, random_translate, to_float
 from ablate.data.batches import TensorBatches, closing_batches, open_split
-from ablate.errors import TrialDiverged
+from ablate.errors import AblateError, TrialDiverged
 from ablate.models import build_model, count_params
 from ablate.models.weights import load_pretrained, save_trial_weights
 from ablate.tricks import Procedure, get_trick, lr_multiplier
@@ -238,6 +238,9 @@ def prepare(trial, device: torch.device | str = "cpu", *, weights_root: str | Pa
     dev = torch.device(device)
     data = load_data(trial.data)
     proc = build_procedure(trial, data.num_classes)
+    if proc.autocast_dtype == "bfloat16" and dev.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise AblateError(f"amp with dtype bfloat16: {torch.cuda.get_device_name(dev)} has no bfloat16 support "
+                          f"(it needs an Ampere or newer GPU); use amp with dtype: float16 on this GPU")
     model = seeded_model(trial, data, proc)
     model.to(dev)
     if dev.type == "cuda":

@@ -106,6 +106,22 @@ def test_synthetic_sizes():
     assert d.sizes() == {"train": 30, "val": 10, "test": 10} and d.num_classes == 3
 
 
+def test_splits_are_copied_to_a_device_once_and_shared_by_later_trials():
+    from ablate.data.batches import split_batches
+
+    d = load_data(SyntheticConfig(name="synthetic", num_classes=3, image_size=8, train_size=30, val_size=10,
+                                  test_size=10))
+    assert d.on_device("train", "cpu")[0] is d.train_x            # the CPU needs no copy
+    # "meta" stands in for a GPU here: a device other than the CPU, without one
+    x, y = d.on_device("val", "meta")
+    assert x.device.type == "meta" and x.dtype == torch.uint8 and tuple(x.shape) == tuple(d.val_x.shape)
+    assert d.on_device("val", "meta")[0] is x, "copied again"
+    assert split_batches(d, "val", torch.device("meta")).x is x, "the trainer's batches slice the kept copy"
+    mean, std = d.mean_std()
+    mean.zero_()                                                   # a caller's edit does not reach the memo
+    assert d.mean_std()[0].abs().sum() > 0
+
+
 def test_translate_moves_each_image_by_its_own_offset():
     x = torch.arange(2 * 1 * 5 * 5, dtype=torch.float32).view(2, 1, 5, 5) + 1
     g = torch.Generator().manual_seed(0)

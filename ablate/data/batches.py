@@ -103,8 +103,7 @@ def split_batches(data: ImageData | StreamedData, split: str, device: torch.devi
     own workers; the test split's are not kept between passes (it is read once)."""
     if isinstance(data, StreamedData):
         return LoaderBatches(data.split(split), device, workers=data.workers, persistent=split != "test")
-    x, y = getattr(data, f"{split}_x"), getattr(data, f"{split}_y")
-    return TensorBatches(x.to(device), y.to(device))
+    return TensorBatches(*data.on_device(split, device))
 
 
 # The splits opened inside the current `closing_batches` block (a ContextVar: trials running in

@@ -101,8 +101,8 @@ def _train_group(trials, report: EpochReport, ended: Ended, dev: torch.device, s
                           [MemberSettings.of(p) for p in procs])
     criteria = [nn.CrossEntropyLoss(label_smoothing=p.label_smoothing) for p in procs]
     streams = [Streams.for_seed(t.seed, dev) for t in trials]
-    train_x, train_y = data.train_x.to(dev), data.train_y.to(dev)
-    val_x, val_y = data.val_x.to(dev), data.val_y.to(dev)
+    train_x, train_y = data.on_device("train", dev)
+    val_x, val_y = data.on_device("val", dev)
     mean, std = (t.to(dev) for t in data.mean_std())
     recipe, proc0 = trials[0].recipe, procs[0]
     pad, flip = trials[0].data.crop_padding, trials[0].data.flip
