@@ -408,6 +408,22 @@ def test_the_benchmark_runs_in_its_cpu_sized_form_and_prints_parsable_ratios(cap
     assert set(ratios) == {"seeds", "design", "vmap_over_grouped"} and all(float(v) > 0 for v in ratios.values())
 
 
+def test_the_headline_benchmark_runs_its_smoke_form_fused_through_the_whole_product(capsys):
+    import importlib.util
+    import re
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "airbench_ablation.py"
+    module_spec = importlib.util.spec_from_file_location("airbench_ablation_benchmark", path)
+    bench = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(bench)
+    bench.main(["--smoke", "--device", "cpu", "--fuse", "on"])
+    out = capsys.readouterr().out
+    assert re.search(r"^trials: 6 \(3 arms x 2 seeds\), 6 trained fused", out, flags=re.M), out
+    assert re.search(r"^wall: \d+\.\d s for the whole ablation", out, flags=re.M)
+    assert "| Airbench + MP |" in out and "reference" in out          # the lift table, bfloat16 in every arm
+
+
 def test_a_group_the_fused_model_cannot_express_runs_one_at_a_time(monkeypatch):
     import ablate.fused.loop as loop
     from ablate.run.fused import FusedExecutor
