@@ -10,6 +10,7 @@ import pandas as pd
 
 from ablate.report import DEFAULT_COLUMNS, EXTRA_COLUMNS
 from ablate.report.frames import LiftTable
+from ablate.spec_changes import EXECUTION_ONLY_RECIPE
 from ablate.tricks import get_trick
 
 
@@ -108,8 +109,9 @@ def _params_text(setting, *, all_params: bool = False) -> str:
     return ", ".join(f"{k}={v}" for k, v in given.items() if defaults.get(k, object()) != v)
 
 
-def _fields(model) -> str:
-    return ", ".join(f"{k} {v}" for k, v in model.model_dump(mode="json").items() if k != "name" and v is not None)
+def _fields(model, skip=()) -> str:
+    return ", ".join(f"{k} {v}" for k, v in model.model_dump(mode="json").items()
+                     if k != "name" and k not in skip and v is not None)
 
 
 def subject(spec) -> str:
@@ -129,7 +131,7 @@ def settings_lines(spec) -> list[str]:
                  + (f" in {spec.trial.cwd}" if spec.trial.cwd else "") + f"; metric {spec.metric.name}."]
     else:
         lines = [f"Setup: model {spec.model.name} ({_fields(spec.model)}); data {spec.data.name} "
-                 f"({_fields(spec.data)}); recipe: {_fields(spec.recipe)}; metric {spec.metric.name}."]
+                 f"({_fields(spec.data)}); recipe: {_fields(spec.recipe, EXECUTION_ONLY_RECIPE)}; metric {spec.metric.name}."]
     seeds = ", ".join(map(str, spec.seeds.values))
     policy = spec.seeds.adaptive
     lines.append(f"Seeds: {seeds}" + (f"; adaptive: more seeds while an arm's lift CI half-width exceeds "
