@@ -232,7 +232,13 @@ def test_shell_true_runs_one_command_string(tmp_path):
 
 
 def _cli_in_child(argv: list[str]) -> None:
+    import signal
+
     from ablate.cli import main
+
+    # Ctrl-C's default, as in a terminal: a test run started in the background by a shell
+    # inherits SIGINT ignored, and a forked driver would inherit that too
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
     os._exit(main(argv))
 

@@ -135,7 +135,8 @@ def _expected_id(spec, tricks: list[dict], seed: int, values: dict | None = None
     base = {"version": 1, "data": spec.data.model_dump(mode="json")}
     if spec.trial is None:
         base["model"] = spec.model.model_dump(mode="json")
-        base["recipe"] = spec.recipe.model_dump(mode="json")
+        # `compile` changes how a trial runs, not what it computes: not hashed (ablate.spec_changes)
+        base["recipe"] = spec.recipe.model_dump(mode="json", exclude={"compile"})
     else:
         # `api` counts only when not the default, so ids from before it existed stay valid
         base["trial"] = spec.trial.model_dump(mode="json", exclude={"timeout_s"} | ({"api"} if spec.trial.api == "ablate"
