@@ -116,3 +116,9 @@ def test_the_dataloader_yields_normalised_float_batches_of_the_trainers_count(be
     assert abs(xs.mean().item()) < 0.1 and 0.5 < xs.std().item() < 1.2 and xs.min().item() < -1
     labels = torch.cat([yb for _, yb in got])
     assert len(labels) == len(xs) and bool((labels.bincount(minlength=10) <= y.bincount(minlength=10)).all())
+
+
+def test_a_single_epoch_is_refused_since_the_first_is_skipped(bench, capsys):
+    with pytest.raises(SystemExit) as info:
+        bench.main(["--epochs", "1", "--device", "cpu"])
+    assert info.value.code == 2 and "--epochs must be at least 2 (the first epoch is skipped), got 1" in capsys.readouterr().err
