@@ -24,10 +24,16 @@ its later epochs' rates (total images / total time). CUDA is synchronised before
 read. The three paths run interleaved in every repeat (the order rotating), so drift in machine
 load hits them alike; the table shows medians over repeats.
 
-Targets (issue 12), on a GPU: ablate / bare >= 0.95 and ablate / dataloader >= 3.
+Targets (issue 12), on a GPU: ablate / bare >= 0.95 and ablate / dataloader >= 3. The bare loop
+uses what a fast hand-written script uses (fused SGD on CUDA), so ablate / bare also charges the
+trainer for any such kernel it does not use.
 
     python benchmarks/gpu_throughput.py           # CUDA when present, else the CPU
     python benchmarks/gpu_throughput.py --smoke   # seconds on a CPU: the test suite's form
+
+The README's CPU figures (ResNet-18 the same with `--models resnet18 --train-size 384`):
+
+    OMP_NUM_THREADS=1 python benchmarks/gpu_throughput.py --device cpu --models resnet20,airbench --train-size 768 --epochs 3 --repeats 3
 
 The GPU run (defaults on CUDA: 50,000 training images, batch 512, 4 epochs, 3 repeats,
 workers min(8, cores - 1)):
@@ -36,10 +42,12 @@ workers min(8, cores - 1)):
 
 On the CPU the ratios say how much ablate's machinery costs next to a CPU-bound model and what
 per-sample transforms cost on few cores; they are not the GPU's ratios (there the input pipeline,
-kernel-launch overhead and an idle GPU decide them). `--workers` defaults to min(8, cores - 1):
-on the 2-core machine of the README's CPU figures, one worker (loading on the core the training
-process leaves free with one torch thread) was 5-10% faster than loading in the main process
-(ResNet-20, 512 images, 3 repeats: 205-216 vs 184-207 images/s), so the rule holds there too.
+kernel-launch overhead and an idle GPU decide them). The CPU figures were taken with one torch
+thread: on 2 cores shared with other jobs, two OpenMP threads lost 3-4x to contention and the
+spread swamped the ratios. `--workers` defaults to min(8, cores - 1): on that 2-core machine
+one worker (loading on the core the training process leaves free with one torch thread) was
+5-10% faster than loading in the main process (ResNet-20, 512 images, 3 repeats: 205-216 vs
+184-207 images/s), so the rule holds there too.
 """
 
 from __future__ import annotations
@@ -281,14 +289,14 @@ def main(argv: list[str] | None = None) -> int:
     epochs = args.epochs or (4 if on_gpu else 3)
     if args.smoke:
         image_size, eval_size, train_size, batch_size, epochs, repeats, workers = 8, 16, 32, 16, 2, 1, 0
-    for name, value, low, why in (("--epochs", epochs, 2, " (the first epoch is skipped)"), ("--repeats", repeats, 1, ""),
-                                  ("--train-size", train_size, 10, ""), ("--batch-size", batch_size, 2, ""),
-                                  ("--workers", workers, 0, "")):
+    for name, value, low, why in (("--epochs", epochs, 2, " (the first epoch is skipped)"),
+                                  ("--repeats", repeats, 1, ""), ("--train-size", train_size, 10, ""),
+                                  ("--batch-size", batch_size, 2, ""), ("--workers", workers, 0, "")):
         if value < low:
             ap.error(f"{name} must be at least {low}{why}, got {value}")
     trials = {m: throughput_trial(MODELS[m], train_size=train_size, eval_size=eval_size, image_size=image_size,
                                   epochs=epochs, batch_size=batch_size) for m in models}
-    name = torch.cuda.get_device_name(dev) if on_gpu else f"CPU, {torch.get_num_threads()} threads"
+    name = torch.cuda.get_device_name(dev) if on_gpu else f"CPU, {torch.get_num_threads()} torch thread(s)"
     print(f"gpu_throughput on {dev} ({name}), torch {torch.__version__}; synthetic CIFAR-shaped data "
           f"{image_size}x{image_size}x3 uint8, 10 classes, {train_size} training images; {epochs} epochs per run "
           f"(first skipped), batch {batch_size}, {repeats} repeat(s), medians; dataloader workers {workers}",

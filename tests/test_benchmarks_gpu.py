@@ -121,4 +121,5 @@ def test_the_dataloader_yields_normalised_float_batches_of_the_trainers_count(be
 def test_a_single_epoch_is_refused_since_the_first_is_skipped(bench, capsys):
     with pytest.raises(SystemExit) as info:
         bench.main(["--epochs", "1", "--device", "cpu"])
-    assert info.value.code == 2 and "--epochs must be at least 2 (the first epoch is skipped), got 1" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and "--epochs must be at least 2 (the first epoch is skipped), got 1" in err
