@@ -273,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=3, help="runs of each path; medians are shown")
     ap.add_argument("--workers", type=int, default=default_workers(),
                     help="DataLoader worker processes (default: min(8, cores - 1))")
-    ap.add_argument("--smoke", action="store_true", help="tiny sizes, 1 repeat: the test suite's form (seconds)")
+    ap.add_argument("--smoke", action="store_true", help="tiny sizes, 1 repeat, one torch thread: the test suite's form (seconds)")
     args = ap.parse_args(argv)
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     unknown = [m for m in models if m not in MODELS]
@@ -301,7 +301,13 @@ def main(argv: list[str] | None = None) -> int:
           f"{image_size}x{image_size}x3 uint8, 10 classes, {train_size} training images; {epochs} epochs per run "
           f"(first skipped), batch {batch_size}, {repeats} repeat(s), medians; dataloader workers {workers}",
           flush=True)
-    rates = measure(trials, dev, repeats=repeats, workers=workers)
+    threads = torch.get_num_threads()
+    if args.smoke:   # correctness, not speed: tiny ops on a shared CPU run several times faster on one thread
+        torch.set_num_threads(1)
+    try:
+        rates = measure(trials, dev, repeats=repeats, workers=workers)
+    finally:
+        torch.set_num_threads(threads)
     medians = {m: {p: statistics.median(rates[m][p]) for p in PATHS} for m in models}
     print(f"{'model':<10} {'path':<11} {'images_per_s':>13}")
     for m in models:
