@@ -273,7 +273,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=3, help="runs of each path; medians are shown")
     ap.add_argument("--workers", type=int, default=default_workers(),
                     help="DataLoader worker processes (default: min(8, cores - 1))")
-    ap.add_argument("--smoke", action="store_true", help="tiny sizes, 1 repeat, one torch thread: the test suite's form (seconds)")
+    ap.add_argument("--smoke", action="store_true",
+                    help="tiny sizes, 1 repeat, one torch thread: the test suite's form (seconds)")
     args = ap.parse_args(argv)
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     unknown = [m for m in models if m not in MODELS]
