@@ -26,7 +26,10 @@ load hits them alike; the table shows medians over repeats.
 
 Targets (issue 12), on a GPU: ablate / bare >= 0.95 and ablate / dataloader >= 3. The bare loop
 uses what a fast hand-written script uses (fused SGD on CUDA), so ablate / bare also charges the
-trainer for any such kernel it does not use.
+trainer for any such kernel it does not use. `--compile` sets `recipe: {compile: true}` for the
+trainer (it compiles before its first epoch and reports that time apart) and wraps the model of
+the bare and DataLoader paths in `torch.compile` with the same backend (they compile during
+their first epoch, which is not counted), so every ratio still compares like with like.
 
     python benchmarks/gpu_throughput.py           # CUDA when present, else the CPU
     python benchmarks/gpu_throughput.py --smoke   # seconds on a CPU: the test suite's form
@@ -39,6 +42,7 @@ The GPU run (defaults on CUDA: 50,000 training images, batch 512, 4 epochs, 3 re
 workers min(8, cores - 1)):
 
     python benchmarks/gpu_throughput.py --device cuda --train-size 50000 --batch-size 512 --epochs 4 --repeats 3
+    python benchmarks/gpu_throughput.py --device cuda --train-size 50000 --batch-size 512 --epochs 4 --repeats 3 --compile
 
 On the CPU the ratios say how much ablate's machinery costs next to a CPU-bound model and what
 per-sample transforms cost on few cores; they are not the GPU's ratios (there the input pipeline,
@@ -80,16 +84,20 @@ TARGETS = {"bare": 0.95, "dataloader": 3.0}   # ablate / path, on a GPU
 
 
 def throughput_trial(model: dict, *, train_size: int, eval_size: int, image_size: int = 32,
-                     epochs: int, batch_size: int):
+                     epochs: int, batch_size: int, compile: bool = False):
     """The planned trial every path trains: synthetic CIFAR-shaped data with base augmentation,
-    SGD with a constant lr (no tricks: the baseline of any ablation)."""
+    SGD with a constant lr (no tricks: the baseline of any ablation); `compile`: the recipe's
+    `compile: true`, which the bare and DataLoader paths follow with `torch.compile(model)`."""
+    recipe = {"epochs": epochs, "batch_size": batch_size, "lr": 0.05, "momentum": 0.9, "nesterov": True,
+              "weight_decay": 5e-4, "schedule": "constant", "eval_batch_size": 1024}
+    if compile:
+        recipe["compile"] = True
     spec = spec_from_dict({
         "name": "gpu-throughput", "model": model,
         "data": {"name": "synthetic", "image_size": image_size, "channels": 3, "num_classes": 10,
                  "train_size": train_size, "val_size": eval_size, "test_size": eval_size,
                  "crop_padding": 4, "flip": True},
-        "recipe": {"epochs": epochs, "batch_size": batch_size, "lr": 0.05, "momentum": 0.9, "nesterov": True,
-                   "weight_decay": 5e-4, "schedule": "constant", "eval_batch_size": 1024},
+        "recipe": recipe,
         "tricks": {}, "design": {"kind": "explicit", "arms": [[]]}, "seeds": 1}, source="gpu_throughput.py")
     return plan(spec).trials[0]
 
@@ -130,6 +138,16 @@ def bare_model_and_optimizer(trial, dev: torch.device, *, channels: int, num_cla
     return model, opt
 
 
+def training_forward(model, trial):
+    """The model, or with the recipe's `compile` its `torch.compile` (the backend ablate uses);
+    compiling happens in the first epoch, which is not counted."""
+    if not trial.recipe.compile:
+        return model
+    from ablate import compiling
+
+    return torch.compile(model, backend=compiling.BACKEND)
+
+
 def augment_batch(xb: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, *, pad: int, flip: bool,
                   generator: torch.Generator) -> torch.Tensor:
     """uint8 batch -> normalised float, each image translated and flipped by its own draw."""
@@ -146,6 +164,7 @@ def run_bare(trial, dev: torch.device) -> list[dict]:
     x, y = data.train_x.to(dev), data.train_y.to(dev)
     mean, std = (t.to(dev) for t in data.mean_std())
     model, opt = bare_model_and_optimizer(trial, dev, channels=data.channels, num_classes=data.num_classes)
+    forward = training_forward(model, trial)
     model.train()
     gen = torch.Generator(device=dev).manual_seed(trial.seed)
     n, bs = len(y), trial.recipe.batch_size
@@ -161,7 +180,7 @@ def run_bare(trial, dev: torch.device) -> list[dict]:
         for i in range(steps):
             idx = perm[i * bs:(i + 1) * bs]
             xb = augment_batch(x[idx], mean, std, pad=pad, flip=flip, generator=gen)
-            loss = F.cross_entropy(model(xb), y[idx])
+            loss = F.cross_entropy(forward(xb), y[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -214,6 +233,7 @@ def run_dataloader(trial, dev: torch.device, workers: int) -> list[dict]:
                             flip=trial.data.flip, batch_size=trial.recipe.batch_size, workers=workers,
                             dev=dev, seed=trial.seed)
     model, opt = bare_model_and_optimizer(trial, dev, channels=data.channels, num_classes=data.num_classes)
+    forward = training_forward(model, trial)
     model.train()
     epochs = []
     for _ in range(trial.recipe.epochs):
@@ -225,7 +245,7 @@ def run_dataloader(trial, dev: torch.device, workers: int) -> list[dict]:
             xb, yb = xb.to(dev, non_blocking=True), yb.to(dev, non_blocking=True)
             if dev.type == "cuda":
                 xb = xb.contiguous(memory_format=torch.channels_last)
-            loss = F.cross_entropy(model(xb), yb)
+            loss = F.cross_entropy(forward(xb), yb)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -273,6 +293,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=3, help="runs of each path; medians are shown")
     ap.add_argument("--workers", type=int, default=default_workers(),
                     help="DataLoader worker processes (default: min(8, cores - 1))")
+    ap.add_argument("--compile", action="store_true",
+                    help="recipe: {compile: true} for the trainer, torch.compile(model) for the bare and DataLoader paths")
     ap.add_argument("--smoke", action="store_true",
                     help="tiny sizes, 1 repeat, one torch thread: the test suite's form (seconds)")
     args = ap.parse_args(argv)
@@ -296,11 +318,12 @@ def main(argv: list[str] | None = None) -> int:
         if value < low:
             ap.error(f"{name} must be at least {low}{why}, got {value}")
     trials = {m: throughput_trial(MODELS[m], train_size=train_size, eval_size=eval_size, image_size=image_size,
-                                  epochs=epochs, batch_size=batch_size) for m in models}
+                                  epochs=epochs, batch_size=batch_size, compile=args.compile) for m in models}
     name = torch.cuda.get_device_name(dev) if on_gpu else f"CPU, {torch.get_num_threads()} torch thread(s)"
     print(f"gpu_throughput on {dev} ({name}), torch {torch.__version__}; synthetic CIFAR-shaped data "
           f"{image_size}x{image_size}x3 uint8, 10 classes, {train_size} training images; {epochs} epochs per run "
-          f"(first skipped), batch {batch_size}, {repeats} repeat(s), medians; dataloader workers {workers}",
+          f"(first skipped), batch {batch_size}, {repeats} repeat(s), medians; dataloader workers {workers}; "
+          f"torch.compile {'on' if args.compile else 'off'}",
           flush=True)
     threads = torch.get_num_threads()
     if args.smoke:   # correctness, not speed: tiny ops on a shared CPU run several times faster on one thread

@@ -38,9 +38,9 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-def tiny_trial(bench, model=SMALL_AIRBENCH, *, train_size=32, epochs=1):
+def tiny_trial(bench, model=SMALL_AIRBENCH, *, train_size=32, epochs=1, compile=False):
     return bench.throughput_trial(model, train_size=train_size, eval_size=16, image_size=8, epochs=epochs,
-                                  batch_size=16)
+                                  batch_size=16, compile=compile)
 
 
 def ratio_lines(out: str) -> set[tuple[str, str]]:
@@ -134,3 +134,22 @@ def test_a_single_epoch_is_refused_since_the_first_is_skipped(bench, capsys):
         bench.main(["--epochs", "1", "--device", "cpu"])
     err = capsys.readouterr().err
     assert info.value.code == 2 and "--epochs must be at least 2 (the first epoch is skipped), got 1" in err
+
+
+def test_compile_reaches_all_three_paths_with_ablates_backend(bench, monkeypatch, one_thread):
+    from ablate import compiling
+
+    monkeypatch.setattr(compiling, "BACKEND", "aot_eager")   # dynamo without Inductor's codegen: seconds
+    compiled = []
+    real_compile = torch.compile
+    monkeypatch.setattr(torch, "compile", lambda model, **kw: compiled.append(kw.get("backend")) or real_compile(model, **kw))
+    trial = tiny_trial(bench, compile=True)
+    assert trial.recipe.compile and not tiny_trial(bench).recipe.compile
+    losses = {}
+    for path, run in (("bare", lambda: bench.run_bare(trial, CPU)),
+                      ("dataloader", lambda: bench.run_dataloader(trial, CPU, workers=0)),
+                      ("ablate", lambda: bench.run_ablate(trial, CPU))):
+        before = len(compiled)
+        losses[path] = run()[0]["train_loss"]
+        assert len(compiled) > before and set(compiled) == {"aot_eager"}, path
+    assert all(math.isfinite(v) for v in losses.values()), losses
