@@ -294,7 +294,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers", type=int, default=default_workers(),
                     help="DataLoader worker processes (default: min(8, cores - 1))")
     ap.add_argument("--compile", action="store_true",
-                    help="recipe: {compile: true} for the trainer, torch.compile(model) for the bare and DataLoader paths")
+                    help="recipe: {compile: true} for the trainer, torch.compile(model) for the bare and "
+                         "DataLoader paths")
     ap.add_argument("--smoke", action="store_true",
                     help="tiny sizes, 1 repeat, one torch thread: the test suite's form (seconds)")
     args = ap.parse_args(argv)
@@ -319,15 +320,15 @@ def main(argv: list[str] | None = None) -> int:
             ap.error(f"{name} must be at least {low}{why}, got {value}")
     trials = {m: throughput_trial(MODELS[m], train_size=train_size, eval_size=eval_size, image_size=image_size,
                                   epochs=epochs, batch_size=batch_size, compile=args.compile) for m in models}
+    threads = torch.get_num_threads()
+    if args.smoke:   # correctness, not speed: tiny ops on a shared CPU run several times faster on one thread
+        torch.set_num_threads(1)
     name = torch.cuda.get_device_name(dev) if on_gpu else f"CPU, {torch.get_num_threads()} torch thread(s)"
     print(f"gpu_throughput on {dev} ({name}), torch {torch.__version__}; synthetic CIFAR-shaped data "
           f"{image_size}x{image_size}x3 uint8, 10 classes, {train_size} training images; {epochs} epochs per run "
           f"(first skipped), batch {batch_size}, {repeats} repeat(s), medians; dataloader workers {workers}; "
           f"torch.compile {'on' if args.compile else 'off'}",
           flush=True)
-    threads = torch.get_num_threads()
-    if args.smoke:   # correctness, not speed: tiny ops on a shared CPU run several times faster on one thread
-        torch.set_num_threads(1)
     try:
         rates = measure(trials, dev, repeats=repeats, workers=workers)
     finally:

@@ -142,7 +142,12 @@ def test_compile_reaches_all_three_paths_with_ablates_backend(bench, monkeypatch
     monkeypatch.setattr(compiling, "BACKEND", "aot_eager")   # dynamo without Inductor's codegen: seconds
     compiled = []
     real_compile = torch.compile
-    monkeypatch.setattr(torch, "compile", lambda model, **kw: compiled.append(kw.get("backend")) or real_compile(model, **kw))
+
+    def recording_compile(model, **kw):
+        compiled.append(kw.get("backend"))
+        return real_compile(model, **kw)
+
+    monkeypatch.setattr(torch, "compile", recording_compile)
     trial = tiny_trial(bench, compile=True)
     assert trial.recipe.compile and not tiny_trial(bench).recipe.compile
     losses = {}
