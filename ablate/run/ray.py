@@ -208,6 +208,10 @@ class _Relay:
         self.ended: set[str] = set()           # ablate trial ids whose attempt ended
         self.started: set[str] = set()         # ... whose current attempt's start was emitted
         self.stop: set[str] = set()            # Tune trial ids the engine asked to stop
+        # ablate trial ids whose failure the recorder made final while Tune requeued them for a
+        # retry (their earlier runs' failures used the retries up): the retry is stopped at its
+        # first report and nothing of it is recorded
+        self.refused: set[str] = set()
 
     def callback(self):
         from ray.tune import Callback
@@ -220,10 +224,10 @@ class _Relay:
                 self.relay.complete(trial)
 
             def on_trial_recover(self, iteration, trials, trial, **info):
-                self.relay.failed(trial)
+                self.relay.failed(trial, retried=True)
 
             def on_trial_error(self, iteration, trials, trial, **info):
-                self.relay.failed(trial)
+                self.relay.failed(trial, retried=False)
 
         return EngineEvents(self)
 
@@ -244,7 +248,7 @@ class _Relay:
 
         event = decode(result)
         tid = trial.config["ablate_trial"]
-        if event is None:
+        if event is None or tid in self.refused:
             return
         kind = event["kind"]
         if "started" in event:                              # the attempt's first report
@@ -263,14 +267,14 @@ class _Relay:
         elif kind == "failure":
             self._end(tid, Failure(tid, event["failure"], event["message"]))
 
-    def _end(self, tid: str, event) -> None:
+    def _end(self, tid: str, event) -> str:
         """The attempt's outcome; an attempt that died before its first report gets its start
-        recorded first, so the outcome lands on its own attempt."""
+        recorded first, so the outcome lands on its own attempt. Returns the engine's answer."""
         if tid not in self.started:
             self.emit(Started(tid, {"runner": "ray", "note": "ended before its first report"}))
         self.started.discard(tid)
         self.ended.add(tid)
-        self.emit(event)
+        return self.emit(event)
 
     def complete(self, trial) -> None:
         """The Tune trial ended without error: by its final report, or stopped early."""
@@ -285,15 +289,22 @@ class _Relay:
         else:
             self._end(tid, Failure(tid, "error", "the Ray trial ended without reporting final metrics"))
 
-    def failed(self, trial) -> None:
-        """An attempt failed: Tune retries it (on_trial_recover) or gives up (on_trial_error)."""
+    def failed(self, trial, *, retried: bool) -> None:
+        """An attempt failed: Tune retries it (`retried`, on_trial_recover) or gives up
+        (on_trial_error). On a retry the engine keeps its claim, so no other driver sharing the
+        store takes the trial while Tune is about to run it again."""
         tid = trial.config["ablate_trial"]
         if tid in self.ended:
             return
         text = _error_text(trial)
         # "exit": the worker process died (killed, out of memory, node lost); "error": it raised
-        self._end(tid, Failure(tid, "exit" if _worker_died(trial) else "error", text))
-        self.ended.discard(tid)              # Tune may run it again (on_trial_recover): a new attempt
+        kind = "exit" if _worker_died(trial) else "error"
+        answer = self._end(tid, Failure(tid, kind, text, retried_here=retried))
+        if retried and answer == "stop":     # final for the engine (kind not retried, or none left)
+            self.refused.add(tid)
+            self.stop.add(trial.trial_id)
+            return
+        self.ended.discard(tid)              # Tune runs it again (on_trial_recover): a new attempt
 
 
 def _storage_uri(storage: str) -> str:
