@@ -78,7 +78,8 @@ def executor_for(spec: Spec, *, device: str | None = None, source: str | None = 
         return RayExecutor(address, resources=spec.resources, max_concurrent=jobs if jobs > 1 else None,
                            early_stop=spec.early_stop, metric=spec.metric.name, mode=spec.metric.direction,
                            epochs=spec.recipe.epochs if spec.recipe is not None else None,
-                           retries=spec.retries, command=spec.trial, device=device, source=source)
+                           retries=spec.retries, command=spec.trial, device=device, source=source,
+                           weights_root=weights_root, save_final=spec.save == "final")
     if runner != "local":
         raise AblateError(f"unknown runner '{runner}'; choose local or ray")
     if address is not None:

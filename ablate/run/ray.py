@@ -55,6 +55,10 @@ class RayExecutor:
     many claimed trials one `Tuner.fit()` gets (the engine's `capacity`). storage_path: where
     Tune keeps checkpoints (a folder every node sees, or s3://..., on a multi-node cluster;
     default: $ABLATE_RAY_STORAGE, else a temporary folder removed after each run).
+    weights_root + save_final: as the in-process runner's, saved weights (`save: final` writes
+    `<weights_root>/<experiment>/<trial id>.safetensors`, a distillation teacher named by trial
+    is read there); workers get its absolute path, so on a multi-node cluster it must be on
+    storage every node sees (`check` refuses it otherwise).
     """
 
     def __init__(self, address: str | None = None, *, resources: Resources = Resources(),
@@ -63,7 +67,7 @@ class RayExecutor:
                  retries: Retries = Retries(), command: CommandTrial | None = None,
                  device: str | None = None, source: str | None = None, run_fn: Callable | None = None,
                  trials_per_run: int = 256, num_cpus: int | None = None, object_store_mb: int = 200,
-                 storage_path: str | None = None) -> None:
+                 storage_path: str | None = None, weights_root=None, save_final: bool = False) -> None:
         if max_concurrent is not None and (not isinstance(max_concurrent, int) or max_concurrent < 1):
             raise ValueError(f"max_concurrent must be a whole number >= 1 or None, got {max_concurrent!r}")
         self.address, self.resources, self.max_concurrent = address, resources, max_concurrent
@@ -72,6 +76,8 @@ class RayExecutor:
         self.run_fn, self.trials_per_run = run_fn, trials_per_run
         self.num_cpus, self.object_store_mb = num_cpus, object_store_mb
         self.storage_path = storage_path or os.environ.get("ABLATE_RAY_STORAGE") or None
+        self.weights_root = Path(weights_root).expanduser().resolve() if weights_root is not None else None
+        self.save_final = save_final
         self._started_ray = False
 
     @property
@@ -92,8 +98,19 @@ class RayExecutor:
             from ablate.run.command import CommandExecutor
 
             CommandExecutor(self.command, source=self.source).check(trials)
+        elif self.weights_root is not None:
+            from ablate.tricks.distill import check_trial_teachers
+
+            check_trial_teachers(trials, self.weights_root)
         self.connect()
         self.check_resources()
+        # in-process Ray runs on this machine; a joined cluster's nodes may not share its disk
+        if self.address is not None and self.command is None and self.weights_root is not None \
+                and (self.save_final or _teachers(trials)):
+            from ablate.run.ray_nodes import check_folder_on_every_node
+
+            check_folder_on_every_node(self.weights_root, "the weights folder ('save: final', distillation "
+                                                          "teachers named by trial)")
 
     def connect(self) -> None:
         import ray
@@ -151,7 +168,9 @@ class RayExecutor:
         options = {"device": self.device, "cpu": self.resources.cpu, "early_metric": self.early_metric,
                    # an error kind the spec does not retry must not be retried by Tune either
                    "catch_errors": "error" not in self.retries.kinds, "run_fn": self.run_fn,
-                   "command": self.command, "source": self.source}
+                   "command": self.command, "source": self.source,
+                   "weights_root": str(self.weights_root) if self.weights_root is not None else None,
+                   "save_final": self.save_final}
         fn = tune.with_resources(tune.with_parameters(trainable, trials=by_id, options=options),
                                  {"cpu": self.resources.cpu, "gpu": self.resources.gpu})
         relay = _Relay(emit, self)
@@ -305,6 +324,10 @@ class _Relay:
             self.stop.add(trial.trial_id)
             return
         self.ended.discard(tid)              # Tune runs it again (on_trial_recover): a new attempt
+
+
+def _teachers(trials: Sequence[Trial]) -> bool:
+    return any(t.use == "distill" for trial in trials for t in getattr(trial, "tricks", ()))
 
 
 def _storage_uri(storage: str) -> str:

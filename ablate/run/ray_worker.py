@@ -82,7 +82,8 @@ def trainable(config: dict, *, trials: dict, options: dict) -> None:
     """Run `trials[config["ablate_trial"]]`. `options`: device (None: the GPU Ray assigned, else
     the CPU), cpu (torch threads of a CPU trial), early_metric, catch_errors (report a trainer's
     exception as a failure instead of raising it for Tune to retry), run_fn (replaces
-    `ablate.train.run_trial`: benchmarks), command (a `CommandTrial`: the user's command runs)."""
+    `ablate.train.run_trial`: benchmarks), command (a `CommandTrial`: the user's command runs),
+    weights_root + save_final (saved weights, as the in-process runner's)."""
     import ray
 
     trial = trials[config["ablate_trial"]]
@@ -131,7 +132,7 @@ def _run_trainer(trial, options: dict, device: str, gpu_ids: list, early: str | 
             send("epoch", metrics=dict(metrics), checkpoint=Checkpoint.from_directory(local))
 
         try:
-            final = run_trial(trial, report, device=device, checkpoint_dir=local)
+            final = run_trial(trial, report, device=device, checkpoint_dir=local, **weights_options(trial, options))
         except TrialDiverged as exc:
             send("failure", failure="diverged", message=str(exc))
             return
@@ -143,6 +144,15 @@ def _run_trainer(trial, options: dict, device: str, gpu_ids: list, early: str | 
         send("final", metrics=dict(final))
     finally:
         shutil.rmtree(local, ignore_errors=True)
+
+
+def weights_options(trial, options: dict) -> dict:
+    """What a trial that saves its weights or reads a teacher's gets (as the in-process runner)."""
+    root, save = options.get("weights_root"), bool(options.get("save_final"))
+    teacher = any(t.use == "distill" for t in trial.tricks)
+    if root is None or not (save or teacher):
+        return {}
+    return {"weights_root": root, "save_final": save}
 
 
 def _run_command(trial, options: dict, device: str, gpu_ids: list) -> None:
