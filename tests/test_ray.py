@@ -334,3 +334,35 @@ def test_a_weights_folder_some_node_does_not_see_is_refused_naming_it(local_ray,
     monkeypatch.setattr(ray_nodes, "nodes_missing", lambda path: ["abc (10.0.0.9)"])
     with pytest.raises(AblateError, match=r"the weights folder is .*weights, but Ray node\(s\) abc \(10.0.0.9\)"):
         ray_nodes.check_folder_on_every_node(tmp_path / "weights", "the weights folder")
+
+
+def zigzag(trial, report, device=None):
+    """Six epochs of a deterministic metric that ranks the seeds differently at each epoch."""
+    for epoch in range(1, 7):
+        report({"epoch": epoch, "val_acc": float((trial.seed * 7 + epoch * 3) % 11 + epoch)})
+    return {"val_acc": 1.0}
+
+
+@pytest.mark.slow
+def test_the_local_runner_and_ray_stop_the_same_trials(local_ray, tmp_path):
+    from ablate.run.experiment import executor_for, run_experiment
+
+    spec = tiny_spec(design={"kind": "explicit", "arms": [[]]}, seeds=8, recipe={"epochs": 6},
+                     early_stop={"grace_epochs": 1, "reduction": 2})
+    stores = {}
+    for runner in ("local", "ray"):
+        stores[runner] = Store(tmp_path / f"{runner}.db", create=True)
+        executor = executor_for(spec, runner=runner)
+        if runner == "ray":
+            executor.run_fn, executor.max_concurrent = zigzag, 1     # one at a time: results in trial order
+        else:
+            executor.run_fn = zigzag
+        run_experiment(spec, stores[runner], executor=executor)
+    def stops(store):
+        frame = store.trials_frame("tiny").set_index("trial_id")
+        frame["epochs_run"] = store.epochs_frame("tiny").groupby("trial_id").size()
+        return frame.set_index("seed")[["status", "error", "epochs_run"]].sort_index()
+
+    local, on_ray = stops(stores["local"]), stops(stores["ray"])
+    assert 0 < (local.status == "pruned").sum() < 8, local
+    assert local.equals(on_ray), f"{local}\n!=\n{on_ray}"

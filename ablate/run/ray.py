@@ -78,6 +78,7 @@ class RayExecutor:
         self.storage_path = storage_path or os.environ.get("ABLATE_RAY_STORAGE") or None
         self.weights_root = Path(weights_root).expanduser().resolve() if weights_root is not None else None
         self.save_final = save_final
+        self._asha = None
         self._started_ray = False
 
     @property
@@ -191,16 +192,19 @@ class RayExecutor:
             if self.storage_path is None:
                 shutil.rmtree(storage, ignore_errors=True)
 
-    def _scheduler(self):
-        if self.early_stop is None or (self.epochs is not None and self.epochs < 2):
-            return None        # one epoch: nothing to stop early
-        from ray.tune.schedulers import ASHAScheduler
+    @property
+    def stops_early_itself(self) -> bool:
+        """`early_stop:` acts through Tune's ASHA here, not through the engine's pruner."""
+        return True
 
-        # the last rung stays below the last epoch: a trial that got there finishes and reports
-        max_t = max(self.epochs - 1, 1) if self.epochs else 10**6
-        return ASHAScheduler(time_attr="epoch", metric=self.early_metric, mode=self.mode, max_t=max_t,
-                             grace_period=min(self.early_stop.grace_epochs, max_t),
-                             reduction_factor=self.early_stop.reduction, stop_last_trials=False)
+    def _scheduler(self):
+        """One ASHA for all of this executor's `Tuner.fit()` runs (a design's batches, a search's
+        rounds): its rungs fill across them, as the local runners' rungs do."""
+        if self._asha is None:
+            from ablate.run.early_stop import asha_scheduler
+
+            self._asha = asha_scheduler(self.early_stop, metric=self.metric, mode=self.mode, epochs=self.epochs)
+        return self._asha
 
 
 class _Unpickled:
@@ -304,7 +308,9 @@ class _Relay:
         if trial.trial_id in self.stop:
             self._end(tid, Failure(tid, "pruned", f"pruned after epoch {epoch}"))
         elif self.executor.early_stop is not None:
-            self._end(tid, Failure(tid, "pruned", f"stopped early by ASHA after epoch {epoch}"))
+            from ablate.run.early_stop import STOPPED_BY_ASHA
+
+            self._end(tid, Failure(tid, "pruned", STOPPED_BY_ASHA.format(epoch=epoch)))
         else:
             self._end(tid, Failure(tid, "error", "the Ray trial ended without reporting final metrics"))
 

@@ -23,6 +23,7 @@ class Recorder:
         # trial id -> (error, kind) of a failed attempt the executor itself runs again: the claim
         # is kept until that attempt starts (or released, if it never does)
         self.retrying_here: dict[str, tuple[str, str]] = {}
+        self.stopped_why: dict[str, str] = {}     # trial id -> why the pruner stopped it (its message)
 
     def expect(self, trial: Trial) -> None:
         self.trials[trial.id] = trial
@@ -38,6 +39,9 @@ class Recorder:
             self.store.add_epoch(exp, tid, event.metrics)
             self.progress.epoch(trial, event.metrics)
             if self.pruner is not None and self.pruner.should_stop(trial, event.metrics):
+                why = getattr(self.pruner, "stop_message", None)
+                if why is not None and why(event.metrics):
+                    self.stopped_why[tid] = why(event.metrics)
                 return "stop"
         elif isinstance(event, FinalMetrics):
             self._end(trial, "complete", metrics=dict(event.metrics))
@@ -45,7 +49,10 @@ class Recorder:
             status = _STATUS_OF.get(event.kind, "failed")
             retry = status == "failed" and self._may_retry(tid, event.kind)
             here = retry and event.retried_here
-            self._end(trial, status, error=event.message, kind=event.kind, retry=retry, keep_claim=here)
+            # a trial the pruner stopped: the pruner's words ("stopped early by ASHA after epoch 2")
+            why = self.stopped_why.pop(tid, None)
+            message = why if why and event.kind == "pruned" else event.message
+            self._end(trial, status, error=message, kind=event.kind, retry=retry, keep_claim=here)
             if here and self.outcome.get(tid) == "retry":
                 # not ended: the executor's next attempt of it comes (no other driver may claim it)
                 del self.outcome[tid]
