@@ -120,3 +120,22 @@ def test_an_early_metric_of_unknown_direction_is_refused():
         tiny_spec(early_stop={"metric": "f1"})
     assert err.value.path == "early_stop.metric"
     assert tiny_spec(early_stop={"metric": "f1", "mode": "max"}).early_stop.direction("val_acc", "max") == "max"
+
+
+def test_a_search_on_the_local_runner_stops_weak_study_trials_early(tmp_path):
+    from tests.search_helpers import fake_train, search_dict, search_spec
+
+    d = search_dict(n_trials=8, validate=None)
+    d["recipe"]["epochs"] = 3          # rungs at epochs 1 and 2; epoch 3 always finishes
+    d["early_stop"] = {"grace_epochs": 1, "reduction": 2}
+    store = Store(tmp_path / "s.db", create=True)
+
+    def three_epochs(trial, report, device=None):
+        fake_train(trial, report, device)
+        return fake_train(trial, lambda m: report({**m, "epoch": 3}) if m["epoch"] == 2 else None, device)
+
+    _, summary = run_experiment(search_spec(d), store, executor=InProcessExecutor(run_fn=three_epochs))
+    frame = store.trials_frame("srch")
+    pruned = frame[frame.status == "pruned"]
+    assert summary.outcomes.get("pruned", 0) == len(pruned) >= 1, frame[["status", "error"]]
+    assert all(e.startswith("stopped early by ASHA after epoch ") for e in pruned.error)
