@@ -366,3 +366,24 @@ def test_the_local_runner_and_ray_stop_the_same_trials(local_ray, tmp_path):
     local, on_ray = stops(stores["local"]), stops(stores["ray"])
     assert 0 < (local.status == "pruned").sum() < 8, local
     assert local.equals(on_ray), f"{local}\n!=\n{on_ray}"
+
+
+def torch_free(trial, report, device=None):
+    """A stand-in trainer that says whether its worker process has imported torch."""
+    import sys as _sys
+
+    imported = float("torch" in _sys.modules)
+    report({"epoch": 1, "torch_imported": imported})
+    return {"val_acc": 1.0, "torch_imported": imported}
+
+
+@pytest.mark.slow
+def test_a_stand_in_trainer_on_ray_does_not_pay_torchs_import(local_ray, tmp_path):
+    """torch's import costs seconds in each new worker process: the benchmark's zero-work trials
+    (and a plain Tune loop) do not pay it, so ablate's worker must not either."""
+    from ablate.run.ray import RayExecutor
+
+    trials = plan(tiny_spec(design={"kind": "explicit", "arms": [[]]}, seeds=2)).trials
+    store = Store(tmp_path / "s.db", create=True)
+    assert run_trials(trials, store, RayExecutor(run_fn=torch_free)).outcomes == {"complete": 2}
+    assert store.trials_frame("tiny")["torch_imported"].tolist() == [0.0, 0.0]

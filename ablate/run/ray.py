@@ -31,8 +31,9 @@ from ablate.trial import Trial
 
 # Tune's own per-result work that ablate does not need: its JSON/CSV/TensorBoard loggers and its
 # console tables (the engine records and prints), and its SIGINT handler (Ctrl-C must reach
-# the engine, which puts the running trials back to pending).
-_TUNE_ENV = {"TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1", "TUNE_DISABLE_SIGINT_HANDLER": "1",
+# the engine, which puts the running trials back to pending). (benchmarks/runner_overhead.py
+# says which other Tune knobs were measured, and why they are not set.)
+TUNE_SETTINGS = {"TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1", "TUNE_DISABLE_SIGINT_HANDLER": "1",
              "RAY_AIR_NEW_OUTPUT": "0", "TUNE_DISABLE_STRICT_METRIC_CHECKING": "1",
              "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0"}
 # with its loggers off, Tune warns after each run that it found no result files: expected
@@ -116,7 +117,7 @@ class RayExecutor:
     def connect(self) -> None:
         import ray
 
-        for key, value in _TUNE_ENV.items():
+        for key, value in TUNE_SETTINGS.items():
             os.environ.setdefault(key, value)
         for name in _QUIET:
             logging.getLogger(name).setLevel(logging.ERROR)
@@ -160,6 +161,7 @@ class RayExecutor:
     # -- running ----------------------------------------------------------------------------
 
     def run(self, trials: Sequence[Trial], emit: Emit) -> None:
+        import ray
         from ray import tune
 
         from ablate.run.ray_worker import trainable
@@ -172,8 +174,15 @@ class RayExecutor:
                    "command": self.command, "source": self.source,
                    "weights_root": str(self.weights_root) if self.weights_root is not None else None,
                    "save_final": self.save_final}
-        fn = tune.with_resources(tune.with_parameters(trainable, trials=by_id, options=options),
-                                 {"cpu": self.resources.cpu, "gpu": self.resources.gpu})
+        # the batch is one object in Ray's store, fetched once per worker process (an actor Tune
+        # reuses runs many of its trials); `tune.with_parameters` would fetch and unpickle it
+        # again at every trial start, a round trip and O(batch) work per trial
+        batch = ray.put(by_id)
+
+        def ablate_trial(config):      # cloudpickle carries the batch's ref and the options by value
+            trainable(config, trials=batch, options=options)
+
+        fn = tune.with_resources(ablate_trial, {"cpu": self.resources.cpu, "gpu": self.resources.gpu})
         relay = _Relay(emit, self)
         storage = self.storage_path or tempfile.mkdtemp(prefix="ablate-ray-")
         retried = bool({"error", "exit"} & set(self.retries.kinds))
