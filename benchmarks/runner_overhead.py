@@ -83,13 +83,16 @@ def plain_tune_trainable(config):
     tune.report({"val_acc": 1.0, "test_acc": 1.0})
 
 
-def timed_plain_tune(n: int, folder: Path) -> float:
+def timed_plain_tune(n: int, folder: Path, name: str = "") -> float:
+    """One `Tuner.fit()` over a grid of n, with the resources ablate's trials ask (one CPU) and
+    its own storage folder, as ablate's executor has."""
     from ray import tune
 
     t0 = time.perf_counter()
-    tune.Tuner(plain_tune_trainable, param_space={"i": tune.grid_search(list(range(n)))},
+    tune.Tuner(tune.with_resources(plain_tune_trainable, {"cpu": 1}),
+               param_space={"i": tune.grid_search(list(range(n)))},
                tune_config=tune.TuneConfig(reuse_actors=True),
-               run_config=tune.RunConfig(storage_path=str(folder / "plain"), verbose=0)).fit()
+               run_config=tune.RunConfig(storage_path=str(folder / f"plain{name}"), verbose=0)).fit()
     return time.perf_counter() - t0
 
 
@@ -106,7 +109,7 @@ def ray_rows(n: int, cpus: int, repeats: int, folder: Path) -> list[str]:
     try:
         timed_plain_tune(2 * cpus, folder)                  # warm: workers started, modules imported
         for r in range(repeats):
-            plain.append(timed_plain_tune(n, folder) * 1000 / n)
+            plain.append(timed_plain_tune(n, folder, name=str(r)) * 1000 / n)
             through.append(timed_engine(trials_of(n, False), executor, folder, name=str(r)) * 1000 / n)
         nodes = len(ray.nodes())
     finally:
