@@ -108,9 +108,11 @@ def ray_rows(n: int, cpus: int, repeats: int, folder: Path) -> list[str]:
     plain, through = [], []
     try:
         timed_plain_tune(2 * cpus, folder)                  # warm: workers started, modules imported
-        for r in range(repeats):
-            plain.append(timed_plain_tune(n, folder, name=str(r)) * 1000 / n)
-            through.append(timed_engine(trials_of(n, False), executor, folder, name=str(r)) * 1000 / n)
+        for r in range(repeats):      # alternately first: a run may pay for the last one's teardown
+            runs = [lambda: plain.append(timed_plain_tune(n, folder, name=str(r)) * 1000 / n),
+                    lambda: through.append(timed_engine(trials_of(n, False), executor, folder, name=str(r)) * 1000 / n)]
+            for run in runs if r % 2 == 0 else runs[::-1]:
+                run()
         nodes = len(ray.nodes())
     finally:
         executor.close()
@@ -130,7 +132,7 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=200)
     parser.add_argument("--ray-trials", type=int, default=100)
     parser.add_argument("--ray-cpus", type=int, default=2)
-    parser.add_argument("--ray-repeats", type=int, default=3)
+    parser.add_argument("--ray-repeats", type=int, default=4)
     args = parser.parse_args()
     n = args.trials
     in_trials, cmd_trials = trials_of(n, False), trials_of(n, True)
