@@ -182,7 +182,7 @@ class Spec(Frozen):
     trial: CommandTrial | None = None
     retries: Retries = Retries()
     resources: Resources = Resources()      # per trial on Ray (`--runner ray`)
-    early_stop: EarlyStop | None = None     # ASHA on Ray
+    early_stop: EarlyStop | None = None     # ASHA, on every runner (ablate.run.early_stop)
     tricks: dict[str, TrickSetting] = Field(default_factory=dict)
     design: Design
     seeds: Seeds
