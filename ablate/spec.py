@@ -185,7 +185,7 @@ class Spec(Frozen):
     trial: CommandTrial | None = None
     retries: Retries = Retries()
     resources: Resources = Resources()      # per trial on Ray (`--runner ray`)
-    early_stop: EarlyStop | None = None     # ASHA on Ray
+    early_stop: EarlyStop | None = None     # ASHA, on every runner (ablate.run.early_stop)
     tricks: dict[str, TrickSetting] = Field(default_factory=dict)
     design: Design
     seeds: Seeds
@@ -495,6 +495,8 @@ def _check_consistency(spec: Spec, fail, *, check_files: bool) -> None:
                 slots[slot] = key
     if spec.search is not None:
         check_search(spec, fail, arms)
+    if spec.early_stop is not None:
+        _check_early_stop(spec, fail)
     if check_files:
         try:
             check_data(spec.data)
@@ -502,6 +504,19 @@ def _check_consistency(spec: Spec, fail, *, check_files: bool) -> None:
             field = "root" if hasattr(spec.data, "root") else "name"
             raise fail(("data", field), str(exc)) from None
         _check_weight_files(spec, fail)
+
+
+def _check_early_stop(spec: Spec, fail) -> None:
+    """`early_stop:` compares a metric it knows the direction of, and is the only early stop."""
+    e = spec.early_stop
+    if e.direction(spec.metric.name, spec.metric.direction) is None:
+        raise fail(("early_stop", "metric"), f"early_stop compares '{e.metric}', which is neither built in "
+                                             f"({', '.join(BUILTIN_METRICS)}) nor the spec's metric: give its "
+                                             f"direction, e.g. {{metric: {e.metric}, mode: max}}")
+    if spec.search is not None and spec.search.pruner.name != "none":
+        raise fail(("early_stop",), f"'early_stop' (ASHA) and 'search.pruner' ({spec.search.pruner.name}) would "
+                                    f"both stop trials early, each by its own rule; keep one: remove "
+                                    f"'early_stop', or set 'search.pruner: none'")
 
 
 def _check_weight_files(spec: Spec, fail) -> None:

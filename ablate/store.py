@@ -321,10 +321,13 @@ class Store:
 
     def finish_trial(self, experiment: str, trial_id: str, status: str, *,
                      metrics: dict[str, Any] | None = None, error: str | None = None,
-                     kind: str | None = None, holder: str | None = None, retry: bool = False) -> bool:
+                     kind: str | None = None, holder: str | None = None, retry: bool = False,
+                     keep_claim: bool = False) -> bool:
         """Record an attempt's outcome. With `retry`, a failed attempt puts the trial back to
-        pending (the error stays in its attempt row). With `holder`, only if that holder still
-        holds the claim: False (nothing written) when another driver took the trial over."""
+        pending (the error stays in its attempt row); with `keep_claim` too it stays running under
+        its holder's claim (the executor itself runs it again, e.g. Ray Tune's retries), so no
+        other driver takes it in between. With `holder`, only if that holder still holds the
+        claim: False (nothing written) when another driver took the trial over."""
         if status not in STATUSES:
             raise ValueError(f"unknown trial status '{status}'")
         now = time.time()
@@ -333,6 +336,9 @@ class Store:
         where = [*key] + ([trials.c.holder == holder] if holder is not None else [])
         values: dict[str, Any] = {"status": "pending" if retry else status, "finished": now, "error": error,
                                   "kind": kind, "holder": None, "lease_until": None}
+        if retry and keep_claim:
+            values["status"] = "running"
+            del values["holder"], values["lease_until"]     # the heartbeat keeps renewing the lease
         if metrics is not None:
             values["metrics"] = json.dumps(metrics, sort_keys=True, default=str)
         with self._write() as c:

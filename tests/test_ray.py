@@ -284,3 +284,106 @@ def test_asha_rungs_stay_below_the_last_epoch_and_one_epoch_has_no_scheduler(mon
     assert RayExecutor(epochs=10)._scheduler() is None
     monkeypatch.setenv("ABLATE_RAY_STORAGE", "s3://bucket/ablate")
     assert RayExecutor().storage_path == "s3://bucket/ablate" and _storage_uri("s3://bucket/ablate") == "s3://bucket/ablate"
+
+
+@pytest.mark.slow
+def test_save_final_through_ray_writes_the_weights_and_records_their_path_like_the_local_runner(local_ray, tmp_path):
+    from ablate.models.weights import trial_weights_path
+    from ablate.run.experiment import executor_for, run_experiment
+
+    spec = tiny_spec(design={"kind": "explicit", "arms": [[]]}, seeds=1, recipe={"epochs": 1}, save="final")
+    got = Store(tmp_path / "ray" / "s.db", create=True)
+    executor = executor_for(spec, runner="ray", weights_root=tmp_path / "ray" / "weights")
+    p, summary = run_experiment(spec, got, executor=executor)
+    assert summary.outcomes == {"complete": 1}
+    want = Store(tmp_path / "local" / "s.db", create=True)
+    run_experiment(spec, want)          # the local runner: weights beside its store
+    for store, root in ((got, tmp_path / "ray" / "weights"), (want, tmp_path / "local" / "weights")):
+        path = trial_weights_path(root, "tiny", p.trials[0].id)
+        assert path.is_file()
+        assert json.loads(store.trial_row("tiny", p.trials[0].id)["metrics"])["weights"] == str(path)
+
+
+@pytest.mark.slow
+def test_a_teacher_named_by_trial_is_found_by_ray_workers(local_ray, tmp_path):
+    from ablate.run.experiment import executor_for, run_experiment
+
+    store = Store(tmp_path / "s.db", create=True)
+    root = tmp_path / "weights"
+    one = {"design": {"kind": "explicit", "arms": [[]]}, "tricks": {}, "seeds": 1, "recipe": {"epochs": 1}}
+    teacher = tiny_spec(name="teacher", save="final", **one)
+    tp, _ = run_experiment(teacher, store, executor=executor_for(teacher, runner="ray", weights_root=root))
+    student = tiny_spec(name="student", tricks={"distill": {"trial": f"teacher/{tp.trials[0].label}@0"}},
+                        design={"kind": "one_at_a_time"}, seeds=1, recipe={"epochs": 1})
+    _, summary = run_experiment(student, store, executor=executor_for(student, runner="ray", weights_root=root))
+    frame = store.trials_frame("student")
+    assert summary.outcomes == {"complete": 2}, frame["error"].tolist()
+    assert frame["train_loss"].nunique() == 2, "the distilled arm trained with its teacher"
+
+
+@pytest.mark.slow
+def test_a_weights_folder_some_node_does_not_see_is_refused_naming_it(local_ray, tmp_path, monkeypatch):
+    from ablate.run import ray_nodes
+
+    (tmp_path / "here").write_text("x")
+    assert ray_nodes.nodes_missing(tmp_path / "here") == []          # the one node shares this disk
+    assert len(ray_nodes.nodes_missing(tmp_path / "absent")) == 1
+    ray_nodes.check_folder_on_every_node(tmp_path / "weights", "the weights folder")
+    assert [f.name for f in tmp_path.iterdir()] == ["here"], "the probe leaves nothing behind"
+    # a node on other storage: the driver's marker is not there
+    monkeypatch.setattr(ray_nodes, "nodes_missing", lambda path: ["abc (10.0.0.9)"])
+    with pytest.raises(AblateError, match=r"the weights folder is .*weights, but Ray node\(s\) abc \(10.0.0.9\)"):
+        ray_nodes.check_folder_on_every_node(tmp_path / "weights", "the weights folder")
+
+
+def zigzag(trial, report, device=None):
+    """Six epochs of a deterministic metric that ranks the seeds differently at each epoch."""
+    for epoch in range(1, 7):
+        report({"epoch": epoch, "val_acc": float((trial.seed * 7 + epoch * 3) % 11 + epoch)})
+    return {"val_acc": 1.0}
+
+
+@pytest.mark.slow
+def test_the_local_runner_and_ray_stop_the_same_trials(local_ray, tmp_path):
+    from ablate.run.experiment import executor_for, run_experiment
+
+    spec = tiny_spec(design={"kind": "explicit", "arms": [[]]}, seeds=8, recipe={"epochs": 6},
+                     early_stop={"grace_epochs": 1, "reduction": 2})
+    stores = {}
+    for runner in ("local", "ray"):
+        stores[runner] = Store(tmp_path / f"{runner}.db", create=True)
+        executor = executor_for(spec, runner=runner)
+        if runner == "ray":
+            executor.run_fn, executor.max_concurrent = zigzag, 1     # one at a time: results in trial order
+        else:
+            executor.run_fn = zigzag
+        run_experiment(spec, stores[runner], executor=executor)
+    def stops(store):
+        frame = store.trials_frame("tiny").set_index("trial_id")
+        frame["epochs_run"] = store.epochs_frame("tiny").groupby("trial_id").size()
+        return frame.set_index("seed")[["status", "error", "epochs_run"]].sort_index()
+
+    local, on_ray = stops(stores["local"]), stops(stores["ray"])
+    assert 0 < (local.status == "pruned").sum() < 8, local
+    assert local.equals(on_ray), f"{local}\n!=\n{on_ray}"
+
+
+def torch_free(trial, report, device=None):
+    """A stand-in trainer that says whether its worker process has imported torch."""
+    import sys as _sys
+
+    imported = float("torch" in _sys.modules)
+    report({"epoch": 1, "torch_imported": imported})
+    return {"val_acc": 1.0, "torch_imported": imported}
+
+
+@pytest.mark.slow
+def test_a_stand_in_trainer_on_ray_does_not_pay_torchs_import(local_ray, tmp_path):
+    """torch's import costs seconds in each new worker process: the benchmark's zero-work trials
+    (and a plain Tune loop) do not pay it, so ablate's worker must not either."""
+    from ablate.run.ray import RayExecutor
+
+    trials = plan(tiny_spec(design={"kind": "explicit", "arms": [[]]}, seeds=2)).trials
+    store = Store(tmp_path / "s.db", create=True)
+    assert run_trials(trials, store, RayExecutor(run_fn=torch_free)).outcomes == {"complete": 2}
+    assert store.trials_frame("tiny")["torch_imported"].tolist() == [0.0, 0.0]

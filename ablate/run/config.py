@@ -98,10 +98,19 @@ class Resources(Frozen):
 class EarlyStop(Frozen):
     """Stop unpromising trials early with Ray Tune's ASHA (asynchronous successive halving): at
     epochs grace_epochs * reduction^k a trial goes on only if it is in the top 1/reduction of the
-    trials that reached that epoch. Runs with `--runner ray`; stopped trials are recorded as
-    pruned and kept out of lift tables."""
+    trials that reached that epoch. Acts on every runner (`ablate.run.early_stop`); stopped
+    trials are recorded as pruned and kept out of lift tables."""
 
     kind: Literal["asha"] = "asha"
     grace_epochs: int = Field(1, ge=1, description="epochs every trial runs before it can be stopped")
     reduction: float = Field(3, gt=1, description="keep the top 1/reduction at each rung")
     metric: str | None = Field(None, description="the per-epoch metric compared (default: the spec's metric)")
+    mode: Literal["max", "min"] | None = Field(None, description="whether larger or smaller `metric` is better "
+                                               "(default: the spec metric's, or a built-in metric's own)")
+
+    def direction(self, spec_metric: str, spec_mode: str) -> str | None:
+        """max or min for the compared metric; None when unknown (refused when the spec loads)."""
+        from ablate.spec import BUILTIN_METRICS
+
+        name = self.metric or spec_metric
+        return self.mode or (spec_mode if name == spec_metric else BUILTIN_METRICS.get(name))

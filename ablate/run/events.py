@@ -1,5 +1,6 @@
 """What an executor tells the engine about a trial, in order: started, epochs, then one end
-(final metrics or a failure). The engine answers each epoch with "continue" or "stop" (prune)."""
+(final metrics or a failure). The engine answers each epoch with "continue" or "stop" (prune),
+and each failure with "continue" (the trial runs again) or "stop" (its failure is final)."""
 
 from __future__ import annotations
 
@@ -37,6 +38,9 @@ class Failure:
     trial_id: str
     kind: FailureKind
     message: str
+    # the executor runs the trial again itself (Ray Tune's FailureConfig) when the engine answers
+    # "continue": the engine then keeps its claim across the retry instead of releasing the trial
+    retried_here: bool = False
 
 
 Event = Union[Started, EpochMetrics, FinalMetrics, Failure]

@@ -12,6 +12,7 @@ import numpy as np
 from ablate import stats
 from ablate.plan import Plan, plan
 from ablate.results import metric_matrix, outcomes
+from ablate.run.early_stop import local_early_stop
 from ablate.run.engine import Engine, RunSummary
 from ablate.run.events import Executor
 from ablate.run.inprocess import InProcessExecutor
@@ -78,7 +79,8 @@ def executor_for(spec: Spec, *, device: str | None = None, source: str | None = 
         return RayExecutor(address, resources=spec.resources, max_concurrent=jobs if jobs > 1 else None,
                            early_stop=spec.early_stop, metric=spec.metric.name, mode=spec.metric.direction,
                            epochs=spec.recipe.epochs if spec.recipe is not None else None,
-                           retries=spec.retries, command=spec.trial, device=device, source=source)
+                           retries=spec.retries, command=spec.trial, device=device, source=source,
+                           weights_root=weights_root, save_final=spec.save == "final")
     if runner != "local":
         raise AblateError(f"unknown runner '{runner}'; choose local or ray")
     if address is not None:
@@ -127,13 +129,16 @@ def run_experiment(spec: Spec, store, *, source: str | None = None, progress: Pr
         summary.notes.append(
             f"the spec of '{spec.name}' changed since it was last run; {stale} stored trial(s) of the old "
             f"version are kept in the store but not reported (unchanged trials are reused)")
+    # `early_stop:` on the local runners (Ray runs Tune's ASHA itself): one for the whole run
+    early = local_early_stop(spec, executor)
     if spec.search is not None:
         from ablate.search.runner import run_search
 
-        run_search(p, store, executor, summary=summary, progress=progress, source=source, lease_s=lease_s, jobs=jobs)
+        run_search(p, store, executor, summary=summary, progress=progress, source=source, lease_s=lease_s, jobs=jobs,
+                   early_stop=early)
         return p, summary
     trials = AdaptiveSeedSource(p) if spec.seeds.adaptive is not None else DesignSource(p.trials)
-    engine = Engine(store, spec.name, executor, retries=spec.retries, progress=progress,
+    engine = Engine(store, spec.name, executor, retries=spec.retries, progress=progress, pruner=early,
                     metric=spec.metric.name, metric_source=source or f"spec '{spec.name}'", lease_s=lease_s)
     engine.run(trials, summary)
     return p, summary

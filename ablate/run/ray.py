@@ -31,8 +31,9 @@ from ablate.trial import Trial
 
 # Tune's own per-result work that ablate does not need: its JSON/CSV/TensorBoard loggers and its
 # console tables (the engine records and prints), and its SIGINT handler (Ctrl-C must reach
-# the engine, which puts the running trials back to pending).
-_TUNE_ENV = {"TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1", "TUNE_DISABLE_SIGINT_HANDLER": "1",
+# the engine, which puts the running trials back to pending). (benchmarks/runner_overhead.py
+# says which other Tune knobs were measured, and why they are not set.)
+TUNE_SETTINGS = {"TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1", "TUNE_DISABLE_SIGINT_HANDLER": "1",
              "RAY_AIR_NEW_OUTPUT": "0", "TUNE_DISABLE_STRICT_METRIC_CHECKING": "1",
              "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0"}
 # with its loggers off, Tune warns after each run that it found no result files: expected
@@ -55,6 +56,10 @@ class RayExecutor:
     many claimed trials one `Tuner.fit()` gets (the engine's `capacity`). storage_path: where
     Tune keeps checkpoints (a folder every node sees, or s3://..., on a multi-node cluster;
     default: $ABLATE_RAY_STORAGE, else a temporary folder removed after each run).
+    weights_root + save_final: as the in-process runner's, saved weights (`save: final` writes
+    `<weights_root>/<experiment>/<trial id>.safetensors`, a distillation teacher named by trial
+    is read there); workers get its absolute path, so on a multi-node cluster it must be on
+    storage every node sees (`check` refuses it otherwise).
     """
 
     def __init__(self, address: str | None = None, *, resources: Resources = Resources(),
@@ -63,7 +68,7 @@ class RayExecutor:
                  retries: Retries = Retries(), command: CommandTrial | None = None,
                  device: str | None = None, source: str | None = None, run_fn: Callable | None = None,
                  trials_per_run: int = 256, num_cpus: int | None = None, object_store_mb: int = 200,
-                 storage_path: str | None = None) -> None:
+                 storage_path: str | None = None, weights_root=None, save_final: bool = False) -> None:
         if max_concurrent is not None and (not isinstance(max_concurrent, int) or max_concurrent < 1):
             raise ValueError(f"max_concurrent must be a whole number >= 1 or None, got {max_concurrent!r}")
         self.address, self.resources, self.max_concurrent = address, resources, max_concurrent
@@ -72,6 +77,9 @@ class RayExecutor:
         self.run_fn, self.trials_per_run = run_fn, trials_per_run
         self.num_cpus, self.object_store_mb = num_cpus, object_store_mb
         self.storage_path = storage_path or os.environ.get("ABLATE_RAY_STORAGE") or None
+        self.weights_root = Path(weights_root).expanduser().resolve() if weights_root is not None else None
+        self.save_final = save_final
+        self._asha = None
         self._started_ray = False
 
     @property
@@ -92,13 +100,24 @@ class RayExecutor:
             from ablate.run.command import CommandExecutor
 
             CommandExecutor(self.command, source=self.source).check(trials)
+        elif self.weights_root is not None:
+            from ablate.tricks.distill import check_trial_teachers
+
+            check_trial_teachers(trials, self.weights_root)
         self.connect()
         self.check_resources()
+        # in-process Ray runs on this machine; a joined cluster's nodes may not share its disk
+        if self.address is not None and self.command is None and self.weights_root is not None \
+                and (self.save_final or _teachers(trials)):
+            from ablate.run.ray_nodes import check_folder_on_every_node
+
+            check_folder_on_every_node(self.weights_root, "the weights folder ('save: final', distillation "
+                                                          "teachers named by trial)")
 
     def connect(self) -> None:
         import ray
 
-        for key, value in _TUNE_ENV.items():
+        for key, value in TUNE_SETTINGS.items():
             os.environ.setdefault(key, value)
         for name in _QUIET:
             logging.getLogger(name).setLevel(logging.ERROR)
@@ -142,6 +161,7 @@ class RayExecutor:
     # -- running ----------------------------------------------------------------------------
 
     def run(self, trials: Sequence[Trial], emit: Emit) -> None:
+        import ray
         from ray import tune
 
         from ablate.run.ray_worker import trainable
@@ -151,9 +171,18 @@ class RayExecutor:
         options = {"device": self.device, "cpu": self.resources.cpu, "early_metric": self.early_metric,
                    # an error kind the spec does not retry must not be retried by Tune either
                    "catch_errors": "error" not in self.retries.kinds, "run_fn": self.run_fn,
-                   "command": self.command, "source": self.source}
-        fn = tune.with_resources(tune.with_parameters(trainable, trials=by_id, options=options),
-                                 {"cpu": self.resources.cpu, "gpu": self.resources.gpu})
+                   "command": self.command, "source": self.source,
+                   "weights_root": str(self.weights_root) if self.weights_root is not None else None,
+                   "save_final": self.save_final}
+        # the batch is one object in Ray's store, fetched once per worker process (an actor Tune
+        # reuses runs many of its trials); `tune.with_parameters` would fetch and unpickle it
+        # again at every trial start, a round trip and O(batch) work per trial
+        batch = ray.put(by_id)
+
+        def ablate_trial(config):      # cloudpickle carries the batch's ref and the options by value
+            trainable(config, trials=batch, options=options)
+
+        fn = tune.with_resources(ablate_trial, {"cpu": self.resources.cpu, "gpu": self.resources.gpu})
         relay = _Relay(emit, self)
         storage = self.storage_path or tempfile.mkdtemp(prefix="ablate-ray-")
         retried = bool({"error", "exit"} & set(self.retries.kinds))
@@ -172,16 +201,19 @@ class RayExecutor:
             if self.storage_path is None:
                 shutil.rmtree(storage, ignore_errors=True)
 
-    def _scheduler(self):
-        if self.early_stop is None or (self.epochs is not None and self.epochs < 2):
-            return None        # one epoch: nothing to stop early
-        from ray.tune.schedulers import ASHAScheduler
+    @property
+    def stops_early_itself(self) -> bool:
+        """`early_stop:` acts through Tune's ASHA here, not through the engine's pruner."""
+        return True
 
-        # the last rung stays below the last epoch: a trial that got there finishes and reports
-        max_t = max(self.epochs - 1, 1) if self.epochs else 10**6
-        return ASHAScheduler(time_attr="epoch", metric=self.early_metric, mode=self.mode, max_t=max_t,
-                             grace_period=min(self.early_stop.grace_epochs, max_t),
-                             reduction_factor=self.early_stop.reduction, stop_last_trials=False)
+    def _scheduler(self):
+        """One ASHA for all of this executor's `Tuner.fit()` runs (a design's batches, a search's
+        rounds): its rungs fill across them, as the local runners' rungs do."""
+        if self._asha is None:
+            from ablate.run.early_stop import asha_scheduler
+
+            self._asha = asha_scheduler(self.early_stop, metric=self.metric, mode=self.mode, epochs=self.epochs)
+        return self._asha
 
 
 class _Unpickled:
@@ -208,6 +240,10 @@ class _Relay:
         self.ended: set[str] = set()           # ablate trial ids whose attempt ended
         self.started: set[str] = set()         # ... whose current attempt's start was emitted
         self.stop: set[str] = set()            # Tune trial ids the engine asked to stop
+        # ablate trial ids whose failure the recorder made final while Tune requeued them for a
+        # retry (their earlier runs' failures used the retries up): the retry is stopped at its
+        # first report and nothing of it is recorded
+        self.refused: set[str] = set()
 
     def callback(self):
         from ray.tune import Callback
@@ -220,10 +256,10 @@ class _Relay:
                 self.relay.complete(trial)
 
             def on_trial_recover(self, iteration, trials, trial, **info):
-                self.relay.failed(trial)
+                self.relay.failed(trial, retried=True)
 
             def on_trial_error(self, iteration, trials, trial, **info):
-                self.relay.failed(trial)
+                self.relay.failed(trial, retried=False)
 
         return EngineEvents(self)
 
@@ -244,7 +280,7 @@ class _Relay:
 
         event = decode(result)
         tid = trial.config["ablate_trial"]
-        if event is None:
+        if event is None or tid in self.refused:
             return
         kind = event["kind"]
         if "started" in event:                              # the attempt's first report
@@ -263,14 +299,14 @@ class _Relay:
         elif kind == "failure":
             self._end(tid, Failure(tid, event["failure"], event["message"]))
 
-    def _end(self, tid: str, event) -> None:
+    def _end(self, tid: str, event) -> str:
         """The attempt's outcome; an attempt that died before its first report gets its start
-        recorded first, so the outcome lands on its own attempt."""
+        recorded first, so the outcome lands on its own attempt. Returns the engine's answer."""
         if tid not in self.started:
             self.emit(Started(tid, {"runner": "ray", "note": "ended before its first report"}))
         self.started.discard(tid)
         self.ended.add(tid)
-        self.emit(event)
+        return self.emit(event)
 
     def complete(self, trial) -> None:
         """The Tune trial ended without error: by its final report, or stopped early."""
@@ -281,19 +317,32 @@ class _Relay:
         if trial.trial_id in self.stop:
             self._end(tid, Failure(tid, "pruned", f"pruned after epoch {epoch}"))
         elif self.executor.early_stop is not None:
-            self._end(tid, Failure(tid, "pruned", f"stopped early by ASHA after epoch {epoch}"))
+            from ablate.run.early_stop import STOPPED_BY_ASHA
+
+            self._end(tid, Failure(tid, "pruned", STOPPED_BY_ASHA.format(epoch=epoch)))
         else:
             self._end(tid, Failure(tid, "error", "the Ray trial ended without reporting final metrics"))
 
-    def failed(self, trial) -> None:
-        """An attempt failed: Tune retries it (on_trial_recover) or gives up (on_trial_error)."""
+    def failed(self, trial, *, retried: bool) -> None:
+        """An attempt failed: Tune retries it (`retried`, on_trial_recover) or gives up
+        (on_trial_error). On a retry the engine keeps its claim, so no other driver sharing the
+        store takes the trial while Tune is about to run it again."""
         tid = trial.config["ablate_trial"]
         if tid in self.ended:
             return
         text = _error_text(trial)
         # "exit": the worker process died (killed, out of memory, node lost); "error": it raised
-        self._end(tid, Failure(tid, "exit" if _worker_died(trial) else "error", text))
-        self.ended.discard(tid)              # Tune may run it again (on_trial_recover): a new attempt
+        kind = "exit" if _worker_died(trial) else "error"
+        answer = self._end(tid, Failure(tid, kind, text, retried_here=retried))
+        if retried and answer == "stop":     # final for the engine (kind not retried, or none left)
+            self.refused.add(tid)
+            self.stop.add(trial.trial_id)
+            return
+        self.ended.discard(tid)              # Tune runs it again (on_trial_recover): a new attempt
+
+
+def _teachers(trials: Sequence[Trial]) -> bool:
+    return any(t.use == "distill" for trial in trials for t in getattr(trial, "tricks", ()))
 
 
 def _storage_uri(storage: str) -> str:

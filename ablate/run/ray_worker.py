@@ -14,11 +14,13 @@ new attempt's record holds every epoch.
 
 from __future__ import annotations
 
+import importlib
 import json
 import math
 import os
 import shutil
 import socket
+import sys
 import tempfile
 import traceback
 from typing import Any
@@ -78,13 +80,30 @@ def worker_environment(device: str | None, gpu_ids: list) -> dict[str, Any]:
     return env
 
 
-def trainable(config: dict, *, trials: dict, options: dict) -> None:
-    """Run `trials[config["ablate_trial"]]`. `options`: device (None: the GPU Ray assigned, else
-    the CPU), cpu (torch threads of a CPU trial), early_metric, catch_errors (report a trainer's
-    exception as a failure instead of raising it for Tune to retry), run_fn (replaces
-    `ablate.train.run_trial`: benchmarks), command (a `CommandTrial`: the user's command runs)."""
+_BATCH: dict[str, dict] = {}     # this worker process's current batch of trials, by its object ref
+
+
+def batch_trials(ref) -> dict:
+    """The trials of the executor's batch, fetched from Ray's store once per worker process."""
     import ray
 
+    key = ref.hex()
+    if key not in _BATCH:
+        _BATCH.clear()                # only the current batch is kept
+        _BATCH[key] = ray.get(ref)
+    return _BATCH[key]
+
+
+def trainable(config: dict, *, trials: dict, options: dict) -> None:
+    """Run `trials[config["ablate_trial"]]` (`trials`: a dict, or its ref in Ray's store). `options`: device (None: the GPU Ray assigned, else
+    the CPU), cpu (torch threads of a CPU trial), early_metric, catch_errors (report a trainer's
+    exception as a failure instead of raising it for Tune to retry), run_fn (replaces
+    `ablate.train.run_trial`: benchmarks), command (a `CommandTrial`: the user's command runs),
+    weights_root + save_final (saved weights, as the in-process runner's)."""
+    import ray
+
+    if isinstance(trials, ray.ObjectRef):
+        trials = batch_trials(trials)
     trial = trials[config["ablate_trial"]]
     gpu_ids = ray.get_gpu_ids()
     # Ray sets CUDA_VISIBLE_DEVICES to the GPUs it assigned, so the first visible one is ours
@@ -92,13 +111,13 @@ def trainable(config: dict, *, trials: dict, options: dict) -> None:
     if options.get("command") is not None:
         _run_command(trial, options, device, gpu_ids)
         return
-    import torch
-
-    if not device.startswith("cuda"):
-        # two torch processes on two cores, each taking every core, slow each other many times over
-        torch.set_num_threads(max(1, int(options.get("cpu", 1))))
     early = options.get("early_metric")
     run_fn = options.get("run_fn")
+    # a stand-in that does not use torch does not pay its import (seconds, in each new worker)
+    torch = importlib.import_module("torch") if run_fn is None else sys.modules.get("torch")
+    if torch is not None and not device.startswith("cuda"):
+        # two torch processes on two cores, each taking every core, slow each other many times over
+        torch.set_num_threads(max(1, int(options.get("cpu", 1))))
     if run_fn is not None:                     # a stand-in trainer: no checkpoints, no environment record
         send = Sender(early, {"runner": "ray", "pid": os.getpid()})
         final = run_fn(trial, lambda m: send("epoch", metrics=dict(m)), device=device)
@@ -131,7 +150,7 @@ def _run_trainer(trial, options: dict, device: str, gpu_ids: list, early: str | 
             send("epoch", metrics=dict(metrics), checkpoint=Checkpoint.from_directory(local))
 
         try:
-            final = run_trial(trial, report, device=device, checkpoint_dir=local)
+            final = run_trial(trial, report, device=device, checkpoint_dir=local, **weights_options(trial, options))
         except TrialDiverged as exc:
             send("failure", failure="diverged", message=str(exc))
             return
@@ -143,6 +162,15 @@ def _run_trainer(trial, options: dict, device: str, gpu_ids: list, early: str | 
         send("final", metrics=dict(final))
     finally:
         shutil.rmtree(local, ignore_errors=True)
+
+
+def weights_options(trial, options: dict) -> dict:
+    """What a trial that saves its weights or reads a teacher's gets (as the in-process runner)."""
+    root, save = options.get("weights_root"), bool(options.get("save_final"))
+    teacher = any(t.use == "distill" for t in trial.tricks)
+    if root is None or not (save or teacher):
+        return {}
+    return {"weights_root": root, "save_final": save}
 
 
 def _run_command(trial, options: dict, device: str, gpu_ids: list) -> None:

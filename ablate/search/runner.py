@@ -3,6 +3,7 @@ round over the spec's seeds, all through the engine (claims, recorder, retries, 
 
 from __future__ import annotations
 
+from ablate.run.early_stop import with_early_stop
 from ablate.run.engine import Engine, RunSummary
 from ablate.run.sources import DesignSource
 from ablate.search.finalists import record_finalists, top_configurations, validation_trials
@@ -31,7 +32,9 @@ def open_arm_study(p, store, arm: int):
 
 
 def run_search(p, store, executor, *, summary: RunSummary, progress=None, source: str | None = None,
-               lease_s: float = 60.0, jobs: int = 1) -> RunSummary:
+               lease_s: float = 60.0, jobs: int = 1, early_stop=None) -> RunSummary:
+    """`early_stop`: the pruner of the spec's `early_stop:` on the local runners
+    (`ablate.run.early_stop`); it acts on the searched trials, beside the search's own pruner."""
     spec = p.spec
     s = spec.search
     metrics = search_metrics(spec)
@@ -48,7 +51,7 @@ def run_search(p, store, executor, *, summary: RunSummary, progress=None, source
         study = open_arm_study(p, store, arm)
         trials = SearchSource(p, study, arm=arm, metrics=metrics, n_trials=s.n_trials, timeout_s=s.timeout_s,
                               jobs=jobs, pruning=pruning, source=source)
-        engine(trials).run(trials, summary)   # the source is the pruner too
+        engine(with_early_stop(trials, early_stop)).run(trials, summary)   # the source is the pruner too
         summary.notes += trials.notes
         k = s.validate.top_k if s.validate is not None else 1
         finalists = top_configurations(study, metrics, k)
