@@ -137,3 +137,19 @@ def test_inductor_compiles_a_trial_on_the_cpu_and_agrees_with_eager():
     assert math.isclose(compiled["train_loss"], eager["train_loss"], rel_tol=1e-3)
     assert abs(compiled["val_acc"] - eager["val_acc"]) <= 2 * 100 / 360
     assert compiled["compile_s"] > 0
+
+
+def test_the_lift_tables_time_column_leaves_out_compile_time_and_says_how_much(tmp_path, aot_eager):
+    from ablate.report import build_report
+
+    store = Store(tmp_path / "s.db", create=True)
+    spec = tiny_spec(data=SMALL["data"], model=SMALL["model"], recipe={**SMALL["recipe"], "epochs": 1, "compile": True},
+                     seeds=1)
+    run_experiment(spec, store)
+    trials = store.trials_frame(spec.name)
+    assert trials["compile_s"].notna().all()
+    report = build_report(store, spec.name)
+    by_arm = (trials["wall_s"] - trials["compile_s"]).groupby(trials["arm"]).mean()
+    assert list(report.lift.frame["time_s"]) == list(by_arm)
+    assert any("leaves out torch.compile's time" in n for n in report.lift.notes)
+    assert "leaves out torch.compile's time" in report.markdown()

@@ -141,6 +141,13 @@ def lift_table(p: Plan, out: pd.DataFrame, *, confidence: float = 0.95, test: st
     means = {c: pd.to_numeric(done[c] if c in done else pd.Series(np.nan, index=done.index), errors="coerce")
              .groupby(done["arm"]).mean().reindex(range(n_arms))
              for c in ("params", "gflops", "peak_mem_mb", "wall_s", "test_top5")}
+    if "compile_s" in done and done["compile_s"].notna().any():
+        # torch.compile's time (recipe.compile) is reported apart: the time column is training
+        compile_s = pd.to_numeric(done["compile_s"], errors="coerce").fillna(0.0)
+        means["wall_s"] = ((pd.to_numeric(done["wall_s"], errors="coerce") - compile_s)
+                           .groupby(done["arm"]).mean().reindex(range(n_arms)))
+        notes.append(f"Time/trial leaves out torch.compile's time (recipe.compile): {compile_s.sum():.1f} s "
+                     f"over {int((compile_s > 0).sum())} trial(s), most of it in the first trial of each shape.")
     adaptive_seeds, adaptive_reason = _adaptive_columns(p, out)
     warning = ["" if diverged == "worst" or not k else
                f"{k} diverged seed(s) excluded: lift over surviving seeds only, biased in the trick's favour"
