@@ -22,6 +22,7 @@ from ablate.run.engine import run_trials
 from ablate.run.inprocess import InProcessExecutor
 from ablate.store import Store
 from tests.conftest import tiny_dict, tiny_spec
+from tests.ray_helpers import local_ray_for
 
 ray = pytest.importorskip("ray")
 ROOT = Path(__file__).resolve().parent.parent
@@ -84,12 +85,8 @@ def test_address_without_ray_runner_is_refused():
 
 @pytest.fixture(scope="module")
 def local_ray():
-    # workers cannot import this test module by name: its functions travel by value
-    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
-    ray.init(num_cpus=2, object_store_memory=200 * 2**20, include_dashboard=False, log_to_driver=False,
-             configure_logging=False)
-    yield
-    ray.shutdown()
+    with local_ray_for(__name__):
+        yield
 
 
 def scored(trial, report, device=None):

@@ -6,7 +6,6 @@ seconds to start."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,6 +16,7 @@ from ablate.run.engine import run_trials
 from ablate.run.events import Failure
 from ablate.store import Store
 from tests.conftest import tiny_spec
+from tests.ray_helpers import local_ray_for
 
 ray = pytest.importorskip("ray")
 pytestmark = pytest.mark.slow
@@ -24,12 +24,8 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def local_ray():
-    # workers cannot import this test module by name: its functions travel by value
-    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
-    ray.init(num_cpus=2, object_store_memory=80 * 2**20, include_dashboard=False, log_to_driver=False,
-             configure_logging=False)
-    yield
-    ray.shutdown()
+    with local_ray_for(__name__, object_store_mb=80):
+        yield
 
 
 class FailingTrainer:
