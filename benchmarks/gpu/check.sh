@@ -19,7 +19,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 HERE="$ROOT/benchmarks/gpu"
 USAGE="usage: benchmarks/gpu/check.sh RESULTS_DIR [--cpu-dry-run] [--steps 1,2,3,4,5,6] [--budget SECONDS] [--python PYTHON] [--wheels DIR]"
 # seconds of the default budget: setup, steps 1-6, summary (sum 480)
-WEIGHT=(20 60 35 95 40 185 40 5)
+WEIGHT=(30 65 30 85 35 190 40 5)
 GRACE_MS=2000        # timeout's --kill-after: a command that ignores SIGTERM is killed this much later
 LOGS=("0-setup.txt" "1-cuda-tests.txt" "2-quickstart.txt" "3-throughput.txt" "4-fused.txt" "5-headline.txt"
       "6-compile-memory.txt")
@@ -152,8 +152,11 @@ if command -v nvidia-smi >/dev/null 2>&1; then
 else
     echo "driver: none (no nvidia-smi)" >>"$LOG"
 fi
-command -v git >/dev/null 2>&1 && [ -e "$ROOT/.git" ] &&
+if command -v git >/dev/null 2>&1 && git -C "$ROOT" rev-parse HEAD >/dev/null 2>&1; then
     echo "revision: $(git -C "$ROOT" rev-parse HEAD)$(git -C "$ROOT" diff --quiet HEAD -- 2>/dev/null || echo ' (with changes)')" >>"$LOG"
+elif [ -f "$WHEELS/REVISION" ]; then    # the tree travels without .git: wheels.sh noted the commit
+    echo "revision: $(cat "$WHEELS/REVISION") (when wheels.sh ran; no .git here)" >>"$LOG"
+fi
 run_cmd "$LOG" "$STEP_END" "$PY" "$HERE/versions.py"
 report 0
 
@@ -198,7 +201,7 @@ fi
 # -- 4: fused trials vs one at a time ----------------------------------------------------------
 if [[ " ${SELECTED[*]} " == *" 4 "* ]]; then
     step 4 "fused_trials.py: 5 seeds of ResNet-20, the 5-arm x 5-seed design"
-    if [ "$DRY" -eq 1 ]; then sizes=(--smoke --device cpu); else sizes=(--device cuda --train-size 5120 --epochs 2); fi
+    if [ "$DRY" -eq 1 ]; then sizes=(--smoke --device cpu); else sizes=(--device cuda --train-size 5120 --epochs 1); fi
     run_cmd "$LOG" "$STEP_END" "$PY" benchmarks/fused_trials.py "${sizes[@]}" --repeats 1 --cases seeds,design
     report 4
 fi

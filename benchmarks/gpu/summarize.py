@@ -175,7 +175,8 @@ def figures(step: int, text: str, *, dry_run: bool, cpu_table: Path = CPU_TABLE)
             if not ratios:
                 lines.append(f"{mode}: no figure")
     elif step == 4:
-        for case, value in re.findall(r"^ratio: (seeds|design) ([\d.]+)", text, re.M):
+        # the table's row of each case, printed as it finishes (the `ratio:` lines come at the end)
+        for case, value in re.findall(r"^(seeds|design) +\d+ +[\d.]+ +[\d.]+ +([\d.]+) ", text, re.M):
             target = (judged(float(value), FUSED_TARGET, at_least=True, dry_run=dry_run) if case == "seeds"
                       else "no target: one grouped model of 25 members")
             lines.append(f"one at a time / fused, {case}: {value} ({target})")
