@@ -38,8 +38,13 @@ git -C "$ROOT" rev-parse HEAD >"$HOUSE/REVISION"    # the commit the wheels were
 
 mib() { awk -v b="$1" 'BEGIN { printf "%.1f", b / 1048576 }'; }
 house=$(du -cb "$HOUSE"/* | tail -1 | cut -f1)
-# what `run` sends besides the carried wheelhouse: tracked and untracked files git does not ignore
-tree=$(cd "$ROOT" && git ls-files -z --cached --others --exclude-standard | du -cb --files0-from=- | tail -1 | cut -f1)
+# what `run` sends besides the carried wheelhouse: tracked and untracked files git does not ignore,
+# and a shared/ folder inside the checkout, ignored or not
+tree=$(cd "$ROOT" && git ls-files -z --cached --others --exclude-standard -- ':(exclude)shared' |
+       { du -cb --files0-from=- 2>/dev/null || true; } | tail -1 | cut -f1)   # a deleted tracked file: skipped
+if [ -d "$ROOT/shared" ]; then
+    tree=$(( tree + $(du -sb "$ROOT/shared" | cut -f1) ))
+fi
 total=$(( house + tree ))
 ls -1 "$HOUSE"
 echo "wheelhouse: $count wheels, $(mib "$house") MiB in benchmarks/gpu/wheelhouse"
