@@ -69,7 +69,7 @@ RESULTS=$(cd "$RESULTS" && pwd)
 for f in "${LOGS[@]}" summary.txt; do rm -f "$RESULTS/$f"; done
 
 now_ms() { date +%s%3N; }
-secs() { printf '%d.%03d' $(($1 / 1000)) $(($1 % 1000)); }   # ms -> seconds for timeout and logs
+secs() { local ms=$(( $1 > 0 ? $1 : 0 )); printf '%d.%03d' $((ms / 1000)) $((ms % 1000)); }   # ms -> s, at least 0
 
 START=$(now_ms)
 TOTAL_W=$(( WEIGHT[0] + WEIGHT[7] ))
