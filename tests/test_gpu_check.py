@@ -218,6 +218,8 @@ def test_a_gpu_summary_judges_each_figure_against_its_target(summarize, tmp_path
     assert "[3] throughput: timed out (51.0 s of 59.0 s)" in text
     assert "seeds: 3.40 (target >= 3: met)" in text and "design:" not in text
     assert "no wall time: stopped after 30 of 45 trials at 170.2 s (target < 180 s: MISSED)" in text
+    (tmp_path / "5-headline.txt").write_text("wall: 142.3 s for the whole ablation, 3.16 s per trial\n" + ok)
+    assert "wall 142.3 s for the whole ablation (target < 180 s: met)" in summarize.summary(tmp_path, [5], dry_run=False)
     assert "[0] setup: not run" in text and "[6] peak memory and compile time: not run" in text
     assert "error:" not in text            # no step failed: the timed-out ones show what they printed
     assert text.rstrip().endswith("all steps ok: no")

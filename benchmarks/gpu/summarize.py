@@ -54,11 +54,12 @@ def last_error(text: str) -> str | None:
     return found[-1][:300] if found else None
 
 
-def judged(value: float, target: float, *, at_least: bool, dry_run: bool) -> str:
+def judged(value: float, target: float, *, at_least: bool, dry_run: bool, unit: str = "") -> str:
+    goal = f"target {'>=' if at_least else '<'} {target:g}{unit}"
     if dry_run:
-        return f"target {'>=' if at_least else '<'} {target:g} on a GPU; not judged in a dry run"
+        return f"{goal} on a GPU; not judged in a dry run"
     met = value >= target if at_least else value < target
-    return f"target {'>=' if at_least else '<'} {target:g}: {'met' if met else 'MISSED'}"
+    return f"{goal}: {'met' if met else 'MISSED'}"
 
 
 def pytest_counts(text: str) -> dict[str, int]:
@@ -184,7 +185,7 @@ def figures(step: int, text: str, *, dry_run: bool, cpu_table: Path = CPU_TABLE)
         wall = re.search(r"^wall: ([\d.]+) s", text, re.M)
         if wall:
             lines.append(f"wall {wall.group(1)} s for the whole ablation "
-                         f"({judged(float(wall.group(1)), HEADLINE_TARGET_S, at_least=False, dry_run=dry_run)})")
+                         f"({judged(float(wall.group(1)), HEADLINE_TARGET_S, at_least=False, dry_run=dry_run, unit=' s')})")
         else:
             done = re.findall(r"^trial (\d+)/(\d+) \w+ at ([\d.]+) s", text, re.M)
             if done:
