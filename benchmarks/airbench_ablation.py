@@ -7,7 +7,9 @@ The design: the baseline and 8 tricks one at a time (label smoothing, mixup, Cut
 erasing, cutout, cosine schedule, warmup, no bias decay), every arm with bfloat16 autocast
 (`--precision fp32` drops it), 10 epochs at batch 1024, SGD with Nesterov momentum. All nine arms
 change only data, loss, schedule or optimiser settings, so with `--fuse auto` on a GPU all 45
-trials train as fused groups (`ablate.run.fused`, up to 16 members each).
+trials train as fused groups (`ablate.run.fused`, up to 16 members each). It prints a line per
+finished trial (a run stopped by a time limit still says how far it got), the wall time, the
+largest peak GPU memory and the lift table with its peak-memory column.
 
     python benchmarks/airbench_ablation.py                    # CUDA: the headline figure
     python benchmarks/airbench_ablation.py --fuse off         # the same trials one at a time
@@ -59,6 +61,25 @@ def headline_spec(*, train: int, val: int, test: int, epochs: int, batch_size: i
             "tricks": tricks, "design": {"kind": "explicit", "arms": design}, "seeds": seeds}
 
 
+class PrintedProgress:
+    """One line per finished trial, with the wall time so far: a run stopped by a time limit
+    still says how far it got (the GPU check extrapolates the headline from these lines)."""
+
+    def __init__(self) -> None:
+        self.start, self.done, self.total = time.perf_counter(), 0, "?"
+
+    def trial_started(self, index, total, trial) -> None:
+        self.total = total
+
+    def epoch(self, trial, metrics) -> None:
+        pass
+
+    def trial_finished(self, trial, status, metrics, error) -> None:
+        self.done += 1
+        print(f"trial {self.done}/{self.total} {status} at {time.perf_counter() - self.start:.1f} s "
+              f"({trial.label}, seed {trial.seed})", flush=True)
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--device", default=None, help="default: cuda when present, else cpu")
@@ -83,7 +104,7 @@ def main(argv=None) -> None:
     with tempfile.TemporaryDirectory() as folder:
         store = Store(Path(folder) / "headline.db", create=True)
         start = time.perf_counter()
-        plan_, summary = run_experiment(spec, store, device=device, fuse=args.fuse)
+        plan_, summary = run_experiment(spec, store, device=device, fuse=args.fuse, progress=PrintedProgress())
         if device.startswith("cuda"):
             torch.cuda.synchronize()
         wall = time.perf_counter() - start
@@ -93,11 +114,14 @@ def main(argv=None) -> None:
             raise SystemExit(f"only {len(done)} of {len(plan_.trials)} trials completed: {summary.outcomes}")
         fused = sum(1 for env in done["env"] if "fused_members" in json.loads(env or "{}"))
         compile_s = done["compile_s"].dropna().tolist() if "compile_s" in done else []
-        table = build_report(store, spec.name).markdown()
+        peak = done["peak_mem_mb"].dropna().tolist() if "peak_mem_mb" in done else []
+        table = build_report(store, spec.name, columns=("params", "memory", "time")).markdown()
     print(f"trials: {len(done)} ({len(spec.design.arms)} arms x {len(spec.seeds.values)} seeds), "
           f"{fused} trained fused (--fuse {args.fuse})")
     if compile_s:
         print(f"compile: median {statistics.median(compile_s):.1f} s per trial, inside the wall time")
+    if peak:
+        print(f"peak memory: {max(peak):.0f} MiB (the largest trial's torch.cuda.max_memory_allocated)")
     print(f"wall: {wall:.1f} s for the whole ablation, {wall / len(done):.2f} s per trial")
     print(f"headline: {'met' if wall < TARGET_S else 'missed'} (target < {TARGET_S:.0f} s on one H100; "
           f"this run: {gpu if gpu != 'none' else device})")

@@ -70,6 +70,7 @@ import torch.nn.functional as F
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from ablate import compiling  # noqa: E402
 from ablate.data import load_data  # noqa: E402
 from ablate.data.augment import random_flip, random_translate, to_float  # noqa: E402
 from ablate.models import build_model  # noqa: E402
@@ -143,8 +144,6 @@ def training_forward(model, trial):
     compiling happens in the first epoch, which is not counted."""
     if not trial.recipe.compile:
         return model
-    from ablate import compiling
-
     return torch.compile(model, backend=compiling.BACKEND)
 
 
@@ -296,6 +295,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--compile", action="store_true",
                     help="recipe: {compile: true} for the trainer, torch.compile(model) for the bare and "
                          "DataLoader paths")
+    ap.add_argument("--compile-backend", choices=["inductor", "aot_eager"], default="inductor",
+                    help="with --compile: torch.compile's backend for all three paths (aot_eager: dynamo "
+                         "without code generation, seconds on a CPU; the GPU check's dry run uses it)")
     ap.add_argument("--smoke", action="store_true",
                     help="tiny sizes, 1 repeat, one torch thread: the test suite's form (seconds)")
     args = ap.parse_args(argv)
@@ -327,12 +329,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"gpu_throughput on {dev} ({name}), torch {torch.__version__}; synthetic CIFAR-shaped data "
           f"{image_size}x{image_size}x3 uint8, 10 classes, {train_size} training images; {epochs} epochs per run "
           f"(first skipped), batch {batch_size}, {repeats} repeat(s), medians; dataloader workers {workers}; "
-          f"torch.compile {'on' if args.compile else 'off'}",
+          f"torch.compile {'on (' + args.compile_backend + ')' if args.compile else 'off'}",
           flush=True)
+    backend, compiling.BACKEND = compiling.BACKEND, args.compile_backend
     try:
         rates = measure(trials, dev, repeats=repeats, workers=workers)
     finally:
         torch.set_num_threads(threads)
+        compiling.BACKEND = backend
     medians = {m: {p: statistics.median(rates[m][p]) for p in PATHS} for m in models}
     print(f"{'model':<10} {'path':<11} {'images_per_s':>13}")
     for m in models:

@@ -158,3 +158,23 @@ def test_compile_reaches_all_three_paths_with_ablates_backend(bench, monkeypatch
         losses[path] = run()[0]["train_loss"]
         assert len(compiled) > before and set(compiled) == {"aot_eager"}, path
     assert all(math.isfinite(v) for v in losses.values()), losses
+
+
+def test_the_compile_backend_option_reaches_all_paths_and_is_restored(bench, monkeypatch, capsys):
+    from ablate import compiling
+
+    seen = []
+
+    def fake_measure(trials, dev, **kw):
+        seen.append((compiling.BACKEND, all(t.recipe.compile for t in trials.values())))
+        return {m: {p: [1.0] for p in bench.PATHS} for m in trials}
+
+    monkeypatch.setattr(bench, "measure", fake_measure)
+    before = compiling.BACKEND
+    assert bench.main(["--smoke", "--models", "airbench", "--device", "cpu", "--compile",
+                       "--compile-backend", "aot_eager"]) == 0
+    assert seen == [("aot_eager", True)] and compiling.BACKEND == before
+    assert "torch.compile on (aot_eager)" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as info:
+        bench.main(["--smoke", "--compile-backend", "cudagraphs"])
+    assert info.value.code == 2 and "invalid choice: 'cudagraphs'" in capsys.readouterr().err
