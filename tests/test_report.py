@@ -681,3 +681,22 @@ def test_sign_flip_note_counts_zero_differences(tmp_path):
     assert any("at most 5 non-zero paired difference(s) per arm" in n and "smallest possible p is 0.0625" in n
                and "no lift can be significant" in n for n in t.notes)
     assert min(t.frame.p.iloc[1:]) >= 0.0625 - 1e-12
+
+
+def test_verdict_of_many_undecided_arms_gives_their_count_and_the_range_of_seeds(tmp_path):
+    rng = np.random.default_rng(3)
+    base = rng.normal(90, 1, 4)
+    values = np.vstack([base] + [base + rng.normal(0, s, 4) for s in (1.5, 1.0, 1.5, 2.0, 3.0, 4.0, 2.5)])
+    tricks = {k: {} for k in ("cosine", "label_smoothing", "mixup", "random_erasing", "cutmix", "nesterov",
+                              "ema")}
+    store, _ = filled_store(tmp_path, tiny_spec(tricks=tricks, seeds=4), values)
+    t = build_report(store, "tiny").lift
+    rest = t.frame.iloc[1:]
+    rest = rest[~rest.significant & ~rest.equivalent & ~((rest.lift_low > 0) | (rest.lift_high < 0))]
+    assert len(rest) > 5, "the premise: many undecided arms"
+    word = "lifts" if len(rest) == len(t.frame) - 1 else "others"
+    need = rest.seeds_needed.to_numpy()
+    span = " to ".join(">1000" if np.isinf(n) else str(int(n)) for n in (need.min(), need.max()))
+    line = render.verdict(t)
+    assert f"undecided: {len(rest)} {word} (paired seeds each would need to decide a lift of 1.00 pp with 80% " \
+           f"power: {span}; per arm in the CSV's seeds_needed)" in line

@@ -192,12 +192,20 @@ def verdict(t: LiftTable) -> str:
                      f"no larger than ±{_num(t.min_lift)}{suffix} (equivalence test, Holm-adjusted)")
         rest = [r for r in rest if r not in same]
     if rest:
-        text = f"undecided: {_names([r['label'] for r in rest])}"
+        # past a handful of arms a list of names reads as noise: the count, and the range of seeds
+        many = len(rest) > 5
+        text = f"undecided: {len(rest)} {'others' if decided or hint or same else 'lifts'}" if many else \
+            f"undecided: {_names([r['label'] for r in rest])}"
         if t.min_lift is None:
             text += " (set metric.min_lift, the smallest lift of interest, to size the seeds they need)"
         else:
             need = [_seeds_text(r.get("seeds_needed")) for r in rest]
-            if any(x != "–" for x in need):
+            counts = sorted(float(r["seeds_needed"]) for r in rest if not pd.isna(r.get("seeds_needed")))
+            if many and counts:
+                span = " to ".join(">1000" if math.isinf(n) else str(int(n)) for n in (counts[0], counts[-1]))
+                text += (f" (paired seeds each would need to decide a lift of {_num(t.min_lift)}{suffix} with 80% "
+                         f"power: {span}; per arm in the CSV's seeds_needed)")
+            elif counts:
                 text += (f" (paired seeds each would need to decide a lift of {_num(t.min_lift)}{suffix} with 80% "
                          f"power: {', '.join(need)})")
         parts.append(text)
