@@ -29,7 +29,7 @@ def two_level_design(spec: Spec):
     if kind == "fractional_factorial":
         return factorial.fractional_factorial(keys, resolution=spec.design.resolution, runs=spec.design.runs)
     if kind == "plackett_burman":
-        return factorial.plackett_burman(keys)
+        return factorial.plackett_burman(keys, foldover=spec.design.foldover)
     return None
 
 

@@ -75,6 +75,7 @@ class TwoLevelDesign:
     generators: tuple[str, ...]
     defining_relation: tuple[str, ...]
     resolution: int | None
+    foldover: bool = False          # Plackett-Burman: the runs followed by their mirror image
 
     @property
     def runs(self) -> int:
@@ -101,6 +102,20 @@ class TwoLevelDesign:
         found = sorted((_bits(int(h)) for h in hits), key=lambda t: (len(t), t))
         return tuple(self._names(t) for t in found)
 
+    def partial_aliases(self, term: tuple[str, ...] | str, *, max_order: int = 2
+                        ) -> tuple[tuple[tuple[str, ...], float], ...]:
+        """Terms of order <= `max_order` whose column correlates with `term`'s with
+        PB_ALIAS_MIN_CORR <= |r| < 1 (r = x.y / N), with their r: an effect estimate is biased by
+        r times each such term's effect. Empty for regular designs (their aliasing is exact)."""
+        if isinstance(max_order, bool) or not isinstance(max_order, int) or max_order < 1:
+            raise DesignError(f"max_order must be an integer >= 1; got max_order={max_order!r}")
+        idx = self._term_indices(term)
+        if self.kind != "plackett_burman":
+            return ()
+        terms, corr = self._correlations(idx, max_order)
+        return tuple((self._names(t), float(r)) for t, r in zip(terms, corr)
+                     if PB_ALIAS_MIN_CORR - 1e-9 <= abs(r) < 1 - 1e-9)
+
     def alias_table(self, *, max_order: int = 2) -> list[tuple[tuple[str, ...], tuple[tuple[str, ...], ...]]]:
         """Every main effect and two-factor interaction with its aliases (see `aliases`)."""
         k = len(self.factors)
@@ -116,6 +131,9 @@ class TwoLevelDesign:
             p = len(self.generators)
             head = (f"Fractional factorial 2^({k}-{p}): {k} factors in {n} runs, "
                     f"resolution {_roman(self.resolution or 0)}")
+        elif self.foldover:
+            head = (f"Plackett-Burman design with fold-over: {k} factors in {n} runs ({n // 2} runs and their "
+                    "mirror image), resolution IV: main effects are clear of two-factor interactions")
         else:
             head = (f"Plackett-Burman design: {k} factors in {n} runs, resolution III "
                     "(non-regular: main effects are partially aliased with two-factor interactions)")
@@ -152,16 +170,25 @@ class TwoLevelDesign:
 
     def _describe_partial(self) -> list[str]:
         out = ["Aliasing of main effects with two-factor interactions "
-               f"(r = x.y/N; |r| >= {PB_ALIAS_MIN_CORR} reported):"]
+               f"(r = x.y/N; |r| >= {PB_ALIAS_MIN_CORR} reported; a main effect's estimate also carries r x "
+               "each listed interaction):"]
         for i, letter in enumerate(self.letters):
             terms, corr = self._correlations((i,), 2)
             full = [self._word(self._names(t)) for t, r in zip(terms, corr) if abs(r) > 1 - 1e-9]
-            part = [abs(r) for t, r in zip(terms, corr) if PB_ALIAS_MIN_CORR - 1e-9 <= abs(r) < 1 - 1e-9]
+            part = [(self._word(self._names(t)), r) for t, r in zip(terms, corr)
+                    if PB_ALIAS_MIN_CORR - 1e-9 <= abs(r) < 1 - 1e-9]
             text = f"  {letter}" + "".join(f" = {w}" for w in full)
-            if part:
-                vals = ", ".join(f"{v:.2f}" for v in sorted({round(v, 2) for v in part}))
-                text += f" ~ {len(part)} two-factor interactions partially (|r| = {vals})"
+            for value in sorted({round(r, 2) for _, r in part}, reverse=True):
+                words = [w for w, r in part if round(r, 2) == value]
+                text += f" ~ {value:+.2f} x ({', '.join(words)})"
             out.append(text if (full or part) else f"  {letter}: clear")
+        if self.foldover:
+            out.append("Two-factor interactions remain partially aliased with each other.")
+        elif any(abs(r) >= PB_ALIAS_MIN_CORR - 1e-9 for i in range(len(self.factors))
+                 for r in self._correlations((i,), 2)[1]):
+            out.append("Warning: main-effect CIs and p-values assume no active two-factor interactions; an "
+                       "active one biases every main effect listed with it. 'design: {kind: plackett_burman, "
+                       "foldover: true}' doubles the runs and frees the main effects from them.")
         return out
 
     def _term_indices(self, term: tuple[str, ...] | str) -> tuple[int, ...]:
@@ -432,20 +459,29 @@ def _hadamard(n: int) -> np.ndarray | None:
     return np.concatenate((np.ones((n, 1), dtype=np.int64), core), axis=1)
 
 
-def plackett_burman(factors: Sequence[str]) -> TwoLevelDesign:
+def plackett_burman(factors: Sequence[str], *, foldover: bool = False) -> TwoLevelDesign:
     """k factors in the smallest N (multiple of 4, N > k) that can be built; e.g. 11 factors in 12 runs.
 
-    N = 28, 36, 52 and 56 are not constructed here: the next buildable N is used instead."""
+    N = 28, 36, 52 and 56 are not constructed here: the next buildable N is used instead.
+    `foldover` appends the mirror image of every run (2N runs; Box & Hunter 1961): a
+    two-factor interaction column is unchanged by the sign reversal while a main-effect column
+    flips, so over the 2N runs every main effect is orthogonal to every two-factor interaction."""
     names = _check_factors(factors)
     k = len(names)
+    if foldover and k < 3:
+        raise DesignError(f"a fold-over of {k} factor(s) repeats the runs of the full factorial; use "
+                          f"'design: {{kind: full_factorial}}'; got factors={k}")
     n = next(n for n in range(4 * (k // 4 + 1), 4 * len(_LETTERS) + 8, 4) if _hadamard(n) is not None)
     h = _hadamard(n)
     if not np.array_equal(h.T @ h, n * np.eye(n, dtype=np.int64)):
         raise DesignError(f"internal error: the order-{n} Hadamard matrix is not orthogonal")
     matrix = h[:, 1:k + 1].astype(np.int8)
+    if foldover:
+        matrix = np.concatenate((matrix, -matrix))
     _check_orthogonal(matrix)
     matrix.flags.writeable = False
-    return TwoLevelDesign("plackett_burman", names, matrix, tuple(_LETTERS[:k]), (), (), 3)
+    return TwoLevelDesign("plackett_burman", names, matrix, tuple(_LETTERS[:k]), (), (), 4 if foldover else 3,
+                          foldover=foldover)
 
 
 def design_resolution(matrix: np.ndarray) -> int | None:

@@ -90,9 +90,10 @@ class Plan:
                  f"= {len(self.trials)} trials (seeds {', '.join(map(str, self.seeds))})"]
         if spec.seeds.adaptive:
             a = spec.seeds.adaptive
-            lines.append(f"adaptive seeds: up to {a.max_seeds} per arm while its lift CI half-width "
-                         f"exceeds {a.target_half_width} pp (precision only, whatever the sign; the "
-                         f"t-test p-values are corrected for the stopping rule)")
+            lines.append(f"adaptive seeds: the {n_seeds} seed(s) above are a pilot; then every arm runs the "
+                         f"same n seeds, n chosen once (at most {a.max_seeds}) so that a lift CI is about "
+                         f"±{a.target_half_width} wide at the pilot's root-mean-square paired difference "
+                         f"(blind to the lifts' signs); lifts are then tested as a fixed design of n seeds")
         if self.design is not None:
             # one legend for both namings: codes label the arms, letters name the factors in
             # the design's generators and aliases (a letter and a code may share a character)

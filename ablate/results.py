@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from ablate.plan import Plan
+from ablate.spec import is_accuracy
 
 __all__ = ["outcomes", "metric_matrix", "num_classes", "worst_value"]
 
@@ -57,14 +58,19 @@ def num_classes(data) -> int | None:
     return None
 
 
-def worst_value(metric: str, classes: int | None) -> float | None:
+def worst_value(metric: str, classes: int | None, observed=None) -> float | None:
     """The metric's worst meaningful value, what a diverged seed scores in the paired analysis:
     chance accuracy 100/C (%) for accuracy metrics, the chance-level cross-entropy ln C for loss
-    metrics; None for other metrics or an unknown class count."""
+    metrics, or the worst of the `observed` values (the experiment's complete trials) when that
+    is worse: a badly trained model can exceed a loss of ln C (or fall below chance), and a seed
+    that diverged must not score better than one that finished. None for other metrics or an
+    unknown class count."""
     if classes is None or classes < 2:
         return None
-    if metric.endswith("acc") or "accuracy" in metric:
-        return 100.0 / classes
+    seen = np.asarray([] if observed is None else observed, dtype=float).ravel()
+    seen = seen[np.isfinite(seen)]
+    if is_accuracy(metric):
+        return float(min(100.0 / classes, seen.min())) if seen.size else 100.0 / classes
     if metric.endswith("loss"):
-        return math.log(classes)
+        return float(max(math.log(classes), seen.max())) if seen.size else math.log(classes)
     return None

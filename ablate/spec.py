@@ -104,7 +104,15 @@ class ExplicitDesign(Frozen):
 
 
 class SimpleDesign(Frozen):
-    kind: Literal["one_at_a_time", "leave_one_out", "cumulative", "full_factorial", "plackett_burman"]
+    kind: Literal["one_at_a_time", "leave_one_out", "cumulative", "full_factorial"]
+
+
+class PlackettBurmanDesign(Frozen):
+    """A Plackett-Burman screen; `foldover: true` adds the mirror image of every run (twice the
+    runs), which frees the main effects from two-factor interactions (resolution IV)."""
+
+    kind: Literal["plackett_burman"]
+    foldover: bool = False
 
 
 class FractionalDesign(Frozen):
@@ -113,17 +121,20 @@ class FractionalDesign(Frozen):
     runs: int | None = Field(None, ge=4)
 
 
-Design = Annotated[Union[ExplicitDesign, SimpleDesign, FractionalDesign], Field(discriminator="kind")]
+Design = Annotated[Union[ExplicitDesign, SimpleDesign, FractionalDesign, PlackettBurmanDesign],
+                   Field(discriminator="kind")]
 MIN_TRICKS = {"one_at_a_time": 1, "leave_one_out": 1, "cumulative": 1, "full_factorial": 1,
               "fractional_factorial": 3, "plackett_burman": 2}
 
 
 class AdaptiveSeeds(Frozen):
-    """Add seeds to arms whose lift CI is wider than `target_half_width` (precision only, never
-    the sign of the lift: see `ablate.stats.adaptive_wants_seed`), up to `max_seeds` per arm."""
+    """The spec's seeds are a pilot: from it one seed count for every arm is chosen once, the
+    fewest whose lift CI would be `target_half_width` wide at the pilot's SD (blind to the
+    lifts: see `ablate.stats.adaptive`), at most `max_seeds`."""
 
     max_seeds: int = Field(10, ge=2, le=MAX_SEEDS_PER_ARM)
-    target_half_width: float = Field(0.5, gt=0, description="stop when the lift CI half-width (pp) is below")
+    target_half_width: float = Field(0.5, gt=0,
+                                     description="the lift CI half-width to aim for (metric units, pp for accuracies)")
 
 
 class Seeds(Frozen):
@@ -151,14 +162,25 @@ class Seeds(Frozen):
 
 
 BUILTIN_METRICS = {"val_acc": "max", "val_loss": "min"}
+DEFAULT_MIN_LIFT_PP = 1.0   # metric.min_lift of an accuracy metric when the spec gives none
+
+
+def is_accuracy(metric: str) -> bool:
+    """Whether a metric is an accuracy in percent (its lifts are in pp)."""
+    return metric.endswith("acc") or "accuracy" in metric
 
 
 class Metric(Frozen):
     """The metric lifts are measured in: a built-in one, or any metric the trials report
-    (then `mode` says whether larger or smaller is better)."""
+    (then `mode` says whether larger or smaller is better). `min_lift` is the smallest lift
+    worth finding, in the metric's units: the verdict sizes seeds to detect it and calls a lift
+    "within ±min_lift" only when an equivalence test shows it; default 1 pp for accuracy
+    metrics, none for others."""
 
     name: str = Field("val_acc", pattern=r"^[A-Za-z_][A-Za-z0-9_.-]*$", max_length=100)
     mode: Literal["max", "min"] | None = None
+    min_lift: float | None = Field(None, gt=0,
+                                   description="smallest lift of interest (metric units; default 1 pp for accuracies)")
 
     @model_validator(mode="after")
     def _mode(self):
@@ -174,6 +196,13 @@ class Metric(Frozen):
     @property
     def direction(self) -> str:
         return self.mode or BUILTIN_METRICS[self.name]
+
+    @property
+    def lift_of_interest(self) -> float | None:
+        """`min_lift`, else its default: 1 pp for accuracy metrics, None for others."""
+        if self.min_lift is not None:
+            return self.min_lift
+        return DEFAULT_MIN_LIFT_PP if is_accuracy(self.name) else None
 
 
 class Spec(Frozen):

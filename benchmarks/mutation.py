@@ -36,9 +36,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # target -> (files to mutate, tests that state the target's rules, extra pytest arguments)
 TARGETS: dict[str, tuple[list[str], list[str], list[str]]] = {
-    # test_adaptive simulates the adaptive stopping rule under H0 (about 2 s): it runs only for
-    # mutants of the functions it calls (paired_lifts, adaptive_wants_seed, adaptive_p_values...)
-    "stats": (["ablate/stats.py"], ["tests/test_stats.py", "tests/test_adaptive.py"], []),
+    # test_adaptive and test_ties simulate the pilot rule and ties under H0 (seconds): they run
+    # only for mutants of the functions they call (paired_lifts, pilot_seed_count, holm...)
+    "stats": (["ablate/stats/*"], ["tests/test_stats.py", "tests/test_adaptive.py", "tests/test_ties.py"], []),
     # the planner delegates arm lists to arms.py and trial identity to trial.py
     "plan": (["ablate/plan.py", "ablate/arms.py", "ablate/trial.py"],
              ["tests/test_plan.py", "tests/test_factorial.py"], []),

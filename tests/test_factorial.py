@@ -219,7 +219,69 @@ def test_plackett_burman_partial_aliasing() -> None:
     for t in al:
         assert abs(column(d, (d.factors[0],)) @ column(d, t)) / d.runs == pytest.approx(1 / 3)
     assert 1 / 3 >= PB_ALIAS_MIN_CORR
-    assert "45 two-factor interactions" in d.describe()
+    text = d.describe()
+    first = next(line for line in text.splitlines() if line.startswith("  A ~ "))
+    words = re.findall(r"\b[B-K]{2}\b", first)
+    assert len(words) == 45 == len(set(words)), "every partial alias of A is listed by name"
+    for sign in ("+0.33", "-0.33"):
+        assert f"~ {sign} x (" in first
+    assert "assume no active two-factor interactions" in text and "foldover: true" in text
+    partial = d.partial_aliases(d.factors[0])
+    assert len(partial) == 45 and all(abs(r) == pytest.approx(1 / 3) for _, r in partial)
+    assert fractional_factorial(names(5), resolution=3).partial_aliases(names(5)[0]) == ()
+
+
+def test_plackett_burman_foldover_frees_main_effects() -> None:
+    d = plackett_burman(names(8), foldover=True)
+    assert d.runs == 24 and d.foldover and d.resolution == 4
+    x = d.matrix.astype(int)
+    assert np.array_equal(x[12:], -x[:12]) and len(np.unique(x, axis=0)) == 24
+    for i in range(8):
+        assert d.partial_aliases(d.factors[i]) == () and d.aliases(d.factors[i]) == ()
+    text = d.describe()
+    assert "with fold-over: 8 factors in 24 runs" in text and "  A: clear" in text
+    assert "assume no active" not in text
+    with pytest.raises(DesignError, match=r"a fold-over of 2 factor\(s\) repeats the runs of the full factorial"):
+        plackett_burman(names(2), foldover=True)
+
+
+def test_foldover_keeps_a_null_main_effects_false_star_rate_at_alpha() -> None:
+    """The issue's case: 12-run Plackett-Burman of 11 tricks, one active A x B interaction
+    (0.6 or 1.2 pp), noise SD 0.3 pp, 3 seeds; every main effect is null. Without the fold-over
+    A x B's partial aliases put Holm stars on null main effects; with it (24 runs) the rate of
+    any star among the 11 null main effects stays at alpha."""
+    import warnings
+
+    from ablate import stats
+
+    rng = np.random.default_rng(19)
+
+    def star_rate(design, ab: float, reps: int) -> float:
+        x = design.matrix.astype(float)
+        stars = 0
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            for _ in range(reps):
+                y = (ab / 2) * (x[:, 0] * x[:, 1])[:, None] + rng.normal(0, 0.3, (design.runs, 3))
+                # main effects only: what the report's fit falls back to in these designs (the
+                # interactions make it rank-deficient), asked for directly to skip the rank test
+                effects = stats.factorial_effects(x, y, max_order=1)
+                p = stats.holm([e.p_value for e in effects], untestable=[e.zero_variance for e in effects])
+                stars += bool((p < 0.05).any())
+        return stars / reps
+
+    pb, folded = plackett_burman(names(11)), plackett_burman(names(11), foldover=True)
+    reps = 4_000
+    limit = stats_binom_upper(0.05, reps)
+    for ab in (0.6, 1.2):
+        assert star_rate(pb, ab, 500) > 0.3, "the premise: without the fold-over null main effects get stars"
+        assert star_rate(folded, ab, reps) <= limit
+
+
+def stats_binom_upper(rate: float, reps: int) -> float:
+    from scipy import stats as st
+
+    return st.binom.ppf(0.9995, reps, rate) / reps
 
 
 def test_describe_lists_generators_legend_and_alias_chains() -> None:

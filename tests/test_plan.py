@@ -58,6 +58,20 @@ def test_plackett_burman_screens_eleven_tricks_in_twelve_runs():
     eleven["warmup"] = {"epochs": 1}
     got, p = arms("plackett_burman", eleven)
     assert len(got) == 12 and got[0] == ()
+    text = p.describe()
+    assert "  A ~ +0.33 x (" in text and "assume no active two-factor interactions" in text
+
+
+def test_plackett_burman_foldover_plans_the_mirror_runs():
+    eight = {k: {} for k in ["cosine", "label_smoothing", "mixup", "zero_gamma", "no_bias_decay", "ema",
+                             "random_erasing", "cutout"]}
+    got, p = arms("plackett_burman", eight, foldover=True)
+    assert len(got) == 24 and got[0] == () and len(set(got)) == 24
+    levels = {a.levels for a in p.arms}
+    assert all(tuple(-v for v in lv) in levels for lv in levels), "every run has its mirror image"
+    text = p.describe()
+    assert "with fold-over: 8 factors in 24 runs" in text and "assume no active" not in text
+    assert "  A: clear" in text
 
 
 def test_seeds_are_paired_and_ids_stable():
@@ -295,8 +309,9 @@ def test_describe_leave_one_out_and_adaptive_seeds():
                      seeds={"count": 2, "adaptive": {"max_seeds": 6, "target_half_width": 0.25}})
     assert plan(spec).describe().splitlines() == [
         "tiny: leave_one_out design, 3 arms x 2 seeds = 6 trials (seeds 0, 1)",
-        "adaptive seeds: up to 6 per arm while its lift CI half-width exceeds 0.25 pp (precision only, "
-        "whatever the sign; the t-test p-values are corrected for the stopping rule)",
+        "adaptive seeds: the 2 seed(s) above are a pilot; then every arm runs the same n seeds, n chosen "
+        "once (at most 6) so that a lift CI is about ±0.25 wide at the pilot's root-mean-square paired "
+        "difference (blind to the lifts' signs); lifts are then tested as a fixed design of n seeds",
         "codes: C=cosine, S=label_smoothing",
         "   arm  label             ",
         "     0  ResNet8-w8 + C + S  (reference: all tricks)",

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats as st
 
+from ablate import stats
 from ablate.errors import ReportError
 from ablate.plan import plan
 from ablate.report import build_report, render, write_report
@@ -276,24 +277,73 @@ def test_wilcoxon_and_permutation_warn_when_they_cannot_reach_alpha(tmp_path):
 
 def test_verdict_line(tmp_path):
     values = np.array([[90.0, 91.0, 89.5, 90.2, 90.7], [92.0, 93.1, 91.4, 92.3, 92.6],
-                       [88.6, 89.5, 88.2, 88.7, 89.4], [90.3, 90.6, 90.1, 90.0, 91.2]])
-    store, _ = one_at_a_time_store(tmp_path, values)
+                       [88.6, 89.5, 88.2, 88.7, 89.4], [90.3, 90.6, 90.1, 90.0, 91.2],
+                       [90.5, 92.8, 88.0, 91.9, 89.4]])
+    spec = tiny_spec(tricks={"cosine": {}, "label_smoothing": {}, "mixup": {}, "random_erasing": {}}, seeds=5)
+    store, _ = filled_store(tmp_path, spec, values)
     report = build_report(store, "tiny")
     f = report.lift.frame
-    assert f.significant.tolist()[1:] == [True, True, False]
+    assert f.significant.tolist()[1:] == [True, True, False, False]
     line = render.verdict(report.lift)
     lift_c, lift_s = (values[1] - values[0]).mean(), (values[2] - values[0]).mean()
-    assert line.startswith(f"2 of 3 lifts decided: ResNet8-w8 + C helps (+{lift_c:.2f} pp), "
-                           f"ResNet8-w8 + S hurts (−{abs(lift_s):.2f} pp); the others are within noise (need ~")
-    # N: the first n whose detectable lift (paired SD, first Holm level) reaches the undecided lift
+    assert line.startswith(f"2 of 4 lifts decided: ResNet8-w8 + C helps (+{lift_c:.2f} pp), "
+                           f"ResNet8-w8 + S hurts (−{abs(lift_s):.2f} pp); ResNet8-w8 + M is within noise: no "
+                           f"larger than ±1.00 pp (equivalence test, Holm-adjusted); undecided: ResNet8-w8 + RE "
+                           f"(paired seeds each would need to decide a lift of 1.00 pp with 80% power: ~")
+    # M: its 90% interval lies inside ±1 pp (TOST at the default min_lift, Holm over 4 lifts)
+    from statsmodels.stats.multitest import multipletests
     from statsmodels.stats.power import TTestPower
+    from statsmodels.stats.weightstats import ttost_paired
 
-    n = int(line.split("need ~")[1].split(" ")[0])
-    target = abs((values[3] - values[0]).mean()) / report.lift.noise_floor
+    tost = [ttost_paired(values[a], values[0], -1.0, 1.0)[0] for a in (1, 2, 3, 4)]
+    assert f.tost_p.tolist()[1:] == pytest.approx(tost)
+    assert f.equivalent.tolist()[1:] == [bool(x < 0.05) for x in multipletests(tost, method="holm")[1]]
+    # RE's seeds: its own paired SD, the smallest lift of interest, the first Holm level
+    n = int(line.split("80% power: ~")[1].split(")")[0])
+    sd = (values[4] - values[0]).std(ddof=1)
     power = TTestPower()
-    assert power.power(target, n, report.lift.detectable_alpha) >= 0.8 - 1e-6
-    assert power.power(target, n - 1, report.lift.detectable_alpha) < 0.8 or n > 49
+    assert power.power(1.0 / sd, n, 0.05 / 4) >= 0.8 > power.power(1.0 / sd, n - 1, 0.05 / 4)
     assert f"**Verdict:** {line}" in report.markdown()
+
+
+def test_verdict_sizes_seeds_from_each_arms_own_sd_and_never_claims_equivalence_it_lacks(tmp_path):
+    """The issue's case: a 4-seed arm with a diverged seed (scored at chance) was told "need ~2
+    seeds" from a pooled SD without it and its own large lift; and a lift with CI [-89, +46] was
+    called "within noise"."""
+    values = np.array([[90.0, 91.0, 89.5, 90.2], [90.3, 91.2, 89.4, 90.6], [90.4, 90.8, 89.9, 90.1]])
+    spec = tiny_spec(seeds=4, metric={"name": "val_acc", "min_lift": 0.5})
+    store, p = filled_store(tmp_path, spec, values, fail={(1, 3)})
+    t = lift_table(p, outcomes(p, store.trials_frame("tiny")))
+    f = t.frame
+    assert f.lift_low.iloc[1] < -50 and f.lift_high.iloc[1] > 15, "the premise: a huge interval"
+    line = render.verdict(t)
+    assert "within noise" not in line.split("undecided")[1] and "ResNet8-w8 + C" in line.split("undecided")[1]
+    assert not f.equivalent.iloc[1]
+    own = float(f.lift_std.iloc[1])
+    expect = stats.seeds_to_detect(0.5, own, alpha=t.detectable_alpha) or np.inf
+    assert f.seeds_needed.iloc[1] == expect and expect > 100
+    assert (">1000" if np.isinf(expect) else f"~{expect}") in line
+    assert t.min_lift == 0.5 and "±0.50 pp" in " ".join(render.footnotes(t))
+
+
+def test_verdict_of_a_metric_without_a_lift_of_interest(tmp_path):
+    spec = tiny_spec(seeds=3, metric={"name": "top1", "mode": "max"})
+    store = Store(tmp_path / "m.db", create=True)
+    p = plan(spec)
+    store.save_experiment(spec.name, json.dumps(spec_to_dict(spec)), None)
+    store.add_trials(spec.name, list(p.trials))
+    for t in p.trials:
+        store.start_trial(spec.name, t.id, {})
+        v = ARM_VALS[t.arm, t.seed] + (0.3 if t.arm == 1 else 0.0)
+        store.finish_trial(spec.name, t.id, "complete", metrics={"top1": v, "val_acc": v, "test_acc": v})
+    t = lift_table(p, outcomes(p, store.trials_frame("tiny")))
+    assert t.min_lift is None and t.direction == "max"
+    line = render.verdict(t)
+    assert "undecided: ResNet8-w8 + C and ResNet8-w8 + S (set metric.min_lift" in line
+    assert np.isnan(t.frame.tost_p.to_numpy(dtype=float)).all()
+    with pytest.raises(ReportError, match=r"min_lift must be a finite number > 0"):
+        lift_table(p, outcomes(p, store.trials_frame("tiny")), min_lift=-1.0)
+    assert lift_table(p, outcomes(p, store.trials_frame("tiny")), min_lift=5.0).frame.equivalent.iloc[2]
 
 
 def test_reports_state_their_settings(tmp_path):
@@ -332,32 +382,32 @@ def test_report_write_clears_its_own_earlier_files_only(tmp_path):
     assert not (out / "notes.txt").exists() and (out / "lift.md").exists()
 
 
-def test_adaptive_arms_are_shown_and_p_values_corrected(tmp_path):
+def test_adaptive_arms_are_shown_and_analysed_as_a_fixed_design(tmp_path):
     spec = tiny_spec(tricks={"cosine": {}, "label_smoothing": {}}, seeds={"count": 3, "adaptive": {
         "max_seeds": 10, "target_half_width": 0.5}})
-    store, p = filled_store(tmp_path, spec, np.array([[90.0, 91.0, 89.5], [91.0, 92.5, 90.1], [90.2, 91.1, 89.7]]))
-    extra = p.trial(1, 3), p.trial(0, 3)
-    for t, v, why in zip(extra, (91.7, 90.4), ("adaptive: lift CI half-width 1.70 > target 0.5 (n=3)",
-                                               "adaptive: paired baseline seed for arm(s) 1")):
+    values = np.array([[90.0, 91.0, 89.5], [91.0, 92.5, 90.1], [90.2, 91.1, 89.7]])
+    store, p = filled_store(tmp_path, spec, values)
+    extra = {0: 90.4, 1: 91.7, 2: 90.3}
+    why = "adaptive: pilot RMS paired difference 0.8 over 6 pair(s) -> 4 seeds per arm for a lift CI of about ±0.5"
+    for arm, v in extra.items():
+        t = p.trial(arm, 3)
         store.add_trials("tiny", [t], reason=why)
         store.start_trial("tiny", t.id, {})
         store.finish_trial("tiny", t.id, "complete", metrics={"val_acc": v, "test_acc": v + 1})
     report = build_report(store, "tiny")
     f = report.lift.frame
-    assert f.adaptive_seeds.tolist() == [1, 1, 0]
-    assert "half-width 1.70 > target 0.5" in f.adaptive_reason.iloc[1]
-    d = np.array([91.0, 92.5, 90.1, 91.7]) - np.array([90.0, 91.0, 89.5, 90.4])
-    nominal = st.ttest_rel(d, np.zeros(4)).pvalue
-    assert f.p_nominal.iloc[1] == pytest.approx(nominal)
-    assert f.p.iloc[1] > nominal        # corrected for the stopping rule
-    level = report.lift.adaptive_level
-    lo, hi = st.t.interval(1 - level, 3, loc=d.mean(), scale=st.sem(d))
+    assert f.adaptive_seeds.tolist() == [1, 1, 1]
+    d = np.append(values[1], 91.7) - np.append(values[0], 90.4)
+    assert f.p.iloc[1] == pytest.approx(st.ttest_rel(d, np.zeros(4)).pvalue)   # no correction: a fixed design
+    lo, hi = st.t.interval(0.95, 3, loc=d.mean(), scale=st.sem(d))
     assert (f.lift_low.iloc[1], f.lift_high.iloc[1]) == pytest.approx((lo, hi))
-    assert report.lift.detectable_alpha == pytest.approx(level / 2)   # first Holm step at the corrected level
+    assert report.lift.detectable_alpha == pytest.approx(0.05 / 2) and report.lift.pilot_seeds == 3
     md = report.markdown()
-    assert "| Adaptive seeds |" in md.replace("Adaptive seeds | Params", "Adaptive seeds |") and "| +1 |" in md
-    assert "Adaptive seeds added: ResNet8-w8 +1 (last because paired baseline seed for arm(s) 1); " \
-        "ResNet8-w8 + C +1 (last because lift CI half-width 1.70 > target 0.5 (n=3))." in md
+    assert "Lift val_acc (pp) [95% CI]" in md and "| +1 |" in md
+    assert "Adaptive seeds added: +1 to every arm (pilot RMS paired difference 0.8 over 6 pair(s)" in md
+    assert "the first 3 seed(s) were a pilot" in md
+    for test in ("permutation", "wilcoxon"):   # no note that these are uncorrected: nothing is
+        assert not any("Adaptive" in n for n in build_report(store, "tiny", test=test).lift.notes)
 
 
 def test_verdict_names_a_lift_whose_ci_excludes_zero_only_before_holm(tmp_path):
@@ -376,7 +426,7 @@ def test_verdict_names_a_lift_whose_ci_excludes_zero_only_before_holm(tmp_path):
     line = render.verdict(report.lift)
     lift_s = (values[2] - base).mean()
     assert (f"; ResNet8-w8 + S (+{lift_s:.2f} pp) is suggestive only: its CI excludes 0, but not after "
-            f"Holm's correction for 3 lifts; the others are within noise") in line
+            f"Holm's correction for 3 lifts; ") in line
 
 
 def test_noise_floor_never_quotes_a_detectable_lift_beyond_100_pp(tmp_path):
@@ -541,17 +591,6 @@ def test_unknown_experiment_lists_the_stored_ones(tmp_path):
         load_experiment(store, "zzz")
 
 
-def test_adaptive_note_for_tests_other_than_t(tmp_path):
-    spec = tiny_spec(tricks={"cosine": {}}, seeds={"count": 3, "adaptive": {"max_seeds": 6}})
-    store, p = filled_store(tmp_path, spec, np.array([[90.0, 91.0, 89.5], [91.0, 92.5, 90.1]]))
-    t = lift_table(p, outcomes(p, store.trials_frame("tiny")), test="permutation")
-    assert t.adaptive_level is None
-    assert t.notes[0] == ("Adaptive seeds: only the t-test is corrected for the adaptive stopping rule; "
-                          "these permutation p-values are not, so they can be too small (use --test t).")
-    plain = lift_table(p, outcomes(p, store.trials_frame("tiny")))
-    assert not any(n.startswith("Adaptive seeds") for n in plain.notes)
-
-
 # --- results: the tidy frames below the reports
 
 def test_outcomes_and_metric_matrix_columns(tmp_path):
@@ -597,3 +636,67 @@ def test_worst_value_at_the_edges():
     assert worst_value("val_acc", 2) == pytest.approx(50.0)
     assert worst_value("top1_accuracy", 4) == pytest.approx(25.0)
     assert worst_value("val_acc", 1) is None
+
+
+def test_a_diverged_seed_scores_really_the_worst_loss(tmp_path):
+    """Issue 19, item 6: a diverged seed of a loss metric scored ln C, which a badly trained
+    model can exceed; it must never score better than a seed that finished."""
+    from ablate.results import worst_value
+
+    assert worst_value("val_loss", 10, [0.3, 4.1, np.nan]) == pytest.approx(4.1)
+    assert worst_value("val_loss", 10, [0.3, 0.5]) == pytest.approx(np.log(10))
+    assert worst_value("val_acc", 10, [92.0, 6.5]) == pytest.approx(6.5)
+    assert worst_value("val_acc", 10, [92.0]) == pytest.approx(10.0)
+    assert worst_value("top5", 10, [1.0]) is None and worst_value("val_loss", None, [9.0]) is None
+
+    spec = tiny_spec(seeds=3, metric={"name": "val_loss"})
+    losses = np.array([[0.40, 0.45, 0.42], [3.10, 0.50, 0.41], [0.38, 0.40, 0.39]])   # 3.1 > ln 10 = 2.30
+    store = Store(tmp_path / "l.db", create=True)
+    p = plan(spec)
+    store.save_experiment(spec.name, json.dumps(spec_to_dict(spec)), None)
+    store.add_trials(spec.name, list(p.trials))
+    for t in p.trials:
+        store.start_trial(spec.name, t.id, {})
+        if (t.arm, t.seed) == (2, 0):
+            store.finish_trial(spec.name, t.id, "diverged", error="loss became nan")
+            continue
+        v = losses[t.arm, t.seed]
+        store.finish_trial(spec.name, t.id, "complete", metrics={"val_loss": v, "val_acc": 90.0, "test_acc": 90.0})
+    t = lift_table(p, outcomes(p, store.trials_frame("tiny")))
+    assert t.worst_value == pytest.approx(3.10) and t.direction == "min"
+    scored = np.array([3.10, 0.40, 0.39]) - losses[0]
+    assert t.frame.lift.iloc[2] == pytest.approx(scored.mean())
+    assert "the worse of the val_loss of chance and the worst completed seed" in " ".join(render.footnotes(t))
+
+
+def test_sign_flip_note_counts_zero_differences(tmp_path):
+    """8 pairs, 3 of them zero: the sign-flip test cannot go below 2 / 2**5 = 0.0625, so the
+    note that no lift can be significant must fire (it used 2 / 2**8 = 0.0078)."""
+    base = np.array([90.0, 91.0, 89.5, 90.2, 90.7, 91.3, 89.9, 90.4])
+    zeros = np.array([0.0, 0.0, 0.0, 1.0, 2.0, 1.5, 0.5, 1.0])
+    values = np.stack([base, base + zeros, base - zeros[::-1], base + np.roll(zeros, 2)])
+    store, _ = one_at_a_time_store(tmp_path, values)
+    t = build_report(store, "tiny", test="permutation").lift
+    assert t.frame.n_nonzero.tolist()[1:] == [5, 5, 5] and t.frame.n_pairs.tolist()[1:] == [8, 8, 8]
+    assert any("at most 5 non-zero paired difference(s) per arm" in n and "smallest possible p is 0.0625" in n
+               and "no lift can be significant" in n for n in t.notes)
+    assert min(t.frame.p.iloc[1:]) >= 0.0625 - 1e-12
+
+
+def test_verdict_of_many_undecided_arms_gives_their_count_and_the_range_of_seeds(tmp_path):
+    rng = np.random.default_rng(3)
+    base = rng.normal(90, 1, 4)
+    values = np.vstack([base] + [base + rng.normal(0, s, 4) for s in (1.5, 1.0, 1.5, 2.0, 3.0, 4.0, 2.5)])
+    tricks = {k: {} for k in ("cosine", "label_smoothing", "mixup", "random_erasing", "cutmix", "nesterov",
+                              "ema")}
+    store, _ = filled_store(tmp_path, tiny_spec(tricks=tricks, seeds=4), values)
+    t = build_report(store, "tiny").lift
+    rest = t.frame.iloc[1:]
+    rest = rest[~rest.significant & ~rest.equivalent & ~((rest.lift_low > 0) | (rest.lift_high < 0))]
+    assert len(rest) > 5, "the premise: many undecided arms"
+    word = "lifts" if len(rest) == len(t.frame) - 1 else "others"
+    need = rest.seeds_needed.to_numpy()
+    span = " to ".join(">1000" if np.isinf(n) else str(int(n)) for n in (need.min(), need.max()))
+    line = render.verdict(t)
+    assert f"undecided: {len(rest)} {word} (paired seeds each would need to decide a lift of 1.00 pp with 80% " \
+           f"power: {span}; per arm in the CSV's seeds_needed)" in line

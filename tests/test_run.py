@@ -161,12 +161,12 @@ def test_adaptive_seeds_added_where_the_lift_is_undecided(tmp_path):
     store = Store(tmp_path / "s.db", create=True)
     p, summary = run_experiment(spec, store)
     frame = store.trials_frame("tiny")
-    # seeds 0-1 leave the lift CI wide around 0 (fixed seeds: deterministic on the CPU), so
-    # seeds 2 and 3 are added to the arm and, paired, to the baseline; then the cap stops it
+    # the pilot (seeds 0-1) is far too noisy for a CI of ±0.01, so every arm, the baseline
+    # included, runs to the cap: seeds 2 and 3, asked for once, with one reason
     assert frame.groupby("arm").seed.apply(sorted).to_dict() == {0: [0, 1, 2, 3], 1: [0, 1, 2, 3]}
     added = frame[frame.seed >= 2]
-    assert added[added.arm == 1].reason.str.contains("half-width").all()
-    assert added[added.arm == 0].reason.str.contains("paired baseline seed for arm").all()
+    assert added.reason.str.contains("-> 4 seeds per arm for a lift CI of about ±0.01").all()
+    assert added.reason.nunique() == 1
     assert (frame[frame.seed < 2].reason == "design").all()
     assert adaptive_requests(p, store) == []
     assert summary.outcomes == {"complete": 8}

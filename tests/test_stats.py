@@ -634,14 +634,6 @@ def test_seeds_for_ci_width_two_seeds_and_the_cap_itself():
     assert seeds_for_ci_width(sd, 1e-6, max_seeds=2) == 2
 
 
-def test_adaptive_rule_at_two_pairs():
-    d = np.array([[1.0, 1.2, np.nan], [1.0, 5.0, np.nan]])
-    more, half = ab.adaptive_wants_seed(d, [2, 2], target_half_width=2.0, max_seeds=5)
-    expect = stats.t.ppf(0.975, 1) * np.array([0.2, 4.0]) / math.sqrt(2) / math.sqrt(2)
-    assert half == pytest.approx(expect)
-    assert more.tolist() == [False, True]
-
-
 def test_factorial_check_design_messages():
     for design in ([[]], [[1, 1]][:0], np.ones((2, 0)), np.ones(3)):
         with pytest.raises(ValueError, match=r"design must be a non-empty \(runs, factors\) array"):

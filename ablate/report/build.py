@@ -31,7 +31,8 @@ class Report:
     def markdown(self) -> str:
         text = render.lift_markdown(self.lift, self.plan.spec, extra_columns=self.columns)
         if self.effects is not None and len(self.effects):
-            text += "\n" + render.effects_markdown(self.effects, self.lift.metric, self.lift.confidence)
+            text += "\n" + render.effects_markdown(self.effects, self.lift.metric, self.lift.confidence,
+                                                    frames.effects_warning(self.plan))
         return text
 
 

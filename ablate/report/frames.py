@@ -58,11 +58,15 @@ class LiftTable:
     tested: int = 0                     # lifts with a p-value (the Holm family size)
     diverged: str = "worst"             # how diverged seeds enter the paired analysis
     worst_value: float | None = None    # what a diverged seed scores under "worst"
-    adaptive_level: float | None = None  # nominal level of the CI/t-test after adaptive seeding
+    pilot_seeds: int | None = None      # adaptive seeds: the spec's seeds, the pilot that chose n
+    direction: str = "max"              # whether larger (max) or smaller (min) values of the metric are better
+    min_lift: float | None = None       # smallest lift of interest (metric.min_lift or its default)
     values: np.ndarray | None = None    # (arms x seeds) metric the lifts were computed from (diverged scored)
 
 
-def _check_options(confidence: float, test: str, diverged: str) -> None:
+def _check_options(confidence: float, test: str, diverged: str, min_lift: float | None = None) -> None:
+    if min_lift is not None and not (isinstance(min_lift, (int, float)) and np.isfinite(min_lift) and min_lift > 0):
+        raise ReportError(f"min_lift must be a finite number > 0 (the smallest lift of interest), got {min_lift!r}")
     if test not in stats.TESTS:
         raise ReportError(f"unknown test {test!r}; allowed: {', '.join(stats.TESTS)}")
     if diverged not in DIVERGED_RULES:
@@ -92,18 +96,24 @@ def _adaptive_columns(p: Plan, out: pd.DataFrame) -> tuple[np.ndarray, list[str]
 
 
 def lift_table(p: Plan, out: pd.DataFrame, *, confidence: float = 0.95, test: str = "t",
-               diverged: str = "worst") -> LiftTable:
+               diverged: str = "worst", min_lift: float | None = None) -> LiftTable:
     """Per arm: val/test accuracy mean, std, n; lift vs arm 0 (paired over seeds) with CI,
     p-value, Holm-adjusted p across the arms, significance at alpha = 1 - confidence; in
     cumulative designs also the step lift vs the previous arm.
 
     ``diverged="worst"`` scores a diverged seed at the metric's worst meaningful value in the
     paired analysis (`results.worst_value`), so a trick that blows up is charged for it;
-    ``"exclude"`` judges the arm on its surviving seeds only, with a warning on the arm. In an
-    experiment with adaptive seeds the t-test p-values are corrected for the stopping rule
-    (`stats.adaptive_p_values`) and the CIs use the matching nominal level.
+    ``"exclude"`` judges the arm on its surviving seeds only, with a warning on the arm. Adaptive
+    seeds give every arm the same seeds, chosen blind to the lifts (`stats.adaptive`), so they
+    are analysed as a fixed design.
+
+    For the verdict, each lift also gets an equivalence test at the smallest lift of interest
+    ``m`` (``min_lift``, default the spec's `metric.lift_of_interest`): the TOST p-value,
+    Holm-adjusted like the lifts (``equivalent`` when below alpha), and ``seeds_needed``, the
+    paired seeds that would detect a lift of m with 80% power at the first Holm level given that
+    arm's own paired SD.
     """
-    _check_options(confidence, test, diverged)
+    _check_options(confidence, test, diverged, min_lift)
     spec: Spec = p.spec
     metric = spec.metric.name
     alpha = 1.0 - confidence
@@ -120,7 +130,7 @@ def lift_table(p: Plan, out: pd.DataFrame, *, confidence: float = 0.95, test: st
     n_arms = len(p.arms)
     n_diverged = (out[out["status"] == "diverged"].groupby("arm").size()
                   .reindex(range(n_arms), fill_value=0).to_numpy())
-    worst = worst_value(metric, num_classes(spec.data)) if diverged == "worst" else None
+    worst = worst_value(metric, num_classes(spec.data), values) if diverged == "worst" else None
     if diverged == "worst" and n_diverged.any():
         if worst is None:
             diverged = "exclude"
@@ -163,30 +173,15 @@ def lift_table(p: Plan, out: pd.DataFrame, *, confidence: float = 0.95, test: st
         "peak_mem_mb": means["peak_mem_mb"].to_numpy(), "time_s": means["wall_s"].to_numpy(),
         "test_top5": means["test_top5"].to_numpy(),   # mean over complete seeds (>= 10 classes)
     })
-    policy = spec.seeds.adaptive
-    level = None
-    if policy is not None and test == "t":
-        level = stats.adaptive_level(alpha, initial=len(p.seeds), max_seeds=policy.max_seeds)
-    elif policy is not None:
-        notes.append(f"Adaptive seeds: only the t-test is corrected for the adaptive stopping rule; "
-                     f"these {test} p-values are not, so they can be too small (use --test t).")
+    min_lift = spec.metric.lift_of_interest if min_lift is None else min_lift
 
     def lifts_of(arms: np.ndarray, ref: np.ndarray) -> dict[str, np.ndarray]:
-        r = stats.paired_lifts(arms, ref, confidence=confidence, test=test)
-        if level is not None:   # adaptive: corrected p, CI at the matching nominal level
-            r["p_nominal"] = r["p_value"]
-            r["p_value"] = stats.adaptive_p_values(r["p_value"], initial=len(p.seeds),
-                                                   max_seeds=policy.max_seeds)
-            c = 1.0 - level if level > 0 else 1.0 - 1e-12
-            wide = stats.paired_lifts(arms, ref, confidence=c, test="t")
-            r["ci_low"], r["ci_high"] = wide["ci_low"], wide["ci_high"]
-        return r
+        return stats.paired_lifts(arms, ref, confidence=confidence, test=test)
 
     def holm_of(r: dict[str, np.ndarray]) -> np.ndarray:
-        # A zero-variance t-test has no p-value; it still counts in Holm's m (as p = 1) so that
-        # dropping it after seeing the data does not loosen the other arms' threshold.
-        adj = stats.holm(np.where(r["zero_variance"] & np.isnan(r["p_value"]), 1.0, r["p_value"]))
-        return np.where(np.isnan(r["p_value"]), np.nan, adj)
+        # a zero-variance t-test has no p-value; it still counts in Holm's m (as p = 1) so that
+        # dropping it after seeing the data does not loosen the other arms' threshold
+        return stats.holm(r["p_value"], untestable=r["zero_variance"])
 
     def pad(x) -> np.ndarray:
         return np.concatenate([[np.nan], np.asarray(x, dtype=float)])
@@ -195,14 +190,12 @@ def lift_table(p: Plan, out: pd.DataFrame, *, confidence: float = 0.95, test: st
     if n_arms > 1:
         lifts = lifts_of(values[1:], values[0])
         for col, key in (("lift", "mean"), ("lift_low", "ci_low"), ("lift_high", "ci_high"), ("p", "p_value"),
-                         ("n_pairs", "n"), ("lift_std", "std")):
+                         ("n_pairs", "n"), ("lift_std", "std"), ("n_nonzero", "n_nonzero")):
             frame[col] = pad(lifts[key])
-        if "p_nominal" in lifts:
-            frame["p_nominal"] = pad(lifts["p_nominal"])
         frame["zero_variance"] = np.concatenate([[False], lifts["zero_variance"]])
         frame["p_holm"] = pad(holm_of(lifts))
     else:
-        for col in ("lift", "lift_low", "lift_high", "p", "n_pairs", "lift_std", "p_holm"):
+        for col in ("lift", "lift_low", "lift_high", "p", "n_pairs", "lift_std", "n_nonzero", "p_holm"):
             frame[col] = nan
         frame["zero_variance"] = False
     frame["significant"] = frame["p_holm"] < alpha
@@ -224,10 +217,10 @@ def lift_table(p: Plan, out: pd.DataFrame, *, confidence: float = 0.95, test: st
     pairs = pairs[~np.isnan(pairs)]
     n_pairs = int(np.median(pairs)) if pairs.size else 0
     tested = int(np.sum(~np.isnan(frame["p"].to_numpy()[1:]) | frame["zero_variance"].to_numpy()[1:]))
-    # the first Holm step tests at alpha / m; after adaptive seeding the t-test's nominal level is lower
-    first_step = (alpha if level is None else level) / max(tested, 1)
+    first_step = alpha / max(tested, 1)   # the first Holm step tests at alpha / m
     detectable = (stats.min_detectable_lift(diff_sd, n_pairs, alpha=first_step)
                   if n_pairs >= 2 and not np.isnan(diff_sd) else float("nan"))
+    _equivalence_columns(frame, min_lift, alpha, first_step)
     if spec.design.kind == "leave_one_out":
         notes.append("Leave-one-out: arm 0 has every trick; a negative lift is what removing a trick costs.")
     short = frame[frame["n"] < frame["n_planned"]]
@@ -235,22 +228,43 @@ def lift_table(p: Plan, out: pd.DataFrame, *, confidence: float = 0.95, test: st
         notes.append("Arms missing seeds: " + ", ".join(f"{r.label} (n={r.n} of {r.n_planned})"
                                                         for r in short.itertuples()) + ".")
     if test != "t" and n_arms > 1 and tested:
-        most = int(np.nanmax(frame["n_pairs"].to_numpy()[1:]))
+        # a zero difference flips to itself (and Wilcoxon drops it): only the non-zero ones count
+        most = int(np.nanmax(frame["n_nonzero"].to_numpy()[1:]))
         floor = stats.smallest_p_value(test, most)
         if floor >= first_step:
             name = "Wilcoxon" if test == "wilcoxon" else "sign-flip"
-            notes.append(f"Warning: with {most} paired seeds the {name} test's smallest possible p is "
-                         f"{floor:.3g}, not below the first Holm level α/m = {first_step:.3g}: no lift can be "
-                         f"significant; add seeds or use the t-test.")
+            notes.append(f"Warning: with at most {most} non-zero paired difference(s) per arm the {name} test's "
+                         f"smallest possible p is {floor:.3g}, not below the first Holm level α/m = "
+                         f"{first_step:.3g}: no lift can be significant; add seeds or use the t-test.")
     counts = out["status"].value_counts().to_dict()
     return LiftTable(spec.name, spec.design.kind, metric, frame, confidence, test, diff_sd, detectable,
                      seeds, counts, notes, alpha=alpha, baseline_std=baseline_std, n_pairs=n_pairs,
                      detectable_alpha=first_step, tested=tested, diverged=diverged, worst_value=worst,
-                     adaptive_level=level, values=values)
+                     pilot_seeds=len(p.seeds) if spec.seeds.adaptive is not None else None,
+                     min_lift=min_lift, direction=spec.metric.direction, values=values)
+
+
+def _equivalence_columns(frame: pd.DataFrame, min_lift: float | None, alpha: float, first_step: float) -> None:
+    """TOST p at the smallest lift of interest (Holm-adjusted over the lifts, zero-variance rows
+    counted as p = 1), whether it shows equivalence, and the seeds each arm would need."""
+    n_arms = len(frame)
+    frame["tost_p"] = frame["tost_p_holm"] = frame["seeds_needed"] = np.full(n_arms, np.nan)
+    frame["equivalent"] = False
+    if min_lift is None or n_arms < 2:
+        return
+    rest = frame.iloc[1:]
+    tost = stats.equivalence_p_values(rest["lift"], rest["lift_std"], rest["n_pairs"], min_lift)
+    frame.loc[frame.index[1:], "tost_p"] = tost
+    frame.loc[frame.index[1:], "tost_p_holm"] = stats.holm(tost, untestable=rest["zero_variance"].to_numpy())
+    frame["equivalent"] = frame["tost_p_holm"] < alpha
+    # NaN: no SD to size from (under 2 pairs, or zero spread); inf: more than 1000 seeds
+    need = [(stats.seeds_to_detect(min_lift, sd, alpha=first_step) or np.inf) if k >= 2 and sd > 0 else np.nan
+            for sd, k in zip(rest["lift_std"].fillna(0.0), rest["n_pairs"].fillna(0))]
+    frame.loc[frame.index[1:], "seeds_needed"] = need
 
 
 def _step_lifts(values: np.ndarray, lifts_of) -> dict[str, np.ndarray]:
-    """Each arm vs the one before it, with the same test (and adaptive correction) as the lifts."""
+    """Each arm vs the one before it, with the same test as the lifts."""
     rows = [lifts_of(values[i:i + 1], values[i - 1]) for i in range(1, values.shape[0])]
     return {k: np.concatenate([r[k] for r in rows]) for k in rows[0]}
 
@@ -267,14 +281,16 @@ def _pooled_diff_sd(frame: pd.DataFrame) -> float:
 def effects_table(p: Plan, out: pd.DataFrame, *, confidence: float = 0.95, max_order: int = 2,
                   diverged: str = "worst") -> pd.DataFrame:
     """Main effects and two-way interactions of a factorial design (OLS over seeds), sorted by
-    size; aliased terms listed (their estimate is of the sum). Diverged runs enter as in
-    `lift_table`: at the metric's worst meaningful value, or left out with ``"exclude"``."""
+    size; aliased terms listed (their estimate is of the sum), and in a Plackett-Burman design
+    the partially aliased ones (|r| >= 0.3, codes with r: the estimate carries r x their effect).
+    Diverged runs enter as in `lift_table`: at the metric's worst meaningful value, or left out
+    with ``"exclude"``. An exact fit has no p-value (``zero_variance``) and counts as 1 in Holm."""
     if p.spec.design.kind not in FACTORIAL_DESIGNS:
         raise ReportError(f"effects need a factorial design; experiment '{p.spec.name}' is "
                           f"'{p.spec.design.kind}'")
     levels = np.array([a.levels for a in p.arms], dtype=float)
     values, seeds = metric_matrix(p, out, p.spec.metric.name)
-    worst = worst_value(p.spec.metric.name, num_classes(p.spec.data)) if diverged == "worst" else None
+    worst = worst_value(p.spec.metric.name, num_classes(p.spec.data), values) if diverged == "worst" else None
     if worst is not None:
         values = _score_diverged(p, out, values, seeds, worst)
     keep = ~np.isnan(values).all(axis=1)
@@ -287,15 +303,36 @@ def effects_table(p: Plan, out: pd.DataFrame, *, confidence: float = 0.95, max_o
     def name(term, names):
         return " x ".join(names[i] for i in term)
 
+    def partial(term) -> str:
+        if p.design is None:
+            return ""
+        pos = {k: i for i, k in enumerate(keys)}
+        found = p.design.partial_aliases(tuple(keys[i] for i in term), max_order=2)
+        return "; ".join(f"{name(tuple(pos[k] for k in t), codes)} ({r:+.2f})" for t, r in found)
+
     rows = [{"term": name(e.term, keys), "code": name(e.term, codes), "order": len(e.term),
              "estimate": e.estimate, "std_err": e.std_err, "ci_low": e.ci_low, "ci_high": e.ci_high,
-             "p": e.p_value, "aliases": "; ".join(name(t, keys) for t in e.aliases)}
+             "p": e.p_value, "zero_variance": e.zero_variance,
+             "aliases": "; ".join(name(t, keys) for t in e.aliases), "partial_aliases": partial(e.term)}
             for e in effects]
     frame = pd.DataFrame(rows)
     if len(frame):
-        frame["p_holm"] = stats.holm(frame["p"].to_numpy())
+        frame["p_holm"] = stats.holm(frame["p"].to_numpy(), untestable=frame["zero_variance"].to_numpy())
         frame["significant"] = frame["p_holm"] < 1.0 - confidence
     return frame
+
+
+def effects_warning(p: Plan) -> str | None:
+    """What a reader of the effects table must know when main effects are aliased with
+    two-factor interactions (resolution III: Plackett-Burman, or such a fractional design)."""
+    d = p.design
+    if d is None or (d.resolution or 5) > 3:
+        return None
+    fix = ("'design: {kind: plackett_burman, foldover: true}' doubles the runs and frees the main effects from "
+           "them" if d.kind == "plackett_burman" else "a resolution IV design frees the main effects from them")
+    return (f"Warning: in this resolution III design every main effect is aliased (fully or partly, as listed) with "
+            f"two-factor interactions; its CI and p-value assume those interactions are zero, and an active one "
+            f"can put a star on a null main effect. {fix}.")
 
 
 def curves(p: Plan, out: pd.DataFrame, epochs: pd.DataFrame) -> pd.DataFrame:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from ablate.report import render
+from ablate.report import frames, render
 from ablate.report.frames import FAILED, metric_matrix
 
 if TYPE_CHECKING:
@@ -360,14 +360,19 @@ def report_html(report: Report) -> str:
         body += ["<h2>Learning curves</h2>", figure_html(curves_figure(report))]
     if report.effects is not None and not report.effects.empty:
         e = effect_points(report)
-        eh = ["Term", "Effect [CI]", "p (Holm)", "Aliased with"]
-        er = [[r["term"], render.ci_text(r["estimate"], r["ci_low"], r["ci_high"]), render.p_text(r["p_holm"]),
-               r["aliases"] or ""] for r in e.to_dict("records")]
+        partial = "partial_aliases" in e and e["partial_aliases"].astype(bool).any()
+        eh = ["Term", "Effect [CI]", "p (Holm)", "Aliased with"] + (["Partially aliased with (r)"] if partial else [])
+        er = [[r["term"], render.ci_text(r["estimate"], r["ci_low"], r["ci_high"]),
+               render.p_cell(r["p_holm"], r.get("significant"), r.get("zero_variance", False)), r["aliases"] or ""]
+              + ([r["partial_aliases"] or ""] if partial else []) for r in e.to_dict("records")]
+        warning = frames.effects_warning(report.plan)
         body += ["<h2>Effects</h2>", table_html(eh, er, row_classes=["sig" if s else "" for s in e["significant"]],
-                                                text_columns=(0, 3)),
+                                                text_columns=(0, 3, 4) if partial else (0, 3)),
                  "<p class='muted'>Effect: mean of the metric with the trick on minus off. Interaction A x B: half "
                  "the difference between A's effect with B on and with B off. Aliased terms cannot be told apart "
-                 "by this design: the estimate is of their sum.</p>",
+                 "by this design: the estimate is of their sum"
+                 + ("; a partially aliased one adds r times its effect" if partial else "") + ".</p>"
+                 + (f"<p class='muted'>{html.escape(warning)}</p>" if warning else ""),
                  figure_html(effects_figure(report)),
                  "<h2>Interactions</h2>", figure_html(interaction_figure(report)),
                  "<p class='muted'>A bracketed value is shared by aliased terms (the design estimates their "

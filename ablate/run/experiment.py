@@ -1,6 +1,6 @@
 """Run a whole experiment: record the spec, plan, run what is missing through the engine, then
-(optionally) add seeds adaptively where a lift is still undecided (`adaptive_requests`: the one
-place that rule lives; `AdaptiveSeedSource` calls it)."""
+(optionally) the adaptive seeds the pilot asks for (`adaptive_requests`: the one place that rule
+is applied; `AdaptiveSeedSource` calls it)."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from ablate.run.progress import Progress
 from ablate.run.sources import AdaptiveSeedSource, DesignSource
 from ablate.errors import AblateError
 from ablate.spec import Spec, spec_from_dict, spec_to_dict
+from ablate.store import DONE
 
 
 @dataclass(frozen=True)
@@ -30,39 +31,33 @@ class SeedRequest:
 
 
 def adaptive_requests(p: Plan, store) -> list[SeedRequest]:
-    """The next round of adaptive seeds, or [] when every lift is precise enough or capped.
+    """The adaptive trials still to run, all at once: [] when the pilot needs no more seeds, they
+    have all finished, or there are no lifts.
 
-    An arm gets one more seed while its lift CI half-width is above the target (whatever the
-    CI's sign: stopping when it excludes 0 would be optional stopping) and fewer than
-    `max_seeds` seeds were tried for it; the rule is `stats.adaptive_wants_seed`. The new seed is
-    shared by all arms of the round and added to the baseline too, so every lift stays paired.
+    The spec's seeds are the pilot. `stats.pilot_seed_count` turns their paired differences,
+    pooled over every arm and blind to the lifts' signs, into one seed count n; every arm,
+    baseline included, then runs the next n - pilot seeds, so every lift stays paired on the
+    same seeds. Only the pilot seeds enter the rule: a rerun asks for the same seeds.
     """
     policy = p.spec.seeds.adaptive
-    if policy is None:
+    if policy is None or len(p.arms) < 2:
         return []
     out = outcomes(p, store.trials_frame(p.spec.name))
-    values, _ = metric_matrix(p, out, p.spec.metric.name)
-    if len(p.arms) < 2 or np.isnan(values[0, :]).all():
+    values, seeds = metric_matrix(p, out, p.spec.metric.name)
+    pilot = np.isin(seeds, p.seeds)
+    diffs = values[1:][:, pilot] - values[0, pilot]
+    n = int(stats.pilot_seed_count(diffs, max_seeds=policy.max_seeds, target_half_width=policy.target_half_width))
+    extra = [max(p.seeds) + 1 + i for i in range(n - len(p.seeds))]
+    if not extra:
         return []
-    tried = out.groupby("arm")["seed"].nunique().to_dict()
-    used = set(int(s) for s in out["seed"]) | set(p.seeds)
-    new_seed = max(used) + 1
-    arms = p.arms[1:]
-    more, half = stats.adaptive_wants_seed(
-        values[1:] - values[0], np.array([tried.get(a.index, 0) for a in arms]),
-        target_half_width=policy.target_half_width, max_seeds=policy.max_seeds)
-    needy: list[SeedRequest] = []
-    for a, go, h in zip(arms, more, half):
-        if not go:
-            continue
-        n = int(np.sum(~np.isnan(values[a.index] - values[0])))
-        why = (f"only {n} paired seed(s), no CI yet" if np.isnan(h) else
-               f"lift CI half-width {h:.2f} > target {policy.target_half_width}")
-        needy.append(SeedRequest(a.index, new_seed, f"adaptive: {why} (n={n})"))
-    if needy:
-        ids = ", ".join(str(r.arm) for r in needy)
-        needy.insert(0, SeedRequest(0, new_seed, f"adaptive: paired baseline seed for arm(s) {ids}"))
-    return needy
+    pairs = int(np.sum(~np.isnan(diffs)))
+    sd = float(stats.pilot_sd(diffs))
+    why = (f"adaptive: pilot RMS paired difference {sd:.3g} over {pairs} pair(s) -> {n} seeds per arm "
+           f"for a lift CI of about ±{policy.target_half_width}" if pairs else
+           f"adaptive: no pilot pair completed -> max_seeds = {n} seeds per arm")
+    finished = store.trial_statuses(p.spec.name)
+    return [SeedRequest(a.index, s, why) for s in extra for a in p.arms
+            if finished.get(p.trial_id(a.index, s)) not in DONE]
 
 
 def executor_for(spec: Spec, *, device: str | None = None, source: str | None = None, jobs: int = 1,

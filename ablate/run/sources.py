@@ -1,5 +1,5 @@
 """Trial sources: what runs next, from what has finished. The design is a fixed list; adaptive
-seeds add rounds while lifts are undecided; an Optuna sampler will be one more source."""
+seeds add the seeds the pilot asks for; an Optuna sampler is one more source."""
 
 from __future__ import annotations
 
@@ -23,8 +23,9 @@ class DesignSource:
 
 
 class AdaptiveSeedSource:
-    """The design; then adaptive trials an interrupted run added but did not finish; then one
-    round of new seeds after another, as `adaptive_requests` decides, until it asks for none."""
+    """The design (the pilot); then adaptive trials an interrupted run added but did not finish;
+    then the seeds `adaptive_requests` asks for, every arm's at once; then nothing (once they are
+    all finished, the same request comes back done and the source stops)."""
 
     def __init__(self, p: Plan) -> None:
         self.plan = p
