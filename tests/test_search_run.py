@@ -253,6 +253,33 @@ def test_report_files_and_status(tmp_path, capsys):
     assert not math.isnan(r.finalists[0].table.query("role == 'winner'")["mean"].iloc[0])
 
 
+def test_the_search_report_honours_test_and_confidence(tmp_path, capsys):
+    from ablate.cli import main
+    from ablate.stats import paired_lift
+
+    def noisy(trial, report, device=None):     # seed noise, so intervals have a width
+        v = fake_train(trial, report, device)["val_acc"] + [0.3, -0.2, 0.5, -0.4, 0.1, 0.2][trial.seed]
+        return {"val_acc": v}
+
+    store, p, _ = _run(tmp_path, search_spec(compare_to={"recipe.lr": 0.5}), run_fn=noisy)
+    out = tmp_path / "rep"
+    assert main(["report", "srch", "--store", str(tmp_path / "s.db"), "--out", str(out), "--confidence", "0.8",
+                 "--test", "wilcoxon", "--format", "md,json"]) == 0
+    md = capsys.readouterr().out
+    assert "Intervals: 80% t intervals; p: Wilcoxon signed-rank test" in md
+    assert "report: mean [80% CI]" in md and "mean [80% CI] over 2 report seeds" in md and "95%" not in md
+    r = build_search_report(store, p, confidence=0.8, test="wilcoxon")
+    f = r.finalists[0]
+    seeds = [f"seed_{s}" for s in (4, 5)]
+    win, hand = (f.table[f.table["role"] == x][seeds].to_numpy(dtype=float)[0] for x in ("winner", "hand-picked"))
+    expected = paired_lift(win, hand, confidence=0.8, test="wilcoxon")
+    assert f.compare.test == "wilcoxon" and f.compare.p_value == pytest.approx(expected.p_value)
+    assert f.compare.ci_low == pytest.approx(expected.ci_low)
+    data = json.loads((out / "search.json").read_text())
+    assert data["confidence"] == 0.8 and data["test"] == "wilcoxon"
+    assert data["seeds"] == {"search": [0], "select": [1, 2, 3], "report": [4, 5]}
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["digits_search", "cifar10_resnet32_search"])
 def test_shipped_search_specs_run_shrunk_with_the_real_trainer(name, tmp_path):
