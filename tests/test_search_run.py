@@ -156,6 +156,23 @@ def test_per_arm_with_a_timeout_shows_each_arms_trial_count_beside_its_lift(tmp_
            f"ResNet8-w8 {counts[0]}, ResNet8-w8 + M {counts[1]}" in md
 
 
+def test_a_per_arm_report_before_its_report_runs_completed_says_so(tmp_path):
+    def report_seeds_fail(trial, report, device=None):
+        if trial.seed > 0:
+            raise RuntimeError("out of memory")
+        return fake_train(trial, report, device)
+
+    d = search_dict(params={"recipe.lr": {"type": "float", "low": 0.01, "high": 1.0, "log": True}},
+                    per_arm=True, n_trials=2, validate={"top_k": 1})
+    d["seeds"], d["retries"] = 3, {"count": 0}
+    d["design"] = {"kind": "explicit", "arms": [[], ["mixup"]]}
+    store, p, _ = _run(tmp_path, search_spec(d), run_fn=report_seeds_fail)
+    r = build_search_report(store, p)
+    assert r.lift is None and any(n.startswith("no lift table yet: experiment 'srch' has no complete trials")
+                                  for n in r.notes), r.notes
+    assert "note: no lift table yet" in r.markdown()
+
+
 def test_pruning_stops_trials_and_keeps_the_reason(tmp_path):
     def slow_bad(trial, report, device=None):
         v = 90.0 if trial.recipe.lr > 0.05 else 10.0

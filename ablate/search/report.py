@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ablate.errors import ReportError
 from ablate.report import render
 from ablate.search import frames
 from ablate.search.progress import sampler_text
@@ -77,8 +78,11 @@ def build_search_report(store, p, *, confidence: float = 0.95, test: str = "t",
 
         tuned = frames.tuned_plan(p, [f.winner for f in fins])
         reported = trials[trials["seed"].isin(tuned.seeds)]   # the report seeds only, never the choosing runs
-        report.lift = lift_table(tuned, outcomes(tuned, reported), confidence=confidence, test=test,
-                                 diverged=diverged)
+        try:
+            report.lift = lift_table(tuned, outcomes(tuned, reported), confidence=confidence, test=test,
+                                     diverged=diverged)
+        except ReportError as exc:     # e.g. the report stage has not run yet
+            report.notes.append(f"no lift table yet: {exc}")
     elif spec.search.per_arm:
         report.notes.append("no lift table yet: some arm has no winner")
     return report
@@ -368,8 +372,6 @@ def write_search_report(r: SearchReport, out_dir, formats=("md", "csv")) -> list
             paths.append(out / "report.html")
             paths[-1].write_text(search_html(r), encoding="utf-8")
         else:
-            from ablate.errors import ReportError
-
             raise ReportError(f"format '{fmt}' is not written for a search report; use md, csv, json or html")
     clear_earlier_writes(out, paths)
     return paths
