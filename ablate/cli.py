@@ -183,12 +183,13 @@ def cmd_plan(args) -> int:
     spec, notes = _load_spec(args, check_files=not args.no_estimate)
     _print_nni_notes(notes)
     p = plan(spec)
-    print(p.describe())
     if spec.search is not None:
         from ablate.search.progress import search_plan
 
-        print(search_plan(p))
-        return 0
+        text, n_trials = search_plan(p)   # None: a timeout bounds the search, not a trial count
+    else:
+        text, n_trials = p.describe(), len(p.trials)
+    print(text)
     if spec.trial is not None and not args.no_estimate:
         print("\n(no estimate: the trials run your command; time one run of it to estimate the cost)")
     elif not args.no_estimate:
@@ -205,10 +206,18 @@ def cmd_plan(args) -> int:
         print(f"data: {spec.data.name}, {data.channels}x{data.image_size}x{data.image_size}, "
               f"{data.num_classes} classes, {sizes['train']} train / {sizes['val']} val / {sizes['test']} test images")
         print(f"model: {model_info(spec.model).label}, {n_params / 1e6:.3f}M parameters (baseline)")
-        print(f"cost: {len(p.trials)} trials x {spec.recipe.epochs} epochs x {sizes['train']} images = "
-              f"{len(p.trials) * spec.recipe.epochs * sizes['train']:,} training images")
-        print(f"estimate on {pick_device()}: ~{_fmt_s(per_trial)} per trial, ~{_fmt_s(per_trial * len(p.trials))} "
-              f"in all (measured {ips:,.0f} img/s on the baseline; tricks such as SAM or policies cost more)")
+        bound = " (at most: a pruned trial stops early)" if spec.search is not None else ""
+        if n_trials is None:
+            print(f"cost: {spec.recipe.epochs} epochs x {sizes['train']} images per trial; the search runs as many "
+                  f"trials as its timeout allows")
+            print(f"estimate on {pick_device()}: ~{_fmt_s(per_trial)} per trial (measured {ips:,.0f} img/s on the "
+                  f"baseline; tricks such as SAM or policies cost more)")
+            return 0
+        print(f"cost: {n_trials} trials x {spec.recipe.epochs} epochs x {sizes['train']} images = "
+              f"{n_trials * spec.recipe.epochs * sizes['train']:,} training images{bound}")
+        print(f"estimate on {pick_device()}: ~{_fmt_s(per_trial)} per trial, ~{_fmt_s(per_trial * n_trials)} "
+              f"in all{bound and ' at most'} (measured {ips:,.0f} img/s on the baseline; tricks such as SAM or "
+              f"policies cost more)")
     return 0
 
 
@@ -390,7 +399,8 @@ def cmd_report(args) -> int:
         if p.spec.search is not None:
             from ablate.search.report import build_search_report, write_search_report
 
-            report, write = build_search_report(store, p, confidence=args.confidence), write_search_report
+            report = build_search_report(store, p, confidence=args.confidence, test=args.test, diverged=args.diverged)
+            write = write_search_report
         else:
             report = build_report(store, name, confidence=args.confidence, test=args.test, columns=args.columns,
                                   diverged=args.diverged)

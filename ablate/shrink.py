@@ -156,8 +156,8 @@ def shrink_spec(spec: Spec) -> Spec:
     - model: integer fields named in MODEL_FIELD_FLOORS (depth, width, ...) take the smallest
       value the model accepts between the floor and the spec's value (a ResNet-56 becomes a
       ResNet-8); models without such fields (torchvision's by name) stay as they are;
-    - search: at most SHRUNK_SEARCH_TRIALS trials, no timeout, at most 2 finalists validated
-      (on the one seed left: the search's own trials);
+    - search: at most SHRUNK_SEARCH_TRIALS trials, no timeout, at most 2 finalists, each stage on
+      the fewest seeds it takes (1 to search, 1 to select, 2 to report: the spec's first seeds);
     - design, tricks and their other parameters are untouched, so every arm still plans.
     Command trials (`trial:`) keep their command; only data, seeds and name change."""
     raw = spec_to_dict(spec)
@@ -182,7 +182,13 @@ def shrink_spec(spec: Spec) -> Spec:
         search["n_trials"] = min(search.get("n_trials") or SHRUNK_SEARCH_TRIALS, SHRUNK_SEARCH_TRIALS)
         search["timeout_s"] = None
         if search.get("validate"):
-            search["validate"] = {**search["validate"], "top_k": min(search["validate"]["top_k"], 2)}
+            k = min(search["validate"]["top_k"], 2)
+            search["validate"] = {"top_k": k, "select_seeds": 1 if k > 1 else None, "report_seeds": 2}
+        if search.get("validate") or search.get("compare_to") or search.get("per_arm"):
+            # the stages' seeds (ablate.search.stages): one to search, one to select, two to report
+            select = search["validate"]["select_seeds"] if search.get("validate") else None
+            n = 1 + (select or 0) + 2
+            raw["seeds"] = {"values": seeds[:n]}
     return _validated(raw, f"<{spec.name}, shrunk>")
 
 

@@ -237,7 +237,7 @@ def test_the_example_experiment_converts_in_both_formats(config, fmt, name, monk
     assert c.spec["name"] == name
     assert c.spec["search"] == EXPECTED_SEARCH
     assert c.spec["trial"] == {"command": "python3 trial.py", "cwd": "nni_example", "shell": True, "api": "nni"}
-    assert c.spec["metric"] == {"name": "default", "mode": "max"} and c.spec["seeds"] == 3
+    assert c.spec["metric"] == {"name": "default", "mode": "max"} and c.spec["seeds"] == 7
     assert c.notes[0] == f"NNI config nni_example/{config} read as NNI {fmt} format"
     assert any("randint [3, 8] -> int in [3, 7]" in n for n in c.notes)
     assert looks_like_nni(yaml.safe_load((EXAMPLE / config).read_text()))

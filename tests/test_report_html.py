@@ -278,6 +278,7 @@ def open_pages(paths, min_plots):
                     f"Array.from(document.querySelectorAll('.js-plotly-plot')).filter("
                     f"d => d.querySelector('svg.main-svg')).length >= {n}", timeout=20000)
                 seen["plots"] = page.evaluate(DRAWN)
+                seen["text"] = page.evaluate("() => document.body.innerText")
                 seen["png"] = page.screenshot(full_page=True)
                 results.append(seen)
                 page.close()
@@ -314,24 +315,43 @@ def test_page_draws_in_headless_chromium(tmp_path):
 
 
 @pytest.mark.browser
-def test_search_page_draws_its_figures_in_headless_chromium(tmp_path):
-    # a search's page: finalists table and Optuna's figures, drawn offline without errors
+def test_search_page_has_everything_the_markdown_has_and_draws_in_headless_chromium(tmp_path):
+    # a per-arm search with hand-picked values: every paragraph, list item and table cell of the
+    # markdown is on the page, with the trials table and Optuna's figures titled by arm label
     from ablate.run.experiment import run_experiment
     from ablate.run.inprocess import InProcessExecutor
-    from ablate.search.report import build_search_report, write_search_report
+    from ablate.search.report import build_search_report, search_blocks, write_search_report
     from ablate.store import Store
-    from tests.search_helpers import fake_train, search_spec
+    from tests.search_helpers import fake_train, search_dict, search_spec
 
+    d = search_dict(params={"recipe.lr": {"type": "float", "low": 0.01, "high": 1.0, "log": True}},
+                    per_arm=True, n_trials=4, validate={"top_k": 2, "select_seeds": 1}, compare_to={"recipe.lr": 0.5})
+    d["seeds"] = 4
+    d["design"] = {"kind": "explicit", "arms": [[], {"label": HOSTILE, "tricks": ["mixup"]}]}
     store = Store(tmp_path / "s.db", create=True)
-    p, _ = run_experiment(search_spec(n_trials=5, validate={"top_k": 2}), store,
-                          executor=InProcessExecutor(run_fn=fake_train))
-    page = write_search_report(build_search_report(store, p), tmp_path / "out", ("html",))[0]
+    p, _ = run_experiment(search_spec(d), store, executor=InProcessExecutor(run_fn=fake_train))
+    report = build_search_report(store, p, confidence=0.9)
+    page = write_search_report(report, tmp_path / "out", ("html",))[0]
     text = page.read_text()
-    for title in ("optimisation history", "parallel coordinates", "parameter importances (fANOVA)",
-                  "intermediate values"):
-        assert f"<h2>{title}</h2>" in text
-    (seen,) = open_pages([page], [5])
+    for title in ("optimisation history", "parallel coordinates", "intermediate values"):
+        assert f"<h2>{title} ({html.escape(HOSTILE)})</h2>" in text, "figures are titled by arm label"
+    assert "srch/arm" not in text.replace("study &#x27;srch/arm", ""), "a figure titled by its study name"
+    (seen,) = open_pages([page], [8])
     assert seen["errors"] == [] and seen["dialogs"] == [] and seen["requests"] == [], seen["errors"]
     assert_not_blank(seen["png"])
     history = seen["plots"][0]
-    assert history["svg"] > 0 and history["points"] >= 5, "one point per complete trial"
+    assert history["svg"] > 0 and history["points"] >= 4, "one point per complete trial"
+    shown = seen["text"]
+    blocks = search_blocks(report)
+    kinds = {b[0] for b in blocks}
+    assert {"table", "ul", "p", "h2"} <= kinds
+    for b in blocks:
+        pieces = [c for row in b[2] for c in row] + b[1] if b[0] == "table" else b[1] if b[0] == "ul" else [b[1]]
+        for piece in pieces:
+            assert piece.replace("**", "") in shown, f"the page lacks {piece!r} of the markdown"
+    for words in ("Each arm's tuned values", "Lift table over each arm's tuned configuration", "Search trials",
+                  "Hand-picked vs searched", "Tuned per arm", "PED-ANOVA", "90% CI", "report: winner",
+                  "select: finalist 2", "search: study trial 0"):
+        assert words in shown, words
+    setup = next(x for x in shown.splitlines() if x.startswith("Setup:"))
+    assert "lr" not in setup.split("recipe:")[1], "the setup line shows the base recipe's searched lr"

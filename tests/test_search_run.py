@@ -1,6 +1,7 @@
 """Searches through the engine with fake trainers (no training): values reach the trials, the
-study in the store's database sees everything, pruning, timeout, jobs, the validation round
-picks on the seed mean, hand-picked and per-arm tables, the Pareto front, and the report."""
+study in the store's database sees everything, pruning, timeout, jobs, the winner chosen on
+the selection seeds and measured on the report seeds, hand-picked and per-arm tables, the Pareto
+front, and the report."""
 
 from __future__ import annotations
 
@@ -46,7 +47,7 @@ def test_sampled_values_reach_the_trial_and_the_study_sees_everything(tmp_path):
 
 
 @pytest.mark.slow
-def test_validation_round_picks_the_best_seed_mean_not_the_luckiest_run(tmp_path):
+def test_the_winner_is_chosen_on_the_selection_seeds_and_measured_on_the_report_seeds(tmp_path):
     # lr 0.4 is best on the search seed (0) by luck; lr 0.2 is best on average over seeds
     base = {0.1: 80.0, 0.2: 82.0, 0.3: 81.0, 0.4: 79.0}
 
@@ -58,14 +59,26 @@ def test_validation_round_picks_the_best_seed_mean_not_the_luckiest_run(tmp_path
     d = search_dict(params={"recipe.lr": {"type": "categorical", "choices": [0.1, 0.2, 0.3, 0.4]}},
                     sampler={"name": "grid", "seed": 0}, n_trials=4)
     store, p, _ = _run(tmp_path, search_spec(d), run_fn=lucky)
+    frame = store.trials_frame("srch")
+    stage = {s: set(g["reason"]) for s, g in frame.groupby("seed")}
+    # seed 0 searches, seeds 1-3 select, seeds 4-5 report: no trial serves two stages
+    assert {r.split(":")[0] for r in stage[0]} == {"search"}
+    assert all(stage[s] == {"select: finalist 1", "select: finalist 2", "select: finalist 3"} for s in (1, 2, 3))
+    assert all(stage[s] == {"report: winner", "report: runner-up"} for s in (4, 5))
     r = build_search_report(store, p)
     f = r.finalists[0]
     assert list(f.table["config"]) == ["finalist 1", "finalist 2", "finalist 3"]
     assert json.loads(f.table["values"][0]) == {"recipe.lr": 0.4}, "the best single run comes first"
-    assert f.winner == {"recipe.lr": 0.2}
-    assert f.table["mean"].round(4).tolist() == [round(79 + 5 / 3 + 0.1, 4), 82.1, 81.1]
-    assert f.lift.n == 3 and f.lift.mean == pytest.approx(1.0)     # winner 0.2 over runner-up 0.3
-    assert "not the winner over seeds" in r.markdown()
+    assert f.winner == {"recipe.lr": 0.2} and f.runner_up == {"recipe.lr": 0.3}
+    assert f.table["select_score"].round(4).tolist() == [79.2, 82.2, 81.2]      # seeds 1-3
+    assert f.table["role"].tolist() == ["", "winner", "runner-up"]
+    assert f.table["mean"].round(4).tolist()[1:] == [82.45, 81.45]             # seeds 4-5 only
+    assert math.isnan(f.table["mean"][0]), "a finalist not chosen is not measured on the report seeds"
+    assert f.lift.n == 2 and f.lift.mean == pytest.approx(1.0)     # winner 0.2 over runner-up 0.3
+    md = r.markdown()
+    assert "not the winner on the selection seeds" in md
+    assert "Seeds: search 0 (each configuration once; the top 3 go on); select 1, 2, 3" in md
+    assert "report 4, 5 (every mean, CI, lift and p below; these runs chose nothing)" in md
 
 
 @pytest.mark.slow
@@ -75,7 +88,7 @@ def test_compare_to_gives_the_hand_picked_vs_searched_table(tmp_path):
     r = build_search_report(store, p)
     f = r.finalists[0]
     hand = f.table[f.table["config"] == "hand-picked"].iloc[0]
-    assert hand["n"] == 3 and json.loads(hand["values"]) == {"recipe.lr": 0.5, "tricks.mixup.alpha": 0.2}
+    assert hand["n"] == 2 and json.loads(hand["values"]) == {"recipe.lr": 0.5, "tricks.mixup.alpha": 0.2}
     win = f.table[f.table["winner"] == True].iloc[0]   # noqa: E712
     assert f.compare.mean == pytest.approx(win["mean"] - hand["mean"])
     md = r.markdown()
@@ -94,14 +107,70 @@ def test_per_arm_search_tunes_each_arm_and_feeds_the_lift_table(tmp_path):
     r = build_search_report(store, p)
     assert [len(_study(store, f"srch/arm{i}").trials) for i in range(3)] == [4, 4, 4]
     assert r.lift is not None and len(r.lift.frame) == 3
-    assert r.lift.frame["n"].tolist() == [3, 3, 3], "each arm's tuned configuration over the 3 paired seeds"
+    # top_k 1: nothing to select, so every seed after the search seed reports (1-5), paired
+    assert r.lift.frame["n"].tolist() == [5, 5, 5] and r.lift.seeds == [1, 2, 3, 4, 5], \
+        "each arm's tuned configuration over the report seeds, never its search trial (seed 0)"
     # the lift table sees the validated trials: arm 1's mean is its winner's seed mean
     f1 = r.finalists[1]
     assert r.lift.frame["val_mean"][1] == pytest.approx(f1.table["mean"][0])
     for f in r.finalists:
-        assert f.winner is not None and f.table["n"].iloc[0] == 3
+        assert f.winner is not None and f.table["n"].iloc[0] == 5
     md = r.markdown()
     assert "## Each arm's tuned values" in md and "## Lift table" in md
+
+
+@pytest.mark.slow
+def test_per_arm_with_a_timeout_shows_each_arms_trial_count_beside_its_lift(tmp_path, monkeypatch):
+    # a wall-clock budget per study gives the slow arm fewer trials: the lift table says how many.
+    # The search's clock is a virtual one each trial advances (0.4 s, or 2.5 s with mixup), so the
+    # counts do not depend on how loaded the machine is.
+    import re
+    import time
+    import types
+
+    from ablate.search import source
+
+    clock = types.SimpleNamespace(now=0.0)
+    monkeypatch.setattr(source, "time", types.SimpleNamespace(monotonic=lambda: clock.now, time=time.time,
+                                                              sleep=time.sleep))
+
+    def mixup_is_slow(trial, report, device=None):
+        clock.now += 2.5 if any(t.use == "mixup" for t in trial.tricks) else 0.4
+        return fake_train(trial, report, device)
+
+    d = search_dict(params={"recipe.lr": {"type": "float", "low": 0.01, "high": 1.0, "log": True}},
+                    per_arm=True, n_trials=None, timeout_s=3.0, validate={"top_k": 1})
+    d["seeds"] = 3
+    d["design"] = {"kind": "explicit", "arms": [[], ["mixup"]]}
+    store, p, _ = _run(tmp_path, search_spec(d), run_fn=mixup_is_slow)
+    r = build_search_report(store, p)
+    counts = [sum(1 for t in _study(store, f"srch/arm{i}").trials) for i in range(2)]
+    assert counts == [8, 2], counts
+    md = r.markdown()
+    lift = md[md.index("## Lift table"):]
+    header = lift.splitlines()[2]
+    assert header.endswith("| Search trials |")
+    rows = [x for x in lift.splitlines()[4:6]]
+    assert [int(re.findall(r"\| (\d+) \|$", x)[0]) for x in rows] == counts
+    assert f"different numbers of trials (a timeout bounds each study's time, not its trials): " \
+           f"ResNet8-w8 {counts[0]}, ResNet8-w8 + M {counts[1]}" in md
+
+
+def test_a_per_arm_report_before_its_report_runs_completed_says_so(tmp_path):
+    def report_seeds_fail(trial, report, device=None):
+        if trial.seed > 0:
+            raise RuntimeError("out of memory")
+        return fake_train(trial, report, device)
+
+    d = search_dict(params={"recipe.lr": {"type": "float", "low": 0.01, "high": 1.0, "log": True}},
+                    per_arm=True, n_trials=2, validate={"top_k": 1})
+    d["seeds"], d["retries"] = 3, {"count": 0}
+    d["design"] = {"kind": "explicit", "arms": [[], ["mixup"]]}
+    store, p, _ = _run(tmp_path, search_spec(d), run_fn=report_seeds_fail)
+    r = build_search_report(store, p)
+    assert r.lift is None and any(n.startswith("no lift table yet: experiment 'srch' has no complete trials")
+                                  for n in r.notes), r.notes
+    assert "note: no lift table yet" in r.markdown()
 
 
 def test_pruning_stops_trials_and_keeps_the_reason(tmp_path):
@@ -197,7 +266,35 @@ def test_report_files_and_status(tmp_path, capsys):
     assert main(["status", "srch", "--store", str(tmp_path / "s.db")]) == 0
     out = capsys.readouterr().out
     assert "6/6 trials done (6 complete, 0 pruned, 0 failed, 0 running); best so far val_acc" in out
-    assert "validation round" in out and not math.isnan(r.finalists[0].table["mean"][0])
+    assert "select: 9 trials (9 complete); report: 6 trials (6 complete)" in out
+    assert not math.isnan(r.finalists[0].table.query("role == 'winner'")["mean"].iloc[0])
+
+
+def test_the_search_report_honours_test_and_confidence(tmp_path, capsys):
+    from ablate.cli import main
+    from ablate.stats import paired_lift
+
+    def noisy(trial, report, device=None):     # seed noise, so intervals have a width
+        v = fake_train(trial, report, device)["val_acc"] + [0.3, -0.2, 0.5, -0.4, 0.1, 0.2][trial.seed]
+        return {"val_acc": v}
+
+    store, p, _ = _run(tmp_path, search_spec(compare_to={"recipe.lr": 0.5}), run_fn=noisy)
+    out = tmp_path / "rep"
+    assert main(["report", "srch", "--store", str(tmp_path / "s.db"), "--out", str(out), "--confidence", "0.8",
+                 "--test", "wilcoxon", "--format", "md,json"]) == 0
+    md = capsys.readouterr().out
+    assert "Intervals: 80% t intervals; p: Wilcoxon signed-rank test" in md
+    assert "report: mean [80% CI]" in md and "mean [80% CI] over 2 report seeds" in md and "95%" not in md
+    r = build_search_report(store, p, confidence=0.8, test="wilcoxon")
+    f = r.finalists[0]
+    seeds = [f"seed_{s}" for s in (4, 5)]
+    win, hand = (f.table[f.table["role"] == x][seeds].to_numpy(dtype=float)[0] for x in ("winner", "hand-picked"))
+    expected = paired_lift(win, hand, confidence=0.8, test="wilcoxon")
+    assert f.compare.test == "wilcoxon" and f.compare.p_value == pytest.approx(expected.p_value)
+    assert f.compare.ci_low == pytest.approx(expected.ci_low)
+    data = json.loads((out / "search.json").read_text())
+    assert data["confidence"] == 0.8 and data["test"] == "wilcoxon"
+    assert data["seeds"] == {"search": [0], "select": [1, 2, 3], "report": [4, 5]}
 
 
 @pytest.mark.slow
@@ -205,11 +302,12 @@ def test_report_files_and_status(tmp_path, capsys):
 def test_shipped_search_specs_run_shrunk_with_the_real_trainer(name, tmp_path):
     from tests.test_search_spaces import shrink
 
-    spec = shrink(name, seeds=2).with_changes(search={"n_trials": 2, "validate": {"top_k": 1}, "pruner": "none"})
+    spec = shrink(name).with_changes(search={"n_trials": 2, "validate": {"top_k": 1}, "pruner": "none"})
     store = Store(tmp_path / "s.db", create=True)
     p, summary = run_experiment(spec, store, executor=InProcessExecutor(device="cpu"))
-    # 2 search trials, the winner on the other seed, the hand-picked values on both
-    assert summary.outcomes == {"complete": 5}, summary.describe()
+    # 2 search trials on seed 0; one finalist: nothing to select; the winner and the hand-picked
+    # values on the 3 report seeds (1-3)
+    assert summary.outcomes == {"complete": 8}, summary.describe()
     r = build_search_report(store, p)
     assert r.finalists[0].winner is not None and r.finalists[0].compare is not None
     assert "## Hand-picked vs searched" in r.markdown()
@@ -288,4 +386,7 @@ def test_two_drivers_share_one_search_without_repeating_a_trial(store_target):
     assert attempts.trial_id.is_unique, "a trial ran twice"
     assert len(drivers_seen) == 2 and all(s.ran > 0 for s in summaries), "both drivers ran trials"
     validated = store.trials_frame("srch").query("seed != 0")
-    assert len(validated) == 2 * 2, "the two finalists' other seeds ran once, for both drivers"
+    # 2 finalists x 3 selection seeds, winner and runner-up x 2 report seeds: had the drivers chosen
+    # different winners, more configurations would have run on the report seeds
+    assert len(validated) == 2 * 3 + 2 * 2, "each stage's trials ran once, for both drivers"
+    assert sorted(validated["reason"].value_counts().tolist()) == [2, 2, 3, 3]

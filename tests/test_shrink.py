@@ -10,6 +10,7 @@ import pytest
 from ablate.cli import main
 from ablate.errors import SpecError
 from ablate.plan import plan
+from ablate.search.stages import stage_seeds
 from ablate.shrink import apply_overrides, load_run_spec, parse_override, shrink_spec
 from ablate.store import Store
 from tests.conftest import tiny_dict, tiny_spec
@@ -69,7 +70,12 @@ def test_shrink_keeps_every_shipped_spec_valid_and_small(name):
     assert spec.name == f"{name}-shrunk" and shrink_spec(spec).name == spec.name
     assert spec.data.name in ("digits", "synthetic") and spec.data.train_size <= 64
     assert spec.recipe.epochs <= 2 and spec.recipe.batch_size <= 16
-    assert len(spec.seeds.values) == 1 and spec.seeds.values[0] == original.seeds.values[0]
+    if original.search is None or stage_seeds(original).top_k == 0:
+        assert len(spec.seeds.values) == 1 and spec.seeds.values[0] == original.seeds.values[0]
+    else:   # a search that validates: its first seeds, one to search, one to select, two to report
+        assert spec.seeds.values == original.seeds.values[:4]
+        st = stage_seeds(spec)
+        assert (len(st.search), len(st.select), len(st.report)) == (1, 1, 2) and st.top_k == 2
     assert len(plan(spec).arms) == len(plan(original).arms), "the design is kept"
     assert spec.tricks.keys() == original.tricks.keys()
     if getattr(original.model, "depth", None):

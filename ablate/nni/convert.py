@@ -27,8 +27,10 @@ V2_KEYS = {"searchSpace", "searchSpaceFile", "trialCommand", "trialCodeDirectory
            "maxTrialNumber", "maxExperimentDuration", "maxTrialDuration", "trainingService"}
 V1_KEYS = {"authorName", "searchSpacePath", "maxTrialNum", "maxExecDuration", "trainingServicePlatform",
            "multiPhase", "multiThread"}
-VALIDATION_SEEDS = 3    # NNI runs each configuration once; the finalists are re-run over this many seeds
 VALIDATION_TOP_K = 3
+# NNI runs each configuration once; then (ablate.search.stages) the finalists run on 3 seeds that
+# choose the winner, and the winner, runner-up and any hand-picked values on 3 others it is reported on
+VALIDATION_SEEDS = 1 + 3 + 3
 DEFAULT_TRIALS = 100    # NNI without maxTrialNumber runs until stopped; a search needs a budget
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -297,10 +299,11 @@ def convert_dict(raw: Any, *, lines: dict | None = None, source: str = "<nni>", 
         search["jobs"] = _count(take("trialConcurrency"), "trialConcurrency", ("trialConcurrency",), fail)
         notes.append(f"trialConcurrency {search['jobs']} -> search.jobs (--jobs overrides)")
     search["validate"] = {"top_k": VALIDATION_TOP_K}
-    notes.append(f"seeds: NNI runs each configuration once, so does the search (1 seed per trial); then the top "
-                 f"{VALIDATION_TOP_K} are re-run over seeds 0..{VALIDATION_SEEDS - 1} (search.validate) so the winner "
-                 f"is not a lucky run. An NNI script does not see the seed (ablate.client.params()['seed'] has it): "
-                 f"its re-runs vary as much as the script does by itself")
+    notes.append(f"seeds: NNI runs each configuration once, so does the search (seed 0); then the top "
+                 f"{VALIDATION_TOP_K} run on seeds 1-3, which choose the winner, and the winner and runner-up on seeds "
+                 f"4-6, which the report is measured on (search.validate), so the winner is not a lucky run. An NNI "
+                 f"script does not see the seed (ablate.client.params()['seed'] has it): its re-runs vary as much "
+                 f"as the script does by itself")
 
     for k in raw:   # unknown keys were refused above: what is left is known and has no use here
         if k not in used and k not in ("experimentName", "authorName", "useAnnotation", "experimentType", "advisor",

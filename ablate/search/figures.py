@@ -1,13 +1,15 @@
-"""The search report's HTML page: the tables (from `ablate.search.frames`) and Optuna's own plotly
-figures (optimisation history, parallel coordinates, importances by the default evaluator and by
-fANOVA, intermediate values, Pareto front), in one offline file like the lift report."""
+"""The search report's HTML page: the same blocks as the markdown (`ablate.search.report`), Optuna's
+own plotly figures per study (optimisation history, parallel coordinates, importances by the
+default evaluator and by fANOVA, intermediate values, Pareto front) titled by the arm they tuned,
+and every trial with its stage, in one offline file like the lift report."""
 
 from __future__ import annotations
 
 import html
+import re
 import warnings
 
-from ablate.report.html import figure_html, page_html, table_html
+from ablate.report.html import figure_html, page_html, table_html, trial_rows
 
 
 def search_figures(r) -> list[tuple[str, object]]:
@@ -15,11 +17,13 @@ def search_figures(r) -> list[tuple[str, object]]:
     import optuna.visualization as vis
     from optuna.importance import FanovaImportanceEvaluator
 
+    from ablate.search.runner import searched_arms
+
     out = []
-    for study in r.studies:
+    for arm, study in zip(searched_arms(r.plan), r.studies):
         multi = study._is_multi_objective()
         target = {"target": (lambda t: t.values[0]), "target_name": r.finalists[0].metric} if multi else {}
-        where = f" ({study.study_name})" if len(r.studies) > 1 else ""
+        where = f" ({r.plan.arms[arm].label})" if len(r.studies) > 1 else ""
         makers = [
             ("optimisation history", lambda: vis.plot_optimization_history(study, **target)),
             ("parallel coordinates", lambda: vis.plot_parallel_coordinate(study, **target)),
@@ -39,28 +43,47 @@ def search_figures(r) -> list[tuple[str, object]]:
                     fig = make()
             except (ValueError, RuntimeError, ZeroDivisionError):
                 continue        # too few complete trials for this figure
-            fig.update_layout(title=f"{title}{where}")
+            fig.update_layout(title=html.escape(f"{title}{where}", quote=False))
             out.append((title + where, fig))
     return out
 
 
-def search_html(r) -> str:
-    from ablate.search.report import _ci, _lift_text, _values_text
+def _inline(text: str) -> str:
+    """Escaped text with the markdown's **bold** as <strong>."""
+    return re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", html.escape(text))
 
-    body = [f"<h1>{html.escape(r.name)}: search</h1>"]
-    for f in r.finalists:
-        body.append(f"<h2>Finalists over seeds ({html.escape(f.metric)})</h2>")
-        rows = [[str(x["config"]), _values_text(x["values"]),
-                 "—" if x.get("search_value") is None or x["search_value"] != x["search_value"] else f"{x['search_value']:.2f}",
-                 _ci(x["mean"], x["ci_low"], x["ci_high"]), str(x["n"]), "winner" if x.get("winner") is True else ""]
-                for x in f.table.to_dict("records")]
-        body.append(table_html(["config", "values", "search (1 seed)", "mean [95% CI]", "n", ""], rows,
-                               text_columns=(0, 1, 5)))
-        if f.lift is not None:
-            body.append(f"<p>Winner over the runner-up: {html.escape(_lift_text(f.lift))}</p>")
-        if f.compare is not None:
-            body.append(f"<p>Searched over hand-picked: {html.escape(_lift_text(f.compare))}</p>")
+
+def block_html(block: tuple) -> str:
+    kind = block[0]
+    if kind == "h1":
+        return f"<h1>{html.escape(block[1])}</h1>"
+    if kind == "h2":
+        return f"<h2>{html.escape(block[1])}</h2>"
+    if kind == "p":
+        return f"<p>{_inline(block[1])}</p>"
+    if kind == "table":
+        _, header, rows, text_columns = block
+        plain = [[c.replace("**", "") for c in row] for row in rows]
+        marks = ["sig" if any(c == "**winner**" for c in row) else "" for row in rows]
+        return table_html(header, plain, row_classes=marks, text_columns=text_columns)
+    items = block[1]
+    return "<ul class='notes'>" + "".join(f"<li>{_inline(x)}</li>" for x in items) + "</ul>" if items else ""
+
+
+def search_html(r) -> str:
+    from ablate.search.report import search_blocks
+
+    body = [block_html(b) for b in search_blocks(r)]
     for title, fig in search_figures(r):
         body.append(f"<h2>{html.escape(title)}</h2>")
         body.append(figure_html(fig))
-    return page_html(f"{r.name}: search", body)
+    if r.trials is not None and len(r.trials):
+        th, tr, tc = trial_rows(r.trials)
+        body.append("<h2>Trials</h2><p class='muted'>Why: the stage each trial ran for (search: a study trial on "
+                    "the search seed; select: a finalist on a selection seed; report: the winner, runner-up or "
+                    "hand-picked values on a report seed).</p>"
+                    + table_html(th, tr, row_classes=tc, text_columns=(1, 3, 8, 9),
+                                 cell_classes={3: "status", 9: "err"}))
+    body.append(f"<p class='muted'>Regenerate this page: <code>ablate report {html.escape(r.name)} --format html"
+                f"</code> (add <code>--store PATH</code> if the experiment is not in the default store).</p>")
+    return page_html(f"ablate: {r.name} (search)", body)

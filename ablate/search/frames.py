@@ -16,17 +16,25 @@ import pandas as pd
 
 from ablate import stats
 from ablate.plan import Plan
-from ablate.search.finalists import stored_finalists
+from ablate.search.finalists import stage_values, stored_finalists
+from ablate.search.selection import choose_and_report
 from ablate.search.source import REASON_ATTR, REQUEUED_ATTR, STATUS_ATTR, TRIAL_ID_ATTR, make_trial
 from ablate.search.space import search_metrics
+from ablate.search.stages import StageSeeds, stage_seeds
 
 
 @dataclass(frozen=True)
 class TunedPlan(Plan):
-    """The design with each arm's tuned values applied: its trials are the validation trials of a
-    per-arm search, so the usual lift table (`ablate.report.frames`) is built over them."""
+    """The design with each arm's tuned values applied, on the report seeds: its trials are the
+    report trials of a per-arm search, so the usual lift table (`ablate.report.frames`) is built
+    over them and over nothing else (not the runs that chose the values)."""
 
     arm_values: tuple = ()
+    report_seeds: tuple = ()
+
+    @property
+    def seeds(self) -> tuple[int, ...]:
+        return self.report_seeds
 
     @cached_property
     def _tuned(self) -> dict:
@@ -35,13 +43,13 @@ class TunedPlan(Plan):
     def _trial_of(self, arm: int, seed: int):
         key = (arm, seed)
         if key not in self._tuned:
-            self._tuned[key] = make_trial(self, arm, seed, dict(self.arm_values[arm]), reason="validation: finalist 1")
+            self._tuned[key] = make_trial(self, arm, seed, dict(self.arm_values[arm]), reason="report: winner")
         return self._tuned[key]
 
     def trial_id(self, arm: int, seed: int) -> str:
         return self._trial_of(arm, seed).id
 
-    def trial(self, arm: int, seed: int, *, experiment=None, origin="search", reason="validation"):
+    def trial(self, arm: int, seed: int, *, experiment=None, origin="search", reason="report: winner"):
         return self._trial_of(arm, seed)
 
 
@@ -60,66 +68,89 @@ def history(study) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _seed_values(p, store_frame: pd.DataFrame, arm: int, values: dict, metric: str) -> np.ndarray:
-    """`metric` of `values` on every seed of the spec (NaN where not complete)."""
-    by_id = store_frame.set_index("trial_id")
-    out = []
-    for s in p.spec.seeds.values:
-        tid = make_trial(p, arm, s, values, reason="").id
-        ok = tid in by_id.index and by_id.at[tid, "status"] == "complete" and metric in by_id.columns
-        out.append(float(pd.to_numeric(by_id.at[tid, metric], errors="coerce")) if ok else math.nan)
-    return np.array(out)
-
-
 @dataclass
 class Finalists:
+    """A study's finalists: `table` has one row per finalist (and the hand-picked values) with its
+    search value, its selection score (mean over the selection seeds: what chose; not an
+    estimate) and, for the winner, the runner-up and the hand-picked values, the mean, std and
+    t interval over the report seeds (`ablate.search.stages`). `lift` (winner - runner-up) and
+    `compare` (winner - hand-picked) are paired over the report seeds."""
+
     arm: int
     metric: str
     direction: str
-    table: pd.DataFrame                     # one row per finalist (and the hand-picked values)
+    table: pd.DataFrame
     winner: dict | None
-    lift: stats.PairedLift | None           # winner - runner-up, paired over seeds
-    compare: stats.PairedLift | None        # winner - hand-picked, paired over seeds
+    lift: stats.PairedLift | None
+    compare: stats.PairedLift | None
+    stages: StageSeeds | None = None
+    runner_up: dict | None = None
     notes: list[str] = field(default_factory=list)
 
 
-def finalists(p, store_frame: pd.DataFrame, study, *, arm: int = 0, confidence: float = 0.95) -> Finalists:
-    """The finalists over the spec's seeds; the winner on the seed mean (not its search score)."""
+def _lift(r: dict | None, test: str) -> stats.PairedLift | None:
+    if r is None:
+        return None
+    v = {k: np.asarray(x).item() for k, x in r.items()}
+    return stats.PairedLift(n=int(v["n"]), mean=float(v["mean"]), std=float(v["std"]), ci_low=float(v["ci_low"]),
+                            ci_high=float(v["ci_high"]), p_value=float(v["p_value"]), test=test,
+                            zero_variance=bool(v["zero_variance"]))
+
+
+def finalists(p, store_frame: pd.DataFrame, study, *, arm: int = 0, confidence: float = 0.95,
+              test: str = "t") -> Finalists:
+    """The finalists, the winner chosen on the selection seeds and its figures on the report seeds."""
     metric = search_metrics(p.spec)[0]
-    sign = 1.0 if metric.direction == "max" else -1.0
+    st = stage_seeds(p.spec)
     chosen = stored_finalists(study)
     search_value = _search_values(study)
-    rows, seeds = [], []
-    for rank, values in enumerate(chosen, 1):
-        x = _seed_values(p, store_frame, arm, values, metric.name)
-        seeds.append(x)
-        rows.append(_row(f"finalist {rank}", values, x, confidence, search_value.get(_key(values))))
-    hand = p.spec.search.compare_to
-    hand_x = _seed_values(p, store_frame, arm, dict(hand), metric.name) if hand else None
-    table = pd.DataFrame(rows)
-    out = Finalists(arm, metric.name, metric.direction, table, None, None, None)
-    if not rows:
+    out = Finalists(arm, metric.name, metric.direction, pd.DataFrame(), None, None, None, st)
+    if not chosen:
         out.notes.append("no finalists: the search has no complete trial")
         return out
-    means = np.array([np.nanmean(x) if np.isfinite(x).any() else np.nan for x in seeds])
-    if np.isnan(means).all():
-        out.notes.append("the finalists have no complete validation trial yet")
+    k = len(chosen)
+    if not st.validates:
+        out.table = pd.DataFrame([{"config": "finalist 1", "values": _key(chosen[0]), "role": "",
+                                   "search_value": search_value.get(_key(chosen[0])), "n": 0}])
+        out.winner = dict(chosen[0])
+        out.notes.append("no validation round (validate: false): the search's best single run, not measured "
+                         "over seeds")
         return out
-    order = np.argsort(-sign * np.where(np.isnan(means), -sign * np.inf, means), kind="stable")
-    best = int(order[0])
-    table["winner"] = [i == best for i in range(len(rows))]
-    table["rank_by_mean"] = np.argsort(order) + 1
-    out.winner = dict(chosen[best])
-    if len(rows) > 1:
-        out.lift = stats.paired_lift(seeds[best], seeds[int(order[1])], confidence=confidence)
-        if best != 0:
-            out.notes.append(f"the best single search run (finalist 1) is not the winner over seeds: finalist "
-                             f"{best + 1} has the better seed mean")
+    select = np.array([stage_values(p, store_frame, arm, v, metric.name, st.select) for v in chosen]).reshape(
+        k, len(st.select))
+    report = np.array([stage_values(p, store_frame, arm, v, metric.name, st.report) for v in chosen]).reshape(
+        k, len(st.report))
+    hand = p.spec.search.compare_to
+    hand_x = stage_values(p, store_frame, arm, dict(hand), metric.name, st.report) if hand else None
+    c = choose_and_report(select, report, hand_x, direction=metric.direction, confidence=confidence, test=test)
+    win, run = int(c.winner), int(c.runner_up)
+    role = {win: "winner", run: "runner-up"} if k > 1 else {win: "winner"}
+    measured = {win: c.winner_mean, run: c.runner_up_mean}     # over the report seeds
+    rows = []
+    for i, values in enumerate(chosen):
+        sel = select[i][~np.isnan(select[i])]
+        rows.append({"config": f"finalist {i + 1}", "values": _key(values),
+                     "search_value": search_value.get(_key(values)), "select_n": int(sel.size),
+                     "select_score": float(sel.mean()) if sel.size else math.nan, "role": role.get(i, ""),
+                     **_summary(report[i] if i in role else np.full(len(st.report), np.nan), st.report,
+                                measured.get(i) if i in role else None, confidence)})
     if hand_x is not None:
-        table = pd.concat([table, pd.DataFrame([_row("hand-picked", dict(hand), hand_x, confidence, None)])],
-                          ignore_index=True)
-        out.compare = stats.paired_lift(seeds[best], hand_x, confidence=confidence)
-    out.table = table
+        rows.append({"config": "hand-picked", "values": _key(dict(hand)), "search_value": None, "select_n": 0,
+                     "select_score": math.nan, "role": "hand-picked", **_summary(hand_x, st.report, None, confidence)})
+    out.table = pd.DataFrame(rows)
+    out.table["winner"] = out.table["role"] == "winner"
+    out.winner, out.runner_up = dict(chosen[win]), (dict(chosen[run]) if k > 1 else None)
+    if k > 1:
+        out.lift = _lift(c.over_runner_up, test)
+        if np.isnan(select).all():
+            out.notes.append("no finalist has a complete selection trial: the winner is the search's best")
+        elif win != 0:
+            out.notes.append(f"the best single search run (finalist 1) is not the winner on the selection seeds: "
+                             f"finalist {win + 1} has the better mean there")
+    out.compare = _lift(c.over_hand, test)
+    missing = int(np.isnan(report[win]).sum())
+    if missing:
+        out.notes.append(f"the winner has {missing} of {len(st.report)} report seed(s) without a complete trial")
     return out
 
 
@@ -136,15 +167,21 @@ def _search_values(study) -> dict:
     return out
 
 
-def _row(name: str, values: dict, x: np.ndarray, confidence: float, search_value) -> dict:
-    s = stats.summarize(x, confidence=confidence)
-    return {"config": name, "values": _key(values), "search_value": search_value, "n": s.n, "mean": s.mean,
-            "std": s.std, "ci_low": s.ci_low, "ci_high": s.ci_high,
-            **{f"seed_{i}": v for i, v in enumerate(x)}}
+def _summary(x: np.ndarray, seeds, measured: dict | None, confidence: float) -> dict:
+    """n, mean, std and t interval of `x` over the report seeds (`measured`: as the selection
+    functions computed them), and each seed's value."""
+    if measured is not None:
+        fig = {k: np.asarray(measured[k]).item() for k in ("n", "mean", "std", "ci_low", "ci_high")}
+        fig["n"] = int(fig["n"])
+    else:
+        s = stats.summarize(x, confidence=confidence)
+        fig = {"n": s.n, "mean": s.mean, "std": s.std, "ci_low": s.ci_low, "ci_high": s.ci_high}
+    return {**fig, **{f"seed_{seed}": v for seed, v in zip(seeds, x)}}
 
 
 def tuned_plan(p: Plan, arm_values: list[dict]) -> TunedPlan:
-    return TunedPlan(p.spec, p.arms, p.design, tuple(tuple(sorted(v.items())) for v in arm_values))
+    return TunedPlan(p.spec, p.arms, p.design, tuple(tuple(sorted(v.items())) for v in arm_values),
+                     stage_seeds(p.spec).report)
 
 
 def pareto_front(study) -> pd.DataFrame:

@@ -1,14 +1,16 @@
-"""Run a spec's search: one study (or one per design arm with `per_arm`), then the validation
-round over the spec's seeds, all through the engine (claims, recorder, retries, resume)."""
+"""Run a spec's search: one study (or one per design arm with `per_arm`), then the finalists on
+the selection seeds and the winner, runner-up and hand-picked values on the report seeds
+(`ablate.search.stages`), all through the engine (claims, recorder, retries, resume)."""
 
 from __future__ import annotations
 
 from ablate.run.early_stop import with_early_stop
 from ablate.run.engine import Engine, RunSummary
 from ablate.run.sources import DesignSource
-from ablate.search.finalists import record_finalists, top_configurations, validation_trials
+from ablate.search.finalists import chosen_order, record_finalists, report_trials, select_trials, top_configurations
 from ablate.search.source import SearchSource
 from ablate.search.space import search_metrics
+from ablate.search.stages import stage_seeds
 from ablate.search.study import open_study
 
 
@@ -38,6 +40,7 @@ def run_search(p, store, executor, *, summary: RunSummary, progress=None, source
     spec = p.spec
     s = spec.search
     metrics = search_metrics(spec)
+    stages = stage_seeds(spec)
     if len(metrics) > 1 and s.pruner.name != "none":
         summary.notes.append(f"pruner '{s.pruner.name}' is off: Optuna cannot prune a multi-objective "
                              f"search ({', '.join(m.name for m in metrics)})")
@@ -53,13 +56,18 @@ def run_search(p, store, executor, *, summary: RunSummary, progress=None, source
                               jobs=jobs, pruning=pruning, source=source)
         engine(with_early_stop(trials, early_stop)).run(trials, summary)   # the source is the pruner too
         summary.notes += trials.notes
-        k = s.validate.top_k if s.validate is not None else 1
-        finalists = top_configurations(study, metrics, k)
+        finalists = top_configurations(study, metrics, max(stages.top_k, 1))
         record_finalists(study, finalists)
         if not finalists:
             summary.notes.append(f"study '{study.study_name}' has no complete trial: nothing to validate")
             continue
-        if s.validate is None and not s.compare_to and not s.per_arm:
+        if not stages.validates:
             continue
-        engine().run(DesignSource(validation_trials(p, arm, finalists, s.compare_to, source=source)), summary)
+        if len(finalists) > 1:
+            engine().run(DesignSource(select_trials(p, arm, finalists, stages.select, source=source)), summary)
+        # every select trial has ended here (the engine waits for other drivers' too): the
+        # stored results decide, so every driver reports the same winner
+        order = chosen_order(p, store.trials_frame(spec.name), arm, finalists, stages.select, metrics[0])
+        engine().run(DesignSource(report_trials(p, arm, finalists, order, s.compare_to, stages.report,
+                                                source=source)), summary)
     return summary

@@ -1,6 +1,6 @@
 """The `search:` section of a spec: what is searched (dotted paths -> Optuna distributions), how
 (sampler, pruner, budget), on which metrics, and what follows (validation round, hand-picked
-comparison, per-arm tuning).
+comparison, per-arm tuning; the seeds of each stage: `ablate.search.stages`).
 
 Paths: `recipe.<field>` (built-in trainer), `tricks.<key>.<param>` (a trick listed in `tricks`),
 `params.<name>` (a command trial's own parameter). A sampled trial keeps its values in
@@ -21,6 +21,7 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ablate.config import Frozen
+from ablate.search.stages import check_stages
 from ablate.tricks import get_trick, suggest
 
 SAMPLERS = ("tpe", "random", "cmaes", "gp", "grid", "qmc")
@@ -102,7 +103,14 @@ class SearchMetric(Frozen):
 
 
 class Validation(Frozen):
+    """The rounds after the search (`ablate.search.stages`): `top_k` finalists run on
+    `select_seeds` seeds to choose the winner; the winner, the runner-up and the hand-picked values
+    run on `report_seeds` other seeds (default: every seed after the selection seeds), which the
+    report is measured on."""
+
     top_k: int = Field(3, ge=1, le=100)
+    select_seeds: int | None = Field(None, ge=1, le=1000)
+    report_seeds: int | None = Field(None, ge=2, le=1000)
 
 
 with warnings.catch_warnings():
@@ -234,6 +242,7 @@ def check_search(spec, fail, arms: list[tuple[str, ...]]) -> None:
                                                            f"{suggest(path, list(s.params))}; searched: "
                                                            f"{', '.join(s.params)}")
             _check_value(spec, path, value, ("search", "compare_to", path), fail, what="the hand-picked value")
+    check_stages(spec, fail)
     metrics = search_metrics(spec)
     if len(metrics) > 1 and s.sampler.name in ("cmaes", "gp"):
         raise fail(("search", "sampler"), f"sampler '{s.sampler.name}' optimises one metric; with several "
