@@ -299,6 +299,10 @@ def _retry_failed(store, spec) -> str:
     frame = _current_trials(store, p)
     failed = list(frame.loc[frame["status"] == "failed", "trial_id"])
     put = store.retry_failed(spec.name, failed, note="put back to pending by `ablate run --retry-failed`")
+    if put and spec.search is not None:
+        from ablate.search.retry import retry_failed_study_trials
+
+        retry_failed_study_trials(p, store, put)      # a searched trial's values are asked again
     if not put:
         return f"--retry-failed: no failed trial of '{spec.name}' to run again"
     return (f"--retry-failed: {len(put)} failed trial(s) of '{spec.name}' run again; their earlier attempts "

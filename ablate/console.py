@@ -181,7 +181,7 @@ def expected_trials(spec, store) -> int | None:
         from ablate.store import DONE
 
         done = frame["status"].isin(DONE)
-        sampled = frame["reason"].astype(str).str.contains(_STUDY_TRIAL)
+        sampled = frame["reason"].astype(str).str.contains(r"study trial \d+\s*$", regex=True)
         searched -= int((done & sampled).sum())
         validation -= int((done & ~sampled).sum())
     return max(0, searched) + max(0, validation)

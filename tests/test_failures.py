@@ -205,3 +205,41 @@ def test_the_html_report_shows_every_attempt_of_the_failed_trials(project, capsy
     section = page.split("<h2>Failed trials</h2>")[1]
     assert section.count("<summary>attempt ") == 4 and "No module named &#x27;numpyy&#x27;" in section
     assert socket.gethostname() in section and "loading the data" in section
+
+
+NNI_CONFIG = """\
+searchSpaceFile: space.json
+trialCommand: python3 trial.py
+maxTrialNumber: 3
+tuner:
+  name: Random
+  classArgs: {optimize_mode: maximize, seed: 0}
+trainingService:
+  platform: local
+"""
+NNI_TRIAL = """\
+import nni
+params = nni.get_next_parameter()
+BROKEN
+nni.report_final_result(1.0 - abs(params["lr"] - 0.1))
+"""
+
+
+def test_a_search_whose_trials_all_failed_runs_them_again_after_the_fix(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "space.json").write_text(json.dumps({"lr": {"_type": "uniform", "_value": [0.01, 0.5]}}))
+    (tmp_path / "config.yml").write_text(NNI_CONFIG)
+    (tmp_path / "trial.py").write_text(NNI_TRIAL.replace("BROKEN", "import numpyy"))
+    code, out, err = run(capsys, "run", "config.yml", "--store", "s.db", "--no-report")
+    assert code == 3 and out.count("FAILED (exit): ModuleNotFoundError") == 3, out + err
+    assert "ablate run config.yml --store s.db --retry-failed" in out
+
+    (tmp_path / "trial.py").write_text(NNI_TRIAL.replace("BROKEN", ""))
+    code, out, err = run(capsys, "run", "config.yml", "--store", "s.db", "--retry-failed", "--no-report")
+    assert code == 0, out + err
+    frame = Store("s.db").trials_frame("config")
+    searched = frame[frame["reason"].str.startswith("search")]
+    assert len(searched) == 3 and (searched["status"] == "complete").all()
+    assert (frame[~frame["reason"].str.startswith("search")]["status"] == "complete").all(), "validation ran"
+    code, out, _ = run(capsys, "status", "config", "--store", "s.db")
+    assert "3/3 trials done (3 complete, 0 pruned, 0 failed" in out, out
