@@ -62,18 +62,27 @@ def test_in_process_jobs_and_ray_give_the_same_table_bit_for_bit(local_ray, tmp_
     assert torch.get_num_threads() == threads_before, "the driver's own threads are restored"
 
 
-def test_the_examples_command_spec_with_a_relative_cwd_runs_under_ray(local_ray, tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize("runner", [[], ["--jobs", "2"], ["--runner", "ray"]], ids=["in-process", "jobs", "ray"])
+def test_the_examples_command_spec_runs_on_every_runner_with_one_table(local_ray, tmp_path, monkeypatch, capsys,
+                                                                       runner, examples_tables):
     monkeypatch.chdir(ROOT)     # `cwd: examples` is relative to where ablate runs, as the README says
     store = tmp_path / "s.db"
-    code = main(["run", "examples/digits_flags.yaml", "--runner", "ray", "--store", str(store),
-                 "--out", str(tmp_path / "rep"), "--override", "seeds=1",
-                 "--override", 'trial.command=[python, digits_train.py, --epochs, "2"]'])
+    code = main(["run", "examples/digits_flags.yaml", *runner, "--store", str(store), "--out", str(tmp_path / "rep"),
+                 "--override", "seeds=1", "--override", 'trial.command=[python, digits_train.py, --epochs, "2"]'])
     out, err = capsys.readouterr()
     assert code == 0, out + err
-    frame = Store(str(store)).trials_frame("digits_flags")
+    frame = Store(str(store)).trials_frame("digits_flags").set_index("trial_id").sort_index()
     assert len(frame) == 4 and (frame["status"] == "complete").all(), frame[["status", "error"]]
     assert {json.loads(e)["cwd"] for e in frame["env"]} == {str(ROOT / "examples")}
+    assert {json.loads(e)["threads"] for e in frame["env"]} == {1}
     assert "Traceback" not in out + err
+    examples_tables.append(frame[["val_acc", "val_loss", "test_acc", "test_loss"]])
+    assert all(t.equals(examples_tables[0]) for t in examples_tables), f"not one table: {examples_tables}"
+
+
+@pytest.fixture(scope="module")
+def examples_tables():
+    return []
 
 
 def test_the_nni_example_runs_under_ray(local_ray, tmp_path, monkeypatch, capsys):
