@@ -86,3 +86,17 @@ def test_status_of_a_search_lists_its_trials_like_a_designs(tmp_path, capsys):
     assert len(rows) == len(store.trials_frame("srch"))
     assert sum("[search: study trial" in x for x in rows) == 6 and any("[validation: finalist 1]" in x for x in rows)
     assert all(len(x.split()[0]) == 8 for x in rows), "each starts with its trial id"
+
+
+def test_an_error_line_is_cut_after_a_sentence_or_word_never_inside_one():
+    from ablate.run.logs import error_summary
+
+    words = " ".join(["word"] * 40)
+    text = f"First sentence is here. {words}. " * 4
+    line = error_summary(text)
+    assert len(line) <= 302 and line.endswith(" …") and line[:-2].endswith((".", "word"))
+    assert error_summary("short error") == "short error"
+    exit_text = "the command exited with code 1\n--- stderr (last lines) ---\nwarning: x\nOSError: disk full"
+    assert error_summary(exit_text, "exit") == "the command exited with code 1; stderr: OSError: disk full"
+    assert error_summary("the command reported accuracy, not val_acc\n--- stderr (last lines) ---\nnoise",
+                         "no_metric") == "the command reported accuracy, not val_acc"
