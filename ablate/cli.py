@@ -15,23 +15,20 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-EXIT_BAD_INPUT = 2
-EXIT_TRIALS_FAILED = 3
-EXIT_INTERRUPTED = 130
-
 from ablate import __version__
 from ablate.console import ConsoleProgress, fmt_s
-from ablate.errors import AblateError, MetricNotReported, StoreError
+from ablate.errors import AblateError, MetricNotReported, ReportError, StoreError
 from ablate.preflight import check_device, check_spec_change, prepare_store_path
 from ablate.report import DEFAULT_COLUMNS, EXTRA_COLUMNS, FORMATS
+
+EXIT_BAD_INPUT = 2
+EXIT_TRIALS_FAILED = 3     # `run`: trials of the spec failed after their retries, or the metric was not reported
+EXIT_INTERRUPTED = 130
 
 
 def default_store() -> str:
     """`--store` when not given: $ABLATE_STORE, else ablate.db (read when the command runs)."""
     return os.environ.get("ABLATE_STORE") or "ablate.db"
-
-
-_fmt_s = fmt_s
 
 
 # -- commands ---------------------------------------------------------------------------------
@@ -154,7 +151,7 @@ def cmd_plan(args) -> int:
         print(f"model: {model_info(spec.model).label}, {n_params / 1e6:.3f}M parameters (baseline)")
         print(f"cost: {len(p.trials)} trials x {spec.recipe.epochs} epochs x {sizes['train']} images = "
               f"{len(p.trials) * spec.recipe.epochs * sizes['train']:,} training images")
-        print(f"estimate on {pick_device()}: ~{_fmt_s(per_trial)} per trial, ~{_fmt_s(per_trial * len(p.trials))} "
+        print(f"estimate on {pick_device()}: ~{fmt_s(per_trial)} per trial, ~{fmt_s(per_trial * len(p.trials))} "
               f"in all (measured {ips:,.0f} img/s on the baseline; tricks such as SAM or policies cost more)")
     return 0
 
@@ -178,7 +175,6 @@ def _check_teachers(spec, store_target) -> None:
 
 def cmd_run(args) -> int:
     from ablate.data import load_data
-    from ablate.report import build_report, write_report
     from ablate.run.experiment import run_experiment
     from ablate.spec import resolve_spec_path
 
@@ -231,7 +227,7 @@ def cmd_run(args) -> int:
         p, summary = run_experiment(spec, store, source=source, progress=progress, device=args.device,
                                     jobs=jobs, executor=executor)
     except KeyboardInterrupt:
-        print(f"\ninterrupted after {_fmt_s(time.perf_counter() - start)}: finished trials are kept in "
+        print(f"\ninterrupted after {fmt_s(time.perf_counter() - start)}: finished trials are kept in "
               f"{store.label}; run the same command again to finish the rest.", file=sys.stderr)
         return EXIT_INTERRUPTED
     except MetricNotReported as exc:
@@ -240,26 +236,39 @@ def cmd_run(args) -> int:
         return EXIT_TRIALS_FAILED
     # the run time belongs to the summary line, not to the last note under it
     first, *notes = summary.describe().split("\n")
-    print("\n".join([f"{first} ({_fmt_s(time.perf_counter() - start)})", *notes]))
+    print("\n".join([f"{first} ({fmt_s(time.perf_counter() - start)})", *notes]))
     failed, complete = _final_counts(store, p)
     if not args.no_report and complete:
-        if spec.search is not None:
-            from ablate.search.report import build_search_report, write_search_report as write_report
-
-            report = build_search_report(store, p)
-        else:
-            report = build_report(store, spec.name)
-        print("")
-        print(report.markdown())
-        out = Path(args.out) if args.out else Path("reports") / spec.name
-        paths = write_report(report, out, tuple(args.format))
-        print("wrote " + ", ".join(str(x) for x in paths))
+        _print_and_write_report(args, store, p, failed)
     elif not args.no_report:
         print(f"no report: no trial of '{spec.name}' has completed")
     if failed:
         print("\n".join(_failure_lines(args, store, spec, failed)))
         return EXIT_TRIALS_FAILED
     return 0
+
+
+def _print_and_write_report(args, store, p, failed: int) -> None:
+    from ablate.report import build_report, write_report
+
+    spec = p.spec
+    try:
+        if spec.search is not None:
+            from ablate.search.report import build_search_report, write_search_report as write_report
+
+            report = build_search_report(store, p)
+        else:
+            report = build_report(store, spec.name)
+    except ReportError as exc:
+        if not failed:
+            raise
+        print(f"no report: {exc}")       # e.g. the baseline's trials failed: exit 3 below, not 2
+        return
+    print("")
+    print(report.markdown())
+    out = Path(args.out) if args.out else Path("reports") / spec.name
+    paths = write_report(report, out, tuple(args.format))
+    print("wrote " + ", ".join(str(x) for x in paths))
 
 
 def _progress(spec, store) -> ConsoleProgress:

@@ -5,7 +5,6 @@ after a fix. Real command processes, through the CLI."""
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -243,3 +242,12 @@ def test_a_search_whose_trials_all_failed_runs_them_again_after_the_fix(tmp_path
     assert (frame[~frame["reason"].str.startswith("search")]["status"] == "complete").all(), "validation ran"
     code, out, _ = run(capsys, "status", "config", "--store", "s.db")
     assert "3/3 trials done (3 complete, 0 pruned, 0 failed" in out, out
+
+
+def test_a_failed_baseline_leaves_no_lift_table_and_still_exits_3_not_2(project, capsys):
+    project(CRASHES.replace("import numpyy", "if not p['tricks']: import numpyy\n"
+                                               "print(json.dumps({'val_acc': 50.0}))"))
+    code, out, err = run(capsys, "run", "spec.yaml", "--store", "s.db", "--out", "rep")
+    assert code == 3, out + err
+    assert "no report: experiment 'cmd' has no complete trial of its baseline arm" in out
+    assert "its trials failed: `ablate logs cmd` says why" in out and "--retry-failed" in out
