@@ -103,7 +103,8 @@ class ConsoleProgress:
     def trial_finished(self, trial, status, metrics, error, *, kind=None) -> None:
         t0 = self.started.pop(trial.id, None)
         took = time.perf_counter() - t0 if t0 is not None else 0.0
-        if status == "retrying":
+        if status == "retrying":        # it runs again: still counted as running, its clock restarted
+            self.started[trial.id] = time.perf_counter()
             self._line(f"  retrying {self._name(trial)} after its attempt failed ({kind}): "
                        f"{error_summary(error, kind)}  ({fmt_s(took)})")
             return
