@@ -113,12 +113,17 @@ def required_metrics(spec: Spec) -> tuple[str, ...]:
 
 def jobs_note(executor) -> str | None:
     """Why fewer trials run at once than `--jobs` asked (the cores hold fewer at the spec's
-    threads per trial), or None."""
+    threads per trial), or that a trial's threads outnumber the cores; None if neither."""
     asked, jobs = getattr(executor, "jobs_asked", None), getattr(executor, "jobs", None)
-    if asked is None or jobs is None or jobs >= asked:
-        return None
-    return (f"--jobs {asked}: {jobs} trial(s) at once, as {usable_cores()} core(s) hold at {executor.threads} "
-            f"thread(s) per trial (resources.cpu); results do not depend on it")
+    threads, cores = getattr(executor, "threads", 1), usable_cores()
+    notes = []
+    if threads > cores:
+        notes.append(f"resources.cpu asks for {threads} threads per trial and this machine has {cores} core(s): "
+                     f"each trial runs {threads} threads all the same (the results of a larger machine, slower)")
+    if asked is not None and jobs is not None and jobs < asked:
+        notes.append(f"--jobs {asked}: {jobs} trial(s) at once, as {cores} core(s) hold at {threads} thread(s) per "
+                     f"trial (resources.cpu); results do not depend on it")
+    return "; ".join(notes) or None
 
 
 def _device_type(device: str | None) -> str:
