@@ -1,4 +1,5 @@
-"""Exceptions. One root (`AblateError`); the CLI turns any of them into exit code 2.
+"""Exceptions. One root (`AblateError`); the CLI turns any of them into exit code 2 (bad
+input), except `MetricNotReported` (3: a trial ran and failed).
 
 Messages follow one rule: say what was wrong, where, what is allowed and what was given.
 """
