@@ -1,5 +1,8 @@
-"""The `ablate` command: a thin shell over library calls. Exit codes: 0 ok, 2 bad input,
-130 interrupted (nothing finished is lost; the next `ablate run` completes the rest)."""
+"""The `ablate` command: a thin shell over library calls. Exit codes: 0 ok (for `run`: every
+trial of the spec final and none failed), 2 bad input (nothing run or written), 3 trials of the
+spec failed after their retries or could not report the metric (`ablate logs` says why; `ablate
+run SPEC --retry-failed` runs them again), 130 interrupted (nothing finished is lost; the next
+`ablate run` completes the rest)."""
 
 from __future__ import annotations
 
@@ -13,78 +16,19 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ablate import __version__
-from ablate.errors import AblateError, StoreError
+from ablate.console import ConsoleProgress, fmt_s
+from ablate.errors import AblateError, MetricNotReported, ReportError, StoreError
 from ablate.preflight import check_device, check_spec_change, prepare_store_path
 from ablate.report import DEFAULT_COLUMNS, EXTRA_COLUMNS, FORMATS
+
+EXIT_BAD_INPUT = 2
+EXIT_TRIALS_FAILED = 3     # `run`: trials of the spec failed after their retries, or the metric was not reported
+EXIT_INTERRUPTED = 130
 
 
 def default_store() -> str:
     """`--store` when not given: $ABLATE_STORE, else ablate.db (read when the command runs)."""
     return os.environ.get("ABLATE_STORE") or "ablate.db"
-
-
-def _fmt_s(seconds: float) -> str:
-    seconds = max(0, int(round(seconds)))
-    if seconds < 60:
-        return f"{seconds}s"
-    m, s = divmod(seconds, 60)
-    if m < 60:
-        return f"{m}m{s:02d}s"
-    h, m = divmod(m, 60)
-    return f"{h}h{m:02d}m"
-
-
-class ConsoleProgress:
-    """Trial i/N, epoch, metric and ETA. Rewrites one line per trial on a terminal; prints one
-    line per finished trial otherwise (logs stay readable)."""
-
-    def __init__(self, stream=None) -> None:
-        self.stream = stream or sys.stdout
-        self.tty = self.stream.isatty()
-        self.durations: list[float] = []
-        self.t0 = 0.0
-        self.index = self.total = 0
-
-    def _eta(self, extra_fraction: float = 0.0) -> str:
-        if not self.durations:
-            return "ETA ?"
-        mean = sum(self.durations) / len(self.durations)
-        left = (self.total - self.index + 1 - extra_fraction) * mean
-        return f"ETA {_fmt_s(left)}"
-
-    def trial_started(self, index, total, trial):
-        self.index, self.total, self.t0 = index, total, time.perf_counter()
-        if self.tty:
-            self.stream.write(f"\r[{index}/{total}] {trial.label} (seed {trial.seed})  starting...\033[K")
-            self.stream.flush()
-
-    def epoch(self, trial, metrics):
-        if not self.tty:
-            return
-        if trial.recipe is None:   # a command trial: its epochs and metrics are its own
-            self.stream.write(f"\r[{self.index}/{self.total}] {trial.label} (seed {trial.seed})  epoch "
-                              f"{metrics['epoch']}  {self._eta()}\033[K")
-            self.stream.flush()
-            return
-        frac = metrics["epoch"] / trial.recipe.epochs
-        self.stream.write(f"\r[{self.index}/{self.total}] {trial.label} (seed {trial.seed})  epoch "
-                          f"{metrics['epoch']}/{trial.recipe.epochs}  val_acc {metrics['val_acc']:.2f}%  "
-                          f"{metrics['images_per_s']:,.0f} img/s  {self._eta(frac)}\033[K")
-        self.stream.flush()
-
-    def trial_finished(self, trial, status, metrics, error):
-        took = time.perf_counter() - self.t0
-        self.durations.append(took)
-        if status == "complete" and "val_acc" in metrics and "test_acc" in metrics:
-            detail = f"val {metrics['val_acc']:.2f}%  test {metrics['test_acc']:.2f}%"
-        elif status == "complete":
-            detail = "  ".join(f"{k} {v:.4g}" for k, v in list(metrics.items())[:4] if isinstance(v, (int, float)))
-        else:
-            detail = f"{status.upper()}: {(error or '').strip().splitlines()[0][:120] if error else ''}"
-        line = (f"[{self.index}/{self.total}] {trial.label} (seed {trial.seed})  {detail}  "
-                f"({_fmt_s(took)}, {self._eta(1.0) if self.index < self.total else 'done'})")
-        self.stream.write(("\r" + line + "\033[K\n") if self.tty else line + "\n")
-        self.stream.flush()
 
 
 # -- commands ---------------------------------------------------------------------------------
@@ -210,12 +154,12 @@ def cmd_plan(args) -> int:
         if n_trials is None:
             print(f"cost: {spec.recipe.epochs} epochs x {sizes['train']} images per trial; the search runs as many "
                   f"trials as its timeout allows")
-            print(f"estimate on {pick_device()}: ~{_fmt_s(per_trial)} per trial (measured {ips:,.0f} img/s on the "
+            print(f"estimate on {pick_device()}: ~{fmt_s(per_trial)} per trial (measured {ips:,.0f} img/s on the "
                   f"baseline; tricks such as SAM or policies cost more)")
             return 0
         print(f"cost: {n_trials} trials x {spec.recipe.epochs} epochs x {sizes['train']} images = "
               f"{n_trials * spec.recipe.epochs * sizes['train']:,} training images{bound}")
-        print(f"estimate on {pick_device()}: ~{_fmt_s(per_trial)} per trial, ~{_fmt_s(per_trial * n_trials)} "
+        print(f"estimate on {pick_device()}: ~{fmt_s(per_trial)} per trial, ~{fmt_s(per_trial * n_trials)} "
               f"in all{bound and ' at most'} (measured {ips:,.0f} img/s on the baseline; tricks such as SAM or "
               f"policies cost more)")
     return 0
@@ -240,7 +184,6 @@ def _check_teachers(spec, store_target) -> None:
 
 def cmd_run(args) -> int:
     from ablate.data import load_data
-    from ablate.report import build_report, write_report
     from ablate.run.experiment import run_experiment
     from ablate.spec import resolve_spec_path
 
@@ -259,7 +202,7 @@ def cmd_run(args) -> int:
             changes["seeds"] = args.seeds
         spec = spec.with_changes(**changes)
     source = str(resolve_spec_path(args.spec))
-    from ablate.run.experiment import executor_for
+    from ablate.run.experiment import executor_for, jobs_note
 
     check_device(args.device)
     if spec.trial is None:
@@ -282,32 +225,128 @@ def cmd_run(args) -> int:
     print(f"ablate {__version__}: running '{spec.name}' into {store.label}" + (f"; {new_store}" if new_store else ""))
     if replaced:
         print(replaced)
-    progress = ConsoleProgress()
+    note = jobs_note(executor)
+    if note:
+        print(f"note: {note}")
+    if args.retry_failed:
+        print(_retry_failed(store, spec))
+    progress = _progress(spec, store)
     start = time.perf_counter()
     try:
         p, summary = run_experiment(spec, store, source=source, progress=progress, device=args.device,
                                     jobs=jobs, executor=executor)
     except KeyboardInterrupt:
-        print(f"\ninterrupted after {_fmt_s(time.perf_counter() - start)}: finished trials are kept in "
+        print(f"\ninterrupted after {fmt_s(time.perf_counter() - start)}: finished trials are kept in "
               f"{store.label}; run the same command again to finish the rest.", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
+    except MetricNotReported as exc:
+        print(f"ablate: error: {exc}", file=sys.stderr)
+        print("\n".join(_failure_lines(args, store, spec)), file=sys.stderr)
+        return EXIT_TRIALS_FAILED
     # the run time belongs to the summary line, not to the last note under it
     first, *notes = summary.describe().split("\n")
-    print("\n".join([f"{first} ({_fmt_s(time.perf_counter() - start)})", *notes]))
-    if args.no_report:
-        return 0
-    if spec.search is not None:
-        from ablate.search.report import build_search_report, write_search_report as write_report
+    print("\n".join([f"{first} ({fmt_s(time.perf_counter() - start)})", *notes]))
+    failed, complete = _final_counts(store, p)
+    if not args.no_report and complete:
+        _print_and_write_report(args, store, p, failed)
+    elif not args.no_report:
+        print(f"no report: no trial of '{spec.name}' has completed")
+    if failed:
+        print("\n".join(_failure_lines(args, store, spec, failed)))
+        return EXIT_TRIALS_FAILED
+    return 0
 
-        report = build_search_report(store, p)
-    else:
-        report = build_report(store, spec.name)
+
+def _print_and_write_report(args, store, p, failed: int) -> None:
+    from ablate.report import build_report, write_report
+
+    spec = p.spec
+    try:
+        if spec.search is not None:
+            from ablate.search.report import build_search_report, write_search_report as write_report
+
+            report = build_search_report(store, p)
+        else:
+            report = build_report(store, spec.name)
+    except ReportError as exc:
+        if not failed:
+            raise
+        print(f"no report: {exc}")       # e.g. the baseline's trials failed: exit 3 below, not 2
+        return
     print("")
     print(report.markdown())
     out = Path(args.out) if args.out else Path("reports") / spec.name
     paths = write_report(report, out, tuple(args.format))
     print("wrote " + ", ".join(str(x) for x in paths))
-    return 0
+
+
+def _progress(spec, store) -> ConsoleProgress:
+    """The console's counter; a search's lines also name the study trial and the best so far."""
+    from ablate.console import SearchLine, expected_trials
+
+    search = None
+    if spec.search is not None:
+        from ablate.search.space import search_metrics
+
+        first = search_metrics(spec)[0]
+        search = SearchLine(spec.search.n_trials, first.name, first.direction)
+    return ConsoleProgress(expected=expected_trials(spec, store), search=search)
+
+
+def _current_trials(store, p):
+    """The stored trials of the spec as it is now (a design's current version; every trial of a search)."""
+    frame = store.trials_frame(p.spec.name)
+    if p.spec.search is not None:
+        return frame
+    from ablate.results import outcomes
+
+    return outcomes(p, frame)
+
+
+def _final_counts(store, p) -> tuple[int, int]:
+    """(failed, complete) trials of the spec in the store after a run."""
+    status = _current_trials(store, p)["status"]
+    return int((status == "failed").sum()), int((status == "complete").sum())
+
+
+def _retry_failed(store, spec) -> str:
+    """`--retry-failed`: the spec's failed trials back to pending, their attempts kept."""
+    from ablate.plan import plan
+
+    p = plan(spec)
+    frame = _current_trials(store, p)
+    failed = list(frame.loc[frame["status"] == "failed", "trial_id"])
+    put = store.retry_failed(spec.name, failed, note="put back to pending by `ablate run --retry-failed`")
+    if put and spec.search is not None:
+        from ablate.search.retry import retry_failed_study_trials
+
+        retry_failed_study_trials(p, store, put)      # a searched trial's values are asked again
+    if not put:
+        return f"--retry-failed: no failed trial of '{spec.name}' to run again"
+    return (f"--retry-failed: {len(put)} failed trial(s) of '{spec.name}' run again; their earlier attempts "
+            f"are kept (ablate logs {spec.name})")
+
+
+def _rerun_command(args, store, extra: str) -> str:
+    """The `ablate run` command line that repeats this one, plus `extra`."""
+    parts = ["ablate run", args.spec]
+    parts += [f"--override {o}" for o in args.override]
+    parts += ["--shrink"] if args.shrink else []
+    parts += [f"--epochs {args.epochs}"] if args.epochs else []
+    parts += [f"--seeds {args.seeds}"] if args.seeds else []
+    parts += [f"--store {store.label}"] if args.store_given else []
+    parts += ["--runner ray"] if args.runner == "ray" else []
+    parts += [f"--address {args.address}"] if args.address else []
+    return " ".join(parts + [extra])
+
+
+def _failure_lines(args, store, spec, failed: int | None = None) -> list[str]:
+    """What failed, where the errors are, how to run the failed trials again after a fix."""
+    store_opt = f" --store {store.label}" if args.store_given else ""
+    count = f"{failed} trial(s) of '{spec.name}' failed" if failed else f"a trial of '{spec.name}' failed"
+    return [f"{count}: each attempt's error, output and host: ablate logs {spec.name}{store_opt}",
+            f"after fixing the cause, run the failed trials again (earlier attempts are kept): "
+            f"{_rerun_command(args, store, '--retry-failed')}"]
 
 
 def _print_nni_notes(notes: list[str]) -> None:
@@ -345,35 +384,86 @@ def cmd_status(args) -> int:
     if not names:
         print(f"no experiments in {store.label}")
         return 0
+    from ablate.report.frames import load_experiment, outcomes
+    from ablate.run.logs import gone_drivers
+
     for name in names:
-        if name not in counts:
-            from ablate.report.frames import load_experiment
-
-            load_experiment(store, name)   # raises with the list of experiments
-        from ablate.report.frames import load_experiment, outcomes, trial_table
-
-        # counts of the current spec's trials; trials of earlier versions of the spec apart
-        p = load_experiment(store, name)
+        p = load_experiment(store, name)   # an unknown name: raises with the list of experiments
+        frame = store.trials_frame(name)
+        # a search's trials are all its own; a design's: the current spec's, earlier versions apart
+        current = frame if p.spec.search is not None else outcomes(p, frame)
+        gone = gone_drivers(store, name, current.loc[current["status"] == "running", "trial_id"])
         if p.spec.search is not None:
             from ablate.search.progress import search_status
 
             print(search_status(store, p))
-            continue
-        frame = store.trials_frame(name)
-        current = outcomes(p, frame)
-        c = current["status"].value_counts().to_dict()
-        parts = ", ".join(f"{n} {s}" for s, n in sorted(c.items())) or "no trials"
-        old = len(frame) - len(current)
-        older = f"; {old} more from earlier versions of its spec, not reported" if old else ""
-        print(f"{name}: {len(current)} trials ({parts}){older}")
+        else:
+            c = current["status"].value_counts().to_dict()
+            parts = ", ".join(f"{n} {s}" for s, n in sorted(c.items())) or "no trials"
+            if gone:
+                parts += f" ({len(gone)} of them running with their driver gone)"
+            old = len(frame) - len(current)
+            older = f"; {old} more from earlier versions of its spec, not reported" if old else ""
+            print(f"{name}: {len(current)} trials ({parts}){older}")
         if args.experiment:
-            t = trial_table(current)
-            planned = len(p.trials)
-            print(f"  plan: {len(p.arms)} arms x {len(p.seeds)} seeds = {planned} trials")
-            for r in t.itertuples():
-                val = f"val {r.val_acc:.2f}%" if r.status == "complete" else ""
-                err = f"  {r.error[:100]}" if r.error else ""
-                print(f"  arm {r.arm:>3}  seed {r.seed:>3}  {r.status:<9} {val:<12} {r.label}{err}")
+            store_opt = f" --store {store.label}" if args.store_given else ""
+            print("\n".join(_trial_lines(store, p, current, gone, store_opt)))
+    return 0
+
+
+def _trial_lines(store, p, trials, gone: dict[str, str], store_opt: str = "") -> list[str]:
+    """`ablate status EXPERIMENT`: every trial with its id, arm, seed, status, metric, why it ran,
+    and for a failure its kind and reason in one line (`ablate logs` has the rest)."""
+    from ablate.run.logs import error_summary
+
+    spec = p.spec
+    metric = spec.metric.name
+    lines = []
+    if spec.search is None:
+        lines.append(f"  plan: {len(p.arms)} arms x {len(p.seeds)} seeds = {len(p.trials)} trials")
+    for r in trials.to_dict("records"):
+        status = r["status"]
+        value = r.get(metric)
+        shown = ""
+        if status == "complete" and isinstance(value, (int, float)) and value == value:
+            shown = f"val {value:.2f}%" if metric == "val_acc" else f"{metric} {value:.4g}"
+        why = "" if r.get("reason") in (None, "design") else f"  [{r['reason']}]"
+        line = f"  {r['trial_id'][:8]}  arm {r['arm']:>3}  seed {r['seed']:>3}  {status:<9} {shown:<12} {r['label']}{why}"
+        if r["trial_id"] in gone:
+            line += f"  -- {gone[r['trial_id']]}; the next `ablate run` runs it again"
+        elif status != "complete" and isinstance(r.get("error"), str) and r["error"].strip():
+            kind = r.get("kind") if isinstance(r.get("kind"), str) else None
+            line += f"  -- {kind + ': ' if kind and kind != status else ''}{error_summary(r['error'], kind)}"
+        lines.append(line)
+    failed = int((trials["status"] == "failed").sum())
+    if failed:
+        source = (store.experiment(spec.name) or {}).get("source") or "SPEC"
+        lines.append(f"  {failed} failed: `ablate logs {spec.name} [TRIAL]{store_opt}` shows each attempt; after "
+                     f"fixing the cause, `ablate run {source}{store_opt} --retry-failed` runs them again")
+    return lines
+
+
+def cmd_logs(args) -> int:
+    """Every attempt of the experiment's trials that failed (or of one trial)."""
+    from ablate.report.frames import load_experiment
+    from ablate.run.logs import attempts, failed_trial_ids, find_trials, format_attempts, gone_drivers
+
+    store = _open_store(args.store, create=False)
+    load_experiment(store, args.experiment)   # an unknown name: raises with the list of experiments
+    frame = store.trials_frame(args.experiment)
+    if args.trial is not None:
+        ids = find_trials(frame, args.trial, args.experiment)
+    else:
+        ids = failed_trial_ids(store, args.experiment)
+        if not ids:
+            c = frame["status"].value_counts().to_dict()
+            parts = ", ".join(f"{n} {s}" for s, n in sorted(c.items())) or "no trials"
+            print(f"{args.experiment}: no failed attempt ({parts}); `ablate logs {args.experiment} TRIAL` "
+                  f"shows any trial's attempts")
+            return 0
+    statuses = dict(zip(frame["trial_id"], frame["status"]))
+    gone = gone_drivers(store, args.experiment, [t for t in ids if statuses.get(t) == "running"])
+    print(format_attempts(attempts(store, args.experiment, set(ids)), gone=gone, statuses=statuses))
     return 0
 
 
@@ -493,6 +583,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--replace", action="store_true",
                    help="delete the stored trials of this experiment first (needed to reuse a name for "
                         "another design kind, data, model or recipe)")
+    p.add_argument("--retry-failed", action="store_true",
+                   help="run the spec's failed trials again (after fixing the cause), keeping their earlier "
+                        "attempts; their retries start afresh")
     _spec_edits(p)
     p.set_defaults(func=cmd_run)
 
@@ -505,6 +598,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("experiment", nargs="*")
     p.add_argument("--store", default=None, help="default: $ABLATE_STORE, else ablate.db")
     p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("logs", help="every attempt of an experiment's failed trials (or of one trial): status, "
+                                    "failure kind, error, output tails, host and times")
+    p.add_argument("experiment")
+    p.add_argument("trial", nargs="?", help="a trial id or its first characters (as `ablate status EXPERIMENT` "
+                                            "lists them), or LABEL@SEED; default: every trial with a failed attempt")
+    p.add_argument("--store", default=None, help="default: $ABLATE_STORE, else ablate.db")
+    p.set_defaults(func=cmd_logs)
 
     p = sub.add_parser("report", help="lift tables (and effects, figures) of stored experiments")
     p.add_argument("experiment", nargs="+")
@@ -570,8 +671,10 @@ class PipeSafeStdout:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if hasattr(args, "store") and args.store is None:
-        args.store = default_store()
+    if hasattr(args, "store"):
+        args.store_given = args.store is not None     # messages repeat --store only when it was given
+        if args.store is None:
+            args.store = default_store()
     if getattr(args, "confidence", 0.5) is not None and not 0 < getattr(args, "confidence", 0.5) < 1:
         parser.error(f"--confidence must be in (0, 1), got {args.confidence}")
 
@@ -585,10 +688,10 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except AblateError as exc:
         print(f"ablate: error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("\nablate: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     finally:
         sys.stdout = stdout
         signal.signal(signal.SIGTERM, previous)

@@ -1,4 +1,5 @@
-"""Exceptions. One root (`AblateError`); the CLI turns any of them into exit code 2.
+"""Exceptions. One root (`AblateError`); the CLI turns any of them into exit code 2 (bad
+input), except `MetricNotReported` (3: a trial ran and failed).
 
 Messages follow one rule: say what was wrong, where, what is allowed and what was given.
 """
@@ -35,6 +36,13 @@ class SpecError(AblateError):
         return f"{prefix}: {self.message}" if prefix else self.message
 
 
+class MetricNotReported(SpecError):
+    """A trial ran to its end without reporting the spec's metric (a command printing another
+    name, or a value that is not a number). The trial is recorded failed (kind `no_metric`) and
+    the run stops after the first, since every other trial would do the same; the CLI exits 3
+    (a trial failed), not 2: the work was done and is kept, `--retry-failed` runs it again."""
+
+
 class DesignError(AblateError):
     """A design that cannot be built (too many factors, impossible resolution, no tricks...)."""
 
@@ -60,7 +68,7 @@ class TrialPruned(AblateError):
 
 
 __all__ = [
-    "AblateError", "SpecError", "DesignError", "DataError", "StoreError", "ReportError",
+    "AblateError", "SpecError", "MetricNotReported", "DesignError", "DataError", "StoreError", "ReportError",
     "TrialDiverged", "TrialPruned",
 ]
 

@@ -7,7 +7,8 @@ Tables (prefixed `ablate_` so a shared database stays readable; schema `ablate-s
 - `ablate_trials`: one row per (experiment, trial id): arm, label, seed, why it was added,
   resolved config, status, the last error and its kind, final metrics (JSON), environment,
   attempts, and the claim (holder and lease) of the driver running it;
-- `ablate_attempts`: every attempt of every trial, with its outcome, failure kind and error;
+- `ablate_attempts`: every attempt of every trial, with its outcome, failure kind and error (and
+  a `requeued` row where `ablate run --retry-failed` put a failed trial back to pending);
 - `ablate_epoch_metrics` / `ablate_final_metrics`: any numeric metric a trial reports, long
   format (one row per name), so a metric the code never heard of is kept too.
 
@@ -60,6 +61,7 @@ from ablate.store_schema import (
 )
 
 DONE = FINAL                              # kept for callers of the first release
+REQUEUED = "requeued"                     # an attempt row marking `retry_failed` (not a run)
 EPOCH_COLUMNS = ("train_loss", "train_acc", "val_loss", "val_acc", "lr", "images_per_s", "epoch_s")
 FINAL_COLUMNS = ("val_acc", "val_loss", "test_acc", "test_loss", "test_top5", "params", "gflops",
                  "peak_mem_mb", "wall_s")
@@ -377,10 +379,35 @@ class Store:
                       .values(status="interrupted", kind="interrupted", error=note, finished=now))
 
     def failed_attempts(self, experiment: str, trial_id: str) -> int:
+        """Failed attempts of a trial since it was last put back by `retry_failed` (all of them
+        if never): what the retry policy counts."""
+        mine = (attempts.c.experiment == experiment, attempts.c.trial_id == trial_id)
         with self.engine.connect() as c:
+            since = c.execute(sa.select(sa.func.max(attempts.c.attempt)).where(
+                *mine, attempts.c.status == REQUEUED)).scalar_one() or 0
             return c.execute(sa.select(sa.func.count()).where(
-                attempts.c.experiment == experiment, attempts.c.trial_id == trial_id,
-                attempts.c.status == "failed")).scalar_one()
+                *mine, attempts.c.status == "failed", attempts.c.attempt > since)).scalar_one()
+
+    def retry_failed(self, experiment: str, trial_ids, note: str) -> list[str]:
+        """Put the failed trials among `trial_ids` back to pending (`ablate run --retry-failed`),
+        each in its own transaction, keeping every earlier attempt. The requeue is recorded as an
+        attempt row of status `requeued` (error: `note`), so `ablate logs` shows it and the retry
+        policy counts failed attempts afresh after it. Returns the ids put back."""
+        done = []
+        for tid in trial_ids:
+            key = _key(experiment, tid)
+            now = time.time()
+            with self._write() as c:
+                row = c.execute(sa.select(trials.c.status, trials.c.attempts).where(*key)).first()
+                if row is None or row.status != "failed":
+                    continue
+                n = row.attempts + 1
+                c.execute(trials.update().where(*key, trials.c.status == "failed").values(
+                    status="pending", error=None, kind=None, attempts=n, holder=None, lease_until=None))
+                c.execute(attempts.insert().values(experiment=experiment, trial_id=tid, attempt=n, started=now,
+                                                   finished=now, status=REQUEUED, kind=REQUEUED, error=_text(note)))
+            done.append(tid)
+        return done
 
     # -- frames for reports ------------------------------------------------------------------
 

@@ -223,7 +223,8 @@ def test_ablate_store_environment_variable_is_the_default_store(capsys, ran, tmp
 def test_status_of_named_experiments_lists_every_trial(capsys, ran):
     code, out, _ = run(capsys, "status", "tiny", "--store", str(ran["db"]))
     assert code == 0 and "plan: 3 arms x 3 seeds = 9 trials" in out
-    assert sum(1 for line in out.splitlines() if line.strip().startswith("arm") and "complete" in line) == 9
+    rows = [line.split() for line in out.splitlines() if " arm " in line and "complete" in line]
+    assert len(rows) == 9 and all(len(r[0]) == 8 for r in rows), "each line starts with its trial id (for logs)"
 
 
 def test_plan_no_estimate_reads_no_data_and_times_nothing(capsys, spec_file):

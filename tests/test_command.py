@@ -12,7 +12,7 @@ import time
 import pytest
 import yaml
 
-from ablate.errors import SpecError
+from ablate.errors import MetricNotReported, SpecError
 from ablate.run.experiment import run_experiment
 from ablate.spec import parse_spec
 from ablate.store import Store
@@ -98,7 +98,8 @@ def test_no_final_metric_is_a_failed_trial(tmp_path):
     spec = command_spec(tmp_path, "print('trained, but said nothing')\n", retries={"count": 0},
                         design={"kind": "explicit", "arms": [[]]}, seeds=1)
     store = Store(tmp_path / "s.db", create=True)
-    run_experiment(spec, store)
+    with pytest.raises(MetricNotReported, match="without reporting a metric"):
+        run_experiment(spec, store)
     row = store.trials_frame("cmd").iloc[0]
     assert row.status == "failed" and row.kind == "no_metric" and "without reporting a metric" in row.error
 
@@ -214,13 +215,44 @@ def test_an_unknown_metric_needs_its_direction():
         parse_spec(yaml.safe_dump(raw), source="cmd.yaml")
 
 
-def test_a_metric_never_reported_stops_after_the_first_trial(tmp_path):
+def test_a_metric_never_reported_fails_the_first_trial_and_stops_the_run(tmp_path):
     spec = command_spec(tmp_path, ECHO, metric={"name": "top5", "mode": "max"})
     store = Store(tmp_path / "s.db", create=True)
-    with pytest.raises(SpecError, match="metric .top5. was not reported.*it reported: epochs, n_tricks, top1, val_acc") as err:
+    with pytest.raises(MetricNotReported, match="the command reported n_tricks, top1, val_acc, not top5") as err:
         run_experiment(spec, store, source="cmd.yaml")
-    assert err.value.path == "metric.name"
-    assert sorted(store.trial_statuses("cmd").values()).count("complete") == 1, "the first trial is kept"
+    assert err.value.path == "metric.name" and "--retry-failed" in str(err.value)
+    assert sorted(store.trial_statuses("cmd").values()).count("failed") == 1, "the first trial is kept, failed"
+    row = store.trials_frame("cmd").query("status == 'failed'").iloc[0]
+    assert row.kind == "no_metric" and "not top5 (the metric this spec needs)" in row.error
+    assert "some ordinary log line" in row.error, "the stdout tail is kept with the error"
+
+
+@pytest.mark.parametrize("final, said", [
+    ('{"accuracy": 90.0}', "the command reported accuracy, not val_acc"),
+    ('{"val_acc": "high"}', 'the command reported val_acc = "high", which is not a number'),
+    ('{"val_acc": null, "loss": 0.3}', "the command reported val_acc = null, which is not a number"),
+])
+def test_a_command_that_reports_another_metric_or_no_number_is_failed_saying_what_it_reported(tmp_path, final, said):
+    script = f"print('trained')\nprint({final!r})\n"
+    spec = command_spec(tmp_path, script, design={"kind": "explicit", "arms": [[]]}, seeds=1)
+    store = Store(tmp_path / "s.db", create=True)
+    with pytest.raises(MetricNotReported):
+        run_experiment(spec, store, source="cmd.yaml")
+    row = store.trials_frame("cmd").iloc[0]
+    assert row.status == "failed" and row.kind == "no_metric" and said in row.error, row.error
+    assert row.attempts == 1, "not retried: the default retry kinds leave no_metric out"
+
+
+def test_a_trial_after_the_metric_was_seen_fails_without_stopping_the_run(tmp_path):
+    script = """
+    import json, os
+    p = json.load(open(os.environ["ABLATE_TRIAL"]))
+    print(json.dumps({"val_acc": 50.0} if p["seed"] == 0 else {"accuracy": 50.0}))
+    """
+    spec = command_spec(tmp_path, script, design={"kind": "explicit", "arms": [[]]}, seeds=2)
+    store = Store(tmp_path / "s.db", create=True)
+    _, summary = run_experiment(spec, store)
+    assert summary.outcomes == {"complete": 1, "failed": 1}
 
 
 def test_shell_true_runs_one_command_string(tmp_path):

@@ -56,6 +56,9 @@ def shrunk_quickstart():
     raw["data"] = {**raw["data"], "train_size": 96, "image_size": 8}
     raw["seeds"] = [0]
     raw["design"] = {"kind": "explicit", "arms": [[], ["cosine", "label_smoothing", "nesterov"]]}
+    # the pins were computed with torch's default threads on this project's 2-core CPU: 2; a trial's
+    # threads now come from resources.cpu on every runner (ablate.run.threads)
+    raw["resources"] = {"cpu": 2}
     return spec_from_dict(raw, check_files=False)
 
 

@@ -251,12 +251,55 @@ def test_an_ablate_spec_is_not_taken_for_an_nni_config():
                                "design": {"kind": "explicit", "arms": [[]]}, "seeds": 1})
 
 
-def test_nni_only_keys_and_gpus_are_listed_as_not_carried_over():
-    c = conv(nni_dict(trialGpuNumber=1, logLevel="debug", nniManagerIp="10.0.0.1", experimentWorkingDirectory="~/x"))
-    assert any("trialGpuNumber 1: carried as a note until the Ray runner" in n for n in c.notes)
-    assert "1 GPU(s) per trial" in c.spec["description"]
-    for key in ("logLevel", "nniManagerIp", "experimentWorkingDirectory"):
-        assert any(n.startswith(f"not carried over: {key}") for n in c.notes)
+def test_nni_only_keys_are_listed_as_not_carried_over_harmless_ones_included():
+    c = conv(nni_dict(logLevel="debug", nniManagerIp="10.0.0.1", experimentWorkingDirectory="~/x",
+                      useAnnotation=False, experimentType="hpo", experimentName="exp one"))
+    for key in ("logLevel", "nniManagerIp", "experimentWorkingDirectory", "useAnnotation", "experimentType"):
+        assert any(n.startswith(f"not carried over: {key}") for n in c.notes), key
+    assert "experimentName 'exp one' -> name 'exp_one'" in c.notes
+    v1 = conv({"authorName": "someone", "searchSpacePath": "search_space.json", "useAnnotation": False,
+               "trial": {"command": "python3 t.py", "codeDir": "."}})
+    assert any(n.startswith("not carried over: authorName = 'someone'") for n in v1.notes)
+    assert any(n.startswith("not carried over: useAnnotation = False") for n in v1.notes)
+
+
+@pytest.mark.parametrize("raw, path", [
+    (nni_dict(trialGpuNumber=1), "trialGpuNumber"),
+    (nni_dict(trialGpuNumber=None, trialCommand=None, trainingService={"platform": "local", "trialGpuNumber": 1,
+                                                                      "trialCommand": "python3 t.py"}),
+     "trainingService.trialGpuNumber"),
+    ({"searchSpacePath": "search_space.json", "trial": {"command": "python3 t.py", "codeDir": ".", "gpuNum": 1}},
+     "trial.gpuNum"),
+])
+def test_trial_gpus_become_resources_gpu(raw, path):
+    c = conv(raw)
+    assert c.spec["resources"] == {"gpu": 1}
+    assert any(n.startswith(f"{path} 1 -> resources.gpu 1") for n in c.notes)
+    assert "GPU" not in c.spec["description"]
+    from ablate.spec import spec_from_dict
+
+    assert spec_from_dict(c.spec, check_files=False).resources.gpu == 1   # the converted spec loads
+
+
+def test_no_gpus_asked_for_adds_no_resources_and_bad_gpu_counts_are_refused_naming_the_field():
+    c = conv(nni_dict(trialGpuNumber=0))
+    assert "resources" not in c.spec and any(n.startswith("trialGpuNumber 0 -> no GPU") for n in c.notes)
+    for bad in (-1, 1.5, "two", True):
+        with pytest.raises(SpecError, match="trialGpuNumber must be a number of GPUs") as err:
+            conv(nni_dict(trialGpuNumber=bad))
+        assert err.value.path == "trialGpuNumber"
+
+
+@pytest.mark.parametrize("raw, key", [
+    (nni_dict(trainingService={"platform": "remote", "machineList": []}), "trainingService.platform"),
+    ({"searchSpacePath": "search_space.json", "trainingServicePlatform": "pai",
+      "trial": {"command": "python3 t.py", "codeDir": "."}}, "trainingServicePlatform"),
+])
+def test_a_remote_platform_is_refused_saying_how_to_run_it_on_ray(raw, key):
+    with pytest.raises(SpecError, match=r"runner ray --address HOST:PORT") as err:
+        conv(raw)
+    assert err.value.path == key and "comes later" not in str(err.value)
+    assert f"Set {key} to local" in str(err.value)
 
 
 def test_v2_training_service_fields_may_sit_inside_the_training_service():

@@ -66,6 +66,7 @@ def shrunk(tmp_path_factory):
     raw["recipe"]["epochs"] = 1
     raw["seeds"] = 2
     raw["tricks"] = {k: raw["tricks"][k] for k in ("cosine", "label_smoothing")}
+    raw["resources"] = {"cpu": 1}     # the local cluster's nodes have 1 CPU; every runner then uses 1 thread
     folder = tmp_path_factory.mktemp("spec")
     path = folder / "quickstart.yaml"
     path.write_text(yaml.safe_dump(raw, sort_keys=False))

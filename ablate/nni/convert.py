@@ -135,6 +135,30 @@ def _spec_name(raw: dict, config: Path) -> str:
     return name if name[0].isalnum() else f"nni_{name}"
 
 
+def _platform_refusal(platform: Any, key: str) -> str:
+    """Why a remote NNI training service is refused, and how to run the trials on many machines."""
+    return (f"the NNI training service {platform!r} is not supported: ablate starts NNI trials itself, as command "
+            f"trials, here or on a Ray cluster. Set {key} to local (or leave it out) and run the config with "
+            f"`ablate run CONFIG --runner ray --address HOST:PORT` (a Ray head started with `ray start --head` on "
+            f"your machines; trialGpuNumber becomes resources.gpu, the GPUs Ray gives each trial); allowed: local")
+
+
+def _gpus(value: Any, path: tuple, fail, notes: list[str]) -> dict | None:
+    """trialGpuNumber (v2) / trial.gpuNum (v1) -> resources.gpu: the GPUs Ray gives each trial."""
+    name = _dotted(path)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or (value > 1 and value != int(value)):
+        raise fail(path, f"{name} must be a number of GPUs: a fraction between 0 and 1 (trials share a GPU) or a "
+                         f"whole number, got {value!r}")
+    if value == 0:
+        notes.append(f"{name} 0 -> no GPU asked for (resources.gpu 0, the default)")
+        return None
+    notes.append(f"{name} {value:g} -> resources.gpu {value:g}: the GPUs Ray gives each trial under --runner ray; "
+                 f"the local runner runs trials in this machine's environment, where each sees every GPU")
+    return {"gpu": value}
+
+
 def convert_config(path: str | Path, *, relative_to: str | Path | None = None) -> Conversion:
     """Convert the NNI config at `path`. `trial.cwd` is the trial code folder (resolved from the
     config's folder, as NNI does) written relative to `relative_to` (default: the current folder,
@@ -182,8 +206,7 @@ def convert_dict(raw: Any, *, lines: dict | None = None, source: str = "<nni>", 
             platform = s.get("platform") if isinstance(s, dict) else s
             p = ("trainingService", *((i,) if isinstance(service, list) else ()), "platform")
             if platform != "local":
-                raise fail(p, f"the NNI training service '{platform}' is not supported: ablate runs command trials "
-                              f"on this machine (a Ray runner comes later); allowed: local")
+                raise fail(p, _platform_refusal(platform, "trainingService.platform"))
             for k, v in (s.items() if isinstance(s, dict) else ()):
                 if k not in ("platform", *_SERVICE_FIELDS):
                     notes.append(f"not carried over: trainingService.{k} = {v!r} (local trials run in this "
@@ -191,11 +214,12 @@ def convert_dict(raw: Any, *, lines: dict | None = None, source: str = "<nni>", 
     else:
         platform = take("trainingServicePlatform") or "local"
         if platform != "local":
-            raise fail(("trainingServicePlatform",), f"the NNI training service '{platform}' is not supported: ablate "
-                                                     f"runs command trials on this machine; allowed: local")
+            raise fail(("trainingServicePlatform",), _platform_refusal(platform, "trainingServicePlatform"))
     if raw.get("useAnnotation"):
         raise fail(("useAnnotation",), "NNI annotations (useAnnotation: true) need NNI's code rewriting; call the "
                                        "nni API (nni.get_next_parameter, nni.report_final_result) in the script")
+    notes.append(f"training service {platform} -> ablate's local runner; `ablate run ... --runner ray [--address "
+                 f"HOST:PORT]` runs the same trials on a Ray cluster")
 
     # -- the trial command ----------------------------------------------------------------
     if fmt == "v2":
@@ -203,14 +227,14 @@ def convert_dict(raw: Any, *, lines: dict | None = None, source: str = "<nni>", 
         inner = service if isinstance(service, dict) else {}
         command, cmd_path = _field("trialCommand", raw, inner, take)
         code_dir, dir_path = _field("trialCodeDirectory", raw, inner, take)
-        gpus, _ = _field("trialGpuNumber", raw, inner, take)
+        gpus, gpu_path = _field("trialGpuNumber", raw, inner, take)
         code_dir = code_dir or "."
     else:
         trial = take("trial") or {}
         if not isinstance(trial, dict):
             raise fail(("trial",), f"'trial' must be a mapping {{command, codeDir, gpuNum}}, got {trial!r}")
         command, code_dir, gpus = trial.get("command"), trial.get("codeDir") or ".", trial.get("gpuNum")
-        cmd_path, dir_path = ("trial", "command"), ("trial", "codeDir")
+        cmd_path, dir_path, gpu_path = ("trial", "command"), ("trial", "codeDir"), ("trial", "gpuNum")
         for k in trial.keys() - {"command", "codeDir", "gpuNum"}:
             notes.append(f"not carried over: trial.{k} = {trial[k]!r}")
     if not isinstance(command, str) or not command.strip():
@@ -225,9 +249,7 @@ def convert_dict(raw: Any, *, lines: dict | None = None, source: str = "<nni>", 
     trial_spec: dict = {"command": command.strip(), "cwd": cwd, "shell": True, "api": "nni"}
     notes.append(f"trial command '{command.strip()}' -> a command trial (shell) run in {cwd}, api nni: its "
                  f"'import nni' resolves to ablate's shim on that trial's path only")
-    if gpus:
-        notes.append(f"{_dotted(dir_path[:-1] + ('gpuNum',)) if fmt == 'v1' else 'trialGpuNumber'} {gpus}: carried "
-                     f"as a note until the Ray runner; here each trial sees every GPU of this machine")
+    resources = _gpus(gpus, gpu_path, fail, notes)
     if "maxTrialDuration" in raw:
         try:
             trial_spec["timeout_s"] = parse_duration(take("maxTrialDuration"))
@@ -305,9 +327,10 @@ def convert_dict(raw: Any, *, lines: dict | None = None, source: str = "<nni>", 
                  f"script does not see the seed (ablate.client.params()['seed'] has it): its re-runs vary as much "
                  f"as the script does by itself")
 
+    if raw.get("experimentName"):
+        notes.append(f"experimentName {raw['experimentName']!r} -> name {_spec_name(raw, Path(source))!r}")
     for k in raw:   # unknown keys were refused above: what is left is known and has no use here
-        if k not in used and k not in ("experimentName", "authorName", "useAnnotation", "experimentType", "advisor",
-                                        "assessor", "trial", "trialConcurrency"):
+        if k not in used and k != "experimentName":
             why = " (NNI's own machinery)" if k in _NNI_ONLY else ""
             notes.append(f"not carried over: {k} = {raw[k]!r}{why}")
     if pruner is not None and pruner.get("name") == "hyperband" and "max_resource" in pruner:
@@ -316,10 +339,10 @@ def convert_dict(raw: Any, *, lines: dict | None = None, source: str = "<nni>", 
     name = _spec_name(raw, Path(source))
     spec = {
         "name": name,
-        "description": f"Imported from the NNI experiment {source}"
-                       + (f"; NNI asked for {gpus} GPU(s) per trial" if gpus else ""),
+        "description": f"Imported from the NNI experiment {source}",
         "data": {"name": "digits"},
         "trial": trial_spec,
+        **({"resources": resources} if resources else {}),
         "retries": {"count": 0},
         "design": {"kind": "explicit", "arms": [{"label": "nni", "tricks": []}]},
         "seeds": VALIDATION_SEEDS,

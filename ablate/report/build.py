@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -12,6 +12,7 @@ from ablate.errors import ReportError
 from ablate.plan import FACTORIAL_DESIGNS, Plan
 from ablate.report import DEFAULT_COLUMNS, EXTRA_COLUMNS, FORMATS, frames, render
 from ablate.report.frames import LiftTable
+from ablate.run.logs import attempts
 
 
 @dataclass
@@ -23,6 +24,7 @@ class Report:
     curves: pd.DataFrame
     trials: pd.DataFrame
     columns: tuple[str, ...] = DEFAULT_COLUMNS   # optional lift-table columns
+    failed_attempts: list = field(default_factory=list)   # every attempt of the failed trials (run.logs.Attempt)
 
     @property
     def name(self) -> str:
@@ -51,7 +53,9 @@ def build_report(store, experiment: str, *, confidence: float = 0.95, test: str 
     bad = [c for c in columns if c not in EXTRA_COLUMNS]
     if bad:
         raise ReportError(f"unknown column(s) {', '.join(bad)}; allowed: {', '.join(EXTRA_COLUMNS)}")
-    return Report(p, out, lift, effects, curves, frames.trial_table(out), tuple(columns))
+    failed = set(out.loc[out["status"] == "failed", "trial_id"])
+    tries = attempts(store, experiment, failed) if failed else []
+    return Report(p, out, lift, effects, curves, frames.trial_table(out), tuple(columns), tries)
 
 
 MANIFEST = ".ablate-report.json"

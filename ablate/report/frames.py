@@ -120,12 +120,16 @@ def lift_table(p: Plan, out: pd.DataFrame, *, confidence: float = 0.95, test: st
     if not (out["status"] == "complete").any():
         counts = out["status"].value_counts().to_dict() if len(out) else {}
         detail = ", ".join(f"{n} {s}" for s, n in counts.items()) or "no trials stored"
-        raise ReportError(f"experiment '{spec.name}' has no complete trials yet ({detail}); "
-                          f"run it with: ablate run <spec> --store <store>")
+        todo = (f"`ablate logs {spec.name}` says why they failed; after fixing the cause: ablate run SPEC "
+                f"--retry-failed" if counts.get("failed") else "run it with: ablate run SPEC --store STORE")
+        raise ReportError(f"experiment '{spec.name}' has no complete trials yet ({detail}); {todo}")
     values, seeds = metric_matrix(p, out, metric)
     if np.isnan(values[0]).all():
+        base_failed = bool(((out["arm"] == 0) & (out["status"] == "failed")).any())
+        todo = (f"its trials failed: `ablate logs {spec.name}` says why; after fixing the cause, ablate run SPEC "
+                f"--retry-failed" if base_failed else "rerun it to fill it in")
         raise ReportError(f"experiment '{spec.name}' has no complete trial of its baseline arm "
-                          f"'{p.arms[0].label}', so no lift can be measured; rerun it to fill it in")
+                          f"'{p.arms[0].label}', so no lift can be measured; {todo}")
     notes: list[str] = []
     n_arms = len(p.arms)
     n_diverged = (out[out["status"] == "diverged"].groupby("arm").size()

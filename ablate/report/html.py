@@ -145,6 +145,49 @@ def trial_rows(trials: pd.DataFrame) -> tuple[list[str], list[list[str]], list[s
     return TRIAL_HEADER, rows, classes
 
 
+FAILED_HEADER = ["Attempt", "Status", "Kind", "Host", "Started", "Took (s)", "Why"]
+
+
+def failed_attempt_rows(report: Report) -> list[tuple[str, list[list[str]], list[str]]]:
+    """Per failed trial (design order): its title, one row per attempt (as `ablate logs` shows
+    them), and each attempt's whole error text (a command's stdout and stderr tails included)."""
+    from ablate.run.logs import error_summary
+
+    out: list[tuple[str, list[list[str]], list[str]]] = []
+    title, rows, errors = None, [], []
+    for a in report.failed_attempts:
+        head = f"{a.label}, seed {a.seed} (trial {a.trial_id})"
+        if head != title:
+            if title is not None:
+                out.append((title, rows, errors))
+            title, rows, errors = head, [], []
+        when = pd.Timestamp(a.started, unit="s").strftime("%Y-%m-%d %H:%M:%S UTC") if a.started else ""
+        rows.append([str(a.attempt), a.status, a.kind or "", a.host or "",
+                     when, f"{a.took:.1f}" if a.took is not None else "", error_summary(a.error, a.kind)])
+        errors.append(a.error or "")
+    if title is not None:
+        out.append((title, rows, errors))
+    return out
+
+
+def failed_trials_html(report: Report) -> list[str]:
+    """The report's section on failed trials: each attempt, its whole error in a fold."""
+    trials = failed_attempt_rows(report)
+    if not trials:
+        return []
+    name = report.plan.spec.name
+    body = ["<h2>Failed trials</h2>",
+            f"<p class='muted'>Every attempt of each trial that ended failed (not averaged into the accuracies). "
+            f"<code>ablate logs {html.escape(name)}</code> prints the same; after fixing the cause, "
+            f"<code>ablate run SPEC --retry-failed</code> runs them again, keeping these attempts.</p>"]
+    for title, rows, errors in trials:
+        body.append(f"<h3>{html.escape(title)}</h3>" + table_html(FAILED_HEADER, rows, text_columns=(1, 2, 3, 4, 6),
+                                                                  cell_classes={6: "err"}))
+        body += [f"<details><summary>attempt {html.escape(r[0])}: full error</summary><pre>{html.escape(e)}</pre>"
+                 f"</details>" for r, e in zip(rows, errors) if e.strip()]
+    return body
+
+
 # -- figures ------------------------------------------------------------------------------------
 
 def _esc(s) -> str:
@@ -293,6 +336,7 @@ font-variant-numeric:tabular-nums}tr.sig td{background:#eaf6ea}tr.bad td{backgro
 tr.bad td.status{color:#b3261e;font-weight:600}tr.waiting td{color:#888}td.err{font-family:ui-monospace,monospace;
 font-size:.92em;color:#b3261e}.muted{color:#666;font-size:.9em}ul.notes{font-size:.9em;color:#333}
 code{background:#f4f4f4;padding:1px 4px;border-radius:3px}.plot{overflow-x:auto}
+h3{font-size:1em;margin-bottom:.2em}pre{background:#f7f7f7;padding:8px;overflow-x:auto;font-size:.85em}
 """
 
 
@@ -380,6 +424,7 @@ def report_html(report: Report) -> str:
     th, tr, tc = trial_rows(report.trials)
     body.append("<h2>Trials</h2>" + table_html(th, tr, row_classes=tc, text_columns=(1, 3, 8, 9),
                                                cell_classes={3: "status", 9: "err"}))
+    body += failed_trials_html(report)
     body.append(f"<p class='muted'>Regenerate this page: <code>ablate report {html.escape(spec.name)} "
                 f"--format html</code> (add <code>--store PATH</code> if the experiment is not in the default "
                 f"store).</p>")

@@ -259,7 +259,10 @@ def footnotes(t: LiftTable, spec=None) -> list[str]:
     lines.append(f"Trials: {counts}.")
     failures = [f"{r['label']}: {r['failures']}" for r in t.frame.to_dict("records") if r["n_failed"]]
     if failures:
-        lines.append("Failed, diverged or pruned (not averaged into the accuracies): " + "; ".join(failures) + ".")
+        lines.append("Failed, diverged or pruned (not averaged into the accuracies): " + "; ".join(failures) + "."
+                     + (f" Why each failed: `ablate logs {spec.name if spec else 'EXPERIMENT'}`; after fixing the "
+                        f"cause, `ablate run SPEC "
+                        f"--retry-failed` runs the failed ones again." if t.status_counts.get("failed") else ""))
     if "n_diverged" in t.frame and t.frame["n_diverged"].any():
         if t.diverged == "worst":
             lines.append(f"Diverged seeds count against their arm: each scores {_num(t.worst_value)} {u} in the "

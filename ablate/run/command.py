@@ -35,11 +35,13 @@ from pathlib import Path
 from ablate.errors import SpecError
 from ablate.run.config import CommandTrial
 from ablate.run.provenance import git_revision
+from ablate.run.threads import concurrent_jobs, thread_env
 from ablate.run.events import Emit, EpochMetrics, Failure, FinalMetrics, Started
 from ablate.store import numeric_metrics
 from ablate.trial import Trial
 
 STDERR_TAIL = 3000          # characters of stderr kept with a failed trial
+STDOUT_TAIL = 2000          # characters of stdout (its plain lines, not the reports) kept with it
 STOP_GRACE_S = 10.0         # a pruned command gets this long to stop by itself
 NNI_SHIM = Path(__file__).resolve().parent.parent / "nni" / "shim"   # holds the `nni` package of api: nni
 
@@ -82,13 +84,20 @@ def _warn(message: str) -> None:
 
 class CommandExecutor:
     def __init__(self, config: CommandTrial, *, source: str | None = None, stop_grace_s: float = STOP_GRACE_S,
-                 jobs: int = 1):
+                 jobs: int = 1, threads: int = 1, metrics: Sequence[str] = ()):
+        """`threads`: the command's OMP/MKL threads (the spec's `resources.cpu`; `--jobs` runs at
+        most as many commands at once as the cores hold at that count). `metrics`: the names a
+        trial must report (the spec's metric, a search's): a command that does not is failed,
+        kind `no_metric`, saying what it reported instead."""
         if not isinstance(jobs, int) or jobs < 1:
             raise ValueError(f"jobs must be a whole number >= 1, got {jobs!r}")
         self.config = config
         self.source = source
         self.stop_grace_s = stop_grace_s
-        self.jobs = jobs
+        self.threads = threads
+        self.jobs_asked = jobs
+        self.jobs = concurrent_jobs(jobs, threads)
+        self.metrics = tuple(metrics)
 
     @property
     def capacity(self) -> int:
@@ -150,22 +159,13 @@ class CommandExecutor:
         with tempfile.TemporaryDirectory(prefix="ablate-trial-") as tmp:
             self._run_one(trial, emit, Path(tmp))
 
-    def _thread_env(self) -> dict[str, str]:
-        """With `jobs` commands at once, each gets an equal share of the cores for its BLAS and
-        OpenMP threads (unless the spec's env or the user's sets them): N processes each taking
-        every core slow each other down many times over."""
-        if self.jobs == 1:
-            return {}
-        share = str(max(1, (os.cpu_count() or 1) // self.jobs))
-        given = {**os.environ, **self.config.env}
-        return {k: share for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS") if k not in given}
-
     def _run_one(self, trial: Trial, emit: Emit, tmp: Path) -> None:
         params = tmp / "trial.json"
         params.write_text(json.dumps(trial.params(), sort_keys=True))
         stop_file = tmp / "stop"
-        env = {**os.environ, **self._thread_env(), **self.config.env, "ABLATE_TRIAL": str(params), "ABLATE_STOP": str(stop_file),
-               "PYTHONUNBUFFERED": "1"}
+        # the spec's thread count on every runner (ablate.run.threads), unless its env sets one
+        env = {**os.environ, **thread_env(self.threads, self.config.env), **self.config.env,
+               "ABLATE_TRIAL": str(params), "ABLATE_STOP": str(stop_file), "PYTHONUNBUFFERED": "1"}
         if self.config.api == "nni":   # `import nni` finds the shim in this trial's process only
             env["PYTHONPATH"] = os.pathsep.join([str(NNI_SHIM), *filter(None, [env.get("PYTHONPATH")])])
         cwd = self.cwd()
@@ -181,7 +181,8 @@ class CommandExecutor:
         try:
             emit(Started(trial.id, {"host": socket.gethostname(), "platform": platform.platform(),
                                     "command": shlex.join(argv), "cwd": str(cwd), "git": git_revision(str(cwd)),
-                                    "pid": proc.pid}))
+                                    "pid": proc.pid, "threads": int(env.get("OMP_NUM_THREADS", self.threads))
+                                    if str(env.get("OMP_NUM_THREADS", "")).isdigit() else self.threads}))
             self._follow(trial, proc, emit, stop_file)
         finally:
             _kill_group(proc)
@@ -190,6 +191,7 @@ class CommandExecutor:
     def _follow(self, trial: Trial, proc: subprocess.Popen, emit: Emit, stop_file: Path) -> None:
         lines: queue.Queue = queue.Queue()
         tail: deque[str] = deque(maxlen=200)
+        said: deque[str] = deque(maxlen=200)      # its plain stdout lines (reports are kept as metrics)
         readers = [threading.Thread(target=_pump, args=(proc.stdout, lines.put, True), daemon=True),
                    threading.Thread(target=_pump, args=(proc.stderr, tail.append, False), daemon=True)]
         for r in readers:
@@ -205,7 +207,7 @@ class CommandExecutor:
             if deadline is not None and now > deadline:
                 _kill_group(proc)
                 outcome = Failure(trial.id, "timeout", f"killed after the timeout of {self.config.timeout_s:g} s"
-                                  + _tail(tail, readers[1]))
+                                  + _tails(said, tail, readers[1]))
                 break
             if stopped_at is not None and now > stopped_at + self.stop_grace_s:
                 _kill_group(proc)
@@ -219,6 +221,7 @@ class CommandExecutor:
                 break
             report = _parse(line, trial)
             if report is None:
+                said.append(line)
                 continue
             if "epoch" in report:
                 last_epoch = report
@@ -234,24 +237,48 @@ class CommandExecutor:
             _kill_group(proc)
             code = proc.wait()
             outcome = Failure(trial.id, "timeout", f"killed after the timeout of {self.config.timeout_s:g} s"
-                              + _tail(tail, readers[1]))
+                              + _tails(said, tail, readers[1]))
         if outcome is None and stopped_at is not None:
             outcome = Failure(trial.id, "pruned", f"pruned after epoch {last_epoch.get('epoch')}")
         if outcome is None and code != 0:
             how = f"was killed by signal {code - 128}" if code > 128 else f"exited with code {code}"
-            outcome = Failure(trial.id, "exit", f"the command {how}" + _tail(tail, readers[1]))
+            outcome = Failure(trial.id, "exit", f"the command {how}" + _tails(said, tail, readers[1]))
         if outcome is None:
             metrics = dict(final) or {k: v for k, v in last_epoch.items() if k != "epoch"}
-            if not numeric_metrics(metrics):
-                outcome = Failure(trial.id, "no_metric", "the command finished without reporting a metric "
-                                  "(print JSON lines such as {\"val_acc\": 91.2}, or use ablate.client.report)"
-                                  + _tail(tail, readers[1]))
+            wrong = self.metric_problem(metrics)
+            if wrong:
+                outcome = Failure(trial.id, "no_metric", wrong + _tails(said, tail, readers[1]))
             else:
                 if last_epoch and "epochs" not in metrics:
                     metrics = {**metrics, "epochs": last_epoch["epoch"]}
                 metrics.setdefault("wall_s", time.monotonic() - start)
                 outcome = FinalMetrics(trial.id, metrics)
         emit(outcome)
+
+
+    def metric_problem(self, metrics: dict) -> str | None:
+        """What is wrong with a finished command's metrics (None: nothing): none reported, the
+        spec's metric missing, or reported as something other than a number."""
+        example = self.metrics[0] if self.metrics else "val_acc"
+        if not metrics:
+            return (f"the command finished without reporting a metric: print JSON lines such as "
+                    f"{{\"{example}\": 91.2}}, or use ablate.client.report")
+        for name in self.metrics:
+            if name not in metrics:
+                return (f"the command reported {', '.join(sorted(metrics))}, not {name} (the metric this spec "
+                        f"needs): print {{\"{name}\": ...}} in its final JSON line, or set metric.name to one "
+                        f"it reports")
+            if not numeric_metrics({name: metrics[name]}):
+                return (f"the command reported {name} = {json.dumps(metrics[name])}, which is not a number: "
+                        f"report {name} as a number (e.g. {{\"{name}\": 91.2}})")
+        if not numeric_metrics(metrics):
+            return (f"the command finished without reporting a metric (it reported {_shown(metrics)}, none of "
+                    f"them a number): print JSON lines such as {{\"{example}\": 91.2}}")
+        return None
+
+
+def _shown(metrics: dict) -> str:
+    return ", ".join(f"{k} = {json.dumps(v)}" for k, v in list(metrics.items())[:6])
 
 
 def _pump(stream, put, mark_end: bool) -> None:
@@ -262,10 +289,14 @@ def _pump(stream, put, mark_end: bool) -> None:
     stream.close()
 
 
-def _tail(tail: deque, reader: threading.Thread) -> str:
+def _tails(said: deque, tail: deque, reader: threading.Thread) -> str:
+    """The last lines of the command's plain stdout and of its stderr, for a failed trial's error
+    (`ablate logs` shows them). Stderr comes last: a console line shows an error's last line."""
     reader.join(timeout=2)
-    text = "\n".join(x for x in tail if x is not None)[-STDERR_TAIL:]
-    return f"\n--- stderr (last lines) ---\n{text}" if text.strip() else ""
+    out = "\n".join(said)[-STDOUT_TAIL:]
+    err = "\n".join(x for x in tail if x is not None)[-STDERR_TAIL:]
+    return ((f"\n--- stdout (last lines) ---\n{out}" if out.strip() else "")
+            + (f"\n--- stderr (last lines) ---\n{err}" if err.strip() else ""))
 
 
 def _parse(line: str, trial: Trial) -> dict | None:

@@ -15,7 +15,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from ablate.errors import SpecError
+from ablate.errors import MetricNotReported, SpecError
 from ablate.run.config import Retries
 from ablate.run.events import Executor, Pruner, TrialSource
 from ablate.run.progress import Progress, SilentProgress
@@ -48,7 +48,9 @@ class Engine:
     """Run the trials of `experiment` that `source` yields on `executor`.
 
     `metric` (when given) must be among the first complete trial's final metrics, else the run
-    stops with a SpecError naming `metric_source` (the spec) after that trial. `lease_s` is how
+    stops with a SpecError naming `metric_source` (the spec) after that trial; when trials fail
+    for not reporting it (kind no_metric, a command's) before any reported it, the run stops
+    after the first with MetricNotReported. `lease_s` is how
     long a claim lives without a heartbeat; `poll_s` how often to look at trials others run.
     """
 
@@ -92,7 +94,7 @@ class Engine:
         todo = {t.id: t for t in batch if statuses.get(t.id) not in DONE}
         summary.planned += len(batch)
         summary.already_done += len(batch) - len(todo)
-        total, started = len(todo), set()
+        self.progress.trials_queued(list(todo.values()))
         # how many trials the executor runs at once (`--jobs`, Ray's slots, a fused group)
         capacity = max(1, int(getattr(self.executor, "capacity", 1)))
         while todo:
@@ -107,12 +109,12 @@ class Engine:
                 if not self.store.claim(self.experiment, tid, self.holder, self.lease_s):
                     continue
                 claimed.append(trial)
-                started.add(tid)
-                self.progress.trial_started(len(started), total, trial)
+                self.progress.trial_started(trial)
             if not claimed:
                 if todo:
                     time.sleep(self.poll_s)    # the rest run elsewhere: wait for them, or their claims to lapse
                 continue
+            unreported = None
             for trial, outcome in zip(claimed, self._execute(claimed)):
                 if outcome == "retry":
                     continue               # back to pending: the next pass claims it again
@@ -121,6 +123,10 @@ class Engine:
                     summary.outcomes[outcome] = summary.outcomes.get(outcome, 0) + 1
                 if outcome == "complete":
                     self._check_metric(trial)
+                elif outcome == "failed" and self.recorder.failure.get(trial.id, ("",))[0] == "no_metric":
+                    unreported = unreported or trial
+            if unreported is not None and not self._metric_checked:
+                self._stop_unreported(unreported)
 
     def _execute(self, trials: Sequence[Trial]) -> list[str]:
         for trial in trials:
@@ -145,6 +151,18 @@ class Engine:
                             f"seed {trial.seed}); it reported: {names}. Set 'metric.name' to one of those "
                             f"(the finished trial is kept in the store)",
                             source=self.metric_source, path="metric.name")
+
+
+    def _stop_unreported(self, trial: Trial) -> None:
+        """No trial has reported the metric yet and this one could not: every other would fail
+        the same way, so the run stops here (the failed trial is kept; the CLI exits 3)."""
+        from ablate.run.logs import error_summary
+
+        why = error_summary(self.recorder.failure[trial.id][1], "no_metric")
+        raise MetricNotReported(f"trial {trial.label} (seed {trial.seed}) ran but its metric could not be "
+                                f"recorded: {why}. The run stopped there, since the other trials would fail "
+                                f"the same way; fix the command or metric.name, then run again with "
+                                f"--retry-failed", source=self.metric_source, path="metric.name")
 
 
 def run_trials(trials, store, executor: Executor, **engine_options) -> RunSummary:

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from ablate.run.events import Emit, EpochMetrics, Failure, FinalMetrics, Started
 from ablate.run.inprocess import InProcessExecutor
 from ablate.run.provenance import environment
+from ablate.run.threads import torch_threads
 from ablate.trial import Trial
 
 DEFAULT_CAPACITY = 16
@@ -62,8 +63,9 @@ class FusedExecutor:
 
     def run(self, trials: Sequence[Trial], emit: Emit) -> None:
         fused, alone = self.groups(trials)
-        for group in fused:
-            alone += self._run_group(group, emit)
+        with torch_threads(self.single.threads):     # the spec's threads, as every runner's trials
+            for group in fused:
+                alone += self._run_group(group, emit)
         if alone:
             self.single.run(alone, emit)
 
@@ -72,7 +74,7 @@ class FusedExecutor:
         from ablate.fused.loop import train_group
         from ablate.fused.model import NotFusable
 
-        env = {**environment(self.device), "fused_members": len(group)}
+        env = {**environment(self.device), "threads": self.single.threads, "fused_members": len(group)}
         open_members: set[int] = set()
         began: list[bool] = []
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import traceback
 from collections.abc import Callable, Sequence
 
 from ablate.errors import TrialDiverged, TrialPruned
 from ablate.run.provenance import environment
+from ablate.run.threads import concurrent_jobs, torch_threads
 from ablate.run.events import Emit, EpochMetrics, Failure, FinalMetrics, Started
 from ablate.trial import Trial
 
@@ -19,19 +19,24 @@ class InProcessExecutor:
 
     Threads, not processes: a trial's data, model and torch stay loaded in this process (a
     process per trial pays torch's import, seconds, for trials that take seconds). torch's
-    kernels release the GIL, and each job gets an equal share of the CPU threads (two jobs
-    each taking every core slow each other by up to 20x). Trials stay reproducible: the only
-    global state a trial touches is torch's global CPU RNG, used under
-    `ablate.tricks.base.GLOBAL_RNG_LOCK` on a forked, trial-seeded state.
+    kernels release the GIL. Every trial computes with `threads` torch threads (the spec's
+    `resources.cpu`, as on every runner: `ablate.run.threads`), and at most as many jobs run at
+    once as the cores hold at that count. Trials stay reproducible: the only global state a
+    trial touches is torch's global CPU RNG, used under `ablate.tricks.base.GLOBAL_RNG_LOCK` on
+    a forked, trial-seeded state.
     """
 
     def __init__(self, *, device: str | None = None, run_fn: Callable | None = None, jobs: int = 1,
-                 weights_root=None, save_final: bool = False) -> None:
+                 weights_root=None, save_final: bool = False, threads: int = 1) -> None:
         if not isinstance(jobs, int) or jobs < 1:
             raise ValueError(f"jobs must be a whole number >= 1, got {jobs!r}")
+        if not isinstance(threads, int) or threads < 1:
+            raise ValueError(f"threads must be a whole number >= 1, got {threads!r}")
         self.device = device
         self.run_fn = run_fn
-        self.jobs = jobs
+        self.threads = threads
+        self.jobs_asked = jobs
+        self.jobs = concurrent_jobs(jobs, threads)
         self.weights_root = weights_root    # saved weights: teachers are read, `save: final` writes
         self.save_final = save_final
 
@@ -54,30 +59,21 @@ class InProcessExecutor:
         return {"weights_root": self.weights_root, "save_final": self.save_final}
 
     def run(self, trials: Sequence[Trial], emit: Emit) -> None:
-        if self.jobs == 1 or len(trials) == 1:
-            for trial in trials:
-                self._run_one(trial, emit)
-            return
-        self._run_threads(list(trials), emit)
+        # a stand-in trainer that does not use torch does not pay its import
+        with torch_threads(self.threads, load=self.run_fn is None):
+            if self.jobs == 1 or len(trials) == 1:
+                for trial in trials:
+                    self._run_one(trial, emit)
+                return
+            from ablate.run.parallel import run_in_threads
 
-    def _run_threads(self, trials: list[Trial], emit: Emit) -> None:
-        import torch
-
-        from ablate.run.parallel import run_in_threads
-
-        threads_before = torch.get_num_threads()
-        share = max(1, min(threads_before, os.cpu_count() or 1) // min(self.jobs, len(trials)))
-        torch.set_num_threads(share)
-        try:
-            run_in_threads(trials, self._run_one, emit, jobs=self.jobs)
-        finally:
-            torch.set_num_threads(threads_before)
+            run_in_threads(list(trials), self._run_one, emit, jobs=self.jobs)
 
     def _run_one(self, trial: Trial, emit: Emit) -> None:
         if self.run_fn is None:
             from ablate.train import run_trial     # looked up per call: tests patch the trainer
         run = self.run_fn or run_trial
-        emit(Started(trial.id, environment(self.device)))
+        emit(Started(trial.id, {**environment(self.device), "threads": self.threads}))
 
         def report(metrics) -> None:
             if emit(EpochMetrics(trial.id, dict(metrics))) == "stop":

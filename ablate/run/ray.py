@@ -27,6 +27,8 @@ from pathlib import Path
 from ablate.errors import AblateError, SpecError
 from ablate.run.config import CommandTrial, EarlyStop, Resources, Retries
 from ablate.run.events import Emit, EpochMetrics, Failure, FinalMetrics, Started
+from ablate.run.paths import absolute_command, absolute_trial
+from ablate.run.threads import trial_threads
 from ablate.trial import Trial
 
 # Tune's own per-result work that ablate does not need: its JSON/CSV/TensorBoard loggers and its
@@ -38,6 +40,10 @@ TUNE_SETTINGS = {"TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1", "TUNE_DISABLE_SIGINT
              "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0"}
 # with its loggers off, Tune warns after each run that it found no result files: expected
 _QUIET = ("ray.tune.analysis.experiment_analysis",)
+# Tune logs every failed trial with its worker's whole traceback ("Trial task failed for
+# trial ...", then "Trials did not complete"): the engine records each attempt's error and prints
+# one line per failure (`ablate logs` has the full text), so these stay off the console
+_SILENT = ("ray.tune.execution.tune_controller", "ray.tune.tune")
 CONNECT_TIMEOUT_S = 5.0
 ERROR_TAIL = 3000
 
@@ -56,6 +62,7 @@ class RayExecutor:
     many claimed trials one `Tuner.fit()` gets (the engine's `capacity`). storage_path: where
     Tune keeps checkpoints (a folder every node sees, or s3://..., on a multi-node cluster;
     default: $ABLATE_RAY_STORAGE, else a temporary folder removed after each run).
+    required_metrics: the metrics a command trial must report (else it fails, kind no_metric).
     weights_root + save_final: as the in-process runner's, saved weights (`save: final` writes
     `<weights_root>/<experiment>/<trial id>.safetensors`, a distillation teacher named by trial
     is read there); workers get its absolute path, so on a multi-node cluster it must be on
@@ -68,10 +75,13 @@ class RayExecutor:
                  retries: Retries = Retries(), command: CommandTrial | None = None,
                  device: str | None = None, source: str | None = None, run_fn: Callable | None = None,
                  trials_per_run: int = 256, num_cpus: int | None = None, object_store_mb: int = 200,
-                 storage_path: str | None = None, weights_root=None, save_final: bool = False) -> None:
+                 storage_path: str | None = None, weights_root=None, save_final: bool = False,
+                 required_metrics: Sequence[str] = ()) -> None:
         if max_concurrent is not None and (not isinstance(max_concurrent, int) or max_concurrent < 1):
             raise ValueError(f"max_concurrent must be a whole number >= 1 or None, got {max_concurrent!r}")
         self.address, self.resources, self.max_concurrent = address, resources, max_concurrent
+        self.threads = trial_threads(resources)       # every trial's, on every runner (ablate.run.threads)
+        self.required_metrics = tuple(required_metrics)
         self.early_stop, self.metric, self.mode, self.epochs = early_stop, metric, mode, epochs
         self.retries, self.command, self.device, self.source = retries, command, device, source
         self.run_fn, self.trials_per_run = run_fn, trials_per_run
@@ -121,6 +131,8 @@ class RayExecutor:
             os.environ.setdefault(key, value)
         for name in _QUIET:
             logging.getLogger(name).setLevel(logging.ERROR)
+        for name in _SILENT:
+            logging.getLogger(name).setLevel(logging.CRITICAL)
         if ray.is_initialized():
             return
         if self.address is None:
@@ -167,11 +179,13 @@ class RayExecutor:
         from ablate.run.ray_worker import trainable
 
         self.connect()
-        by_id = {t.id: t for t in trials}
-        options = {"device": self.device, "cpu": self.resources.cpu, "early_metric": self.early_metric,
+        # a worker's working folder is Tune's trial folder: relative paths are resolved here
+        by_id = {t.id: absolute_trial(t) for t in trials}
+        options = {"device": self.device, "threads": self.threads, "early_metric": self.early_metric,
                    # an error kind the spec does not retry must not be retried by Tune either
                    "catch_errors": "error" not in self.retries.kinds, "run_fn": self.run_fn,
-                   "command": self.command, "source": self.source,
+                   "command": absolute_command(self.command), "source": self.source,
+                   "metrics": self.required_metrics,
                    "weights_root": str(self.weights_root) if self.weights_root is not None else None,
                    "save_final": self.save_final}
         # the batch is one object in Ray's store, fetched once per worker process (an actor Tune

@@ -76,8 +76,14 @@ def worker_environment(device: str | None, gpu_ids: list) -> dict[str, Any]:
     env = dict(environment(device))
     env.update({"runner": "ray", "host": socket.gethostname(), "node_ip": _node_ip(),
                 "ray_node": ctx.get_node_id(), "gpu_ids": ",".join(str(g) for g in gpu_ids),
-                "pid": os.getpid()})
+                "pid": os.getpid(), "threads": _torch_threads()})
     return env
+
+
+def _torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
 
 
 _BATCH: dict[str, dict] = {}     # this worker process's current batch of trials, by its object ref
@@ -96,10 +102,11 @@ def batch_trials(ref) -> dict:
 
 def trainable(config: dict, *, trials: dict, options: dict) -> None:
     """Run `trials[config["ablate_trial"]]` (`trials`: a dict, or its ref in Ray's store). `options`: device (None: the GPU Ray assigned, else
-    the CPU), cpu (torch threads of a CPU trial), early_metric, catch_errors (report a trainer's
+    the CPU), threads (torch's, or a command's OMP/MKL threads: `ablate.run.threads`), early_metric, catch_errors (report a trainer's
     exception as a failure instead of raising it for Tune to retry), run_fn (replaces
     `ablate.train.run_trial`: benchmarks), command (a `CommandTrial`: the user's command runs),
-    weights_root + save_final (saved weights, as the in-process runner's)."""
+    weights_root + save_final (saved weights, as the in-process runner's), metrics (what a command
+    trial must report)."""
     import ray
 
     if isinstance(trials, ray.ObjectRef):
@@ -115,11 +122,13 @@ def trainable(config: dict, *, trials: dict, options: dict) -> None:
     run_fn = options.get("run_fn")
     # a stand-in that does not use torch does not pay its import (seconds, in each new worker)
     torch = importlib.import_module("torch") if run_fn is None else sys.modules.get("torch")
-    if torch is not None and not device.startswith("cuda"):
-        # two torch processes on two cores, each taking every core, slow each other many times over
-        torch.set_num_threads(max(1, int(options.get("cpu", 1))))
+    threads = int(options.get("threads", 1))
+    if torch is not None:
+        # the spec's count, as on every runner (one spec, one table); and two torch processes on
+        # two cores, each taking every core, slow each other many times over
+        torch.set_num_threads(threads)
     if run_fn is not None:                     # a stand-in trainer: no checkpoints, no environment record
-        send = Sender(early, {"runner": "ray", "pid": os.getpid()})
+        send = Sender(early, {"runner": "ray", "pid": os.getpid(), "threads": threads})
         final = run_fn(trial, lambda m: send("epoch", metrics=dict(m)), device=device)
         send("final", metrics=dict(final))
         return
@@ -192,4 +201,5 @@ def _run_command(trial, options: dict, device: str, gpu_ids: list) -> None:
             send[0]("failure", failure=event.kind, message=event.message)
         return "continue"        # Tune's stopper and scheduler stop a trial by ending this worker
 
-    CommandExecutor(options["command"], source=options.get("source"))._run_in_tmp(trial, relay)
+    CommandExecutor(options["command"], source=options.get("source"), threads=int(options.get("threads", 1)),
+                    metrics=options.get("metrics") or ())._run_in_tmp(trial, relay)

@@ -24,6 +24,7 @@ class Recorder:
         # is kept until that attempt starts (or released, if it never does)
         self.retrying_here: dict[str, tuple[str, str]] = {}
         self.stopped_why: dict[str, str] = {}     # trial id -> why the pruner stopped it (its message)
+        self.failure: dict[str, tuple[str, str]] = {}   # trial id -> (kind, error) of its last failed attempt
 
     def expect(self, trial: Trial) -> None:
         self.trials[trial.id] = trial
@@ -98,6 +99,7 @@ class Recorder:
         self.outcome[trial.id] = "retry" if retry else status
         if metrics is not None:
             self.final[trial.id] = metrics
-        shown = f"retrying ({error.strip().splitlines()[-1][:100]})" if retry and error else status
+        if status != "complete":
+            self.failure[trial.id] = (kind or status, error or "")
         self.progress.trial_finished(trial, "retrying" if retry else status, metrics,
-                                     None if status == "complete" else (error if not retry else shown))
+                                     None if status == "complete" else error, kind=kind)

@@ -18,7 +18,7 @@ from ablate import stats
 from ablate.plan import Plan
 from ablate.search.finalists import stage_values, stored_finalists
 from ablate.search.selection import choose_and_report
-from ablate.search.source import REASON_ATTR, REQUEUED_ATTR, STATUS_ATTR, TRIAL_ID_ATTR, make_trial
+from ablate.search.source import REASON_ATTR, REQUEUED_ATTR, STATUS_ATTR, TRIAL_ID_ATTR, make_trial, retried_numbers
 from ablate.search.space import search_metrics
 from ablate.search.stages import StageSeeds, stage_seeds
 
@@ -56,9 +56,11 @@ class TunedPlan(Plan):
 def history(study) -> pd.DataFrame:
     """One row per study trial: number, state, value(s), parameters, ablate trial id, reason."""
     rows = []
+    retried = retried_numbers(study)     # failed ones asked again by --retry-failed: like requeued ones
     for t in study.get_trials(deepcopy=False):
         row = {"number": t.number, "state": t.state.name.lower(), "ablate_trial_id": t.user_attrs.get(TRIAL_ID_ATTR),
-               "reason": t.user_attrs.get(REASON_ATTR, ""), "requeued": bool(t.user_attrs.get(REQUEUED_ATTR)),
+               "reason": t.user_attrs.get(REASON_ATTR, ""),
+               "requeued": bool(t.user_attrs.get(REQUEUED_ATTR)) or t.number in retried,
                "status": t.user_attrs.get(STATUS_ATTR, t.state.name.lower())}
         for i, v in enumerate(t.values or []):
             row[f"value_{i}"] = v

@@ -33,6 +33,9 @@ STATUS_ATTR = "ablate_status"
 REQUEUED_ATTR = "ablate_requeued"
 DRIVER_ATTR = "ablate_driver"
 OVER_BUDGET_ATTR = "ablate_over_budget"
+# a study attribute: the numbers of failed study trials whose values `ablate run --retry-failed`
+# asked again (`ablate.search.retry`); like requeued ones they no longer count against n_trials
+RETRIED_ATTR = "ablate_retried"
 OVER_BUDGET = "not run: another driver sharing the study asked for the last trial of n_trials at the same time"
 UNCLAIMED_GRACE_S = 300.0   # a trial asked by a driver on another host and never claimed: abandoned after this
 POLL_S = 0.5
@@ -141,8 +144,10 @@ class SearchSource:
         from optuna.trial import TrialState
 
         states = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.RUNNING)
+        retried = retried_numbers(self.study)
         return sum(1 for t in self.study.get_trials(deepcopy=False, states=states)
-                   if not t.user_attrs.get(REQUEUED_ATTR) and (up_to is None or t.number <= up_to))
+                   if not t.user_attrs.get(REQUEUED_ATTR) and t.number not in retried
+                   and (up_to is None or t.number <= up_to))
 
     def _abandoned(self, t, store) -> bool:
         """Whether a RUNNING study trial's driver is gone (see the module docstring)."""
@@ -177,6 +182,7 @@ class SearchSource:
         from optuna.trial import TrialState
 
         statuses = store.trial_statuses(self.plan.spec.name)
+        retried = retried_numbers(self.study)
         for t in self.study.get_trials(deepcopy=False):
             if t.state == TrialState.RUNNING:
                 tid = t.user_attrs.get(TRIAL_ID_ATTR)
@@ -189,7 +195,7 @@ class SearchSource:
                 self.study.enqueue_trial(t.params, user_attrs={"ablate_requeued_from": t.number})
             elif t.state == TrialState.WAITING:
                 continue
-            elif not t.user_attrs.get(REQUEUED_ATTR):
+            elif not t.user_attrs.get(REQUEUED_ATTR) and t.number not in retried:
                 self.finished += 1
 
     def _tell_finished(self, store) -> None:
@@ -225,6 +231,11 @@ class SearchSource:
             self.study.tell(number, state=TrialState.PRUNED)
         else:
             self.study.tell(number, state=TrialState.FAIL)
+
+
+def retried_numbers(study) -> set[int]:
+    """Numbers of the failed study trials `--retry-failed` asked again (`RETRIED_ATTR`)."""
+    return set(study.user_attrs.get(RETRIED_ATTR, ()))
 
 
 def _plain(v):
