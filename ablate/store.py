@@ -263,6 +263,31 @@ class Store:
                 status="running", holder=holder, lease_until=now + lease_s))
             return done.rowcount == 1
 
+    def close_dead_claims(self, experiment: str) -> int:
+        """Trials of `experiment` left running by a driver that is gone (its process on this
+        host, or its lease ran out): back to pending, their attempt kept as interrupted, as a
+        stopped driver leaves them. A driver SIGKILLed mid-trial cannot record that itself; the
+        next run does, before it plans. Returns how many were closed."""
+        now = time.time()
+        with self.engine.connect() as c:
+            rows = c.execute(sa.select(trials.c.trial_id, trials.c.holder, trials.c.lease_until).where(
+                trials.c.experiment == experiment, trials.c.status == "running")).all()
+        closed = 0
+        for r in rows:
+            if not (holder_is_dead(r.holder) or r.lease_until is None or r.lease_until < now):
+                continue
+            with self._write() as c:
+                same = trials.c.holder.is_(None) if r.holder is None else trials.c.holder == r.holder
+                if c.execute(trials.update().where(*_key(experiment, r.trial_id), trials.c.status == "running", same)
+                             .values(status="pending", kind="interrupted", error=_dead_note(r.holder),
+                                     finished=now, holder=None, lease_until=None)).rowcount != 1:
+                    continue               # another driver took it over meanwhile
+                _close_running_attempts(c, experiment, r.trial_id, r.holder, now)
+                c.execute(epoch_metrics.delete().where(epoch_metrics.c.experiment == experiment,
+                                                       epoch_metrics.c.trial_id == r.trial_id))
+            closed += 1
+        return closed
+
     def heartbeat(self, holder: str, lease_s: float) -> int:
         """Extend the lease of every trial `holder` runs. Returns how many it still holds."""
         with self._write() as c:
@@ -293,6 +318,8 @@ class Store:
         now = time.time()
         with self._write() as c:
             n = c.execute(sa.select(trials.c.attempts).where(*key)).scalar_one() + 1
+            # an attempt still open here was a driver's that died mid-trial (its claim taken over)
+            _close_running_attempts(c, experiment, trial_id, None, now)
             c.execute(epoch_metrics.delete().where(epoch_metrics.c.experiment == experiment,
                                                    epoch_metrics.c.trial_id == trial_id))
             c.execute(final_metrics.delete().where(final_metrics.c.experiment == experiment,
@@ -477,6 +504,19 @@ def _text(text: str | None) -> str | None:
     """Error text as a database keeps it: PostgreSQL refuses NUL characters in text (a command's
     output may hold any bytes), so they are written as the four characters \\x00."""
     return text.replace("\x00", "\\x00") if text else text
+
+
+def _dead_note(holder: str | None) -> str:
+    who = f"driver {holder}" if holder else "the driver"
+    return (f"interrupted: {who} stopped (killed?) before this attempt ended; the next run closed it "
+            f"and the trial runs again")
+
+
+def _close_running_attempts(c, experiment: str, trial_id: str, holder: str | None, now: float) -> None:
+    """Mark the trial's attempts still `running` as interrupted (in the caller's transaction)."""
+    c.execute(attempts.update().where(attempts.c.experiment == experiment, attempts.c.trial_id == trial_id,
+                                      attempts.c.status == "running")
+              .values(status="interrupted", kind="interrupted", error=_dead_note(holder), finished=now))
 
 
 def _key(experiment: str, trial_id: str):
