@@ -39,6 +39,7 @@ from ablate.store_engine import (
     make_engine,
     sqlite_pragmas,
     store_url,
+    watch_faults,
     write_transaction,
 )
 from ablate.store_schema import (
@@ -102,6 +103,8 @@ class Store:
         self.url = store_url(target)
         self.label = display_name(target)
         self.is_sqlite = self.url.startswith("sqlite")
+        self.path: Path | None = None          # a SQLite store's file
+        self._file_id: tuple[int, int] | None = None
         if self.is_sqlite:
             path = self.url.split("///", 1)[1] if "///" in self.url else ""
             if path and path != ":memory:":
@@ -114,10 +117,16 @@ class Store:
                                      f"{p / 'ablate.db'}")
                 if create:
                     p.parent.mkdir(parents=True, exist_ok=True)
+                    _create_private(p)
+                self.path = p
         self.engine = make_engine(self.url, self.label)
         if self.is_sqlite:
             sa.event.listen(self.engine, "connect", sqlite_pragmas)
+        watch_faults(self.url, self.label)
         self._open(create)
+        if self.path is not None:
+            st = self.path.stat()
+            self._file_id = (st.st_dev, st.st_ino)
 
     def _open(self, create: bool) -> None:
         try:
@@ -172,7 +181,25 @@ class Store:
 
     def _write(self):
         """A write transaction that no other driver's write interleaves with (store_engine)."""
+        self.check_file()
         return write_transaction(self.engine)
+
+    def check_file(self) -> None:
+        """Refuse to write on when a SQLite store's file was deleted (or replaced) under the open
+        connection: SQLite would go on writing into the deleted file, and every result would be
+        gone when the run ends, with nothing said. A stat per write (microseconds)."""
+        if self._file_id is None:
+            return
+        try:
+            st = self.path.stat()
+            same = (st.st_dev, st.st_ino) == self._file_id
+        except OSError:
+            same = False
+        if not same:
+            raise StoreError(f"store '{self.label}' was deleted or replaced while this run was writing to it "
+                             f"(no file {self.path} any more, or another one); stopped here rather than write "
+                             f"results into a deleted file. What was in it went with it; run again to start "
+                             f"a new store there")
 
     # -- experiments ------------------------------------------------------------------------
 
@@ -504,6 +531,16 @@ def _text(text: str | None) -> str | None:
     """Error text as a database keeps it: PostgreSQL refuses NUL characters in text (a command's
     output may hold any bytes), so they are written as the four characters \\x00."""
     return text.replace("\x00", "\\x00") if text else text
+
+
+def _create_private(path: Path) -> None:
+    """Create an empty SQLite store file readable and writable by its owner only (0600): SQLite
+    gives its -wal and -shm files the database file's permissions, and a store holds the spec and
+    every trial's config. An existing file is left as it is."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
 
 
 def _dead_note(holder: str | None) -> str:

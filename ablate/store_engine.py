@@ -178,3 +178,70 @@ def sqlite_pragmas(dbapi_conn, _record) -> None:
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA busy_timeout=30000")
     cur.close()
+
+
+# -- faults of a store in use: one clear StoreError instead of a driver's traceback -------------
+
+_STORES: dict[str, str] = {}     # URL (password included) -> the label messages name it by
+
+FAULT_TAIL = "finished trials in it are kept; fix this and run the same command again"
+
+
+def watch_faults(url: str, label: str) -> None:
+    """Turn the database faults of every engine on `url` (the store's own, and the Optuna study's
+    on the same database) into one StoreError saying what and where (`fault_message`)."""
+    _STORES[url] = label
+    if not sa.event.contains(sa.engine.Engine, "handle_error", _on_error):
+        sa.event.listen(sa.engine.Engine, "handle_error", _on_error)
+
+
+def _on_error(ctx) -> None:
+    if ctx.is_pre_ping or ctx.engine is None:
+        return                      # the pool reconnects a dropped connection by itself
+    url = ctx.engine.url.render_as_string(hide_password=False)
+    label = _STORES.get(url)
+    if label is None or (ctx.connection is None and ctx.engine.dialect.name != "sqlite"):
+        return                      # a server that cannot be reached: Store says where (connect_error)
+    message = fault_message(label, ctx.original_exception, disconnected=ctx.is_disconnect)
+    if message is not None:
+        raise StoreError(scrub(message, url)) from None
+
+
+def fault_message(label: str, exc: BaseException, *, disconnected: bool = False) -> str | None:
+    """What a database fault means for the store `label`, or None for an error that is not a
+    fault of the store (a bug, a constraint another driver raced for: handled by the caller)."""
+    reason = " ".join(str(exc).split())
+    name = getattr(exc, "sqlite_errorname", None)
+    if name is not None:
+        if name.startswith("SQLITE_READONLY"):
+            return (f"cannot write to store '{label}': its file or its folder is read-only ({reason}); "
+                    f"make both writable; {FAULT_TAIL}")
+        if name == "SQLITE_FULL":
+            return f"cannot write to store '{label}': the disk is full ({reason}); free some space; {FAULT_TAIL}"
+        if name.startswith("SQLITE_IOERR"):
+            return (f"cannot write to store '{label}': a disk I/O error ({reason}): the disk may be full, a "
+                    f"file-size limit reached, or the file gone; {FAULT_TAIL}")
+        if name == "SQLITE_NOTADB":
+            return f"store '{label}' is not an ablate database (not a readable database: {reason}); nothing was written to it"
+        if name.startswith("SQLITE_CORRUPT"):
+            return (f"store '{label}' is not a usable ablate database (malformed: {reason}); nothing more "
+                    f"was written to it. Restore it from a copy, or give another --store")
+        if name.startswith("SQLITE_CANTOPEN"):
+            return (f"cannot open store '{label}' ({reason}): its file or folder is missing or not "
+                    f"accessible (SQLite needs the folder writable, even to read, for the store's -shm "
+                    f"file); {FAULT_TAIL}")
+        return None                 # e.g. SQLITE_BUSY_SNAPSHOT, which Optuna retries
+    code = getattr(exc, "pgcode", None) or getattr(exc, "sqlstate", None)
+    if code == "25006":
+        return f"cannot write to store '{label}': the database is read-only ({reason}); {FAULT_TAIL}"
+    if code in ("53100", "53200", "53300"):
+        what = {"53100": "the server's disk is full", "53200": "the server is out of memory",
+                "53300": "the server has too many connections"}[code]
+        return f"cannot write to store '{label}': {what} ({reason}); {FAULT_TAIL}"
+    if code in ("XX001", "XX002"):
+        return (f"store '{label}' is not a usable ablate database (malformed: {reason}); restore it from "
+                f"a copy, or give another --store")
+    if disconnected:
+        return (f"lost the connection to store '{label}' ({reason}); check that the server is running; "
+                f"{FAULT_TAIL}")
+    return None
