@@ -189,6 +189,11 @@ class CommandExecutor:
             raise SpecError(f"the working directory '{self.config.cwd}' does not exist (resolved from "
                             f"{Path.cwd()} to {cwd}); give an existing folder", source=self.source,
                             path="trial.cwd")
+        missing = [n for n in self.config.pass_env if n not in os.environ]
+        if missing:
+            raise SpecError(f"{', '.join(missing)} (named in pass_env) {'is' if len(missing) == 1 else 'are'} not set "
+                            f"in this environment; set {'it' if len(missing) == 1 else 'them'} before running "
+                            f"(export {missing[0]}=...)", source=self.source, path="trial.pass_env")
         if self.config.shell:
             return
         program = self.config.command[0]
