@@ -161,11 +161,14 @@ def cmd_lr_find(args) -> int:
         raise AblateError(f"spec '{spec.name}' runs a command ('trial:'), which ablate cannot sweep the lr of; "
                           f"lr-find needs a spec with model, data and recipe")
     check_device(args.device)
+    out = Path(args.out) if args.out else Path("reports") / spec.name
+    from ablate.lrfind import lr_find_folder
+
+    lr_find_folder(out, create=False)       # a file or a link there: exit 2 before training
     trial = plan(spec).trials[0]
     print(f"lr range test of '{spec.name}', arm {trial.arm} ({trial.label}), seed {trial.seed}: "
           f"{args.steps} batches, lr {args.start:g} -> {args.end:g}")
     result = lr_range_test(trial, start=args.start, end=args.end, steps=args.steps, device=args.device)
-    out = Path(args.out) if args.out else Path("reports") / spec.name
     csv_path, html_path = write_lr_find(result, out)
     if result.stopped_early:
         print(f"stopped after {len(result.lrs)} batches: the smoothed loss passed 4x its best "
@@ -262,6 +265,10 @@ def cmd_run(args) -> int:
     executor = executor_for(spec, device=args.device, source=source, jobs=jobs, fuse=args.fuse, runner=args.runner,
                             address=args.address, weights_root=weights_root_for(args.store))
     executor.check(())   # a bad command, an unreachable Ray cluster: exit 2, no store written
+    if not args.no_report:   # a report folder that cannot be written fails now, not after the run
+        from ablate.report.files import ReportFolder
+
+        ReportFolder(Path(args.out) if args.out else Path("reports") / spec.name, (), create=False)
     new_store = prepare_store_path(args.store)
     try:
         store = _open_store(args.store, create=True)
@@ -398,6 +405,9 @@ def cmd_report(args) -> int:
         out = Path(args.out) if args.out else Path("reports") / name
         if len(args.experiment) > 1 and args.out:
             out = out / name
+        from ablate.report.files import ReportFolder
+
+        ReportFolder(out, (), create=False)     # a file or a link there: exit 2 before printing
         if "md" in args.format or not args.out:
             print(report.markdown())
         paths = write(report, out, tuple(args.format))
@@ -411,6 +421,8 @@ def _comma_list(what: str, allowed) -> Callable[[str], list[str]]:
     def parse(text: str) -> list[str]:
         out = [c.strip() for c in text.split(",") if c.strip()]
         bad = [c for c in out if c not in allowed]
+        if not out:
+            raise argparse.ArgumentTypeError(f"give at least one {what}; allowed: {', '.join(allowed)}")
         if bad:
             raise argparse.ArgumentTypeError(f"unknown {what} {', '.join(bad)}; allowed: {', '.join(allowed)}")
         return out
