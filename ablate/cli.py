@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ablate import __version__
-from ablate.errors import AblateError, StoreError
+from ablate.errors import AblateError, SpecError, StoreError
 from ablate.preflight import check_device, check_spec_change, prepare_store_path
 from ablate.report import DEFAULT_COLUMNS, EXTRA_COLUMNS, FORMATS
 
@@ -245,6 +245,10 @@ def cmd_run(args) -> int:
             raise AblateError(f"--{option} must be >= 1, got {value}")
     spec, notes = _load_spec(args)
     _print_nni_notes(notes)
+    if args.epochs and spec.trial is not None:
+        raise AblateError(f"--epochs sets recipe.epochs of the built-in trainer; spec '{spec.name}' runs a command "
+                          f"('trial:'), whose epochs are its own: leave --epochs out (pass them to the command as "
+                          f"one of its parameters)")
     if args.epochs or args.seeds:
         changes = {}
         if args.epochs:
@@ -415,13 +419,13 @@ def cmd_report(args) -> int:
     return 0
 
 
-def _comma_list(what: str, allowed) -> Callable[[str], list[str]]:
-    """An argparse type for 'a,b,c' whose items must be in `allowed`."""
+def _comma_list(what: str, allowed, *, empty: bool = False) -> Callable[[str], list[str]]:
+    """An argparse type for 'a,b,c' whose items must be in `allowed` (none at all only if `empty`)."""
 
     def parse(text: str) -> list[str]:
         out = [c.strip() for c in text.split(",") if c.strip()]
         bad = [c for c in out if c not in allowed]
-        if not out:
+        if not out and not empty:
             raise argparse.ArgumentTypeError(f"give at least one {what}; allowed: {', '.join(allowed)}")
         if bad:
             raise argparse.ArgumentTypeError(f"unknown {what} {', '.join(bad)}; allowed: {', '.join(allowed)}")
@@ -521,7 +525,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a diverged seed scores the metric's worst value (chance; default) or is left out "
                         "of the paired analysis (biased in the trick's favour; the arm is flagged)")
     p.add_argument("--confidence", type=float, default=0.95, help="CI level (default: 0.95)")
-    p.add_argument("--columns", type=_comma_list("column", EXTRA_COLUMNS), default=list(DEFAULT_COLUMNS),
+    p.add_argument("--columns", type=_comma_list("column", EXTRA_COLUMNS, empty=True), default=list(DEFAULT_COLUMNS),
                    help="optional lift-table columns: params,gflops,memory,time,top5 (default: params,time)")
     p.set_defaults(func=cmd_report)
     return parser
@@ -586,6 +590,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except AblateError as exc:
+        if isinstance(exc, SpecError):
+            from ablate.spec_errors import with_line
+
+            exc = with_line(exc)          # a field checked after loading: its line in the file
         print(f"ablate: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

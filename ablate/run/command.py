@@ -185,6 +185,9 @@ class CommandExecutor:
 
     def check(self, trials: Sequence[Trial] = ()) -> None:
         cwd = self.cwd()
+        if cwd.exists() and not cwd.is_dir():
+            raise SpecError(f"the working directory '{self.config.cwd}' is a file, not a folder (resolved from "
+                            f"{Path.cwd()} to {cwd}); give a folder", source=self.source, path="trial.cwd")
         if not cwd.is_dir():
             raise SpecError(f"the working directory '{self.config.cwd}' does not exist (resolved from "
                             f"{Path.cwd()} to {cwd}); give an existing folder", source=self.source,
