@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ablate import __version__
 from ablate.console import ConsoleProgress, fmt_s
-from ablate.errors import AblateError, MetricNotReported, ReportError, StoreError
+from ablate.errors import AblateError, MetricNotReported, ReportError, SpecError, StoreError
 from ablate.preflight import check_device, check_spec_change, prepare_store_path
 from ablate.report import DEFAULT_COLUMNS, EXTRA_COLUMNS, FORMATS
 
@@ -105,11 +105,14 @@ def cmd_lr_find(args) -> int:
         raise AblateError(f"spec '{spec.name}' runs a command ('trial:'), which ablate cannot sweep the lr of; "
                           f"lr-find needs a spec with model, data and recipe")
     check_device(args.device)
+    out = Path(args.out) if args.out else Path("reports") / spec.name
+    from ablate.lrfind import lr_find_folder
+
+    lr_find_folder(out, create=False)       # a file or a link there: exit 2 before training
     trial = plan(spec).trials[0]
     print(f"lr range test of '{spec.name}', arm {trial.arm} ({trial.label}), seed {trial.seed}: "
           f"{args.steps} batches, lr {args.start:g} -> {args.end:g}")
     result = lr_range_test(trial, start=args.start, end=args.end, steps=args.steps, device=args.device)
-    out = Path(args.out) if args.out else Path("reports") / spec.name
     csv_path, html_path = write_lr_find(result, out)
     if result.stopped_early:
         print(f"stopped after {len(result.lrs)} batches: the smoothed loss passed 4x its best "
@@ -194,6 +197,10 @@ def cmd_run(args) -> int:
             raise AblateError(f"--{option} must be >= 1, got {value}")
     spec, notes = _load_spec(args)
     _print_nni_notes(notes)
+    if args.epochs and spec.trial is not None:
+        raise AblateError(f"--epochs sets recipe.epochs of the built-in trainer; spec '{spec.name}' runs a command "
+                          f"('trial:'), whose epochs are its own: leave --epochs out (pass them to the command as "
+                          f"one of its parameters)")
     if args.epochs or args.seeds:
         changes = {}
         if args.epochs:
@@ -214,6 +221,10 @@ def cmd_run(args) -> int:
     executor = executor_for(spec, device=args.device, source=source, jobs=jobs, fuse=args.fuse, runner=args.runner,
                             address=args.address, weights_root=weights_root_for(args.store))
     executor.check(())   # a bad command, an unreachable Ray cluster: exit 2, no store written
+    if not args.no_report:   # a report folder that cannot be written fails now, not after the run
+        from ablate.report.files import ReportFolder
+
+        ReportFolder(Path(args.out) if args.out else Path("reports") / spec.name, (), create=False)
     new_store = prepare_store_path(args.store)
     try:
         store = _open_store(args.store, create=True)
@@ -498,6 +509,9 @@ def cmd_report(args) -> int:
         out = Path(args.out) if args.out else Path("reports") / name
         if len(args.experiment) > 1 and args.out:
             out = out / name
+        from ablate.report.files import ReportFolder
+
+        ReportFolder(out, (), create=False)     # a file or a link there: exit 2 before printing
         if "md" in args.format or not args.out:
             print(report.markdown())
         paths = write(report, out, tuple(args.format))
@@ -505,12 +519,14 @@ def cmd_report(args) -> int:
     return 0
 
 
-def _comma_list(what: str, allowed) -> Callable[[str], list[str]]:
-    """An argparse type for 'a,b,c' whose items must be in `allowed`."""
+def _comma_list(what: str, allowed, *, empty: bool = False) -> Callable[[str], list[str]]:
+    """An argparse type for 'a,b,c' whose items must be in `allowed` (none at all only if `empty`)."""
 
     def parse(text: str) -> list[str]:
         out = [c.strip() for c in text.split(",") if c.strip()]
         bad = [c for c in out if c not in allowed]
+        if not out and not empty:
+            raise argparse.ArgumentTypeError(f"give at least one {what}; allowed: {', '.join(allowed)}")
         if bad:
             raise argparse.ArgumentTypeError(f"unknown {what} {', '.join(bad)}; allowed: {', '.join(allowed)}")
         return out
@@ -620,7 +636,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a diverged seed scores the metric's worst value (chance; default) or is left out "
                         "of the paired analysis (biased in the trick's favour; the arm is flagged)")
     p.add_argument("--confidence", type=float, default=0.95, help="CI level (default: 0.95)")
-    p.add_argument("--columns", type=_comma_list("column", EXTRA_COLUMNS), default=list(DEFAULT_COLUMNS),
+    p.add_argument("--columns", type=_comma_list("column", EXTRA_COLUMNS, empty=True), default=list(DEFAULT_COLUMNS),
                    help="optional lift-table columns: params,gflops,memory,time,top5 (default: params,time)")
     p.set_defaults(func=cmd_report)
     return parser
@@ -687,6 +703,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except AblateError as exc:
+        if isinstance(exc, SpecError):
+            from ablate.spec_errors import with_line
+
+            exc = with_line(exc)          # a field checked after loading: its line in the file
         print(f"ablate: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:

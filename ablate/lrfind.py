@@ -138,12 +138,23 @@ def write_lr_find(result: LRFindResult, out: Path) -> tuple[Path, Path]:
     """lr_find.csv (lr, loss, smoothed) and lr_find.html (plotly.js inlined: opens offline)."""
     import csv
 
-    out.mkdir(parents=True, exist_ok=True)
-    csv_path, html_path = out / "lr_find.csv", out / "lr_find.html"
-    with csv_path.open("w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["lr", "loss", "smoothed"])
-        for row in zip(result.lrs, result.losses, result.smoothed):
-            w.writerow([f"{v:.6g}" for v in row])
-    lr_find_figure(result).write_html(html_path, include_plotlyjs=True, full_html=True)
+    import io
+
+    folder = lr_find_folder(out)
+    text = io.StringIO(newline="")
+    w = csv.writer(text)
+    w.writerow(["lr", "loss", "smoothed"])
+    for row in zip(result.lrs, result.losses, result.smoothed):
+        w.writerow([f"{v:.6g}" for v in row])
+    csv_path = folder.write_text("lr_find.csv", text.getvalue())
+    html_path = folder.write_text("lr_find.html", lr_find_figure(result).to_html(include_plotlyjs=True,
+                                                                                full_html=True))
+    folder.finish()
     return csv_path, html_path
+
+
+def lr_find_folder(out: Path, *, create: bool = True):
+    """The output folder, checked (a file, a link: ReportError); the CLI checks it before training."""
+    from ablate.report.files import ReportFolder
+
+    return ReportFolder(out, ["lr_find.csv", "lr_find.html"], what="-o", create=create)

@@ -72,12 +72,37 @@ def check_spec_change(store, spec, *, replace: bool) -> str | None:
     n = len(store.trial_statuses(spec.name))
     if replace:
         store.delete_trials(spec.name)
-        return f"--replace: deleted the {n} stored trial(s) of '{spec.name}' in {store.label}"
+        studies = _delete_studies(store, [old, new])
+        gone = f" and its Optuna stud{'y' if len(studies) == 1 else 'ies'} {', '.join(studies)}" if studies else ""
+        return f"--replace: deleted the {n} stored trial(s) of '{spec.name}'{gone} in {store.label}"
     changed = spec_changes(old, new)
     if changed:
         what = "; ".join(f"{sec} ({', '.join(section_differences(old, new, sec))})" for sec in changed)
+        study = (" (a search's study keeps the distributions it was created with: it would go on with the old "
+                 "ranges)") if "search" in changed else ""
         raise SpecError(f"the store {store.label} already holds experiment '{spec.name}' ({n} trial(s)) "
                         f"with a different {', '.join(changed)}: {what}. That makes a different "
-                        f"experiment: give the spec a new 'name:', or run with --replace to delete the "
+                        f"experiment{study}: give the spec a new 'name:', or run with --replace to delete the "
                         f"{n} stored trial(s) of '{spec.name}' and start again")
     return None
+
+
+def _delete_studies(store, specs: list[dict]) -> list[str]:
+    """Delete the Optuna studies of the searches in `specs` (plain data) that exist in the store's
+    database (--replace: a new search must not go on with an old study). Returns their names."""
+    bases = {(raw["search"].get("study") or raw["name"]) for raw in specs if raw.get("search")}
+    names = sorted(bases)
+    if not names:
+        return []
+    import optuna
+
+    from ablate.search.study import storage_for
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = storage_for(store)
+    deleted = []
+    for study in storage.get_all_studies():       # the study, or one per arm (<name>/arm<i>)
+        if any(study.study_name == b or study.study_name.startswith(f"{b}/arm") for b in names):
+            optuna.delete_study(study_name=study.study_name, storage=storage)
+            deleted.append(study.study_name)
+    return deleted

@@ -49,7 +49,23 @@ def parse_override(text: str) -> tuple[tuple[str, ...], Any]:
     return path, parsed
 
 
+def _keys_with_dots(raw: dict, path: tuple[str, ...]) -> tuple[str, ...]:
+    """`path` with the segments that make up one key holding dots joined again: in
+    'search.params.recipe.lr.low' the parameter is 'recipe.lr' (the longest key that exists)."""
+    node, out, i = raw, [], 0
+    while i < len(path):
+        step = 1
+        if isinstance(node, dict) and path[i] not in node:
+            step = next((j - i for j in range(len(path), i + 1, -1) if ".".join(path[i:j]) in node), 1)
+        key = ".".join(path[i:i + step])
+        out.append(key)
+        node = node.get(key) if isinstance(node, dict) else None
+        i += step
+    return tuple(out)
+
+
 def _set(raw: dict, path: tuple[str, ...], value: Any, text: str) -> None:
+    path = _keys_with_dots(raw, path)
     node = raw
     for depth, key in enumerate(path[:-1]):
         child = node.get(key) if isinstance(node, dict) else None

@@ -228,6 +228,12 @@ class Spec(Frozen):
     fuse: Literal["auto", "on", "off"] = "auto"
     search: SearchConfig | None = None      # an Optuna search (ablate.search); design optional then
 
+    @field_validator("fuse", mode="before")
+    @classmethod
+    def _fuse_switch(cls, v):
+        # YAML 1.1 reads an unquoted `on` / `off` (as the README writes them) as true / false
+        return {True: "on", False: "off"}.get(v, v) if isinstance(v, bool) else v
+
     @field_validator("seeds", mode="before")
     @classmethod
     def _seed_shorthand(cls, v):
@@ -477,6 +483,15 @@ def _check_consistency(spec: Spec, fail, *, check_files: bool) -> None:
         given = " and ".join(s for s in ("model", "recipe") if getattr(spec, s) is not None)
         raise fail(("trial",), f"'trial' runs your own command, so {given} cannot be given with it; "
                                f"remove {given}, or remove 'trial' to use the built-in trainer")
+    if spec.trial is not None and spec.save is not None:
+        raise fail(("save",), "'save: final' keeps the weights the built-in trainer trained; a command trial "
+                              "trains in your own script, which saves its own weights where it likes (its "
+                              "working folder is trial.cwd); remove 'save'")
+    if spec.fuse == "on" and (spec.trial is not None or spec.save is not None):
+        why = "a command trial trains in your own script" if spec.trial is not None else \
+            "'save: final' keeps each trial's weights, which the fused loop does not make"
+        raise fail(("fuse",), f"'fuse: on' trains trials of one shape as one fused model, but {why}; remove "
+                              f"'fuse: on' (or set it to auto or off)")
     if spec.trial is None:
         for section in ("model", "recipe"):
             if getattr(spec, section) is None:
@@ -538,6 +553,13 @@ def _check_consistency(spec: Spec, fail, *, check_files: bool) -> None:
 def _check_early_stop(spec: Spec, fail) -> None:
     """`early_stop:` compares a metric it knows the direction of, and is the only early stop."""
     e = spec.early_stop
+    name = e.metric or spec.metric.name
+    right = BUILTIN_METRICS.get(name) or (spec.metric.mode if name == spec.metric.name else None)
+    if e.mode is not None and right is not None and e.mode != right:
+        raise fail(("early_stop", "mode"), f"'{name}' is better when {'larger' if right == 'max' else 'smaller'}"
+                                           f"{'' if name in BUILTIN_METRICS else ' (the spec metric says so)'}: "
+                                           f"mode must be '{right}' (or left out), got '{e.mode}'; ASHA would keep "
+                                           f"the worst trials")
     if e.direction(spec.metric.name, spec.metric.direction) is None:
         raise fail(("early_stop", "metric"), f"early_stop compares '{e.metric}', which is neither built in "
                                              f"({', '.join(BUILTIN_METRICS)}) nor the spec's metric: give its "

@@ -71,17 +71,29 @@ def _strip_tags(loc: tuple, raw: Any) -> tuple:
 
 
 def _model_of(annotation: Any, raw: Any) -> type[BaseModel] | None:
-    """The model class `annotation` denotes (picking a union member by its tag)."""
+    """The model class `annotation` denotes (picking a union member by its tag: a Literal field
+    `name`, `kind` or `type`)."""
     for cand in _members(annotation):
         if isinstance(cand, type) and issubclass(cand, BaseModel):
             fields = cand.model_fields
-            tag = next((k for k in ("name", "kind") if k in fields), None)
+            tag = next((k for k in ("name", "kind", "type") if k in fields
+                        and typing.get_origin(fields[k].annotation) is typing.Literal), None)
             if tag and isinstance(raw, dict):
                 allowed = typing.get_args(fields[tag].annotation)
                 if raw.get(tag) not in allowed:
                     continue
             return cand
     return None
+
+
+def _dict_values(annotation: Any) -> Any:
+    """The value type of a `dict[str, X]` annotation (inside Annotated or a union), else None."""
+    origin = typing.get_origin(annotation)
+    if origin is Annotated:
+        return _dict_values(typing.get_args(annotation)[0])
+    if origin in (Union, types.UnionType):
+        return next((v for a in typing.get_args(annotation) if (v := _dict_values(a)) is not None), None)
+    return typing.get_args(annotation)[1] if origin is dict else None
 
 
 def _fields_of(annotation: Any, raw: Any) -> dict[str, Any] | None:
@@ -105,17 +117,22 @@ def _allowed_keys(path: tuple, raw: dict, root: type[BaseModel]) -> list[str] | 
     """The keys a user may write at `path`. A model lists its own input keys in `input_keys`
     when they differ from its fields (e.g. `seeds: {count: 3}`)."""
     model: type[BaseModel] | None = root
+    annotation: Any = None            # a field's annotation, when it is a dict of models
     node: Any = raw
     for part in path:
-        if model is None:
-            return None
         if isinstance(part, int):
             node = node[part] if isinstance(node, (list, tuple)) and part < len(node) else None
             continue
-        if part not in model.model_fields:
+        node_before, node = node, (node.get(part) if isinstance(node, dict) else None)
+        if annotation is not None:    # a key of a dict (a searched parameter's path): its value's model
+            model, annotation = _model_of(annotation, node), None
+            continue
+        if model is None or part not in model.model_fields:
             return None
-        node = node.get(part) if isinstance(node, dict) else None
-        model = _model_of(model.model_fields[part].annotation, node)
+        field = model.model_fields[part].annotation
+        annotation = _dict_values(field)
+        model = None if annotation is not None else _model_of(field, node)
+        del node_before
     if model is None:
         return None
     keys = getattr(model, "input_keys", None)
@@ -181,3 +198,33 @@ def _line_for(lines: dict[tuple, int], path: tuple) -> int | None:
         if path[:n] in lines:
             return lines[path[:n]]
     return None
+
+
+def _path_parts(dotted: str) -> tuple:
+    """'trial.command[0]' -> ('trial', 'command', 0)."""
+    out: list = []
+    for part in dotted.split("."):
+        name, *indices = part.replace("]", "").split("[")
+        if name:
+            out.append(name)
+        out += [int(i) for i in indices if i.isdigit()]
+    return tuple(out)
+
+
+def with_line(exc: SpecError) -> SpecError:
+    """`exc` with the YAML line of its field, read from its spec file, for an error raised after
+    the spec loaded (a command that is not there, the first trial's metric): loading keeps no
+    lines. Unchanged when the line is known, or the source is not a readable file."""
+    from pathlib import Path
+
+    if exc.line is not None or not exc.source or not exc.path:
+        return exc
+    try:
+        path = Path(exc.source)
+        if not path.is_file() or path.stat().st_size > 1_000_000:
+            return exc
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return exc
+    line = _line_for(_key_lines(text), _path_parts(exc.path))
+    return exc if line is None else SpecError(exc.message, source=exc.source, path=exc.path, line=line)

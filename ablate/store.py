@@ -40,6 +40,7 @@ from ablate.store_engine import (
     make_engine,
     sqlite_pragmas,
     store_url,
+    watch_faults,
     write_transaction,
 )
 from ablate.store_schema import (
@@ -104,6 +105,8 @@ class Store:
         self.url = store_url(target)
         self.label = display_name(target)
         self.is_sqlite = self.url.startswith("sqlite")
+        self.path: Path | None = None          # a SQLite store's file
+        self._file_id: tuple[int, int] | None = None
         if self.is_sqlite:
             path = self.url.split("///", 1)[1] if "///" in self.url else ""
             if path and path != ":memory:":
@@ -116,10 +119,16 @@ class Store:
                                      f"{p / 'ablate.db'}")
                 if create:
                     p.parent.mkdir(parents=True, exist_ok=True)
+                    _create_private(p)
+                self.path = p
         self.engine = make_engine(self.url, self.label)
         if self.is_sqlite:
             sa.event.listen(self.engine, "connect", sqlite_pragmas)
+        watch_faults(self.url, self.label)
         self._open(create)
+        if self.path is not None:
+            st = self.path.stat()
+            self._file_id = (st.st_dev, st.st_ino)
 
     def _open(self, create: bool) -> None:
         try:
@@ -174,7 +183,25 @@ class Store:
 
     def _write(self):
         """A write transaction that no other driver's write interleaves with (store_engine)."""
+        self.check_file()
         return write_transaction(self.engine)
+
+    def check_file(self) -> None:
+        """Refuse to write on when a SQLite store's file was deleted (or replaced) under the open
+        connection: SQLite would go on writing into the deleted file, and every result would be
+        gone when the run ends, with nothing said. A stat per write (microseconds)."""
+        if self._file_id is None:
+            return
+        try:
+            st = self.path.stat()
+            same = (st.st_dev, st.st_ino) == self._file_id
+        except OSError:
+            same = False
+        if not same:
+            raise StoreError(f"store '{self.label}' was deleted or replaced while this run was writing to it "
+                             f"(no file {self.path} any more, or another one); stopped here rather than write "
+                             f"results into a deleted file. What was in it went with it; run again to start "
+                             f"a new store there")
 
     # -- experiments ------------------------------------------------------------------------
 
@@ -265,6 +292,31 @@ class Store:
                 status="running", holder=holder, lease_until=now + lease_s))
             return done.rowcount == 1
 
+    def close_dead_claims(self, experiment: str) -> int:
+        """Trials of `experiment` left running by a driver that is gone (its process on this
+        host, or its lease ran out): back to pending, their attempt kept as interrupted, as a
+        stopped driver leaves them. A driver SIGKILLed mid-trial cannot record that itself; the
+        next run does, before it plans. Returns how many were closed."""
+        now = time.time()
+        with self.engine.connect() as c:
+            rows = c.execute(sa.select(trials.c.trial_id, trials.c.holder, trials.c.lease_until).where(
+                trials.c.experiment == experiment, trials.c.status == "running")).all()
+        closed = 0
+        for r in rows:
+            if not (holder_is_dead(r.holder) or r.lease_until is None or r.lease_until < now):
+                continue
+            with self._write() as c:
+                same = trials.c.holder.is_(None) if r.holder is None else trials.c.holder == r.holder
+                if c.execute(trials.update().where(*_key(experiment, r.trial_id), trials.c.status == "running", same)
+                             .values(status="pending", kind="interrupted", error=_dead_note(r.holder),
+                                     finished=now, holder=None, lease_until=None)).rowcount != 1:
+                    continue               # another driver took it over meanwhile
+                _close_running_attempts(c, experiment, r.trial_id, r.holder, now)
+                c.execute(epoch_metrics.delete().where(epoch_metrics.c.experiment == experiment,
+                                                       epoch_metrics.c.trial_id == r.trial_id))
+            closed += 1
+        return closed
+
     def heartbeat(self, holder: str, lease_s: float) -> int:
         """Extend the lease of every trial `holder` runs. Returns how many it still holds."""
         with self._write() as c:
@@ -295,6 +347,8 @@ class Store:
         now = time.time()
         with self._write() as c:
             n = c.execute(sa.select(trials.c.attempts).where(*key)).scalar_one() + 1
+            # an attempt still open here was a driver's that died mid-trial (its claim taken over)
+            _close_running_attempts(c, experiment, trial_id, None, now)
             c.execute(epoch_metrics.delete().where(epoch_metrics.c.experiment == experiment,
                                                    epoch_metrics.c.trial_id == trial_id))
             c.execute(final_metrics.delete().where(final_metrics.c.experiment == experiment,
@@ -504,6 +558,29 @@ def _text(text: str | None) -> str | None:
     """Error text as a database keeps it: PostgreSQL refuses NUL characters in text (a command's
     output may hold any bytes), so they are written as the four characters \\x00."""
     return text.replace("\x00", "\\x00") if text else text
+
+
+def _create_private(path: Path) -> None:
+    """Create an empty SQLite store file readable and writable by its owner only (0600): SQLite
+    gives its -wal and -shm files the database file's permissions, and a store holds the spec and
+    every trial's config. An existing file is left as it is."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
+
+
+def _dead_note(holder: str | None) -> str:
+    who = f"driver {holder}" if holder else "the driver"
+    return (f"interrupted: {who} stopped (killed?) before this attempt ended; the next run closed it "
+            f"and the trial runs again")
+
+
+def _close_running_attempts(c, experiment: str, trial_id: str, holder: str | None, now: float) -> None:
+    """Mark the trial's attempts still `running` as interrupted (in the caller's transaction)."""
+    c.execute(attempts.update().where(attempts.c.experiment == experiment, attempts.c.trial_id == trial_id,
+                                      attempts.c.status == "running")
+              .values(status="interrupted", kind="interrupted", error=_dead_note(holder), finished=now))
 
 
 def _key(experiment: str, trial_id: str):

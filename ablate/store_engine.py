@@ -30,17 +30,45 @@ POSTGRES_EXTRA = "pip install 'ablate[postgres]' (or pip install psycopg2-binary
 DRIVER_EXTRAS = {"psycopg2": POSTGRES_EXTRA, "psycopg": POSTGRES_EXTRA}
 
 
+def parse_url(text: str):
+    """SQLAlchemy's own parse of a store URL (`sqlalchemy.engine.make_url`), refusing what it
+    would misread: StoreError saying what is wrong, with no part of the password in it.
+
+    A password holding an unescaped '@' is the trap: the parser ends the password at the first
+    '@', and the rest of it becomes the host (`u:P@ss@h` gives password `P`, host `ss@h`), so a
+    message naming the host would print part of the password."""
+    scheme = text.split("://", 1)[0]
+    form = "dialect[+driver]://user:password@host:port/database"
+    try:
+        url = sa.engine.make_url(text)
+    except (sa.exc.ArgumentError, ValueError) as exc:
+        if isinstance(exc, sa.exc.ArgumentError):
+            why = f"it is not a database URL of the form {form} (nor a file path)"
+        else:                          # int(port) failed: the only ValueError make_url lets out
+            why = "its host:port part cannot be read (the port must be a whole number)"
+        raise StoreError(f"cannot use store {scheme}://(URL not shown): {why}; give a file path or a "
+                         f"SQLAlchemy URL such as sqlite:///runs.db or postgresql://user@host/db") from None
+    if url.host is not None and "@" in url.host:
+        raise StoreError(f"cannot use store {scheme}://(URL not shown): it holds more than one '@' before the "
+                         f"host, so its password (or user name) holds an '@', which a URL must write as %40 "
+                         f"(in Python: urllib.parse.quote(password, safe='')); nothing of the URL is shown, "
+                         f"since part of the password would be") from None
+    if url.port is not None and not 0 < url.port < 65536:
+        raise StoreError(f"cannot use store {url.render_as_string(hide_password=True)}: port {url.port} is not "
+                         f"between 1 and 65535") from None
+    return url
+
+
 def store_url(target: str | Path) -> str:
     """A SQLAlchemy URL from a URL or a file path; a bare `postgresql://` names its driver (so an
-    Optuna study given this URL connects the way the store does)."""
+    Optuna study given this URL connects the way the store does). StoreError for a URL that
+    cannot be used (`parse_url`)."""
     text = str(target)
     if "://" not in text:
         return f"sqlite:///{Path(text).expanduser().resolve()}"
+    url = parse_url(text)
     if text.startswith("postgresql://"):
-        try:
-            return with_driver(sa.engine.make_url(text)).render_as_string(hide_password=False)
-        except sa.exc.ArgumentError:
-            return text              # make_engine says what is wrong with it
+        return with_driver(url).render_as_string(hide_password=False)
     return text
 
 
@@ -50,16 +78,16 @@ def display_name(target: str | Path) -> str:
     if "://" not in text:
         return text
     try:
-        return sa.engine.make_url(text).render_as_string(hide_password=True)
-    except sa.exc.ArgumentError:
-        return text.split("://", 1)[0] + "://(unparsable URL)"
+        return parse_url(text).render_as_string(hide_password=True)
+    except StoreError:
+        return text.split("://", 1)[0] + "://(URL not shown)"
 
 
 def scrub(text: str, url: str) -> str:
     """`text` with the URL's password (as written and URL-quoted) replaced by ***."""
     try:
         password = sa.engine.make_url(url).password
-    except sa.exc.ArgumentError:
+    except (sa.exc.ArgumentError, ValueError):
         return text
     if password:
         for form in {password, quote(password, safe=""), quote_plus(password)}:
@@ -71,7 +99,7 @@ def make_engine(url: str, label: str):
     """The engine for `url`, with options that suit its database; StoreError for a URL that
     cannot be used (malformed, unknown dialect, driver not installed)."""
     try:
-        parsed = sa.engine.make_url(url)
+        parsed = parse_url(url)
         options = engine_options(parsed)
         return sa.create_engine(parsed, **options)
     except ModuleNotFoundError as exc:
@@ -124,8 +152,8 @@ def connect_error(url: str, label: str, exc: Exception) -> StoreError:
     and the server's reason, never the password."""
     reason = " ".join(str(getattr(exc, "orig", None) or exc).split())
     try:
-        u = sa.engine.make_url(url)
-    except sa.exc.ArgumentError:
+        u = parse_url(url)
+    except StoreError:
         return StoreError(f"cannot open store '{label}': {scrub(reason, url)}; nothing was written")
     default_port = {"postgresql": 5432, "mysql": 3306, "mariadb": 3306}.get(u.get_backend_name())
     host = u.host or "localhost (unix socket)"
@@ -178,3 +206,70 @@ def sqlite_pragmas(dbapi_conn, _record) -> None:
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA busy_timeout=30000")
     cur.close()
+
+
+# -- faults of a store in use: one clear StoreError instead of a driver's traceback -------------
+
+_STORES: dict[str, str] = {}     # URL (password included) -> the label messages name it by
+
+FAULT_TAIL = "finished trials in it are kept; fix this and run the same command again"
+
+
+def watch_faults(url: str, label: str) -> None:
+    """Turn the database faults of every engine on `url` (the store's own, and the Optuna study's
+    on the same database) into one StoreError saying what and where (`fault_message`)."""
+    _STORES[url] = label
+    if not sa.event.contains(sa.engine.Engine, "handle_error", _on_error):
+        sa.event.listen(sa.engine.Engine, "handle_error", _on_error)
+
+
+def _on_error(ctx) -> None:
+    if ctx.is_pre_ping or ctx.engine is None:
+        return                      # the pool reconnects a dropped connection by itself
+    url = ctx.engine.url.render_as_string(hide_password=False)
+    label = _STORES.get(url)
+    if label is None or (ctx.connection is None and ctx.engine.dialect.name != "sqlite"):
+        return                      # a server that cannot be reached: Store says where (connect_error)
+    message = fault_message(label, ctx.original_exception, disconnected=ctx.is_disconnect)
+    if message is not None:
+        raise StoreError(scrub(message, url)) from None
+
+
+def fault_message(label: str, exc: BaseException, *, disconnected: bool = False) -> str | None:
+    """What a database fault means for the store `label`, or None for an error that is not a
+    fault of the store (a bug, a constraint another driver raced for: handled by the caller)."""
+    reason = " ".join(str(exc).split())
+    name = getattr(exc, "sqlite_errorname", None)
+    if name is not None:
+        if name.startswith("SQLITE_READONLY"):
+            return (f"cannot write to store '{label}': its file or its folder is read-only ({reason}); "
+                    f"make both writable; {FAULT_TAIL}")
+        if name == "SQLITE_FULL":
+            return f"cannot write to store '{label}': the disk is full ({reason}); free some space; {FAULT_TAIL}"
+        if name.startswith("SQLITE_IOERR"):
+            return (f"cannot write to store '{label}': a disk I/O error ({reason}): the disk may be full, a "
+                    f"file-size limit reached, or the file gone; {FAULT_TAIL}")
+        if name == "SQLITE_NOTADB":
+            return f"store '{label}' is not an ablate database (not a readable database: {reason}); nothing was written to it"
+        if name.startswith("SQLITE_CORRUPT"):
+            return (f"store '{label}' is not a usable ablate database (malformed: {reason}); nothing more "
+                    f"was written to it. Restore it from a copy, or give another --store")
+        if name.startswith("SQLITE_CANTOPEN"):
+            return (f"cannot open store '{label}' ({reason}): its file or folder is missing or not "
+                    f"accessible (SQLite needs the folder writable, even to read, for the store's -shm "
+                    f"file); {FAULT_TAIL}")
+        return None                 # e.g. SQLITE_BUSY_SNAPSHOT, which Optuna retries
+    code = getattr(exc, "pgcode", None) or getattr(exc, "sqlstate", None)
+    if code == "25006":
+        return f"cannot write to store '{label}': the database is read-only ({reason}); {FAULT_TAIL}"
+    if code in ("53100", "53200", "53300"):
+        what = {"53100": "the server's disk is full", "53200": "the server is out of memory",
+                "53300": "the server has too many connections"}[code]
+        return f"cannot write to store '{label}': {what} ({reason}); {FAULT_TAIL}"
+    if code in ("XX001", "XX002"):
+        return (f"store '{label}' is not a usable ablate database (malformed: {reason}); restore it from "
+                f"a copy, or give another --store")
+    if disconnected:
+        return (f"lost the connection to store '{label}' ({reason}); check that the server is running; "
+                f"{FAULT_TAIL}")
+    return None

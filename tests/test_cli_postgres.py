@@ -178,3 +178,46 @@ def test_a_bare_postgresql_url_uses_the_driver_the_extra_installs(capsys, pg_url
     assert store.url == pg_url, "the URL handed on (e.g. to an Optuna study) names the driver"
     code, out, err = run(capsys, "status", "--store", bare)
     assert code == 0 and "no experiments in postgresql://ablate:***@" in out and PASSWORD not in out + err
+
+
+@pytest.mark.parametrize("command", ["run", "status", "report"])
+@pytest.mark.parametrize("url, words", [
+    (f"postgresql://ablate:Pa@{PASSWORD}@127.0.0.1:5432/results", "%40"),          # an unescaped '@'
+    (f"postgresql://ablate:{PASSWORD}@127.0.0.1:54x2/results", "port must be a whole number"),
+    (f"postgresql://ablate:{PASSWORD}@127.0.0.1:99999/results", "port 99999 is not between 1 and 65535"),
+    (f"postgresql://ablate:{PASSWORD}@[::1/results", "cannot be read"),
+])
+def test_a_store_url_that_cannot_be_used_exits_2_without_any_part_of_the_password(
+        capsys, spec_file, tmp_path, monkeypatch, command, url, words):
+    """Before: the part of the password after an '@' was printed as the host, and a port typo
+    gave a traceback."""
+    monkeypatch.chdir(tmp_path)
+    argv = {"run": ["run", str(spec_file(SMALL))], "status": ["status"], "report": ["report", "tiny"]}[command]
+    code, out, err = run(capsys, *argv, "--store", url)
+    assert code == 2 and words in err and "Traceback" not in err, err
+    for part in (PASSWORD, PASSWORD[:6], PASSWORD[-6:], "Pa@"):
+        assert part not in out + err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.yaml"], "nothing written"
+
+
+def test_a_password_with_an_escaped_at_sign_connects_and_is_never_shown(capsys, postgres_server, tmp_path):
+    from urllib.parse import quote
+
+    password = "P@ss:w/rd?#1-" + PASSWORD
+    user = "atuser"
+    admin = sa.create_engine(postgres_server.url("postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.exec_driver_sql(f"CREATE ROLE {user} LOGIN PASSWORD '{password}'")
+        c.exec_driver_sql(f"CREATE DATABASE at_db OWNER {user}")
+    admin.dispose()
+    url = f"postgresql://{user}:{quote(password, safe='')}@127.0.0.1:{postgres_server.port}/at_db"
+    try:
+        code, out, err = run(capsys, "run", str(Path(tmp_path / "t.yaml")), "--store", url)
+        assert code == 2 and "t.yaml" in err            # no such spec: the URL itself was fine so far
+        Store(url, create=True)
+        code, out, err = run(capsys, "status", "--store", url)
+        assert code == 0 and f"no experiments in postgresql://{user}:***@127.0.0.1" in out
+        for part in (password, quote(password, safe=""), "P@ss", PASSWORD):
+            assert part not in out + err
+    finally:
+        postgres_server.drop_database("at_db")

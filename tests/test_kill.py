@@ -103,6 +103,7 @@ def _check_finished(store: Store, experiment: str, reference: Store) -> None:
     tries = store.attempts_frame(experiment)
     done = tries[tries.status == "complete"].groupby("trial_id").size()
     assert (done == 1).all() and len(done) == len(got), "every trial completed exactly once"
+    assert set(tries.status) <= {"complete", "interrupted"}, "a killed driver's attempt was left running"
     epochs = store.epochs_frame(experiment)
     assert (epochs.groupby("trial_id").size() == 2).all(), "no duplicate or partial epochs"
 
@@ -173,3 +174,30 @@ def test_sigkill_an_in_process_driver_twenty_times_then_finish(tmp_path):
     store = Store(db)
     got, want = _final_table(store, "tiny"), _final_table(reference, "tiny")
     assert got.equals(want), "bit-for-bit the same table as an uninterrupted run (CPU)"
+
+
+def test_a_sigkilled_drivers_attempt_is_closed_by_the_next_run(tmp_path):
+    """The killed driver's attempt row was left `running` forever; the next run closes it as
+    interrupted (as a stopped driver does)."""
+    (tmp_path / "train.py").write_text("import time\ntime.sleep(60)\n")
+    raw = {"name": "hang", "data": {"name": "digits"},
+           "trial": {"command": [sys.executable, "train.py"], "cwd": str(tmp_path), "timeout_s": 1},
+           "design": {"kind": "explicit", "arms": [[]]}, "seeds": 1, "retries": {"count": 0}}
+    spec = tmp_path / "hang.yaml"
+    spec.write_text(yaml.safe_dump(raw, sort_keys=False))
+    db = tmp_path / "s.db"
+    cmd = [sys.executable, "-m", "ablate", "run", str(spec), "--store", str(db), "--no-report"]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    driver = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    end = time.monotonic() + 60
+    while not (db.exists() and "running" in set(Store(db).attempts_frame("hang").status)):
+        assert time.monotonic() < end and driver.poll() is None
+        time.sleep(0.05)
+    driver.send_signal(signal.SIGKILL)
+    driver.wait()
+    assert list(Store(db).attempts_frame("hang").status) == ["running"]
+    rerun = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    tries = Store(db).attempts_frame("hang")
+    assert list(tries.status) == ["interrupted", "failed"], tries
+    assert "stopped (killed?)" in tries.error[0] and "timeout" in tries.error[1]

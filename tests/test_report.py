@@ -374,12 +374,18 @@ def test_report_write_clears_its_own_earlier_files_only(tmp_path):
     assert (out / "report.json").exists() and (out / "lift.tex").exists()
     write_report(report, out, ("md",))
     assert sorted(p.name for p in out.iterdir()) == [".ablate-report.json", "lift.md", "notes.txt"]
-    (out / ".ablate-report.json").write_text(json.dumps({"files": ["../escape.txt", "notes.txt", "lift.md"]}))
     (tmp_path / "escape.txt").write_text("outside")
+    for tampered in (["../escape.txt", "notes.txt", "lift.md"],                   # the first release's form
+                     {"../escape.txt": "sha256:0", "notes.txt": "sha256:" + "0" * 64}):
+        (out / ".ablate-report.json").write_text(json.dumps({"files": tampered}))
+        write_report(report, out, ("md",))
+        assert (tmp_path / "escape.txt").exists(), "names only: never outside the folder"
+        # notes.txt listed by a hand-edited manifest: its content is not what ablate wrote, so it stays
+        assert (out / "notes.txt").read_text() == "mine" and (out / "lift.md").exists()
+    write_report(report, out, ("md", "json"))
+    (out / "report.json").write_text("edited by hand")
     write_report(report, out, ("md",))
-    assert (tmp_path / "escape.txt").exists(), "names only: never outside the folder"
-    # notes.txt was (wrongly) listed by a hand-edited manifest: only files ablate listed go
-    assert not (out / "notes.txt").exists() and (out / "lift.md").exists()
+    assert (out / "report.json").read_text() == "edited by hand", "a file ablate wrote, edited since, stays"
 
 
 def test_adaptive_arms_are_shown_and_analysed_as_a_fixed_design(tmp_path):

@@ -51,7 +51,7 @@ BAD = [
     (dict(sampler="tpee"), "search.sampler", ["unknown sampler 'tpee'", "did you mean 'tpe'"]),
     (dict(sampler={"name": "cmaess"}), "search.sampler.name", ["did you mean 'cmaes'"]),
     (dict(pruner="medain"), "search.pruner", ["unknown pruner 'medain'", "did you mean 'median'"]),
-    (dict(pruner={"name": "median", "n_warmup_stepz": 2}), "search.sampler", ["n_warmup_stepz"]),
+    (dict(pruner={"name": "median", "n_warmup_stepz": 2}), "search.pruner", ["n_warmup_stepz", "takes: n_startup_trials"]),
     (dict(sampler="grid", params=_params(**{"recipe.lr": {"type": "float", "low": 0.01, "high": 1.0}})),
      "search.params.recipe.lr", ["grid sampler needs a finite grid", "step"]),
     (dict(params=_params(**{"tricks.mixup.alpha": {"type": "float", "low": 0.0, "high": 1.0}})),

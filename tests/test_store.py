@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import sqlite3
 
 import pytest
@@ -219,3 +220,36 @@ def test_delete_trials_removes_every_row_of_the_experiment_only(store_target):
         for table in ("ablate_trials", "ablate_epoch_metrics", "ablate_final_metrics", "ablate_attempts"):
             left = dict(con.exec_driver_sql(f"SELECT experiment, COUNT(*) FROM {table} GROUP BY experiment").all())
             assert "tiny" not in left and left.get("other", 0) >= 1, table
+
+
+def test_a_dead_drivers_running_attempt_is_closed_as_interrupted(tmp_path):
+    """A driver SIGKILLed mid-trial leaves trial and attempt running: the next run's sweep puts
+    the trial back to pending and closes the attempt; a live driver's trial is left alone."""
+    import subprocess
+    import sys
+
+    from ablate.store import new_holder
+
+    store = Store(tmp_path / "s.db", create=True)
+    spec = tiny_spec()
+    trials = plan(spec).trials[:2]
+    store.add_trials("tiny", trials)
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True).stdout.strip()
+    dead, live = f"{socket.gethostname()}:{gone}:dead", new_holder()
+    for t, holder in zip(trials, (dead, live)):
+        assert store.claim("tiny", t.id, holder, 60.0)
+        store.start_trial("tiny", t.id, {}, holder=holder)
+    assert store.close_dead_claims("tiny") == 1
+    rows = store.trials_frame("tiny").set_index("trial_id")
+    assert rows.status[trials[0].id] == "pending" and "stopped (killed?)" in rows.error[trials[0].id]
+    assert rows.status[trials[1].id] == "running"
+    tries = store.attempts_frame("tiny").set_index("trial_id")
+    assert tries.status[trials[0].id] == "interrupted" and tries.status[trials[1].id] == "running"
+    # a claim taken over without the sweep (a lease that ran out mid-run): the new attempt closes the old
+    assert store.claim("tiny", trials[1].id, "otherhost:1:x", 60.0) is False
+    store.heartbeat(live, -1.0)                              # its lease runs out
+    assert store.claim("tiny", trials[1].id, "otherhost:1:x", 60.0)
+    store.start_trial("tiny", trials[1].id, {}, holder="otherhost:1:x")
+    tries = store.attempts_frame("tiny").query(f"trial_id == '{trials[1].id}'")
+    assert list(tries.status) == ["interrupted", "running"]

@@ -59,63 +59,49 @@ def build_report(store, experiment: str, *, confidence: float = 0.95, test: str 
 
 
 MANIFEST = ".ablate-report.json"
+FILES = {"md": ("lift.md",), "csv": ("lift.csv", "effects.csv"), "json": ("report.json",), "latex": ("lift.tex",),
+         "html": ("report.html",)}
 
 
 def clear_earlier_writes(out: Path, written: list[Path]) -> list[Path]:
-    """Remove the files an earlier ablate write listed in `out`'s manifest that this write did
-    not rewrite (e.g. effects.csv of a factorial design after the spec became cumulative), then
-    record this write's files. Only files ablate wrote are touched, never a user's own.
-    Returns the removed paths."""
-    manifest = out / MANIFEST
-    names = {p.name for p in written}
-    removed = []
-    try:
-        earlier = json.loads(manifest.read_text(encoding="utf-8")).get("files", [])
-    except (OSError, ValueError, AttributeError):
-        earlier = []   # no manifest (first write) or an unreadable one: remove nothing
-    for name in earlier:
-        # names only, no paths: a tampered manifest cannot reach outside the folder
-        if isinstance(name, str) and name == Path(name).name and name not in names and name != MANIFEST:
-            stale = out / name
-            if stale.is_file():
-                stale.unlink()
-                removed.append(stale)
-    manifest.write_text(json.dumps({"written_by": "ablate report", "files": sorted(names)}, indent=1),
-                        encoding="utf-8")
-    return removed
+    """Record files another writer put in `out` as this write's and clear the earlier writes'
+    files (see `ablate.report.files`). Returns the removed paths."""
+    from ablate.report.files import ReportFolder
+
+    folder = ReportFolder(out, [p.name for p in written])
+    for p in written:
+        folder.adopt(p.name)
+    return folder.finish()
 
 
 def write_report(report: Report, out_dir: str | Path, formats: tuple[str, ...] = ("md", "csv")) -> list[Path]:
-    """Write the report files into `out_dir` and clear the files of earlier report writes there
-    that this one does not rewrite (see `clear_earlier_writes`); returns the written paths."""
+    """Write the report files into `out_dir` (plain files, never through a link) and clear the
+    files of earlier report writes there that this one does not rewrite (`ablate.report.files`);
+    returns the written paths."""
+    from ablate.report.files import ReportFolder
+
     bad = [f for f in formats if f not in FORMATS]
     if bad:
         raise ReportError(f"unknown report format(s) {', '.join(bad)}; allowed: {', '.join(FORMATS)}")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    if not formats:
+        raise ReportError(f"no report format given; allowed: {', '.join(FORMATS)}")
+    folder = ReportFolder(out_dir, [n for f in formats for n in FILES[f]])
     paths = []
     for fmt in formats:
         if fmt == "md":
-            path = out / "lift.md"
-            path.write_text(report.markdown(), encoding="utf-8")
+            path = folder.write_text("lift.md", report.markdown())
         elif fmt == "csv":
-            path = out / "lift.csv"
-            path.write_text(render.lift_csv(report.lift), encoding="utf-8")
+            path = folder.write_text("lift.csv", render.lift_csv(report.lift))
             if report.effects is not None:
-                eff = out / "effects.csv"
-                eff.write_text(report.effects.to_csv(index=False, float_format="%.6g"), encoding="utf-8")
-                paths.append(eff)
+                paths.append(folder.write_text("effects.csv", report.effects.to_csv(index=False, float_format="%.6g")))
         elif fmt == "json":
-            path = out / "report.json"
-            path.write_text(render.lift_json(report.lift, report.effects, report.plan.spec), encoding="utf-8")
+            path = folder.write_text("report.json", render.lift_json(report.lift, report.effects, report.plan.spec))
         elif fmt == "latex":
-            path = out / "lift.tex"
-            path.write_text(render.lift_latex(report.lift, extra_columns=report.columns), encoding="utf-8")
+            path = folder.write_text("lift.tex", render.lift_latex(report.lift, extra_columns=report.columns))
         else:
             from ablate.report.html import report_html
 
-            path = out / "report.html"
-            path.write_text(report_html(report), encoding="utf-8")
+            path = folder.write_text("report.html", report_html(report))
         paths.append(path)
-    clear_earlier_writes(out, paths)
+    folder.finish()
     return paths

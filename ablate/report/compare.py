@@ -275,19 +275,16 @@ def write_compare(reports: list[Report], out_dir: str | Path, formats: tuple[str
     if bad:
         raise ReportError(f"unknown format(s) {', '.join(bad)} for --compare; allowed: {', '.join(COMPARE_FORMATS)}")
     _check(reports)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    from ablate.report.files import ReportFolder
+
     writers = {"md": ("compare.md", compare_markdown),
                "csv": ("compare.csv", lambda r: compare_frame(r).to_csv(index=False, float_format="%.6g")),
                "json": ("compare.json", compare_json), "html": ("compare.html", compare_html),
                "latex": ("compare.tex", compare_latex)}
+    folder = ReportFolder(out_dir, [writers[f][0] for f in formats])
     paths = []
     for fmt in dict.fromkeys(formats):
         name, write = writers[fmt]
-        path = out / name
-        path.write_text(write(reports), encoding="utf-8")
-        paths.append(path)
-    from ablate.report.build import clear_earlier_writes
-
-    clear_earlier_writes(out, paths)
+        paths.append(folder.write_text(name, write(reports)))
+    folder.finish()
     return paths

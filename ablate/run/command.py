@@ -6,11 +6,16 @@ a line without "epoch" is a final metric), through `ablate.client` or by printin
 the engine's "stop" creates the file named in `ABLATE_STOP` (`client.should_stop()`), and a
 command that keeps going is killed after a grace period.
 
-Every command runs under a tiny supervisor (Python without site, started with the command as a
-new process group): it holds the read end of a pipe whose write end only the driver has, so
-when the driver dies, even by SIGKILL, the supervisor sees the pipe close and kills the whole
-group: no training process outlives its driver. When the driver is stopped (Ctrl-C, SIGTERM),
-the executor kills the group itself.
+Every command runs under a tiny supervisor (Python without site, started as a new process group),
+which ends the command's whole process tree: when the command exits (what it left running, a
+background job holding its stdout included, is killed, so the trial ends when the command
+does), and when the driver goes. On Linux the supervisor is a child subreaper
+(PR_SET_CHILD_SUBREAPER), so a process the command left behind, even one in a new session or
+double-forked, becomes the supervisor's child when its parent exits, never init's: nothing of
+the tree escapes it. The supervisor holds the read end of a pipe whose write end only the driver
+has: when the driver dies, even by SIGKILL, or closes it to stop the trial (timeout, pruning,
+Ctrl-C), the supervisor kills the tree (psutil walks it) and exits. Elsewhere the group is
+killed as a fallback, and a process that left it and lost its parent may survive.
 """
 
 from __future__ import annotations
@@ -45,10 +50,14 @@ STDOUT_TAIL = 2000          # characters of stdout (its plain lines, not the rep
 STOP_GRACE_S = 10.0         # a pruned command gets this long to stop by itself
 NNI_SHIM = Path(__file__).resolve().parent.parent / "nni" / "shim"   # holds the `nni` package of api: nni
 
-# argv: [python, -S, -c, SUPERVISOR, read-fd, program, args...]. Plain os calls only (fast start).
+# argv: [python, -S, -c, SUPERVISOR, read-fd, psutil's folder, program, args...]. Plain os calls
+# (fast start); ctypes for prctl on Linux, psutil only when something is left to kill.
 SUPERVISOR = r"""
-import os, select, signal, sys
-fd = int(sys.argv[1]); argv = sys.argv[2:]
+import os, select, signal, sys, time
+fd = int(sys.argv[1]); sys.path.append(sys.argv[2]); argv = sys.argv[3:]
+if sys.platform.startswith("linux"):
+    import ctypes
+    ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)   # PR_SET_CHILD_SUBREAPER
 wake_r, wake_w = os.pipe()
 os.set_blocking(wake_w, False)
 signal.set_wakeup_fd(wake_w)                     # SIGCHLD wakes the select below: no polling
@@ -64,17 +73,91 @@ if pid == 0:
     except OSError as e:
         os.write(2, ("ablate: cannot start %r: %s\n" % (argv[0], e)).encode())
         os._exit(127)
+code = None
+
+def reap():
+    # reap every child that ended (the command, or an orphan of its tree); False: none is left
+    global code
+    while True:
+        try:
+            done, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return False
+        if done == 0:
+            return True
+        if done == pid:
+            code = os.waitstatus_to_exitcode(status)
+
+def end_tree():
+    # kill every descendant until none is left (one may fork while we kill: kill again)
+    if not reap():
+        return
+    import psutil
+    me = psutil.Process()
+    while True:
+        try:
+            kids = me.children(recursive=True)
+        except psutil.Error:
+            kids = []
+        for k in kids:
+            try:
+                k.kill()
+            except psutil.Error:
+                pass
+        if not reap():
+            return
+        if not kids:
+            if not sys.platform.startswith("linux"):
+                return                           # no subreaper: our children are gone, the rest is init's
+        time.sleep(0.01)
+
 while True:
-    done, status = os.waitpid(pid, os.WNOHANG)
-    if done:
-        code = os.waitstatus_to_exitcode(status)
-        os._exit(code if code >= 0 else 128 - code)
+    reap()
+    if code is not None:
+        break
     ready, _, _ = select.select([fd, wake_r], [], [])
-    if fd in ready:                              # the driver is gone: take the whole group down
-        os.killpg(0, signal.SIGKILL)
+    if fd in ready:                              # the driver is gone, or stops the trial
+        end_tree()
+        os._exit(137)
     if wake_r in ready:
         os.read(wake_r, 512)
+end_tree()                                       # what the command left running
+os._exit(code if code >= 0 else 128 - code)
 """
+PSUTIL_DIR = None          # set on first use (importing psutil in the driver costs ~40 ms)
+DRAIN_S = 2.0              # after the supervisor exits, stdout lines are read for this long at most
+END_WAIT_S = 10.0          # the supervisor gets this long to end the tree before its group is killed
+
+
+def _psutil_dir() -> str:
+    global PSUTIL_DIR
+    if PSUTIL_DIR is None:
+        import psutil
+
+        PSUTIL_DIR = str(Path(psutil.__file__).resolve().parent.parent)
+    return PSUTIL_DIR
+
+
+class Supervised(subprocess.Popen):
+    """The supervisor's process, with the write end of its pipe (`stop_fd`): closing it ends the
+    command's tree."""
+
+    stop_fd: int | None = None
+
+    def end_tree(self) -> None:
+        """End the command and everything it started, then the supervisor (idempotent)."""
+        if self.stop_fd is not None:
+            fd, self.stop_fd = self.stop_fd, None
+            os.close(fd)
+        try:
+            self.wait(timeout=END_WAIT_S)
+        except subprocess.TimeoutExpired:
+            pass
+        try:   # the fallback (and, off Linux, the group members that lost their parent)
+            os.killpg(self.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        self.wait()
 
 
 def _warn(message: str) -> None:
@@ -111,10 +194,18 @@ class CommandExecutor:
 
     def check(self, trials: Sequence[Trial] = ()) -> None:
         cwd = self.cwd()
+        if cwd.exists() and not cwd.is_dir():
+            raise SpecError(f"the working directory '{self.config.cwd}' is a file, not a folder (resolved from "
+                            f"{Path.cwd()} to {cwd}); give a folder", source=self.source, path="trial.cwd")
         if not cwd.is_dir():
             raise SpecError(f"the working directory '{self.config.cwd}' does not exist (resolved from "
                             f"{Path.cwd()} to {cwd}); give an existing folder", source=self.source,
                             path="trial.cwd")
+        missing = [n for n in self.config.pass_env if n not in os.environ]
+        if missing:
+            raise SpecError(f"{', '.join(missing)} (named in pass_env) {'is' if len(missing) == 1 else 'are'} not set "
+                            f"in this environment; set {'it' if len(missing) == 1 else 'them'} before running "
+                            f"(export {missing[0]}=...)", source=self.source, path="trial.pass_env")
         if self.config.shell:
             return
         program = self.config.command[0]
@@ -172,12 +263,16 @@ class CommandExecutor:
         argv = self.argv(trial)
         read_fd, write_fd = os.pipe()
         try:
-            proc = subprocess.Popen([sys.executable, "-S", "-c", SUPERVISOR, str(read_fd), *argv], cwd=cwd,
-                                    env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                    stderr=subprocess.PIPE, start_new_session=True, pass_fds=(read_fd,),
-                                    text=True, bufsize=1, errors="replace")
+            proc = Supervised([sys.executable, "-S", "-c", SUPERVISOR, str(read_fd), _psutil_dir(), *argv],
+                              cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, start_new_session=True, pass_fds=(read_fd,),
+                              text=True, bufsize=1, errors="replace")
+        except BaseException:
+            os.close(write_fd)
+            raise
         finally:
             os.close(read_fd)
+        proc.stop_fd = write_fd
         try:
             emit(Started(trial.id, {"host": socket.gethostname(), "platform": platform.platform(),
                                     "command": shlex.join(argv), "cwd": str(cwd), "git": git_revision(str(cwd)),
@@ -186,7 +281,6 @@ class CommandExecutor:
             self._follow(trial, proc, emit, stop_file)
         finally:
             _kill_group(proc)
-            os.close(write_fd)
 
     def _follow(self, trial: Trial, proc: subprocess.Popen, emit: Emit, stop_file: Path) -> None:
         lines: queue.Queue = queue.Queue()
@@ -201,6 +295,7 @@ class CommandExecutor:
         final: dict = {}
         last_epoch: dict = {}
         stopped_at = None
+        exited_at = None
         outcome = None
         while True:
             now = time.monotonic()
@@ -216,6 +311,12 @@ class CommandExecutor:
             try:
                 line = lines.get(timeout=wait)
             except queue.Empty:
+                if proc.poll() is not None:
+                    # the supervisor ended the command's tree and exited, yet stdout is still open
+                    # (a process outside the tree holds it): take what came, stop waiting
+                    exited_at = exited_at or now
+                    if now > exited_at + DRAIN_S:
+                        break
                 continue
             if line is None:            # stdout closed: the command is ending
                 break
@@ -319,11 +420,6 @@ def _parse(line: str, trial: Trial) -> dict | None:
     return report
 
 
-def _kill_group(proc: subprocess.Popen) -> None:
-    """Kill the command's whole process group (the supervisor leads it), also what the command
-    left running after it exited (a group id is not reused while any member lives)."""
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-    proc.wait()
+def _kill_group(proc: Supervised) -> None:
+    """End the command's whole process tree and its supervisor (see the module docstring)."""
+    proc.end_tree()

@@ -68,6 +68,8 @@ class Engine:
 
     def run(self, source: TrialSource, summary: RunSummary | None = None) -> RunSummary:
         summary = summary or RunSummary()
+        # a driver SIGKILLed mid-trial left its trial (and attempt) running: closed as interrupted
+        self.store.close_dead_claims(self.experiment)
         stop = threading.Event()
         beat = threading.Thread(target=self._heartbeat, args=(stop,), daemon=True, name="ablate-heartbeat")
         beat.start()

@@ -143,7 +143,10 @@ class RayExecutor:
             return
         _check_reachable(self.address)
         try:
-            ray.init(address=self.address, log_to_driver=False, configure_logging=False)
+            # pass_env values reach the cluster's workers in Ray's runtime env (memory), never the store
+            passed = self.command.passed_env() if self.command is not None else {}
+            ray.init(address=self.address, log_to_driver=False, configure_logging=False,
+                     **({"runtime_env": {"env_vars": passed}} if passed else {}))
         except Exception as exc:  # noqa: BLE001 -- Ray raises ConnectionError, RuntimeError, ValueError...
             raise AblateError(f"cannot join the Ray cluster at --address '{self.address}': "
                               f"{type(exc).__name__}: {exc}") from None

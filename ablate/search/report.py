@@ -345,9 +345,11 @@ def _lift_dict(lift):
 
 def write_search_report(r: SearchReport, out_dir, formats=("md", "csv")) -> list[Path]:
     from ablate.report.build import clear_earlier_writes
+    from ablate.report.files import ReportFolder
 
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    # checks the folder and refuses links among the files it writes (ablate.report.files)
+    ReportFolder(out, ["search.md", "finalists.csv", "history.csv", "lift.csv", "search.json", "report.html"])
     paths = []
     for fmt in formats:
         if fmt == "md":

@@ -3,14 +3,16 @@ time, turns each sample into an ablate Trial (values applied to the recipe / tri
 hashed into the id), and tells the study how each ended, from the store.
 
 Resume: a study trial left RUNNING by a driver that died is marked FAIL with the reason and its
-parameters are asked again (enqueued); the re-asked sample has the same ablate trial id, so the
-engine takes over the dead driver's claim and runs it. A sample whose trial the store already
-finished is told from the store and never run again.
+parameters are asked again by the driver that found it; the re-asked sample has the same ablate
+trial id, so the engine takes over the dead driver's claim and runs it. A sample whose trial the
+store already finished is told from the store and never run again.
 
 Several drivers may share one study (Optuna's distributed pattern, on one SQLite file or a
-PostgreSQL store): each study trial records the driver that asked for it, and a RUNNING trial is
-taken as abandoned only when that driver is gone (its process, on this host) or the store's
-claim of its trial has lapsed (another host). `n_trials` counts the study's trials, whichever
+PostgreSQL store): each study trial records the driver that asked for it, written in the same
+transaction that creates the trial (so no other driver ever sees a trial without its driver), and
+a RUNNING trial is taken as abandoned only when that driver is gone (its process, on this host) or
+the store's claim of its trial has lapsed (another host). Taking an abandoned trial over is a
+compare-and-set: of drivers that find it together, one marks it failed and asks it again. `n_trials` counts the study's trials, whichever
 driver asked for them, and a driver whose budget is spent waits for the trials others still run
 before the validation round, so every driver validates the same finalists.
 """
@@ -32,6 +34,7 @@ REASON_ATTR = "ablate_reason"
 STATUS_ATTR = "ablate_status"
 REQUEUED_ATTR = "ablate_requeued"
 DRIVER_ATTR = "ablate_driver"
+REQUEUED_FROM_ATTR = "ablate_requeued_from"
 OVER_BUDGET_ATTR = "ablate_over_budget"
 # a study attribute: the numbers of failed study trials whose values `ablate run --retry-failed`
 # asked again (`ablate.search.retry`); like requeued ones they no longer count against n_trials
@@ -78,6 +81,7 @@ class SearchSource:
         self.deadline: float | None = None
         self.notes: list[str] = []
         self.driver = new_holder()             # who asked: other drivers leave our RUNNING trials alone
+        self.reask: list[tuple[dict, int]] = []   # (params, number) of abandoned trials this driver took over
 
     # -- the engine's protocol ---------------------------------------------------------------
 
@@ -98,7 +102,7 @@ class SearchSource:
             return []
         batch: list[Trial] = []
         for _ in range(want):
-            ot = self.study.ask(self.dists)
+            ot = self._ask()
             if self.n_trials is not None and self._used(up_to=ot.number) > self.n_trials:
                 # counting and asking are two steps: drivers asking together may overshoot by one
                 # each; the trial with the later number gives way (told failed, not counted)
@@ -125,6 +129,50 @@ class SearchSource:
         for ot in ots:
             ot.report(float(metrics[name]), step=step)
         return self.pruning and ots[0].should_prune()
+
+    # -- asking the study --------------------------------------------------------------------
+
+    def _ask(self):
+        """Optuna's `Study.ask`, with this driver's name (and, for an abandoned trial this driver
+        took over, its parameters) in the template of the new trial, so the trial is created
+        with them in one transaction: another driver looking for abandoned trials never sees it
+        without its driver. (`Study.ask` creates the trial first and takes no attributes; the
+        body below is its own, less the queue of WAITING trials, which ablate does not use.)"""
+        import datetime
+
+        import optuna
+        from optuna.trial import FrozenTrial, TrialState
+
+        user = {DRIVER_ATTR: self.driver}
+        system: dict = {}
+        if self.reask:
+            params, number = self.reask.pop(0)
+            user[REQUEUED_FROM_ATTR] = number
+            system["fixed_params"] = params      # what Study.enqueue_trial stores: Trial._suggest takes them
+        template = FrozenTrial(number=-1, state=TrialState.RUNNING, value=None, values=None,
+                               datetime_start=datetime.datetime.now(), datetime_complete=None, params={},
+                               distributions={}, user_attrs=user, system_attrs=system, intermediate_values={},
+                               trial_id=-1)
+        study = self.study
+        study._thread_local.cached_all_trials = None     # as Study.ask: the sampler sees every trial
+        trial_id = study._storage.create_new_trial(study._study_id, template_trial=template)
+        ot = optuna.Trial(study, trial_id)
+        for name, dist in self.dists.items():
+            ot._suggest(name, dist)                       # as Study.ask(fixed_distributions)
+        return ot
+
+    def _take_over(self, t, store) -> bool:
+        """Mark the abandoned study trial `t` failed and re-asked, unless another driver just did
+        (then False); this driver asks its parameters again."""
+        from ablate.search.study import fail_if_unfinished
+
+        if not fail_if_unfinished(store, t._trial_id, {
+                STATUS_ATTR: "fail", REASON_ATTR: REQUEUED, REQUEUED_ATTR: True}):
+            return False
+        # a WAITING trial (enqueued by `--retry-failed`) has its values in Optuna's "fixed_params"
+        params = t.params or t.system_attrs.get("fixed_params") or {}
+        self.reask.append((dict(params), t.number))
+        return True
 
     # -- telling the study -------------------------------------------------------------------
 
@@ -185,16 +233,17 @@ class SearchSource:
         retried = retried_numbers(self.study)
         for t in self.study.get_trials(deepcopy=False):
             if t.state == TrialState.RUNNING:
+                if not self._abandoned(t, store):
+                    continue                                       # a live driver runs it and tells it
                 tid = t.user_attrs.get(TRIAL_ID_ATTR)
                 if tid is not None and statuses.get(tid) in DONE:
                     self.asked.setdefault(tid, []).append(t)      # finished but not told: tell below
-                    continue
-                if not self._abandoned(t, store):
-                    continue                                       # another live driver runs it
-                self._tell(t.number, "fail", {}, REQUEUED, requeued=True)
-                self.study.enqueue_trial(t.params, user_attrs={"ablate_requeued_from": t.number})
+                else:
+                    self._take_over(t, store)
             elif t.state == TrialState.WAITING:
-                continue
+                # queued by `--retry-failed` (ablate.search.retry) or an older ablate (Study.enqueue_trial):
+                # taken over like an abandoned trial, its values asked again by this driver
+                self._take_over(t, store)
             elif not t.user_attrs.get(REQUEUED_ATTR) and t.number not in retried:
                 self.finished += 1
 
@@ -209,6 +258,7 @@ class SearchSource:
             del self.asked[tid]
 
     def _tell(self, number: int, status: str, metrics: dict, error: str, *, requeued: bool = False) -> None:
+        from optuna.exceptions import UpdateFinishedTrialError
         from optuna.trial import TrialState
 
         storage, trial_id = self.study._storage, self.study._storage.get_trial_id_from_study_id_trial_number(
@@ -217,20 +267,25 @@ class SearchSource:
             missing = [m.name for m in self.metrics if not isinstance(metrics.get(m.name), (int, float))]
             if missing:
                 status, error = "failed", f"the trial did not report {', '.join(missing)}"
-        if status != "complete":      # a complete trial's state says it (one write less per trial)
-            storage.set_trial_user_attr(trial_id, STATUS_ATTR, status)
-        if error:
-            storage.set_trial_user_attr(trial_id, REASON_ATTR, error.strip()[-2000:])
-        if requeued:
-            storage.set_trial_user_attr(trial_id, REQUEUED_ATTR, True)
-        else:
+        try:
+            if status != "complete":      # a complete trial's state says it (one write less per trial)
+                storage.set_trial_user_attr(trial_id, STATUS_ATTR, status)
+            if error:
+                storage.set_trial_user_attr(trial_id, REASON_ATTR, error.strip()[-2000:])
+            if requeued:
+                storage.set_trial_user_attr(trial_id, REQUEUED_ATTR, True)
+            if status == "complete":
+                self.study.tell(number, [float(metrics[m.name]) for m in self.metrics], skip_if_finished=True)
+            elif status == "pruned" and not self.study._is_multi_objective():
+                self.study.tell(number, state=TrialState.PRUNED, skip_if_finished=True)
+            else:
+                self.study.tell(number, state=TrialState.FAIL, skip_if_finished=True)
+        except UpdateFinishedTrialError:
+            # another driver ended it first: one resuming after its driver died (which tells it
+            # from the store, or asks it again and that copy is told from the store)
+            return
+        if not requeued:
             self.finished += 1
-        if status == "complete":
-            self.study.tell(number, [float(metrics[m.name]) for m in self.metrics])
-        elif status == "pruned" and not self.study._is_multi_objective():
-            self.study.tell(number, state=TrialState.PRUNED)
-        else:
-            self.study.tell(number, state=TrialState.FAIL)
 
 
 def retried_numbers(study) -> set[int]:

@@ -93,6 +93,10 @@ class SearchMetric(Frozen):
         if self.mode is None and self.name not in BUILTIN_METRICS:
             raise ValueError(f"metric '{self.name}' is not built in ({', '.join(BUILTIN_METRICS)}): give its "
                              f"direction, e.g. {{name: {self.name}, mode: min}}")
+        right = BUILTIN_METRICS.get(self.name)
+        if right is not None and self.mode is not None and self.mode != right:
+            raise ValueError(f"metric '{self.name}' is better when {'larger' if right == 'max' else 'smaller'}: "
+                             f"mode must be '{right}' (or left out), got '{self.mode}'")
         return self
 
     @property
@@ -227,6 +231,10 @@ def check_search(spec, fail, arms: list[tuple[str, ...]]) -> None:
                                              "samples one or the other); remove one")
             if isinstance(d, IntParam) and d.log and d.step != 1:
                 raise fail((*where, "step"), f"a log-scaled int range needs step 1, got {d.step}")
+            if d.step is not None and d.step > d.high - d.low:
+                raise fail((*where, "step"), f"step {d.step} is larger than the range (high - low = "
+                                             f"{d.high - d.low:g}), which would hold the one value {d.low}; give a "
+                                             f"step up to {d.high - d.low:g}, or leave the parameter out of the search")
             for bound in ("low", "high"):
                 _check_value(spec, path, getattr(d, bound), (*where, bound), fail, what=bound)
         else:
@@ -247,13 +255,45 @@ def check_search(spec, fail, arms: list[tuple[str, ...]]) -> None:
     if len(metrics) > 1 and s.sampler.name in ("cmaes", "gp"):
         raise fail(("search", "sampler"), f"sampler '{s.sampler.name}' optimises one metric; with several "
                                           f"metrics use tpe, random, grid or qmc")
-    try:
-        from ablate.search.study import make_pruner, make_sampler
+    # the default top_k (3) means "up to 3": a spec saved with it (or re-dumped by --override)
+    # and a small n_trials stays valid; a top_k the user chose above the budget is a contradiction
+    if s.validate is not None and s.n_trials is not None and s.validate.top_k > s.n_trials \
+            and s.validate.top_k != Validation.model_fields["top_k"].default:
+        raise fail(("search", "validate", "top_k"), f"the validation round re-runs the best top_k of the search's "
+                                                    f"n_trials configurations: top_k {s.validate.top_k} > n_trials "
+                                                    f"{s.n_trials}; give top_k <= {s.n_trials}")
+    from ablate.search.study import make_pruner, make_sampler
 
-        make_sampler(s, seed_offset=0)
-        make_pruner(s.pruner)
-    except (TypeError, ValueError) as exc:
-        raise fail(("search", "sampler"), f"bad sampler or pruner options: {exc}") from None
+    if "seed" in s.sampler.options:
+        raise fail(("search", "sampler", "options", "seed"), "give the sampler's seed as 'search.sampler.seed' (ablate "
+                                                             "seeds a resumed study past the trials it has), not in "
+                                                             "its options")
+    for section, make in (("sampler", lambda: make_sampler(s, seed_offset=0)), ("pruner", lambda: make_pruner(s.pruner))):
+        try:
+            made = make()
+        except (TypeError, ValueError) as exc:
+            name = getattr(s, section).name
+            where = ("search", section, "options") if section == "sampler" else ("search", section)
+            raise fail(where, f"bad options for {section} '{name}': {exc}{_options_of(section, name)}") from None
+        del made
+
+
+def _options_of(section: str, name: str) -> str:
+    """'; it takes: a, b' from the signature of Optuna's class behind a sampler or pruner name."""
+    import inspect
+
+    import optuna.pruners as pr
+    import optuna.samplers as sm
+
+    cls = {"tpe": sm.TPESampler, "random": sm.RandomSampler, "cmaes": sm.CmaEsSampler, "gp": sm.GPSampler,
+           "qmc": sm.QMCSampler, "grid": sm.GridSampler, "none": pr.NopPruner, "median": pr.MedianPruner,
+           "percentile": pr.PercentilePruner, "successive_halving": pr.SuccessiveHalvingPruner,
+           "hyperband": pr.HyperbandPruner}.get(name)
+    if cls is None:
+        return ""
+    taken = {"seed", "search_space"} if section == "sampler" else set()
+    names = [n for n in inspect.signature(cls).parameters if n not in taken and n != "self"]
+    return f"; {section} '{name}' takes: {', '.join(names) or '(no options)'}"
 
 
 def _check_path(spec, path: str, arms, where, fail) -> None:

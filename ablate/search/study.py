@@ -125,3 +125,34 @@ def open_study(store, name: str, search: SearchConfig, directions: list[str], *,
 
 def _optuna_direction(mode: str) -> str:
     return "maximize" if mode == "max" else "minimize"
+
+
+def fail_if_unfinished(store, trial_id: int, user_attrs: dict) -> bool:
+    """Mark the study trial `trial_id` (Optuna's id) FAIL with `user_attrs`, only if it is still
+    RUNNING or WAITING; True when this call did it.
+
+    A compare-and-set, in one of the store's write transactions on Optuna's own tables (through
+    Optuna's table definitions): Optuna's storage API has none, and two drivers that find the same
+    abandoned trial would both fail it and both ask it again (on SQLite, Optuna reads the state
+    before its write transaction begins)."""
+    import datetime
+    import json
+
+    import sqlalchemy as sa
+    from optuna.storages._rdb.models import TrialModel, TrialUserAttributeModel
+    from optuna.trial import TrialState
+
+    from ablate.store_engine import write_transaction
+
+    trials_t, attrs_t = TrialModel.__table__, TrialUserAttributeModel.__table__
+    now = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)   # Optuna keeps naive UTC
+    with write_transaction(store.engine) as c:
+        done = c.execute(trials_t.update().where(
+            trials_t.c.trial_id == trial_id, trials_t.c.state.in_([TrialState.RUNNING, TrialState.WAITING]))
+            .values(state=TrialState.FAIL, datetime_complete=now))
+        if done.rowcount != 1:
+            return False
+        c.execute(attrs_t.delete().where(attrs_t.c.trial_id == trial_id, attrs_t.c.key.in_(list(user_attrs))))
+        c.execute(attrs_t.insert(), [dict(trial_id=trial_id, key=k, value_json=json.dumps(v))
+                                     for k, v in user_attrs.items()])
+    return True
