@@ -1,0 +1,444 @@
+"""`ablate export mlflow`: an experiment's trials as MLflow runs, through MLflow's own client.
+
+Layout: one MLflow experiment named after the ablate experiment; in it one run per trial
+(params: the resolved config flattened with dotted keys, seed, `arm`, `label`, `codes`; metrics:
+each epoch metric under its own name with the epoch as step, each final metric as
+`final.<name>`; tags: `ablate.trial_id`, `ablate.experiment`, `ablate.status`, `ablate.origin`,
+`ablate.reason`, the error and where it ran; the config as `config.json`), all children of one
+summary run (`ablate.kind = summary`) whose artifacts are the report: `report/lift.md`,
+`report/lift.csv`, `report/report.html` (a search: its search report), and `spec.json`.
+
+Idempotent: runs are found by their `ablate.trial_id` tag. A run whose content is unchanged (its
+`ablate.fingerprint` tag) is left alone; one that holds part of what the store holds now (a
+trial that ran more epochs, finished, failed) is updated in place: tags, status, the metric
+points it lacks. MLflow keeps params and metric points for good, so a run that contradicts the
+store (an arm relabelled, a trial run again with other values) is replaced: the old run is
+deleted (MLflow keeps it restorable) and a new one made. Active runs of one trial beyond the
+first are deleted too, so there is never more than one.
+
+MLflow's limits, with one rule each: a key (param, metric, tag) keeps letters, digits and
+`_ - . / space`, any other character becomes `_`, and a key over 250 characters (or one that
+would equal another after that) is cut and ends with `~` and 8 hex digits of its SHA-256; a
+param value over 6,000 characters is cut and says so (the whole config is in `config.json`);
+a tag value over 8,000 characters keeps its end (an error's last lines).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import posixpath
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from ablate.export.trials import ExperimentData, ExportError, TrialRecord, collect, report_files, require, \
+    temporary_folder
+
+MAX_KEY = 250             # mlflow.utils.validation.MAX_ENTITY_KEY_LENGTH
+MAX_PARAM_VALUE = 6000    # MAX_PARAM_VAL_LENGTH
+MAX_TAG_VALUE = 8000      # MAX_TAG_VAL_LENGTH
+CUT_NOTE = " ... (cut to MLflow's 6000 characters; the whole config is in config.json)"
+TRIAL_TAG = "ablate.trial_id"
+KIND_TAG = "ablate.kind"
+FINGERPRINT_TAG = "ablate.fingerprint"
+PARENT_TAG = "mlflow.parentRunId"
+RUN_NAME_TAG = "mlflow.runName"
+STATUS = {"pending": "SCHEDULED", "running": "RUNNING", "complete": "FINISHED", "failed": "FAILED",
+          "diverged": "FAILED", "pruned": "KILLED"}
+# what a tracking URI gets to answer the first request before it counts as unusable
+PROBE_ENV = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
+
+
+@dataclass
+class MlflowExport:
+    """What an export did."""
+
+    tracking_uri: str
+    experiment_id: str
+    summary_run_id: str
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    replaced: int = 0
+    duplicates_removed: int = 0
+    left_out: int = 0
+    artifacts: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def describe(self, experiment: str) -> str:
+        lines = [f"exported '{experiment}' to MLflow experiment '{experiment}' (id {self.experiment_id}) at "
+                 f"{shown_uri(self.tracking_uri)}: {self.created} runs created, {self.updated} updated, "
+                 f"{self.unchanged} unchanged" + (f", {self.replaced} replaced" if self.replaced else "")
+                 + (f", {self.duplicates_removed} duplicate runs deleted" if self.duplicates_removed else "")]
+        if self.artifacts:
+            lines.append(f"report: {', '.join(self.artifacts)} in run {self.summary_run_id} (the trials' parent)")
+        if self.left_out:
+            lines.append(f"{self.left_out} stored trials of earlier versions of its spec are not exported "
+                         f"(the report leaves them out too)")
+        return "\n".join(lines + self.notes)
+
+
+# -- MLflow's limits ------------------------------------------------------------------------
+
+class KeyNamer:
+    """Names as MLflow keys (see the module docstring), the same name always the same key."""
+
+    def __init__(self) -> None:
+        self.keys: dict[str, str] = {}
+        self.taken: dict[str, str] = {}
+
+    def __call__(self, name: str) -> str:
+        if name in self.keys:
+            return self.keys[name]
+        key = re.sub(r"[^A-Za-z0-9_.\- /]", "_", name)
+        if posixpath.normpath(key) != key or key.startswith("/") or key in ("", ".") or key.startswith(".."):
+            key = key.replace("/", "_").lstrip(".") or "_"
+        if len(key) > MAX_KEY or (key in self.taken and self.taken[key] != name):
+            key = key[:MAX_KEY - 9] + "~" + hashlib.sha256(name.encode()).hexdigest()[:8]
+        self.keys[name], self.taken[key] = key, name
+        return key
+
+
+def param_value(value) -> str:
+    text = value if isinstance(value, str) else json.dumps(value)
+    if len(text) > MAX_PARAM_VALUE:
+        text = text[:MAX_PARAM_VALUE - len(CUT_NOTE)] + CUT_NOTE
+    return text
+
+
+def tag_value(text: str) -> str:
+    return text if len(text) <= MAX_TAG_VALUE else "..." + text[-(MAX_TAG_VALUE - 3):]
+
+
+def shown_uri(uri: str) -> str:
+    """A URI without its password."""
+    try:
+        parts = urlsplit(uri)
+    except ValueError:
+        return uri
+    if parts.password is None:
+        return uri
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+# -- the tracking URI -------------------------------------------------------------------------
+
+def open_client(tracking_uri: str | None):
+    """(client, uri) for `tracking_uri` (default: $MLFLOW_TRACKING_URI, else MLflow's own default,
+    mlflow.db in the current folder). Refuses, having written nothing, a URI MLflow cannot use
+    and an SQLite file that is not an MLflow database."""
+    mlflow = require("mlflow", "mlflow", "MLflow")
+    from mlflow import MlflowClient
+
+    uri = mlflow.get_tracking_uri() if tracking_uri is None else tracking_uri
+    if not isinstance(uri, str) or not uri.strip():
+        raise ExportError("the MLflow tracking URI is empty; give one, e.g. --tracking-uri sqlite:///mlflow.db")
+    path = sqlite_path(uri)
+    if path is not None:
+        check_sqlite_file(uri, path)
+    saved = {k: os.environ.get(k) for k in PROBE_ENV}
+    os.environ.update({k: v for k, v in PROBE_ENV.items() if saved[k] is None})
+    try:
+        client = MlflowClient(tracking_uri=uri)
+        client.search_experiments(max_results=1)
+    except Exception as exc:   # noqa: BLE001 -- whatever the backend raises, the URI cannot be used
+        first = " ".join(str(exc).split())[:800]
+        raise ExportError(f"cannot use MLflow tracking URI '{shown_uri(uri)}': {type(exc).__name__}: {first}; "
+                          f"give another --tracking-uri (e.g. sqlite:///mlflow.db, or http://HOST:PORT of a "
+                          f"running MLflow server)") from None
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+    return client, uri
+
+
+def sqlite_path(uri: str) -> Path | None:
+    """The file of a `sqlite:///PATH` URI (None for other URIs and in-memory databases)."""
+    if not uri.startswith("sqlite:"):
+        return None
+    rest = uri[len("sqlite:"):]
+    if not rest.startswith("///"):
+        return None
+    path = rest[3:].split("?", 1)[0]
+    return Path(path) if path and path != ":memory:" else None
+
+
+def check_sqlite_file(uri: str, path: Path) -> None:
+    """An existing SQLite tracking file must hold MLflow's tables (or none); its folder is made."""
+    import sqlite3
+
+    shown = shown_uri(uri)
+    if path.is_dir():
+        raise ExportError(f"MLflow tracking URI '{shown}' names a directory ({path}); give a database file, "
+                          f"e.g. sqlite:///{path / 'mlflow.db'}")
+    if not path.exists():
+        parent = path.parent
+        if parent.exists() and not parent.is_dir():
+            raise ExportError(f"cannot use MLflow tracking URI '{shown}': {parent} is a file, not a folder")
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ExportError(f"cannot use MLflow tracking URI '{shown}': cannot make folder {parent}: "
+                              f"{exc.strerror or exc}") from None
+        return
+    try:
+        con = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            names = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        finally:
+            con.close()
+    except sqlite3.DatabaseError as exc:
+        raise ExportError(f"cannot use MLflow tracking URI '{shown}': {path} is not an SQLite database ({exc}); "
+                          f"nothing was written to it") from None
+    if names and not {"experiments", "runs"} <= names:
+        what = ("an ablate store" if "ablate_meta" in names
+                else f"a database with other tables ({', '.join(sorted(names)[:6])})")
+        raise ExportError(f"MLflow tracking URI '{shown}' is {what}, not an MLflow database; nothing was "
+                          f"written to it. Give another file, e.g. sqlite:///{path.with_name('mlflow.db')}")
+
+
+def artifact_location(uri: str, experiment: str) -> str | None:
+    """Where a new MLflow experiment keeps its artifacts: beside a local SQLite tracking file,
+    in mlruns/<experiment> (MLflow's default is ./mlruns of whatever folder the export ran in);
+    other URIs: the server's default."""
+    path = sqlite_path(uri)
+    if path is None:
+        return None
+    return (path.resolve().parent / "mlruns" / experiment).as_uri()
+
+
+# -- export -----------------------------------------------------------------------------------
+
+def export_mlflow(store, experiment: str, *, tracking_uri: str | None = None) -> MlflowExport:
+    """Export `experiment` (a name in `store`) to MLflow at `tracking_uri` (see the module
+    docstring for the layout and the update rule). Bad input raises, with nothing written:
+    ReportError (unknown experiment), ExportError (no trials, no MLflow, an unusable URI)."""
+    data = collect(store, experiment)
+    client, uri = open_client(tracking_uri)
+    exp_id = _experiment(client, uri, data)
+    runs = _existing_runs(client, exp_id)
+    out = MlflowExport(uri, exp_id, "", left_out=data.left_out)
+    summary = _summary_run(client, exp_id, data, runs.pop("summary", []))
+    out.summary_run_id = summary
+    namer = KeyNamer()
+    for rec in data.trials:
+        found = runs.get(rec.trial_id, [])
+        for extra in found[1:]:
+            client.delete_run(extra.info.run_id)
+            out.duplicates_removed += 1
+        _export_trial(client, exp_id, summary, data, rec, found[0] if found else None, namer, out)
+    with temporary_folder() as tmp:
+        paths, why = report_files(store, data, Path(tmp))
+        _replace_report(client, summary, paths)
+        out.artifacts = [f"report/{p.name}" for p in paths]
+    client.set_tag(summary, "ablate.report", "written" if paths else tag_value(f"not yet: {why}"))
+    if why:
+        out.notes.append(f"no report yet: {why}")
+    return out
+
+
+def _experiment(client, uri: str, data: ExperimentData) -> str:
+    found = client.get_experiment_by_name(data.name)
+    if found is not None and found.lifecycle_stage == "deleted":
+        raise ExportError(f"MLflow experiment '{data.name}' at {shown_uri(uri)} is deleted; restore it "
+                          f"(mlflow experiments restore --experiment-id {found.experiment_id}) or remove it for "
+                          f"good (mlflow gc), then export again")
+    spec = data.plan.spec
+    note = ((spec.description + "\n\n") if spec.description else "") + (
+        f"Exported by ablate from store {data.store_label}: one run per trial, under the summary run whose "
+        f"artifacts hold the report (lift table, HTML report).")
+    tags = {"ablate.experiment": data.name, "ablate.store": data.store_label, "mlflow.note.content": note}
+    if found is None:
+        exp_id = client.create_experiment(data.name, artifact_location=artifact_location(uri, data.name), tags=tags)
+    else:
+        exp_id = found.experiment_id
+        for k, v in tags.items():
+            if found.tags.get(k) != v:
+                client.set_experiment_tag(exp_id, k, v)
+    return exp_id
+
+
+def _existing_runs(client, exp_id: str) -> dict[str, list]:
+    """Active runs made by ablate: {trial id: [runs, oldest first]}, and 'summary'."""
+    from mlflow.entities import ViewType
+
+    out: dict[str, list] = {}
+    token = None
+    while True:
+        page = client.search_runs([exp_id], run_view_type=ViewType.ACTIVE_ONLY, max_results=1000,
+                                  order_by=["attributes.start_time ASC"], page_token=token)
+        for run in page:
+            tags = run.data.tags
+            key = "summary" if tags.get(KIND_TAG) == "summary" else tags.get(TRIAL_TAG)
+            if key:
+                out.setdefault(key, []).append(run)
+        token = page.token
+        if not token:
+            return out
+
+
+def _summary_run(client, exp_id: str, data: ExperimentData, found: list) -> str:
+    spec = data.plan.spec
+    tags = {KIND_TAG: "summary", "ablate.experiment": data.name, "ablate.store": data.store_label,
+            "ablate.design": data.kind, "ablate.metric": spec.metric.name, "ablate.trials": str(len(data.trials)),
+            RUN_NAME_TAG: f"{data.name}: report"}
+    for extra in found[1:]:
+        client.delete_run(extra.info.run_id)
+    if found:
+        run_id = found[0].info.run_id
+        _set_tags(client, run_id, tags)
+    else:
+        run_id = client.create_run(exp_id, tags=tags, run_name=tags[RUN_NAME_TAG]).info.run_id
+    client.log_text(run_id, json.dumps(json.loads(data.spec_json), indent=1, sort_keys=True), "spec.json")
+    client.set_terminated(run_id, "FINISHED")
+    return run_id
+
+
+def _replace_report(client, run_id: str, paths: list[Path]) -> None:
+    """The report files as the run's `report/` artifacts, the earlier export's removed first
+    (where the artifact store can delete; elsewhere same-named files are overwritten)."""
+    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+    from mlflow.exceptions import MlflowException
+
+    try:
+        get_artifact_repository(client.get_run(run_id).info.artifact_uri).delete_artifacts("report")
+    except (NotImplementedError, MlflowException):
+        pass       # an artifact store that cannot delete: same-named files are overwritten below
+    for p in paths:
+        client.log_artifact(run_id, str(p), "report")
+
+
+def _trial_content(rec: TrialRecord, data: ExperimentData, parent: str, namer: KeyNamer):
+    """(params, tags, epoch points, final metrics) of a trial, as MLflow will hold them."""
+    params = {namer(k): param_value(v) for k, v in rec.params.items()}
+    tags = {TRIAL_TAG: rec.trial_id, KIND_TAG: "trial", "ablate.experiment": data.name,
+            "ablate.status": rec.status, "ablate.origin": rec.origin, "ablate.reason": tag_value(rec.reason),
+            "ablate.attempts": str(rec.attempts), PARENT_TAG: parent, RUN_NAME_TAG: rec.name[:MAX_KEY]}
+    if rec.kind:
+        tags["ablate.failure_kind"] = rec.kind
+    if rec.error:
+        tags["ablate.error"] = tag_value(rec.error)
+    for k, v in rec.env.items():
+        if v is not None:
+            tags[namer(f"ablate.env.{k}")] = tag_value(str(v))
+    points = {namer(name): [(step, value, rec.epoch_times.get(step)) for step, value in series]
+              for name, series in rec.epochs.items()}
+    final = {namer(f"final.{name}"): value for name, value in rec.final.items()}
+    return params, tags, points, final
+
+
+def _fingerprint(rec: TrialRecord, params, tags, points, final) -> str:
+    text = json.dumps([params, tags, {k: [(s, _plain(v)) for s, v, _ in p] for k, p in points.items()},
+                       {k: _plain(v) for k, v in final.items()}, rec.status, rec.started, rec.finished],
+                      sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _plain(v: float):
+    return "nan" if math.isnan(v) else v
+
+
+def _export_trial(client, exp_id, parent, data, rec: TrialRecord, run, namer, out: MlflowExport) -> None:
+    params, tags, points, final = _trial_content(rec, data, parent, namer)
+    tags[FINGERPRINT_TAG] = _fingerprint(rec, params, tags, points, final)
+    if run is not None and run.data.tags.get(FINGERPRINT_TAG) == tags[FINGERPRINT_TAG]:
+        out.unchanged += 1
+        return
+    replaced = False
+    if run is not None:
+        missing = _missing_points(client, run, params, points, final)
+        if missing is None:
+            client.delete_run(run.info.run_id)
+            replaced = True
+        else:
+            run_id = run.info.run_id
+            new_params = {k: v for k, v in params.items() if k not in run.data.params}
+            stale = [k for k in run.data.tags if k.startswith("ablate.") and k not in tags]
+            _log(client, run_id, new_params, tags, missing, {k: v for k, v in final.items()
+                                                              if k not in run.data.metrics})
+            for k in stale:
+                client.delete_tag(run_id, k)
+            _set_status(client, run_id, rec, run.info.status)
+            out.updated += 1
+            return
+    start = rec.started if rec.started is not None else time.time()
+    run_id = client.create_run(exp_id, start_time=_ms(start), tags={TRIAL_TAG: rec.trial_id},
+                               run_name=tags[RUN_NAME_TAG]).info.run_id
+    _log(client, run_id, params, tags, points, final)
+    client.log_dict(run_id, rec.config, "config.json")
+    _set_status(client, run_id, rec, "RUNNING")
+    if replaced:
+        out.replaced += 1
+    else:
+        out.created += 1
+
+
+def _missing_points(client, run, params, points, final):
+    """The epoch points `run` lacks, or None when it holds something the store no longer does
+    (another param value, another value at a step, a step the store has not, a final metric
+    that changed): such a run cannot be corrected in MLflow, only replaced."""
+    have = run.data.params
+    if any(k in have and have[k] != v for k, v in params.items()):
+        return None
+    for k, v in final.items():
+        if k in run.data.metrics and not _same(run.data.metrics[k], v):
+            return None
+    missing = {}
+    for key, series in points.items():
+        logged = {}
+        if key in run.data.metrics:
+            for m in client.get_metric_history(run.info.run_id, key):
+                if m.step in logged:
+                    return None
+                logged[m.step] = m.value
+        want = {s: v for s, v, _ in series}
+        if any(s not in want or not _same(v, want[s]) for s, v in logged.items()):
+            return None
+        missing[key] = [p for p in series if p[0] not in logged]
+    # a metric the run has and the store no longer reports at all
+    if any(k not in points and k not in final for k in run.data.metrics):
+        return None
+    return missing
+
+
+def _same(a: float, b: float) -> bool:
+    return (math.isnan(a) and math.isnan(b)) or a == b or math.isclose(a, b, rel_tol=1e-12, abs_tol=0.0)
+
+
+def _log(client, run_id: str, params: dict, tags: dict, points: dict, final: dict) -> None:
+    from mlflow.entities import Metric, Param, RunTag
+
+    now = _ms(time.time())
+    metrics = [Metric(k, v, _ms(t) if t is not None else now, s) for k, series in points.items()
+               for s, v, t in series]
+    last = max((s for series in points.values() for s, _, _ in series), default=0)
+    metrics += [Metric(k, v, now, last) for k, v in final.items()]
+    client.log_batch(run_id, metrics=metrics, params=[Param(k, v) for k, v in params.items()],
+                     tags=[RunTag(k, v) for k, v in tags.items()])
+
+
+def _set_tags(client, run_id: str, tags: dict) -> None:
+    from mlflow.entities import RunTag
+
+    client.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()])
+
+
+def _set_status(client, run_id: str, rec: TrialRecord, current: str) -> None:
+    status = STATUS[rec.status]
+    if status in ("FINISHED", "FAILED", "KILLED"):
+        end = rec.finished if rec.finished is not None else time.time()
+        client.set_terminated(run_id, status, end_time=_ms(end))
+    elif status != current:
+        client.update_run(run_id, status=status)
+
+
+def _ms(seconds: float) -> int:
+    return int(round(seconds * 1000))
