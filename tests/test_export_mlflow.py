@@ -14,15 +14,15 @@ from ablate.export import collect, export_mlflow
 from ablate.export.to_mlflow import MAX_KEY, MAX_PARAM_VALUE, MAX_TAG_VALUE, KeyNamer, param_value, tag_value
 from ablate.report import build_report
 from ablate.spec import spec_to_dict
-from tests.export_helpers import (  # noqa: F401 (fixtures)
+from tests.export_helpers import (
     design_spec,
     design_store,
     finish,
-    mlflow_template,
     run_epoch,
-    tracking_uri,
     value,
 )
+
+pytest_plugins = ["tests.export_helpers"]   # its fixtures: mlflow_template, tracking_uri
 
 
 def _runs(client, exp_id, view=ViewType.ACTIVE_ONLY):

@@ -36,8 +36,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from ablate.export.trials import ExperimentData, ExportError, TrialRecord, collect, report_files, require, \
-    temporary_folder
+from ablate.export.trials import (
+    ExperimentData,
+    ExportError,
+    TrialRecord,
+    collect,
+    report_files,
+    require,
+    temporary_folder,
+)
 
 MAX_KEY = 250             # mlflow.utils.validation.MAX_ENTITY_KEY_LENGTH
 MAX_PARAM_VALUE = 6000    # MAX_PARAM_VAL_LENGTH
@@ -129,6 +136,19 @@ def shown_uri(uri: str) -> str:
 
 # -- the tracking URI -------------------------------------------------------------------------
 
+def _without_password(text: str, uri: str) -> str:
+    """`text` (e.g. a backend's error, which may quote the URI) with the URI's password starred."""
+    from urllib.parse import unquote
+
+    try:
+        password = urlsplit(uri).password
+    except ValueError:
+        return text
+    for secret in {password, unquote(password or "")} - {None, ""}:
+        text = text.replace(secret, "***")
+    return text
+
+
 def open_client(tracking_uri: str | None):
     """(client, uri) for `tracking_uri` (default: $MLFLOW_TRACKING_URI, else MLflow's own default,
     mlflow.db in the current folder). Refuses, having written nothing, a URI MLflow cannot use
@@ -148,7 +168,7 @@ def open_client(tracking_uri: str | None):
         client = MlflowClient(tracking_uri=uri)
         client.search_experiments(max_results=1)
     except Exception as exc:   # noqa: BLE001 -- whatever the backend raises, the URI cannot be used
-        first = " ".join(str(exc).split())[:800]
+        first = _without_password(" ".join(str(exc).split()), uri)[:800]
         raise ExportError(f"cannot use MLflow tracking URI '{shown_uri(uri)}': {type(exc).__name__}: {first}; "
                           f"give another --tracking-uri (e.g. sqlite:///mlflow.db, or http://HOST:PORT of a "
                           f"running MLflow server)") from None
@@ -304,9 +324,8 @@ def _summary_run(client, exp_id: str, data: ExperimentData, found: list) -> str:
 def _replace_report(client, run_id: str, paths: list[Path]) -> None:
     """The report files as the run's `report/` artifacts, the earlier export's removed first
     (where the artifact store can delete; elsewhere same-named files are overwritten)."""
-    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
-
     from mlflow.exceptions import MlflowException
+    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 
     try:
         get_artifact_repository(client.get_run(run_id).info.artifact_uri).delete_artifacts("report")

@@ -31,8 +31,15 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ablate.export.trials import ExperimentData, ExportError, TrialRecord, collect, report_files, require, \
-    temporary_folder
+from ablate.export.trials import (
+    ExperimentData,
+    ExportError,
+    TrialRecord,
+    collect,
+    report_files,
+    require,
+    temporary_folder,
+)
 
 MANIFEST = ".ablate-export.json"
 SUFFIX = ".ablate"                   # ends the name of every event file ablate writes

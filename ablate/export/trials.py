@@ -208,7 +208,7 @@ def _epoch_series(frame, started: float | None) -> tuple[dict, dict]:
     for col in frame.columns:
         if col in ("trial_id", "epoch"):
             continue
-        points = [(e, float(v)) for e, v in zip(epochs, frame[col]) if not _is_nan(v)]
+        points = [(e, float(v)) for e, v in zip(epochs, frame[col], strict=True) if not _is_nan(v)]
         if points:
             series[col] = points
     times, t = {}, started if started is not None else 0.0
