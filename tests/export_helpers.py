@@ -1,12 +1,9 @@
 """Stores for the export tests: a small cumulative design with known per-epoch and final metrics,
-some trials still running, and an empty MLflow database made once per session."""
+some trials still running (the MLflow databases they export to: tests/conftest.py)."""
 
 from __future__ import annotations
 
 import json
-import shutil
-
-import pytest
 
 from ablate.plan import plan
 from ablate.spec import spec_to_dict
@@ -51,22 +48,3 @@ def design_store(path, *, running=(), spec=None):
         run_epoch(store, spec.name, t, 2)
         finish(store, spec.name, t)
     return store, p
-
-
-@pytest.fixture(scope="session")
-def mlflow_template(tmp_path_factory):
-    """An empty MLflow SQLite database (made once: MLflow's migrations take seconds)."""
-    from mlflow import MlflowClient
-
-    path = tmp_path_factory.mktemp("mlflow-template") / "mlflow.db"
-    MlflowClient(tracking_uri=f"sqlite:///{path}").search_experiments(max_results=1)
-    return path
-
-
-@pytest.fixture
-def tracking_uri(tmp_path, mlflow_template):
-    """A fresh MLflow SQLite tracking URI of this test's own (a copy of the empty template)."""
-    target = tmp_path / "ml" / "mlflow.db"
-    target.parent.mkdir()
-    shutil.copyfile(mlflow_template, target)
-    return f"sqlite:///{target}"

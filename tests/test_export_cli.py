@@ -12,11 +12,10 @@ import pytest
 import sqlalchemy as sa
 
 from ablate.cli import main
+from ablate.export.to_tensorboard import safe_name
 from ablate.spec import spec_to_dict
 from ablate.store import Store
 from tests.export_helpers import design_spec, design_store
-
-pytest_plugins = ["tests.export_helpers"]   # its fixtures: mlflow_template, tracking_uri
 
 
 def _files(folder):
@@ -156,3 +155,30 @@ def test_a_missing_store_is_said(tmp_path, capsys):
     Store(tmp_path / "e.db", create=True)
     _fails(capsys, ["export", "tensorboard", "x", "--store", str(tmp_path / "e.db"), "--logdir", str(tmp_path / "tb")],
            r"no experiment 'x' .*experiments there: \(none\)")
+
+
+@pytest.mark.slow
+def test_a_real_run_exported_to_both(tmp_path, capsys, tracking_uri):
+    """`ablate run` (the quickstart, shrunk: real training) then both exports of what it stored."""
+    from mlflow import MlflowClient
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    db = str(tmp_path / "q.db")
+    assert main(["run", "quickstart", "--shrink", "--store", db, "--out", str(tmp_path / "rep")]) == 0
+    capsys.readouterr()
+    trials = Store(db).trials_frame("quickstart-shrunk")
+    assert main(["export", "mlflow", "quickstart-shrunk", "--store", db, "--tracking-uri", tracking_uri]) == 0
+    assert main(["export", "tensorboard", "quickstart-shrunk", "--store", db, "--logdir", str(tmp_path / "tb")]) == 0
+    client = MlflowClient(tracking_uri=tracking_uri)
+    exp = client.get_experiment_by_name("quickstart-shrunk")
+    runs = [r for r in client.search_runs([exp.experiment_id]) if r.data.tags.get("ablate.kind") == "trial"]
+    assert sorted(r.data.tags["ablate.trial_id"] for r in runs) == sorted(trials["trial_id"])
+    for r in runs:
+        row = trials[trials["trial_id"] == r.data.tags["ablate.trial_id"]].iloc[0]
+        assert r.data.metrics["final.val_acc"] == pytest.approx(row["val_acc"])
+        assert r.data.tags["ablate.env.device"] == "cpu"
+        history = client.get_metric_history(r.info.run_id, "images_per_s")
+        assert [m.step for m in history] == [1]
+        ea = EventAccumulator(str(tmp_path / "tb" / safe_name(row["label"]) / f"seed{row['seed']}"))
+        ea.Reload()
+        assert ea.Scalars("final/val_acc")[0].value == pytest.approx(row["val_acc"], rel=1e-6)

@@ -22,8 +22,6 @@ from tests.export_helpers import (
     value,
 )
 
-pytest_plugins = ["tests.export_helpers"]   # its fixtures: mlflow_template, tracking_uri
-
 
 def _runs(client, exp_id, view=ViewType.ACTIVE_ONLY):
     return client.search_runs([exp_id], run_view_type=view, max_results=1000)

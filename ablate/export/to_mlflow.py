@@ -240,6 +240,7 @@ def export_mlflow(store, experiment: str, *, tracking_uri: str | None = None) ->
     """Export `experiment` (a name in `store`) to MLflow at `tracking_uri` (see the module
     docstring for the layout and the update rule). Bad input raises, with nothing written:
     ReportError (unknown experiment), ExportError (no trials, no MLflow, an unusable URI)."""
+    require("mlflow", "mlflow", "MLflow")
     data = collect(store, experiment)
     client, uri = open_client(tracking_uri)
     exp_id = _experiment(client, uri, data)
@@ -381,8 +382,8 @@ def _export_trial(client, exp_id, parent, data, rec: TrialRecord, run, namer, ou
             run_id = run.info.run_id
             new_params = {k: v for k, v in params.items() if k not in run.data.params}
             stale = [k for k in run.data.tags if k.startswith("ablate.") and k not in tags]
-            _log(client, run_id, new_params, tags, missing, {k: v for k, v in final.items()
-                                                              if k not in run.data.metrics})
+            new_final = {k: v for k, v in final.items() if k not in run.data.metrics}
+            _log(client, run_id, rec, new_params, tags, missing, new_final)
             for k in stale:
                 client.delete_tag(run_id, k)
             _set_status(client, run_id, rec, run.info.status)
@@ -391,7 +392,7 @@ def _export_trial(client, exp_id, parent, data, rec: TrialRecord, run, namer, ou
     start = rec.started if rec.started is not None else time.time()
     run_id = client.create_run(exp_id, start_time=_ms(start), tags={TRIAL_TAG: rec.trial_id},
                                run_name=tags[RUN_NAME_TAG]).info.run_id
-    _log(client, run_id, params, tags, points, final)
+    _log(client, run_id, rec, params, tags, points, final)
     client.log_dict(run_id, rec.config, "config.json")
     _set_status(client, run_id, rec, "RUNNING")
     if replaced:
@@ -432,14 +433,15 @@ def _same(a: float, b: float) -> bool:
     return (math.isnan(a) and math.isnan(b)) or a == b or math.isclose(a, b, rel_tol=1e-12, abs_tol=0.0)
 
 
-def _log(client, run_id: str, params: dict, tags: dict, points: dict, final: dict) -> None:
+def _log(client, run_id: str, rec: TrialRecord, params: dict, tags: dict, points: dict, final: dict) -> None:
+    """One batch (MLflow's client splits it at its limits); final metrics at the last epoch's step."""
     from mlflow.entities import Metric, Param, RunTag
 
     now = _ms(time.time())
     metrics = [Metric(k, v, _ms(t) if t is not None else now, s) for k, series in points.items()
                for s, v, t in series]
-    last = max((s for series in points.values() for s, _, _ in series), default=0)
-    metrics += [Metric(k, v, now, last) for k, v in final.items()]
+    end = _ms(rec.finished) if rec.finished is not None else now
+    metrics += [Metric(k, v, end, rec.last_epoch) for k, v in final.items()]
     client.log_batch(run_id, metrics=metrics, params=[Param(k, v) for k, v in params.items()],
                      tags=[RunTag(k, v) for k, v in tags.items()])
 

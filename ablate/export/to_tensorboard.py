@@ -183,8 +183,8 @@ def export_tensorboard(store, experiment: str, logdir: str | Path) -> TensorBoar
     """Export `experiment` (a name in `store`) as TensorBoard event files under `logdir` (see the
     module docstring). Bad input raises with nothing written: ReportError (unknown experiment),
     ExportError (no trials, no TensorBoard, a logdir that cannot be used)."""
-    data = collect(store, experiment)
     require("tensorboard", "tensorboard", "TensorBoard")
+    data = collect(store, experiment)
     root = Path(logdir)
     earlier = read_manifest(root, experiment)
     folders = run_folders(data.trials)
