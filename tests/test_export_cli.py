@@ -101,6 +101,8 @@ def test_tracking_uris_that_cannot_be_used(tmp_path, capsys):
         (f"sqlite:///{tmp_path}/afile/m.db", r"afile is a file, not a folder"),
         ("nosuchscheme://x", r"cannot use MLflow tracking URI 'nosuchscheme://x'"),
         ("", r"the MLflow tracking URI is empty"),
+        ("sqlite://", r"an in-memory database, which keeps nothing"),
+        ("sqlite:///:memory:", r"an in-memory database, which keeps nothing"),
     ]
     for uri, match in cases:
         _fails(capsys, ["export", "mlflow", "tiny", "--store", str(tmp_path / "s.db"), "--tracking-uri", uri], match)
@@ -133,6 +135,12 @@ def test_logdirs_that_cannot_be_used(tmp_path, capsys):
                     str(tmp_path / "afile")], r"--logdir .*afile is a file; give a folder")
     _fails(capsys, ["export", "tensorboard", "tiny", "--store", str(tmp_path / "s.db"), "--logdir",
                     str(tmp_path / "afile" / "tb")], r"cannot write to --logdir .*afile/tb")
+    (tmp_path / "tb").mkdir()
+    (tmp_path / "tb" / ".ablate-export.json").write_text("{not json")
+    before = _files(tmp_path)
+    _fails(capsys, ["export", "tensorboard", "tiny", "--store", str(tmp_path / "s.db"), "--logdir",
+                    str(tmp_path / "tb")], r"tb/.ablate-export.json \(what an earlier ablate export wrote there\) "
+                                           r"cannot be read .*; remove it with the folders it lists")
     assert _files(tmp_path) == before
 
 

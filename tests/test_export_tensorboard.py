@@ -202,3 +202,11 @@ def test_search_trials_get_folders_by_stage_and_values_as_hparams(tmp_path):
         content = _hparams(_accumulator(tmp_path / "tb" / folders[rec.trial_id]))
         start = metadata.parse_session_start_info_plugin_data(content[metadata.SESSION_START_INFO_TAG])
         assert start.hparams["values.recipe.lr"].number_value == pytest.approx(rec.config["values"]["recipe.lr"])
+
+
+def test_a_postgresql_store_exports_too(tmp_path, pg_url):
+    store, p = design_store(pg_url)
+    done = export_tensorboard(store, "tiny", tmp_path / "tb")
+    assert len(done.runs) == 8
+    ea = _accumulator(tmp_path / "tb" / f"{safe_name(p.arms[2].label)}/seed1")
+    assert [s.value for s in ea.Scalars("epoch/val_acc")] == pytest.approx([value(2, 1, 1), value(2, 1, 2)])

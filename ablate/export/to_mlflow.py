@@ -159,6 +159,9 @@ def open_client(tracking_uri: str | None):
     uri = mlflow.get_tracking_uri() if tracking_uri is None else tracking_uri
     if not isinstance(uri, str) or not uri.strip():
         raise ExportError("the MLflow tracking URI is empty; give one, e.g. --tracking-uri sqlite:///mlflow.db")
+    if uri.startswith("sqlite:") and (sqlite_path(uri) is None or ":memory:" in uri):
+        raise ExportError(f"MLflow tracking URI '{uri}' is an in-memory database, which keeps nothing after the "
+                          f"export; give a file, e.g. sqlite:///mlflow.db")
     path = sqlite_path(uri)
     if path is not None:
         check_sqlite_file(uri, path)
