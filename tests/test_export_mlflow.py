@@ -159,17 +159,28 @@ def test_a_duplicate_run_of_one_trial_is_deleted(tmp_path, tracking_uri):
     assert again.duplicates_removed == 1 and len(_trial_runs(client, first.experiment_id)) == 8
 
 
+def test_the_limits_are_mlflows_own():
+    from mlflow.utils import validation
+
+    assert (MAX_KEY, MAX_PARAM_VALUE, MAX_TAG_VALUE) == (validation.MAX_ENTITY_KEY_LENGTH,
+                                                         validation.MAX_PARAM_VAL_LENGTH, validation.MAX_TAG_VAL_LENGTH)
+    for name in ("recipe.lr", "acc@1 (top)", "/abs", "a//b", "../up", "x" * 300, "tab\there", "ünï"):
+        key = KeyNamer()(name)
+        validation._validate_param_name(key)      # MLflow's own check of a key: raises if it would refuse it
+        validation._validate_metric_name(key)
+
+
 def test_mlflow_key_and_value_rules():
     namer = KeyNamer()
     assert namer("recipe.lr") == "recipe.lr" and namer("a b/c-d_e") == "a b/c-d_e"
     assert namer("acc@1 (top)") == "acc_1 _top_"
-    assert namer("acc#1 (top)").startswith("acc_1 _top_~")      # would equal another: made distinct
+    assert namer("acc#1 (top)").startswith("acc_1 _top_-")      # would equal another: made distinct
     assert namer("acc@1 (top)") == "acc_1 _top_"                  # the same name, the same key
     for bad in ("/abs", "a//b", "../up", ".", "a/./b"):
         key = namer(bad)
         assert "/" not in key and ".." not in key and key not in ("", ".")
     long = namer("x" * 300)
-    assert len(long) == MAX_KEY and long != namer("x" * 299 + "y") and long[MAX_KEY - 9] == "~"
+    assert len(long) == MAX_KEY and long != namer("x" * 299 + "y") and long[MAX_KEY - 9] == "-"
     assert param_value(0.5) == "0.5" and param_value(True) == "true" and param_value(None) == "null"
     cut = param_value("v" * 7000)
     assert len(cut) == MAX_PARAM_VALUE and cut.endswith("the whole config is in config.json)")

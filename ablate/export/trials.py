@@ -14,7 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from ablate.errors import AblateError, ReportError
+from ablate.report import build_report, write_report
+from ablate.report.frames import load_experiment, outcomes
+from ablate.search.report import build_search_report, write_search_report
 from ablate.store import numeric_metrics
 
 Scalar = str | int | float | bool | None
@@ -96,10 +101,6 @@ def collect(store, experiment: str) -> ExperimentData:
     """Every trial of `experiment` that its current spec's report counts (a search: every stored
     trial), in arm and seed order. Unknown experiment: ReportError listing the stored ones; no
     such trial: ExportError."""
-    import pandas as pd
-
-    from ablate.report.frames import load_experiment, outcomes
-
     p = load_experiment(store, experiment)
     frame = store.trials_frame(experiment)
     spec = p.spec
@@ -246,11 +247,7 @@ def report_files(store, data: ExperimentData, folder: Path) -> tuple[list[Path],
     are none when the report cannot be built yet (e.g. no complete trial of the baseline)."""
     try:
         if data.is_search:
-            from ablate.search.report import build_search_report, write_search_report
-
             return write_search_report(build_search_report(store, data.plan), folder, ("md", "csv", "html")), None
-        from ablate.report import build_report, write_report
-
         return write_report(build_report(store, data.name), folder, ("md", "csv", "html")), None
     except ReportError as exc:
         return [], str(exc)
