@@ -519,6 +519,18 @@ def cmd_report(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    from ablate.export import export_mlflow, export_tensorboard
+
+    store = _open_store(args.store, create=False)
+    if args.tracker == "mlflow":
+        done = export_mlflow(store, args.experiment, tracking_uri=args.tracking_uri)
+    else:
+        done = export_tensorboard(store, args.experiment, args.logdir)
+    print(done.describe(args.experiment))
+    return 0
+
+
 def _comma_list(what: str, allowed, *, empty: bool = False) -> Callable[[str], list[str]]:
     """An argparse type for 'a,b,c' whose items must be in `allowed` (none at all only if `empty`)."""
 
@@ -639,6 +651,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--columns", type=_comma_list("column", EXTRA_COLUMNS, empty=True), default=list(DEFAULT_COLUMNS),
                    help="optional lift-table columns: params,gflops,memory,time,top5 (default: params,time)")
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("export", help="send an experiment's trials to MLflow or TensorBoard (again: updates)")
+    trackers = p.add_subparsers(dest="tracker", metavar="TRACKER")
+    trackers.required = True
+    t = trackers.add_parser("mlflow", help="each trial an MLflow run; the report as artifacts of their parent run")
+    t.add_argument("experiment")
+    t.add_argument("--store", default=None, help="default: $ABLATE_STORE, else ablate.db")
+    t.add_argument("--tracking-uri", help="default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db in this folder")
+    t.set_defaults(func=cmd_export)
+    t = trackers.add_parser("tensorboard", help="one run folder per trial: scalars per epoch, HParams")
+    t.add_argument("experiment")
+    t.add_argument("--store", default=None, help="default: $ABLATE_STORE, else ablate.db")
+    t.add_argument("--logdir", required=True, help="folder for the run folders (an earlier export there is replaced)")
+    t.set_defaults(func=cmd_export)
     return parser
 
 

@@ -74,3 +74,24 @@ def store_target(request, tmp_path):
         return tmp_path / "s.db"
     return request.getfixturevalue("pg_url")
 
+
+@pytest.fixture(scope="session")
+def mlflow_template(tmp_path_factory):
+    """An empty MLflow SQLite database for the export tests (made once: MLflow's migrations take
+    seconds)."""
+    from mlflow import MlflowClient
+
+    path = tmp_path_factory.mktemp("mlflow-template") / "mlflow.db"
+    MlflowClient(tracking_uri=f"sqlite:///{path}").search_experiments(max_results=1)
+    return path
+
+
+@pytest.fixture
+def tracking_uri(tmp_path, mlflow_template):
+    """A fresh MLflow SQLite tracking URI of this test's own (a copy of the empty template)."""
+    import shutil
+
+    target = tmp_path / "ml" / "mlflow.db"
+    target.parent.mkdir()
+    shutil.copyfile(mlflow_template, target)
+    return f"sqlite:///{target}"
