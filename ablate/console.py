@@ -163,20 +163,19 @@ class ConsoleProgress:
 
 def expected_trials(spec, store) -> int | None:
     """A search's estimate of the trials this run will run: each study's budget not yet spent
-    and its validation round (finalists on the seeds after the first, whose first-seed run is
-    the search trial itself, and the hand-picked values on every seed). None for a design: its
-    engine queues exactly what it runs. An estimate: fewer finalists, a timeout or an exhausted
-    grid end a search sooner."""
+    and its validation stages (`ablate.search.stages.stage_trials`: finalists on the selection
+    seeds, the winner, runner-up and hand-picked values on the report seeds). None for a design:
+    its engine queues exactly what it runs. An estimate: fewer finalists, a timeout or an
+    exhausted grid end a search sooner."""
     s = spec.search
     if s is None or s.n_trials is None:
         return None
     from ablate.plan import plan
+    from ablate.search.stages import stage_trials
 
-    studies = len(plan(spec).arms) if s.per_arm else 1
-    seeds = len(spec.seeds.values)
-    k = s.validate.top_k if s.validate is not None else (1 if s.per_arm or s.compare_to else 0)
-    searched = studies * s.n_trials
-    validation = studies * (k * max(0, seeds - 1) + (seeds if s.compare_to else 0))
+    stages = stage_trials(spec, len(plan(spec).arms))
+    searched = stages["search"]
+    validation = stages["select"] + stages["report"]
     frame = store.trials_frame(spec.name)
     if len(frame):
         from ablate.store import DONE

@@ -66,15 +66,20 @@ class PrintedProgress:
     still says how far it got (the GPU check extrapolates the headline from these lines)."""
 
     def __init__(self) -> None:
-        self.start, self.done, self.total = time.perf_counter(), 0, "?"
+        self.start, self.done, self.total = time.perf_counter(), 0, 0
 
-    def trial_started(self, index, total, trial) -> None:
-        self.total = total
+    def trials_queued(self, trials) -> None:
+        self.total += len(trials)
+
+    def trial_started(self, trial) -> None:
+        pass
 
     def epoch(self, trial, metrics) -> None:
         pass
 
-    def trial_finished(self, trial, status, metrics, error) -> None:
+    def trial_finished(self, trial, status, metrics, error, *, kind=None) -> None:
+        if status == "retrying":       # the retry policy runs it again: not finished
+            return
         self.done += 1
         print(f"trial {self.done}/{self.total} {status} at {time.perf_counter() - self.start:.1f} s "
               f"({trial.label}, seed {trial.seed})", flush=True)

@@ -109,7 +109,7 @@ def test_the_trial_ends_when_the_command_exits_and_what_it_left_is_killed(tmp_pa
 def test_a_timeout_kills_a_child_in_a_new_session(tmp_path, leftovers):
     driver = _driver(tmp_path, _spec(tmp_path, NEW_SESSION + DOUBLE_FORK + "time.sleep(60)\n", timeout_s=3))
     out = driver.communicate(timeout=60)[0]
-    assert driver.returncode == 0, out
+    assert driver.returncode == 3, out          # a failed trial: exit 3
     row = Store(tmp_path / "s.db").trials_frame("tree").iloc[0]
     assert row.status == "failed" and "timeout" in row.error
     pids = _pids(tmp_path)

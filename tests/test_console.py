@@ -60,11 +60,11 @@ def test_a_search_counts_over_its_studies_and_validation_with_values_and_the_bes
     store = Store(tmp_path / "s.db", create=True)
     out = io.StringIO()
     expected = expected_trials(spec, store)
-    assert expected == 6 + spec.search.validate.top_k * (len(spec.seeds.values) - 1)
     progress = ConsoleProgress(out, expected=expected, search=SearchLine(6, "val_acc", "max"))
     run_experiment(spec, store, executor=InProcessExecutor(run_fn=fake_train), progress=progress)
     text = out.getvalue()
     got = counters(text)
+    assert expected == len(store.trials_frame("srch")), "the count announced is the count run"
     assert [k for k, _ in got] == list(range(1, len(got) + 1)) and {n for _, n in got} == {expected}
     searched = [x for x in text.splitlines() if "study trial" in x]
     assert len(searched) == 6
@@ -73,7 +73,8 @@ def test_a_search_counts_over_its_studies_and_validation_with_values_and_the_bes
     best = [float(re.search(r"best so far val_acc ([0-9.]+)", x)[1]) for x in searched]
     assert best == sorted(best), "the best so far never gets worse"
     validation = [x for x in text.splitlines() if "study trial" not in x and COUNTER.match(x)]
-    assert validation and all(re.search(r"\[validation: finalist \d\]", x) for x in validation)
+    assert validation and all(re.search(r"\[(select: finalist \d|report: [a-z-]+)\]", x) for x in validation)
+    assert any("[report: winner]" in x for x in validation)
 
 
 def test_status_of_a_search_lists_its_trials_like_a_designs(tmp_path, capsys):
@@ -84,7 +85,7 @@ def test_status_of_a_search_lists_its_trials_like_a_designs(tmp_path, capsys):
     out = capsys.readouterr().out
     rows = [x for x in out.splitlines() if " arm " in x and " seed " in x]
     assert len(rows) == len(store.trials_frame("srch"))
-    assert sum("[search: study trial" in x for x in rows) == 6 and any("[validation: finalist 1]" in x for x in rows)
+    assert sum("[search: study trial" in x for x in rows) == 6 and any("[select: finalist 1]" in x for x in rows)
     assert all(len(x.split()[0]) == 8 for x in rows), "each starts with its trial id"
 
 

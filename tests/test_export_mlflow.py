@@ -203,14 +203,14 @@ def test_odd_metric_names_and_long_values_reach_mlflow(tmp_path, tracking_uri):
     assert len(run.data.tags["ablate.env.note"]) == MAX_TAG_VALUE
 
 
-def test_search_exports_study_and_validation_trials_with_their_values(tmp_path, tracking_uri):
+def test_search_exports_the_trials_of_every_stage_with_their_values(tmp_path, tracking_uri):
     from ablate.run.experiment import run_experiment
     from ablate.run.inprocess import InProcessExecutor
     from ablate.store import Store
     from tests.search_helpers import fake_train, search_spec
 
     store = Store(tmp_path / "s.db", create=True)
-    spec = search_spec(n_trials=3, validate={"top_k": 1}, compare_to={"recipe.lr": 0.1})
+    spec = search_spec(n_trials=3, validate={"top_k": 2}, compare_to={"recipe.lr": 0.1})
     run_experiment(spec, store, executor=InProcessExecutor(run_fn=fake_train))
     data = collect(store, "srch")
     done = export_mlflow(store, "srch", tracking_uri=tracking_uri)
@@ -218,7 +218,7 @@ def test_search_exports_study_and_validation_trials_with_their_values(tmp_path, 
     runs = _trial_runs(client, done.experiment_id)
     assert len(runs) == len(data.trials) == len(store.trials_frame("srch"))
     origins = {r.data.tags["ablate.origin"] for r in runs.values()}
-    assert origins == {"search", "validation"}
+    assert origins == {"search", "select", "report"}      # the stages: ablate.search.stages
     for rec in data.trials:
         run = runs[rec.trial_id]
         values = rec.config["values"]

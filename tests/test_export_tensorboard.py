@@ -188,13 +188,14 @@ def test_search_trials_get_folders_by_stage_and_values_as_hparams(tmp_path):
     from tests.search_helpers import fake_train, search_spec
 
     store = Store(tmp_path / "s.db", create=True)
-    run_experiment(search_spec(n_trials=3, validate={"top_k": 1}), store,
+    run_experiment(search_spec(n_trials=3, validate={"top_k": 2}), store,
                    executor=InProcessExecutor(run_fn=fake_train))
     data = collect(store, "srch")
     done = export_tensorboard(store, "srch", tmp_path / "tb")
     assert len(done.runs) == len(data.trials) == len(set(done.runs))
-    assert {r.split("/")[0] for r in done.runs} == {"search", "validation"}
+    assert {r.split("/")[0] for r in done.runs} == {"search", "select", "report"}
     assert any("/study trial 0/" in r for r in done.runs) and any("/finalist 1/" in r for r in done.runs)
+    assert any("/winner/" in r for r in done.runs) and any("/runner-up/" in r for r in done.runs)
     keys = hparam_keys(data.trials)
     assert {"values.recipe.lr", "values.tricks.mixup.alpha"} <= set(keys)
     folders = run_folders(data.trials)

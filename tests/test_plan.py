@@ -152,9 +152,10 @@ def _expected_id(spec, tricks: list[dict], seed: int, values: dict | None = None
         # `compile` changes how a trial runs, not what it computes: not hashed (ablate.spec_changes)
         base["recipe"] = spec.recipe.model_dump(mode="json", exclude={"compile"})
     else:
-        # `api` counts only when not the default, so ids from before it existed stay valid
-        base["trial"] = spec.trial.model_dump(mode="json", exclude={"timeout_s"} | ({"api"} if spec.trial.api == "ablate"
-                                                                                    else set()))
+        # `api` counts only when not the default, so ids from before it existed stay valid; the
+        # names of passed-through secrets (`pass_env`) are never part of an id
+        base["trial"] = spec.trial.model_dump(mode="json", exclude={"timeout_s", "pass_env"} | (
+            {"api"} if spec.trial.api == "ablate" else set()))
     text = (json.dumps(base, sort_keys=True) + "|" + ",".join(json.dumps(t, sort_keys=True) for t in tricks)
             + f"|seed={seed}")
     if values:

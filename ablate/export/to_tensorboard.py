@@ -3,7 +3,7 @@
 Layout of `--logdir DIR` (point `tensorboard --logdir DIR` at it):
 
 - `DIR/<arm label>/seed<N>/` per trial (a search's: `DIR/search/<label>/study trial 3/seed<N>/`,
-  `DIR/validation/<label>/finalist 1/seed<N>/`; two trials that would share a folder get their ids
+  `DIR/select/<label>/finalist 1/seed<N>/`, `DIR/report/<label>/winner/seed<N>/`; two trials that would share a folder get their ids
   after it): each epoch metric as scalar `epoch/<name>` at step = epoch,
   each final metric as `final/<name>`, the trial's hyperparameters for the HParams plugin, and text
   `ablate/trial` (id, status, reason, error) and `ablate/config` (the resolved config);

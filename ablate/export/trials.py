@@ -50,7 +50,7 @@ class TrialRecord:
     label: str
     seed: int
     reason: str                      # why it was added, as the store keeps it
-    origin: str                      # the reason's first word: design, adaptive, search, validation
+    origin: str                      # the reason's first word: design, adaptive, search, select, report
     status: str                      # pending, running, complete, failed, diverged, pruned
     kind: str | None                 # the failure kind of the last attempt
     error: str | None
@@ -68,7 +68,7 @@ class TrialRecord:
     @property
     def name(self) -> str:
         """A run name: the arm's label and seed; after why it was added, unless it is a design's
-        (a search's `search: study trial 3`, `validation: finalist 1`)."""
+        (a search's `search: study trial 3`, `select: finalist 1`, `report: winner`)."""
         name = f"{self.label} seed {self.seed}"
         return name if self.origin in ("design", "adaptive") else f"{self.reason} | {name}"
 
