@@ -37,7 +37,8 @@ for e in (1, 2):
     time.sleep(0.05)
 print(json.dumps({"val_acc": 50 + 30 * lr + p["seed"] * 0.01}))
 """
-N_TRIALS, TOP_K, SEEDS = 8, 2, 2
+N_TRIALS, TOP_K, SEEDS = 8, 2, 4      # seeds: 1 to search, 1 to select (SELECT_SEEDS), 2 to report
+SELECT_SEEDS = 1
 
 
 def _spec(tmp_path: Path, name: str) -> Path:
@@ -47,7 +48,7 @@ def _spec(tmp_path: Path, name: str) -> Path:
            "seeds": SEEDS,
            "search": {"params": {"params.lr": {"type": "float", "low": 0.01, "high": 1.0}},
                       "sampler": {"name": "random", "seed": 3}, "n_trials": N_TRIALS,
-                      "validate": {"top_k": TOP_K}}}
+                      "validate": {"top_k": TOP_K, "select_seeds": SELECT_SEEDS}}}
     path = tmp_path / f"{name}.yaml"
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
     return path
@@ -73,12 +74,15 @@ def _race(spec: Path, store: str, drivers: int, cwd: Path) -> None:
     attempts = s.attempts_frame(name)
     assert attempts.trial_id.is_unique, "a trial ran twice"
     assert set(attempts.status) == {"complete"}
-    # every driver validated the same finalists: the best TOP_K of all N_TRIALS, each on the other seed
+    # every driver validated the same finalists: the best TOP_K of all N_TRIALS, each on the
+    # selection seed, then the winner and the runner-up on the report seeds
     finalists = top_configurations(study, search_metrics(load_spec(spec)), TOP_K)
     assert study.user_attrs[FINALISTS_ATTR] == finalists
     trials = s.trials_frame(name)
-    validated = trials[trials.reason.str.startswith("validation")]
-    assert len(validated) == TOP_K * (SEEDS - 1), validated[["label", "seed", "reason"]]
+    selected = trials[trials.reason.str.startswith("select")]
+    assert len(selected) == TOP_K * SELECT_SEEDS, selected[["label", "seed", "reason"]]
+    reported = trials[trials.reason.str.startswith("report")]
+    assert len(reported) == 2 * (SEEDS - 1 - SELECT_SEEDS), reported[["label", "seed", "reason"]]
 
 
 @pytest.mark.slow

@@ -155,8 +155,12 @@ def test_shipped_spec_runs_end_to_end_shrunk_on_digits(name, tmp_path, capsys, m
     spec = load_spec(name, check_files=False)
     if spec.search is None:
         assert len(frame) == len(plan(spec).arms)
-    else:   # SHRUNK_SEARCH_TRIALS samples (their seed is the one seed left) and the hand-picked trial
-        assert 1 <= len(frame) <= SHRUNK_SEARCH_TRIALS + bool(spec.search.compare_to)
+    else:   # at most SHRUNK_SEARCH_TRIALS samples, then each stage on the shrunk seeds (search.stages)
+        from ablate.search.stages import stage_trials
+        from ablate.shrink import shrink_spec
+
+        shrunk = shrink_spec(spec)
+        assert 1 <= len(frame) <= sum(stage_trials(shrunk, len(plan(shrunk).arms)).values())
     assert (frame.status == "complete").all(), frame.error.tolist()
     report = "lift.md" if spec.search is None else "search.md"
     assert (tmp_path / "reports" / f"{name}-shrunk" / report).is_file()
