@@ -117,3 +117,43 @@ def test_of_drivers_finding_one_abandoned_trial_only_one_takes_it_over(store_tar
     again = sources[0]._ask()
     assert again.params == dead.params and again.user_attrs["ablate_requeued_from"] == 0
     assert again.user_attrs["ablate_driver"] == sources[0].driver
+
+
+def test_a_driver_whose_ask_went_over_budget_waits_for_the_last_trial_before_the_finalists(store_target):
+    """Driver A counts the budget, driver B asks the last trial, then A asks: A's trial gives way
+    (over budget) and A's source returned an empty batch at once, which ended its engine; its
+    finalists were then chosen while B's trial still ran (seen as a third 'select' trial in the
+    race above). A must wait for B's trial as when its count says the budget is spent."""
+    import threading
+
+    from ablate.plan import plan
+    from ablate.search.runner import open_arm_study
+    from ablate.search.source import SearchSource
+    from tests.search_helpers import search_spec
+
+    Store(store_target, create=True)
+    p = plan(search_spec(n_trials=1))
+    a, b = (SearchSource(p, open_arm_study(p, Store(store_target), 0), metrics=search_metrics(p.spec),
+                         n_trials=1, timeout_s=None) for _ in range(2))
+    assert len(b.next_trials(Store(store_target))) == 1          # B runs the one trial of the budget
+    real, stale = a._used, [True]
+
+    def used(up_to=None):          # A's first count was taken before B asked
+        if up_to is None and stale:
+            stale.clear()
+            return 0
+        return real(up_to)
+
+    a._used = used
+    out: list = []
+    waiting = threading.Thread(target=lambda: out.append(a.next_trials(Store(store_target))), daemon=True)
+    waiting.start()
+    waiting.join(2.0)
+    assert waiting.is_alive(), "A returned while B's trial still ran"
+    (number,) = [ot.number for ots in b.asked.values() for ot in ots]
+    b.study.tell(number, [90.0])
+    waiting.join(10.0)
+    assert not waiting.is_alive() and out == [[]]
+    over = [t for t in optuna.load_study(study_name="srch", storage=Store(store_target).url).trials
+            if t.user_attrs.get(OVER_BUDGET_ATTR)]
+    assert len(over) == 1, "A's ask gave way"

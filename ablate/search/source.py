@@ -116,6 +116,11 @@ class SearchSource:
             self.asked.setdefault(trial.id, []).append(ot)
             if first:
                 batch.append(trial)
+        if not batch and self.n_trials is not None and self._used() >= self.n_trials:
+            # this driver's ask went over budget (another driver asked the last trial between
+            # its count and its ask): an empty batch ends the engine, so wait here as above, or
+            # the finalists would be chosen while that trial still runs
+            self._wait_for_others(store)
         return batch
 
     def should_stop(self, trial: Trial, metrics: dict) -> bool:
