@@ -226,6 +226,8 @@ def watch_faults(url: str, label: str) -> None:
 def _on_error(ctx) -> None:
     if ctx.is_pre_ping or ctx.engine is None:
         return                      # the pool reconnects a dropped connection by itself
+    if not isinstance(ctx.original_exception, Exception):
+        return                      # Ctrl-C / SIGTERM inside a query: an interrupt (exit 130), not a fault
     url = ctx.engine.url.render_as_string(hide_password=False)
     label = _STORES.get(url)
     if label is None or (ctx.connection is None and ctx.engine.dialect.name != "sqlite"):

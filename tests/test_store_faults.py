@@ -247,3 +247,25 @@ def test_a_read_only_postgresql_database_exits_2_in_one_line_without_the_passwor
         admin.dispose()
     code, _, err = _ablate(tmp_path, "run", str(spec), "--store", pg_url, "--seeds", "3", "--no-report")
     assert code == 0, err
+
+
+def test_an_interrupt_inside_a_query_stays_an_interrupt_not_a_lost_connection(tmp_path):
+    """SQLAlchemy reports a KeyboardInterrupt (Ctrl-C, or ablate's SIGTERM handler) raised during a
+    query as a disconnect; the fault hook turned it into "lost the connection to store ... ()",
+    exit 2 instead of 130 for a driver stopped mid-query."""
+    import sqlalchemy as sa
+
+    from ablate.store import Store
+
+    store = Store(tmp_path / "s.db", create=True)
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    sa.event.listen(store.engine, "before_cursor_execute", interrupt)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            store.trials_frame("any")
+    finally:
+        sa.event.remove(store.engine, "before_cursor_execute", interrupt)
+    assert store.trials_frame("any").empty
