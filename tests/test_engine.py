@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from ablate.plan import plan
-from ablate.run.experiment import run_experiment
+from ablate.api import run_experiment
 from ablate.spec import parse_spec, spec_from_dict, spec_to_dict
 from ablate.store import Store
 

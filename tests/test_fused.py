@@ -320,7 +320,8 @@ def test_a_member_stopped_by_the_caller_is_pruned_and_the_others_go_on():
 # -- the executor in the engine ---------------------------------------------------------------
 
 def test_ablate_run_with_fuse_on_fuses_what_fuses_and_runs_the_rest_alone(tmp_path):
-    from ablate.run.experiment import executor_for, run_experiment
+    from ablate.api import run_experiment
+    from ablate.run.experiment import executor_for
     from ablate.run.fused import FusedExecutor
     from ablate.store import Store
 

@@ -130,7 +130,7 @@ def _v1_store(path, spec):
 
 
 def test_a_store_of_the_first_release_is_migrated_and_resumes(tmp_path):
-    from ablate.run.experiment import run_experiment
+    from ablate.api import run_experiment
 
     path = tmp_path / "old.db"
     spec = tiny_spec()

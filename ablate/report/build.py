@@ -37,6 +37,10 @@ class Report:
                                                     frames.effects_warning(self.plan))
         return text
 
+    def write(self, out_dir: str | Path, formats: tuple[str, ...] = ("md", "csv")) -> list[Path]:
+        """The report protocol's write (`write_report`)."""
+        return write_report(self, out_dir, formats)
+
 
 def build_report(store, experiment: str, *, confidence: float = 0.95, test: str = "t",
                  columns: tuple[str, ...] = DEFAULT_COLUMNS, diverged: str = "worst") -> Report:

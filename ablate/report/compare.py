@@ -288,3 +288,20 @@ def write_compare(reports: list[Report], out_dir: str | Path, formats: tuple[str
         paths.append(folder.write_text(name, write(reports)))
     folder.finish()
     return paths
+
+
+class Comparison:
+    """Experiments side by side, on the report protocol (`name`, `markdown()`, `write()`)."""
+
+    def __init__(self, reports: list[Report]) -> None:
+        self.reports = reports
+
+    @property
+    def name(self) -> str:
+        return "_vs_".join(r.name for r in self.reports)
+
+    def markdown(self) -> str:
+        return compare_markdown(self.reports)
+
+    def write(self, out_dir: str | Path, formats: tuple[str, ...] = ("md", "csv")) -> list[Path]:
+        return write_compare(self.reports, out_dir, formats)

@@ -15,7 +15,6 @@ _NAMES = {
     "InProcessExecutor": "ablate.run.inprocess", "CommandExecutor": "ablate.run.command",
     "FusedExecutor": "ablate.run.fused",
     "DesignSource": "ablate.run.sources", "AdaptiveSeedSource": "ablate.run.sources",
-    "run_experiment": "ablate.run.experiment",
 }
 
 __all__ = sorted(_NAMES)

@@ -56,6 +56,10 @@ class SearchReport:
     def markdown(self) -> str:
         return search_markdown(self)
 
+    def write(self, out_dir, formats: tuple[str, ...] = ("md", "csv")) -> list[Path]:
+        """The report protocol's write (`write_search_report`)."""
+        return write_search_report(self, out_dir, formats)
+
 
 def build_search_report(store, p, *, confidence: float = 0.95, test: str = "t",
                         diverged: str = "worst") -> SearchReport:
