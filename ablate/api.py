@@ -723,8 +723,14 @@ def _names(experiments: str | Sequence[str]) -> list[str]:
 
 
 def trials(store: Store | str | os.PathLike | None, experiment: str) -> pd.DataFrame:
-    """The trials of an experiment's current spec: one row per trial (id, arm, label, seed,
-    status, metrics, times, failure kind and error); a search's every trial.
+    """The trials of an experiment's current spec (a search's: every trial).
+
+    Args:
+        store: a `Store`, or a path/URL (None: $ABLATE_STORE, else ablate.db).
+        experiment: the experiment's name.
+
+    Returns:
+        One row per trial: id, arm, label, seed, status, metrics, times, failure kind and error.
 
     Raises:
         StoreError: the store cannot be opened. ReportError: no such experiment.
@@ -736,10 +742,20 @@ def trials(store: Store | str | os.PathLike | None, experiment: str) -> pd.DataF
 
 
 def epochs(store: Store | str | os.PathLike | None, experiment: str) -> pd.DataFrame:
-    """Every epoch of every trial of an experiment (trial id, epoch, losses, metrics).
+    """Every epoch of every trial of an experiment.
+
+    Args:
+        store: a `Store`, or a path/URL (None: $ABLATE_STORE, else ablate.db).
+        experiment: the experiment's name.
+
+    Returns:
+        One row per trial and epoch: trial id, epoch, losses, metrics (the learning curves).
 
     Raises:
         StoreError: the store cannot be opened. ReportError: no such experiment.
+
+    Example:
+        >>> ablate.epochs("ablate.db", "quickstart").groupby("trial_id").size()  # doctest: +SKIP
     """
     store = _store(store)
     load_experiment(store, experiment)
@@ -752,6 +768,8 @@ def lift_table(store: Store | str | os.PathLike | None, experiment: str, *, test
     over the reference arm paired on seeds with its CI, p-value and Holm-adjusted p-value.
 
     Args:
+        store: a `Store`, or a path/URL (None: $ABLATE_STORE, else ablate.db).
+        experiment: the experiment's name.
         test: ``t`` (paired t), ``wilcoxon`` (signed-rank) or ``permutation`` (exact sign-flip).
         confidence: the CI level, in (0, 1).
         diverged: ``worst`` (a diverged seed scores the metric's worst value) or ``exclude``.
@@ -772,10 +790,23 @@ def lift_table(store: Store | str | os.PathLike | None, experiment: str, *, test
 
 def effects(store: Store | str | os.PathLike | None, experiment: str, *, confidence: float = 0.95,
             max_order: int = 2, diverged: str = "worst") -> pd.DataFrame:
-    """The main effects and interactions (up to `max_order`) of a factorial design, with CIs.
+    """The main effects and interactions of a factorial design, with CIs.
+
+    Args:
+        store: a `Store`, or a path/URL (None: $ABLATE_STORE, else ablate.db).
+        experiment: the experiment's name.
+        confidence: the CI level, in (0, 1).
+        max_order: the highest interaction order (2: two-trick interactions).
+        diverged: ``worst`` or ``exclude``, as `lift_table`.
+
+    Returns:
+        One row per term (a trick, or tricks joined by ``:``): the effect, its CI and p-value.
 
     Raises:
         ReportError: no such experiment, or a design that is not factorial (full or fractional).
+
+    Example:
+        >>> ablate.effects("ablate.db", "cifar10_augmentation_factorial")  # doctest: +SKIP
     """
     from ablate.plan import FACTORIAL_DESIGNS
     from ablate.report.frames import effects_table
@@ -795,11 +826,19 @@ def finalists(store: Store | str | os.PathLike | None, experiment: str, *, confi
     """A search's finalists, per searched arm: their values, search value, selection score and,
     for the winner, runner-up and hand-picked values, mean and CI over the report seeds.
 
+    Args:
+        store: a `Store`, or a path/URL (None: $ABLATE_STORE, else ablate.db).
+        experiment: the search's name.
+        confidence: the CI level, in (0, 1). test: the paired test, as `lift_table`.
+
     Returns:
         One row per finalist, with an ``arm`` column (the searched arm).
 
     Raises:
         ReportError: no such experiment, or one that is not a search.
+
+    Example:
+        >>> ablate.finalists("ablate.db", "digits_search")  # doctest: +SKIP
     """
     import pandas as pd
 
@@ -820,7 +859,10 @@ def build_report(store: Store | str | os.PathLike | None, experiments: str | Seq
     finalists), or with `compare` the side-by-side report of several.
 
     Args:
+        store: a `Store`, or a path/URL (None: $ABLATE_STORE, else ablate.db).
         experiments: a name, or names (several need ``compare=True``).
+        test, confidence, diverged: as `lift_table`.
+        compare: one side-by-side report of the experiments (the same tricks on other models or data).
         columns: optional lift-table columns (params, gflops, memory, time, top5; None: params, time).
 
     Returns:
@@ -858,6 +900,7 @@ def write_report(report, out: str | os.PathLike, formats: Sequence[str] = ("md",
 
     Args:
         report: what `build_report` returned.
+        out: the folder.
         formats: any of md, csv, json, html, latex.
 
     Returns:
@@ -865,6 +908,9 @@ def write_report(report, out: str | os.PathLike, formats: Sequence[str] = ("md",
 
     Raises:
         ReportError: an unknown format. AblateError: `out` cannot be written (a file, a link).
+
+    Example:
+        >>> ablate.write_report(report, "reports/quickstart", formats=("md", "html"))  # doctest: +SKIP
     """
     if isinstance(formats, str):
         formats = [formats]
