@@ -315,7 +315,7 @@ def test_an_interrupted_parallel_batch_goes_back_to_pending(tmp_path):
     assert again.outcomes == {"complete": len(trials)}
 
 
-def test_capacity_is_part_of_the_executor_protocol_and_every_executor_has_it():
+def test_capacity_is_part_of_the_executor_protocol_and_every_executor_has_it(tmp_path):
     """The engine claims `executor.capacity` trials per run call: the protocol says so, and an
     executor without it is refused instead of silently running one trial at a time."""
     from ablate.run.engine import Engine, RunSummary
@@ -335,6 +335,6 @@ def test_capacity_is_part_of_the_executor_protocol_and_every_executor_has_it():
             raise AssertionError
 
     p = plan(tiny_spec())
-    store = Store(":memory:", create=True)
+    store = Store(tmp_path / "a.db", create=True)
     with pytest.raises(AttributeError, match="capacity"):
         Engine(store, "tiny", NoCapacity()).run(DesignSource(p.trials[:1]), RunSummary())
