@@ -11,14 +11,13 @@ import errno
 import os
 import signal
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
-from ablate import __version__
-from ablate.console import ConsoleProgress, fmt_s
-from ablate.errors import AblateError, MetricNotReported, ReportError, SpecError, StoreError
-from ablate.preflight import check_device, check_spec_change, prepare_store_path
+from ablate import __version__, api
+from ablate.console import fmt_s
+from ablate.errors import AblateError, SpecError
+from ablate.preflight import check_device
 from ablate.report import DEFAULT_COLUMNS, EXTRA_COLUMNS, FORMATS
 
 EXIT_BAD_INPUT = 2
@@ -26,9 +25,7 @@ EXIT_TRIALS_FAILED = 3     # `run`: trials of the spec failed after their retrie
 EXIT_INTERRUPTED = 130
 
 
-def default_store() -> str:
-    """`--store` when not given: $ABLATE_STORE, else ablate.db (read when the command runs)."""
-    return os.environ.get("ABLATE_STORE") or "ablate.db"
+default_store = api.default_store   # `--store` when not given (read when the command runs)
 
 
 # -- commands ---------------------------------------------------------------------------------
@@ -77,30 +74,15 @@ def cmd_models(args) -> int:
 def _load_spec(args, *, check_files: bool = True):
     """(spec, notes): a spec file or an NNI config (converted; notes say how), with the command
     line's --override and --shrink applied."""
-    from ablate.nni import load_spec_or_nni
-    from ablate.shrink import load_run_spec
-
-    notes: list[str] = []
-
-    def load(path, *, check_files: bool = True):
-        spec, said = load_spec_or_nni(path, check_files=check_files)
-        notes.extend(said)
-        return spec
-
-    spec = load_run_spec(args.spec, overrides=args.override, shrink=args.shrink, check_files=check_files,
-                         load=load)
-    return spec, notes
-
+    return api.load_spec_and_notes(args.spec, overrides=args.override, shrink=args.shrink, check_files=check_files)
 
 
 def cmd_lr_find(args) -> int:
     """The LR range test on the spec's first trial: CSV + HTML figure, suggested lrs printed."""
     from ablate.lrfind import check_range, lr_range_test, write_lr_find
-    from ablate.plan import plan
-    from ablate.spec import load_spec
 
     check_range(args.start, args.end, args.steps)   # bad input: exit 2, nothing written
-    spec = load_spec(args.spec)
+    spec = api.load_spec(args.spec)
     if spec.trial is not None:
         raise AblateError(f"spec '{spec.name}' runs a command ('trial:'), which ablate cannot sweep the lr of; "
                           f"lr-find needs a spec with model, data and recipe")
@@ -109,7 +91,7 @@ def cmd_lr_find(args) -> int:
     from ablate.lrfind import lr_find_folder
 
     lr_find_folder(out, create=False)       # a file or a link there: exit 2 before training
-    trial = plan(spec).trials[0]
+    trial = api.plan(spec).trials[0]
     print(f"lr range test of '{spec.name}', arm {trial.arm} ({trial.label}), seed {trial.seed}: "
           f"{args.steps} batches, lr {args.start:g} -> {args.end:g}")
     result = lr_range_test(trial, start=args.start, end=args.end, steps=args.steps, device=args.device)
@@ -124,70 +106,37 @@ def cmd_lr_find(args) -> int:
 
 
 def cmd_plan(args) -> int:
-    from ablate.plan import plan
-
     # without the estimate nothing reads the data, so a spec for data on another machine plans
     spec, notes = _load_spec(args, check_files=not args.no_estimate)
     _print_nni_notes(notes)
-    p = plan(spec)
-    if spec.search is not None:
-        from ablate.search.progress import search_plan
-
-        text, n_trials = search_plan(p)   # None: a timeout bounds the search, not a trial count
-    else:
-        text, n_trials = p.describe(), len(p.trials)
+    p = api.plan(spec)
+    text, n_trials = api.plan_text(p)
     print(text)
     if spec.trial is not None and not args.no_estimate:
         print("\n(no estimate: the trials run your command; time one run of it to estimate the cost)")
     elif not args.no_estimate:
-        from ablate.data import load_data
-        from ablate.models import model_info
-        from ablate.train import measure_throughput, pick_device
-
-        data = load_data(spec.data)
-        sizes = data.sizes()
-        t = p.trials[0]
-        ips, n_params = measure_throughput(t)
-        per_trial = spec.recipe.epochs * (sizes["train"] + 0.3 * (sizes["val"])) / ips
+        e = api.estimate(p)
+        sizes, ips, per_trial = e.sizes, e.images_per_s, e.per_trial_s
         print("")
-        print(f"data: {spec.data.name}, {data.channels}x{data.image_size}x{data.image_size}, "
-              f"{data.num_classes} classes, {sizes['train']} train / {sizes['val']} val / {sizes['test']} test images")
-        print(f"model: {model_info(spec.model).label}, {n_params / 1e6:.3f}M parameters (baseline)")
-        bound = " (at most: a pruned trial stops early)" if spec.search is not None else ""
+        print(f"data: {e.data}, {e.shape}, {e.num_classes} classes, {sizes['train']} train / {sizes['val']} val / "
+              f"{sizes['test']} test images")
+        print(f"model: {e.model}, {e.n_params / 1e6:.3f}M parameters (baseline)")
+        bound = " (at most: a pruned trial stops early)" if api.kind_of(spec).is_search else ""
         if n_trials is None:
             print(f"cost: {spec.recipe.epochs} epochs x {sizes['train']} images per trial; the search runs as many "
                   f"trials as its timeout allows")
-            print(f"estimate on {pick_device()}: ~{fmt_s(per_trial)} per trial (measured {ips:,.0f} img/s on the "
+            print(f"estimate on {e.device}: ~{fmt_s(per_trial)} per trial (measured {ips:,.0f} img/s on the "
                   f"baseline; tricks such as SAM or policies cost more)")
             return 0
         print(f"cost: {n_trials} trials x {spec.recipe.epochs} epochs x {sizes['train']} images = "
               f"{n_trials * spec.recipe.epochs * sizes['train']:,} training images{bound}")
-        print(f"estimate on {pick_device()}: ~{fmt_s(per_trial)} per trial, ~{fmt_s(per_trial * n_trials)} "
+        print(f"estimate on {e.device}: ~{fmt_s(per_trial)} per trial, ~{fmt_s(per_trial * n_trials)} "
               f"in all{bound and ' at most'} (measured {ips:,.0f} img/s on the baseline; tricks such as SAM or "
               f"policies cost more)")
     return 0
 
 
-def _open_store(target: str, *, create: bool):
-    # a store is named by store.label in what the CLI prints: a URL's password is never shown
-    from ablate.store import Store
-
-    return Store(target, create=create)
-
-
-def _check_teachers(spec, store_target) -> None:
-    """Distillation teachers named by trial exist in the store's weights folder (before the store is opened)."""
-    from ablate.models.weights import weights_root_for
-    from ablate.plan import plan
-    from ablate.tricks.distill import check_trial_teachers
-
-    if any(t.use == "distill" for t in spec.tricks.values()):
-        check_trial_teachers(plan(spec).trials, weights_root_for(store_target))
-
-
 def cmd_run(args) -> int:
-    from ablate.data import load_data
-    from ablate.run.experiment import run_experiment
     from ablate.spec import resolve_spec_path
 
     # Everything is checked before the store is touched: options, spec, device, data.
@@ -208,134 +157,44 @@ def cmd_run(args) -> int:
         if args.seeds:
             changes["seeds"] = args.seeds
         spec = spec.with_changes(**changes)
-    source = str(resolve_spec_path(args.spec))
-    from ablate.run.experiment import executor_for, jobs_note
-
-    check_device(args.device)
-    if spec.trial is None:
-        load_data(spec.data)   # the first trial's data: a broken file fails here, not in trial 1
-        _check_teachers(spec, args.store)
-    jobs = args.jobs or (spec.search.jobs if spec.search is not None else 1)
-    from ablate.models.weights import weights_root_for
-
-    executor = executor_for(spec, device=args.device, source=source, jobs=jobs, fuse=args.fuse, runner=args.runner,
-                            address=args.address, weights_root=weights_root_for(args.store))
-    executor.check(())   # a bad command, an unreachable Ray cluster: exit 2, no store written
-    if not args.no_report:   # a report folder that cannot be written fails now, not after the run
-        from ablate.report.files import ReportFolder
-
-        ReportFolder(Path(args.out) if args.out else Path("reports") / spec.name, (), create=False)
-    new_store = prepare_store_path(args.store)
+    run = api.prepare_run(spec, store=args.store, source=str(resolve_spec_path(args.spec)), runner=args.runner,
+                          address=args.address, jobs=args.jobs, device=args.device, fuse=args.fuse,
+                          replace=args.replace, retry_failed=args.retry_failed, out=args.out,
+                          report=not args.no_report)
+    store = run.store
+    print(f"ablate {__version__}: running '{spec.name}' into {store.label}" +
+          (f"; {run.new_store}" if run.new_store else ""))
+    if run.replaced:
+        print(run.replaced)
+    if run.jobs_note:
+        print(f"note: {run.jobs_note}")
+    if run.retried:
+        print(run.retried)
     try:
-        store = _open_store(args.store, create=True)
-    except OSError as exc:
-        from ablate.store_engine import display_name
-
-        raise StoreError(f"cannot create store '{display_name(args.store)}': {exc}") from None
-    replaced = check_spec_change(store, spec, replace=args.replace)
-    print(f"ablate {__version__}: running '{spec.name}' into {store.label}" + (f"; {new_store}" if new_store else ""))
-    if replaced:
-        print(replaced)
-    note = jobs_note(executor)
-    if note:
-        print(f"note: {note}")
-    if args.retry_failed:
-        print(_retry_failed(store, spec))
-    progress = _progress(spec, store)
-    start = time.perf_counter()
-    try:
-        p, summary = run_experiment(spec, store, source=source, progress=progress, device=args.device,
-                                    jobs=jobs, executor=executor)
-    except KeyboardInterrupt:
-        print(f"\ninterrupted after {fmt_s(time.perf_counter() - start)}: finished trials are kept in "
-              f"{store.label}; run the same command again to finish the rest.", file=sys.stderr)
+        result = run.execute(api.console_progress(spec, store))
+    except api.Interrupted as exc:
+        print(f"\n{exc}", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except MetricNotReported as exc:
-        print(f"ablate: error: {exc}", file=sys.stderr)
+    if result.error is not None:
+        print(f"ablate: error: {result.error}", file=sys.stderr)
         print("\n".join(_failure_lines(args, store, spec)), file=sys.stderr)
         return EXIT_TRIALS_FAILED
     # the run time belongs to the summary line, not to the last note under it
-    first, *notes = summary.describe().split("\n")
-    print("\n".join([f"{first} ({fmt_s(time.perf_counter() - start)})", *notes]))
-    failed, complete = _final_counts(store, p)
-    if not args.no_report and complete:
-        _print_and_write_report(args, store, p, failed)
+    first, *notes = result.summary.describe().split("\n")
+    print("\n".join([f"{first} ({fmt_s(result.elapsed_s)})", *notes]))
+    if not args.no_report and result.complete:
+        api.finish_run(result, out=args.out, formats=tuple(args.format))
+        if result.report_note:
+            print(f"no report: {result.report_note}")   # e.g. the baseline's trials failed: exit 3 below, not 2
+        else:
+            print("")
+            print(result.report.markdown())
+            print("wrote " + ", ".join(str(x) for x in result.paths))
     elif not args.no_report:
         print(f"no report: no trial of '{spec.name}' has completed")
-    if failed:
-        print("\n".join(_failure_lines(args, store, spec, failed)))
-        return EXIT_TRIALS_FAILED
-    return 0
-
-
-def _print_and_write_report(args, store, p, failed: int) -> None:
-    from ablate.report import build_report, write_report
-
-    spec = p.spec
-    try:
-        if spec.search is not None:
-            from ablate.search.report import build_search_report, write_search_report as write_report
-
-            report = build_search_report(store, p)
-        else:
-            report = build_report(store, spec.name)
-    except ReportError as exc:
-        if not failed:
-            raise
-        print(f"no report: {exc}")       # e.g. the baseline's trials failed: exit 3 below, not 2
-        return
-    print("")
-    print(report.markdown())
-    out = Path(args.out) if args.out else Path("reports") / spec.name
-    paths = write_report(report, out, tuple(args.format))
-    print("wrote " + ", ".join(str(x) for x in paths))
-
-
-def _progress(spec, store) -> ConsoleProgress:
-    """The console's counter; a search's lines also name the study trial and the best so far."""
-    from ablate.console import SearchLine, expected_trials
-
-    search = None
-    if spec.search is not None:
-        from ablate.search.space import search_metrics
-
-        first = search_metrics(spec)[0]
-        search = SearchLine(spec.search.n_trials, first.name, first.direction)
-    return ConsoleProgress(expected=expected_trials(spec, store), search=search)
-
-
-def _current_trials(store, p):
-    """The stored trials of the spec as it is now (a design's current version; every trial of a search)."""
-    frame = store.trials_frame(p.spec.name)
-    if p.spec.search is not None:
-        return frame
-    from ablate.results import outcomes
-
-    return outcomes(p, frame)
-
-
-def _final_counts(store, p) -> tuple[int, int]:
-    """(failed, complete) trials of the spec in the store after a run."""
-    status = _current_trials(store, p)["status"]
-    return int((status == "failed").sum()), int((status == "complete").sum())
-
-
-def _retry_failed(store, spec) -> str:
-    """`--retry-failed`: the spec's failed trials back to pending, their attempts kept."""
-    from ablate.plan import plan
-
-    p = plan(spec)
-    frame = _current_trials(store, p)
-    failed = list(frame.loc[frame["status"] == "failed", "trial_id"])
-    put = store.retry_failed(spec.name, failed, note="put back to pending by `ablate run --retry-failed`")
-    if put and spec.search is not None:
-        from ablate.search.retry import retry_failed_study_trials
-
-        retry_failed_study_trials(p, store, put)      # a searched trial's values are asked again
-    if not put:
-        return f"--retry-failed: no failed trial of '{spec.name}' to run again"
-    return (f"--retry-failed: {len(put)} failed trial(s) of '{spec.name}' run again; their earlier attempts "
-            f"are kept (ablate logs {spec.name})")
+    if result.failed:
+        print("\n".join(_failure_lines(args, store, spec, result.failed)))
+    return result.exit_code
 
 
 def _rerun_command(args, store, extra: str) -> str:
@@ -389,36 +248,17 @@ def cmd_import_nni(args) -> int:
 
 
 def cmd_status(args) -> int:
-    store = _open_store(args.store, create=False)
-    counts = store.status_counts()
-    names = args.experiment or list(counts)
+    store = api.open_store(args.store)
+    names = args.experiment or store.experiment_names()
     if not names:
         print(f"no experiments in {store.label}")
         return 0
-    from ablate.report.frames import load_experiment, outcomes
-    from ablate.run.logs import gone_drivers
-
     for name in names:
-        p = load_experiment(store, name)   # an unknown name: raises with the list of experiments
-        frame = store.trials_frame(name)
-        # a search's trials are all its own; a design's: the current spec's, earlier versions apart
-        current = frame if p.spec.search is not None else outcomes(p, frame)
-        gone = gone_drivers(store, name, current.loc[current["status"] == "running", "trial_id"])
-        if p.spec.search is not None:
-            from ablate.search.progress import search_status
-
-            print(search_status(store, p))
-        else:
-            c = current["status"].value_counts().to_dict()
-            parts = ", ".join(f"{n} {s}" for s, n in sorted(c.items())) or "no trials"
-            if gone:
-                parts += f" ({len(gone)} of them running with their driver gone)"
-            old = len(frame) - len(current)
-            older = f"; {old} more from earlier versions of its spec, not reported" if old else ""
-            print(f"{name}: {len(current)} trials ({parts}){older}")
+        state = api.experiment_state(store, name)   # an unknown name: raises with the list of experiments
+        print(state.text(store))
         if args.experiment:
             store_opt = f" --store {store.label}" if args.store_given else ""
-            print("\n".join(_trial_lines(store, p, current, gone, store_opt)))
+            print("\n".join(_trial_lines(store, state.plan, state.current, state.gone, store_opt)))
     return 0
 
 
@@ -456,11 +296,10 @@ def _trial_lines(store, p, trials, gone: dict[str, str], store_opt: str = "") ->
 
 def cmd_logs(args) -> int:
     """Every attempt of the experiment's trials that failed (or of one trial)."""
-    from ablate.report.frames import load_experiment
     from ablate.run.logs import attempts, failed_trial_ids, find_trials, format_attempts, gone_drivers
 
-    store = _open_store(args.store, create=False)
-    load_experiment(store, args.experiment)   # an unknown name: raises with the list of experiments
+    store = api.open_store(args.store)
+    api.load_experiment(store, args.experiment)   # an unknown name: raises with the list of experiments
     frame = store.trials_frame(args.experiment)
     if args.trial is not None:
         ids = find_trials(frame, args.trial, args.experiment)
@@ -479,42 +318,25 @@ def cmd_logs(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from ablate.report import build_report, write_report
-
-    store = _open_store(args.store, create=False)
+    store = api.open_store(args.store)
+    options = dict(confidence=args.confidence, test=args.test, columns=args.columns, diverged=args.diverged)
     if args.compare:
-        from ablate.report.compare import compare_markdown, write_compare
-
-        reports = [build_report(store, n, confidence=args.confidence, test=args.test, columns=args.columns,
-                                   diverged=args.diverged)
-                   for n in args.experiment]
-        print(compare_markdown(reports))
-        out = Path(args.out) if args.out else Path("reports") / "_vs_".join(args.experiment)
-        paths = write_compare(reports, out, tuple(args.format))
+        report = api.build_report(store, args.experiment, compare=True, **options)
+        print(report.markdown())
+        paths = api.write_report(report, api.report_folder(report.name, args.out), args.format)
         print("wrote " + ", ".join(str(x) for x in paths))
         return 0
     for name in args.experiment:
-        from ablate.report.frames import load_experiment
-
-        p = load_experiment(store, name)
-        if p.spec.search is not None:
-            from ablate.search.report import build_search_report, write_search_report
-
-            report = build_search_report(store, p, confidence=args.confidence, test=args.test, diverged=args.diverged)
-            write = write_search_report
-        else:
-            report = build_report(store, name, confidence=args.confidence, test=args.test, columns=args.columns,
-                                  diverged=args.diverged)
-            write = write_report
-        out = Path(args.out) if args.out else Path("reports") / name
-        if len(args.experiment) > 1 and args.out:
-            out = out / name
         from ablate.report.files import ReportFolder
 
+        report = api.build_report(store, name, **options)
+        out = api.report_folder(name, args.out)
+        if len(args.experiment) > 1 and args.out:
+            out = out / name
         ReportFolder(out, (), create=False)     # a file or a link there: exit 2 before printing
         if "md" in args.format or not args.out:
             print(report.markdown())
-        paths = write(report, out, tuple(args.format))
+        paths = api.write_report(report, out, args.format)
         print("wrote " + ", ".join(str(x) for x in paths))
     return 0
 
@@ -522,7 +344,7 @@ def cmd_report(args) -> int:
 def cmd_export(args) -> int:
     from ablate.export import export_mlflow, export_tensorboard
 
-    store = _open_store(args.store, create=False)
+    store = api.open_store(args.store)
     if args.tracker == "mlflow":
         done = export_mlflow(store, args.experiment, tracking_uri=args.tracking_uri)
     else:

@@ -59,6 +59,10 @@ class ReportError(AblateError):
     """A report that cannot be built (unknown experiment, no complete trials, no baseline)."""
 
 
+class CompileError(AblateError):
+    """`recipe: {compile: true}` and torch.compile could not compile the trial's model."""
+
+
 class TrialDiverged(AblateError):
     """Raised inside a trial when the training loss becomes NaN or infinite."""
 
@@ -69,9 +73,5 @@ class TrialPruned(AblateError):
 
 __all__ = [
     "AblateError", "SpecError", "MetricNotReported", "DesignError", "DataError", "StoreError", "ReportError",
-    "TrialDiverged", "TrialPruned",
+    "CompileError", "TrialDiverged", "TrialPruned",
 ]
-
-
-class CompileError(AblateError):
-    """`recipe: {compile: true}` and torch.compile could not compile the trial's model."""

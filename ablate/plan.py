@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import PurePath
 
+from ablate.callable_module import make_callable
 from ablate.arms import (  # noqa: F401  (re-exported: the planner's public names)
     FACTORIAL_DESIGNS,
     LIFT_DESIGNS,
@@ -167,3 +168,6 @@ def command_label(command: tuple[str, ...]) -> str:
         if not part.startswith("-") and PurePath(part).suffix:
             return PurePath(part).name
     return PurePath(command[0].split()[0]).name
+
+
+make_callable(__name__)   # `ablate.plan(spec)` is `ablate.api.plan` (ablate/callable_module.py)

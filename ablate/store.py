@@ -324,19 +324,6 @@ class Store:
                              .values(lease_until=time.time() + lease_s))
             return done.rowcount
 
-    def running_elsewhere(self, experiment: str, trial_ids, holder: str) -> list[str]:
-        """Of `trial_ids`, those another live driver is running now."""
-        ids = list(trial_ids)
-        if not ids:
-            return []
-        now = time.time()
-        with self.engine.connect() as c:
-            rows = c.execute(sa.select(trials.c.trial_id, trials.c.holder, trials.c.lease_until).where(
-                trials.c.experiment == experiment, trials.c.status == "running",
-                trials.c.trial_id.in_(ids))).all()
-        return [r.trial_id for r in rows if r.holder != holder and r.lease_until is not None
-                and r.lease_until >= now and not holder_is_dead(r.holder)]
-
     # -- one attempt ------------------------------------------------------------------------
 
     def start_trial(self, experiment: str, trial_id: str, env: dict[str, Any], *,

@@ -35,7 +35,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ablate.report import build_report  # noqa: E402
-from ablate.run.experiment import run_experiment  # noqa: E402
+from ablate.api import run_experiment  # noqa: E402
 from ablate.spec import spec_from_dict  # noqa: E402
 from ablate.store import Store  # noqa: E402
 

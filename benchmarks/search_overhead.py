@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import optuna  # noqa: E402
 
-from ablate.run.experiment import run_experiment  # noqa: E402
+from ablate.api import run_experiment  # noqa: E402
 from ablate.run.inprocess import InProcessExecutor  # noqa: E402
 from ablate.run.provenance import environment  # noqa: E402
 from ablate.search.study import distributions  # noqa: E402

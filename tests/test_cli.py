@@ -395,7 +395,7 @@ def test_a_run_into_a_closed_pipe_keeps_running_and_recording(spec_file, tmp_pat
 
 
 def test_a_field_added_since_the_stored_spec_is_no_difference(tmp_path):
-    from ablate.cli import check_spec_change
+    from ablate.preflight import check_spec_change
     from ablate.errors import SpecError
     from ablate.spec import spec_to_dict
     from tests.conftest import tiny_spec

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from ablate.errors import MetricNotReported, SpecError
-from ablate.run.experiment import run_experiment
+from ablate.api import run_experiment
 from ablate.spec import parse_spec
 from ablate.store import Store
 

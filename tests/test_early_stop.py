@@ -15,7 +15,7 @@ from ablate.plan import plan
 from ablate.results import metric_matrix, outcomes
 from ablate.run.command import CommandExecutor
 from ablate.run.early_stop import AshaPruner, asha_scheduler
-from ablate.run.experiment import run_experiment
+from ablate.api import run_experiment
 from ablate.run.inprocess import InProcessExecutor
 from ablate.spec import parse_spec
 from ablate.store import Store

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from ablate.plan import plan
-from ablate.run.experiment import run_experiment
+from ablate.api import run_experiment
 from ablate.spec import parse_spec, spec_from_dict, spec_to_dict
 from ablate.store import Store
 
@@ -313,3 +313,28 @@ def test_an_interrupted_parallel_batch_goes_back_to_pending(tmp_path):
     assert set(statuses.values()) == {"pending"}, statuses
     again = Engine(store, spec.name, InProcessExecutor(run_fn=interrupt, jobs=2)).run(DesignSource(trials))
     assert again.outcomes == {"complete": len(trials)}
+
+
+def test_capacity_is_part_of_the_executor_protocol_and_every_executor_has_it(tmp_path):
+    """The engine claims `executor.capacity` trials per run call: the protocol says so, and an
+    executor without it is refused instead of silently running one trial at a time."""
+    from ablate.run.engine import Engine, RunSummary
+    from ablate.run.events import Executor
+    from ablate.run.inprocess import InProcessExecutor
+    from ablate.run.sources import DesignSource
+    from tests.conftest import tiny_spec
+
+    assert "capacity" in Executor.__dict__
+    assert InProcessExecutor(jobs=2).capacity >= 1
+
+    class NoCapacity:
+        def check(self, trials):
+            pass
+
+        def run(self, trials, emit):   # pragma: no cover (never reached)
+            raise AssertionError
+
+    p = plan(tiny_spec())
+    store = Store(tmp_path / "a.db", create=True)
+    with pytest.raises(AttributeError, match="capacity"):
+        Engine(store, "tiny", NoCapacity()).run(DesignSource(p.trials[:1]), RunSummary())

@@ -320,7 +320,8 @@ def test_a_member_stopped_by_the_caller_is_pruned_and_the_others_go_on():
 # -- the executor in the engine ---------------------------------------------------------------
 
 def test_ablate_run_with_fuse_on_fuses_what_fuses_and_runs_the_rest_alone(tmp_path):
-    from ablate.run.experiment import executor_for, run_experiment
+    from ablate.api import run_experiment
+    from ablate.run.experiment import executor_for
     from ablate.run.fused import FusedExecutor
     from ablate.store import Store
 
@@ -493,3 +494,22 @@ def test_float16_mixed_precision_is_not_fused_and_says_why():
                          recipe=spec.recipe, tricks=[amp16])
     key, reason = fusion_decision(trial)
     assert key is None and "float16" in reason and "loss scaler" in reason
+
+
+def test_the_fused_loop_uses_only_the_trainers_public_names():
+    """ablate/fused/ shares the trainer's pieces (autocast, kernel settings) by their public
+    names: a private helper of ablate.train may change without notice."""
+    import ast
+    from pathlib import Path
+
+    import ablate.fused
+
+    private = []
+    for path in Path(ablate.fused.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module == "ablate.train":
+                private += [f"{path.name}: {a.name}" for a in node.names if a.name.startswith("_")]
+            if isinstance(node, ast.Attribute) and node.attr.startswith("_") and \
+                    isinstance(node.value, ast.Name) and node.value.id == "train":
+                private.append(f"{path.name}: train.{node.attr}")
+    assert private == []

@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from ablate.errors import StoreError
-from ablate.run.experiment import run_experiment
+from ablate.api import run_experiment
 from ablate.spec import parse_spec
 from ablate.store import Store
 from tests.conftest import tiny_dict

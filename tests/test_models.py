@@ -251,3 +251,29 @@ def test_zero_gamma_zeroes_what_ends_each_branch(family, zeroed):
     else:
         expected = torch.relu(block.downsample(x))
     assert torch.allclose(block(x), expected, atol=1e-6)
+
+
+def test_a_model_family_is_one_registered_class(monkeypatch):
+    """The config union, MODEL_NAMES, model_info and build_model all read `@register_model`."""
+    from typing import get_args
+
+    import torch
+
+    import ablate.models as models
+
+    union = get_args(get_args(models.ModelConfig)[0])
+    assert list(union) == list(models.FAMILIES) and len(union) == 10
+    names = sorted(n for cls in union for n in get_args(cls.model_fields["name"].annotation))
+    assert names == models.MODEL_NAMES
+
+    class Tiny(models.ConvNetConfig):
+        pass
+
+    monkeypatch.setattr(models, "FAMILIES", dict(models.FAMILIES))
+    models.register_model(info=lambda cfg: models.ModelInfo("tiny", None, False, False, f"Tiny{cfg.width}"),
+                          build=lambda cfg, io, size: torch.nn.Linear(io["in_channels"], io["num_classes"]))(Tiny)
+    cfg = Tiny(name="convnet", width=8)
+    assert models.model_info(cfg).label == "Tiny8"
+    assert models.count_params(models.build_model(cfg, in_channels=3, num_classes=2)) == 8
+    with pytest.raises(TypeError, match="not a model config"):
+        models.model_info(object())

@@ -217,7 +217,7 @@ def test_a_sigkilled_worker_is_retried_resumes_from_its_checkpoint_and_loses_not
 def test_the_report_marks_trials_asha_stopped_and_leaves_them_out_of_the_lift_table(tmp_path):
     from ablate.errors import TrialPruned
     from ablate.report import build_report
-    from ablate.run.experiment import run_experiment
+    from ablate.api import run_experiment
 
     def stopped_on_seed_2(trial, report, device=None):
         report({"epoch": 1, "val_acc": 50.0 + trial.seed})
@@ -286,7 +286,8 @@ def test_asha_rungs_stay_below_the_last_epoch_and_one_epoch_has_no_scheduler(mon
 @pytest.mark.slow
 def test_save_final_through_ray_writes_the_weights_and_records_their_path_like_the_local_runner(local_ray, tmp_path):
     from ablate.models.weights import trial_weights_path
-    from ablate.run.experiment import executor_for, run_experiment
+    from ablate.api import run_experiment
+    from ablate.run.experiment import executor_for
 
     spec = tiny_spec(design={"kind": "explicit", "arms": [[]]}, seeds=1, recipe={"epochs": 1}, save="final")
     got = Store(tmp_path / "ray" / "s.db", create=True)
@@ -303,7 +304,8 @@ def test_save_final_through_ray_writes_the_weights_and_records_their_path_like_t
 
 @pytest.mark.slow
 def test_a_teacher_named_by_trial_is_found_by_ray_workers(local_ray, tmp_path):
-    from ablate.run.experiment import executor_for, run_experiment
+    from ablate.api import run_experiment
+    from ablate.run.experiment import executor_for
 
     store = Store(tmp_path / "s.db", create=True)
     root = tmp_path / "weights"
@@ -342,7 +344,8 @@ def zigzag(trial, report, device=None):
 
 @pytest.mark.slow
 def test_the_local_runner_and_ray_stop_the_same_trials(local_ray, tmp_path):
-    from ablate.run.experiment import executor_for, run_experiment
+    from ablate.api import run_experiment
+    from ablate.run.experiment import executor_for
 
     spec = tiny_spec(design={"kind": "explicit", "arms": [[]]}, seeds=8, recipe={"epochs": 6},
                      early_stop={"grace_epochs": 1, "reduction": 2})

@@ -76,3 +76,50 @@ def test_an_empty_format_list_exits_2(tmp_path, stored, spec_file, capsys, comma
         main([command, *target, "--store", stored, "--format", "", "--out", "new"])
     assert exit_.value.code == 2 and "give at least one format" in capsys.readouterr().err
     assert not (tmp_path / "new").exists()
+
+
+def test_one_number_formatter_for_every_report():
+    """Design, search and comparison reports format numbers through `fmt_num` alone."""
+    import ast
+    from pathlib import Path
+
+    import ablate
+    from ablate.report.numbers import fmt_num
+
+    assert fmt_num(-2.3749) == "\u22122.37" and fmt_num(0.5, sign=True) == "+0.50" and fmt_num(3, 1) == "3.0"
+    assert fmt_num(float("nan")) == fmt_num(None) == "\u2013"
+    assert fmt_num(3e-05, 4, general=True) == "3e-05" and fmt_num(64, 4, general=True) == "64"
+    assert fmt_num("sgd", general=True) == "sgd"
+    own = []   # no report module defines a number formatter of its own
+    root = Path(ablate.__file__).parent
+    for path in [*root.glob("report/*.py"), *root.glob("search/*.py")]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef) and node.name in ("_num", "_missing") and path.name != "numbers.py":
+                body = ast.unparse(node)
+                if "fmt_num" not in body:
+                    own.append(f"{path.name}:{node.name}")
+    assert own == []
+
+
+def test_the_one_write_loop_refuses_an_unknown_format_before_writing_anything(tmp_path):
+    from ablate.errors import ReportError
+    from ablate.report.protocol import write_files
+
+    class Fake:
+        FILES = {"md": ("a.md",), "csv": ("a.csv", "b.csv")}
+        name = "fake"
+
+        def markdown(self):
+            return "# fake\n"
+
+        def format_error(self, bad):
+            return f"no {bad[0]} here"
+
+        def files(self, fmt):
+            return [("a.md", self.markdown)] if fmt == "md" else [("a.csv", lambda: "x\n1\n")]
+
+    with pytest.raises(ReportError, match="no latex here"):
+        write_files(Fake(), tmp_path / "out", ("md", "latex"))
+    assert not (tmp_path / "out").exists()
+    paths = write_files(Fake(), tmp_path / "out", ("md", "csv", "md"))
+    assert [p.name for p in paths] == ["a.md", "a.csv"] and (tmp_path / "out" / "a.md").read_text() == "# fake\n"

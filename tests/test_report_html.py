@@ -318,7 +318,7 @@ def test_page_draws_in_headless_chromium(tmp_path):
 def test_search_page_has_everything_the_markdown_has_and_draws_in_headless_chromium(tmp_path):
     # a per-arm search with hand-picked values: every paragraph, list item and table cell of the
     # markdown is on the page, with the trials table and Optuna's figures titled by arm label
-    from ablate.run.experiment import run_experiment
+    from ablate.api import run_experiment
     from ablate.run.inprocess import InProcessExecutor
     from ablate.search.report import build_search_report, search_blocks, write_search_report
     from ablate.store import Store

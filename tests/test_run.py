@@ -13,7 +13,8 @@ import pytest
 import yaml
 
 from ablate.plan import plan
-from ablate.run.experiment import adaptive_requests, run_experiment
+from ablate.api import run_experiment
+from ablate.run.experiment import adaptive_requests
 from ablate.store import Store
 from tests.conftest import tiny_dict, tiny_spec
 

@@ -12,7 +12,7 @@ import optuna
 import pytest
 
 from ablate.errors import SpecError
-from ablate.run.experiment import run_experiment
+from ablate.api import run_experiment
 from ablate.run.inprocess import InProcessExecutor
 from ablate.search.report import build_search_report, write_search_report
 from ablate.store import Store

@@ -11,7 +11,7 @@ import pytest
 from ablate.plan import plan
 from ablate.report import build_report
 from ablate.run.engine import run_trials
-from ablate.run.experiment import run_experiment
+from ablate.api import run_experiment
 from ablate.run.inprocess import InProcessExecutor
 from ablate.shrink import SHRUNK_SEARCH_TRIALS, load_run_spec
 from ablate.spec import load_spec

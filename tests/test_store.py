@@ -130,7 +130,7 @@ def _v1_store(path, spec):
 
 
 def test_a_store_of_the_first_release_is_migrated_and_resumes(tmp_path):
-    from ablate.run.experiment import run_experiment
+    from ablate.api import run_experiment
 
     path = tmp_path / "old.db"
     spec = tiny_spec()
@@ -180,7 +180,7 @@ def test_claims_are_exclusive_and_expire(store_target, monkeypatch):
     a, b = "elsewhere:1:aa", "elsewhere:2:bb"     # holders on another host: only the lease counts
     assert store.claim("tiny", t.id, a, lease_s=60)
     assert not store.claim("tiny", t.id, b, lease_s=60), "a live claim is exclusive"
-    assert store.running_elsewhere("tiny", [t.id], b) == [t.id]
+    assert store.trial_row("tiny", t.id)["holder"] == a, "the first claim holds the trial"
     now = store_mod.time.time()
     monkeypatch.setattr(store_mod.time, "time", lambda: now + 61)
     assert store.claim("tiny", t.id, b, lease_s=60), "an expired claim is taken over"

@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -34,8 +35,8 @@ from ablate.data import load_data
 from ablate.data.augment import to_float
 from ablate.fused.model import NotFusable, fuse_input, fuse_models, member_view, split_output, unfuse_into
 from ablate.fused.optim import MemberSettings, fused_optimizer
-from ablate.train import (Setup, Streams, _autocast, _determinism, batch_sizes, build_procedure, final_metrics,
-                          pick_device, prepare_batch, seeded_model, steps_per_epoch)
+from ablate.train import (Setup, Streams, autocast_context, batch_sizes, build_procedure, final_metrics,
+                          pick_device, prepare_batch, seeded_model, kernel_settings, steps_per_epoch)
 from ablate.tricks import lr_multiplier
 
 # report(member index, epoch metrics) -> False to stop that member (pruned)
@@ -55,7 +56,7 @@ def fused_evaluate(fused: nn.Module, x: torch.Tensor, y: torch.Tensor, members: 
     for i in range(0, len(y), batch_size):
         xb = to_float(x[i:i + batch_size], mean, std)
         yb = y[i:i + batch_size]
-        with _autocast(x.device, autocast_dtype):
+        with autocast_context(x.device, autocast_dtype):
             out = fused(xb.repeat(1, members, 1, 1))
         out = split_output(out, members).float()     # (M, B, K)
         loss += F.cross_entropy(out.reshape(-1, out.shape[-1]), yb.repeat(members),
@@ -73,14 +74,37 @@ def train_group(trials, report: EpochReport, ended: Ended, *, device: str | None
     that, `NotFusable` is raised when the models cannot be fused."""
     dev = pick_device(device)
     start = time.perf_counter()
-    with _determinism(dev):
+    with kernel_settings(dev):
         _train_group(list(trials), report, ended, dev, start, on_fused)
 
 
-def _train_group(trials, report: EpochReport, ended: Ended, dev: torch.device, start: float,
-                 on_fused: Callable[[], None] | None) -> None:
-    if dev.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(dev)
+@dataclass
+class _Group:
+    """The fused members being trained: their data, procedures, models and the fused model."""
+
+    trials: list
+    data: Any
+    procs: list
+    models: list
+    fused: nn.Module
+    params: tuple
+    opt: Any
+    criteria: list
+    streams: list
+    mean: torch.Tensor
+    std: torch.Tensor
+    forward: Callable
+    compile_s: float | None
+    active: list[bool] = field(default_factory=list)
+
+    @property
+    def m(self) -> int:
+        return len(self.trials)
+
+
+def _build_group(trials, dev: torch.device, on_fused: Callable[[], None] | None) -> _Group:
+    """Models seeded as the single trainer seeds them, fused; one optimiser over the members
+    (NotFusable before `on_fused` when they cannot be fused)."""
     m = len(trials)
     data = load_data(trials[0].data)
     if not hasattr(data, "train_x"):
@@ -101,85 +125,53 @@ def _train_group(trials, report: EpochReport, ended: Ended, dev: torch.device, s
                           [MemberSettings.of(p) for p in procs])
     criteria = [nn.CrossEntropyLoss(label_smoothing=p.label_smoothing) for p in procs]
     streams = [Streams.for_seed(t.seed, dev) for t in trials]
+    mean, std = (t.to(dev) for t in data.mean_std())
+    return _Group(trials, data, procs, models, fused, params, opt, criteria, streams, mean, std, fused, None,
+                  [True] * m)
+
+
+def _train_group(trials, report: EpochReport, ended: Ended, dev: torch.device, start: float,
+                 on_fused: Callable[[], None] | None) -> None:
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(dev)
+    g = _build_group(trials, dev, on_fused)
+    m, procs, data = g.m, g.procs, g.data
     train_x, train_y = data.on_device("train", dev)
     val_x, val_y = data.on_device("val", dev)
-    mean, std = (t.to(dev) for t in data.mean_std())
     recipe, proc0 = trials[0].recipe, procs[0]
-    pad, flip = trials[0].data.crop_padding, trials[0].data.flip
     n, bs = len(train_y), proc0.batch_size
-    steps = steps_per_epoch(n, bs)
-    forward, compile_s = fused, None
     if recipe.compile:
         from ablate.compiling import compile_for_training
 
         c, h, w = train_x.shape[1:]
-        forward, compile_s = compile_for_training(
-            fused, [(b, m * c, h, w) for b in batch_sizes(n, bs)], device=dev,
-            autocast=lambda: _autocast(dev, proc0.autocast_dtype))
+        g.forward, g.compile_s = compile_for_training(
+            g.fused, [(b, m * c, h, w) for b in batch_sizes(n, bs)], device=dev,
+            autocast=lambda: autocast_context(dev, proc0.autocast_dtype))
         if dev.type == "cuda":
             torch.cuda.reset_peak_memory_stats(dev)
-    active = [True] * m
     histories: list[list[dict[str, Any]]] = [[] for _ in trials]
-    lrs = [p.lr for p in procs]
 
     def mask(k: int, outcome: str, message: str) -> None:
-        active[k] = False
+        g.active[k] = False
         with torch.no_grad():
-            for p in params:
+            for p in g.params:
                 member_view(p, m)[k].zero_()          # no NaN flows through a masked member
         ended(k, outcome, message)
 
     for epoch in range(1, proc0.epochs + 1):
         t0 = time.perf_counter()
-        loss_sum = torch.zeros(m, device=dev)
-        correct = torch.zeros(m, device=dev)
-        seen = 0
-        perms = [torch.randperm(n, generator=s.order).to(dev) if active[k] else None for k, s in enumerate(streams)]
-        for i in range(steps):
-            xs, targets, labels = [], [], []
-            for k in range(m):
-                if not active[k]:
-                    xs.append(None)
-                    targets.append(None)
-                    labels.append(None)
-                    continue
-                idx = perms[k][i * bs:(i + 1) * bs]
-                yb = train_y[idx]
-                xb, target = prepare_batch(train_x[idx], yb, procs[k], streams[k], mean=mean, std=std,
-                                           pad=pad, flip=flip)
-                xs.append(xb)
-                targets.append(target)
-                labels.append(yb)
-            filler = next(x for x in xs if x is not None)
-            xin = fuse_input(torch.stack([x if x is not None else torch.zeros_like(filler) for x in xs]))
-            if dev.type == "cuda":
-                xin = xin.contiguous(memory_format=torch.channels_last)
-            step = (epoch - 1) * steps + i
-            lrs = [p.lr * lr_multiplier(p, step, steps) for p in procs]
-            with _autocast(dev, proc0.autocast_dtype):
-                outs = split_output(forward(xin), m)
-                losses = {k: criteria[k](outs[k], targets[k]) for k in range(m) if active[k]}
-            opt.zero_grad()
-            sum(losses.values()).backward()
-            opt.step(torch.tensor(lrs, dtype=torch.float64, device=dev),
-                     torch.tensor(active, device=dev))
-            for k, loss in losses.items():
-                loss_sum[k] += loss.detach().float() * len(labels[k])
-                correct[k] += (outs[k].detach().argmax(1) == labels[k]).sum()
-            seen += len(filler)
+        train_loss, train_acc, seen, lrs = _train_epoch(g, epoch, train_x, train_y, dev)
         train_s = time.perf_counter() - t0
-        train_loss = (loss_sum / seen).tolist()
-        train_acc = (100.0 * correct / seen).tolist()
         for k in range(m):
-            if active[k] and not math.isfinite(train_loss[k]):
+            if g.active[k] and not math.isfinite(train_loss[k]):
                 mask(k, "diverged", f"training loss became {train_loss[k]} in epoch {epoch} (lr {lrs[k]:.4g})")
-        if not any(active):
+        if not any(g.active):
             return
-        val_loss, val_acc = fused_evaluate(fused, val_x, val_y, m, mean=mean, std=std,
+        val_loss, val_acc = fused_evaluate(g.fused, val_x, val_y, m, mean=g.mean, std=g.std,
                                            batch_size=recipe.eval_batch_size, autocast_dtype=proc0.autocast_dtype)
         epoch_s = time.perf_counter() - t0
         for k in range(m):
-            if not active[k]:
+            if not g.active[k]:
                 continue
             metrics = {"epoch": epoch, "train_loss": train_loss[k], "train_acc": train_acc[k],
                        "val_loss": val_loss[k], "val_acc": val_acc[k], "lr": lrs[k],
@@ -187,14 +179,69 @@ def _train_group(trials, report: EpochReport, ended: Ended, dev: torch.device, s
             histories[k].append(metrics)
             if not report(k, metrics):
                 mask(k, "pruned", f"pruned after epoch {epoch}")
-        if not any(active):
+        if not any(g.active):
             return
-    unfuse_into(fused, models)
+    unfuse_into(g.fused, g.models)
     for k in range(m):
-        if active[k]:
-            setup = Setup(procs[k], data, models[k], None, criteria[k])
-            final = final_metrics(setup, histories[k], dev, mean=mean, std=std,
+        if g.active[k]:
+            setup = Setup(procs[k], data, g.models[k], None, g.criteria[k])
+            final = final_metrics(setup, histories[k], dev, mean=g.mean, std=g.std,
                                   eval_bs=recipe.eval_batch_size, start=start)
-            if compile_s is not None:
-                final["compile_s"] = compile_s       # the group's: compiled once for all members
+            if g.compile_s is not None:
+                final["compile_s"] = g.compile_s       # the group's: compiled once for all members
             ended(k, "final", final)
+
+
+def _train_epoch(g: _Group, epoch: int, train_x: torch.Tensor, train_y: torch.Tensor,
+                 dev: torch.device) -> tuple[list[float], list[float], int, list[float]]:
+    """One epoch of every active member: (train loss, train accuracy per member, images seen
+    per member, the last step's lrs)."""
+    m, procs, proc0 = g.m, g.procs, g.procs[0]
+    n, bs = len(train_y), proc0.batch_size
+    steps = steps_per_epoch(n, bs)
+    loss_sum = torch.zeros(m, device=dev)
+    correct = torch.zeros(m, device=dev)
+    seen = 0
+    lrs = [p.lr for p in procs]
+    perms = [torch.randperm(n, generator=s.order).to(dev) if g.active[k] else None for k, s in enumerate(g.streams)]
+    for i in range(steps):
+        xs, targets, labels = _member_batches(g, perms, i, train_x, train_y)
+        filler = next(x for x in xs if x is not None)
+        xin = fuse_input(torch.stack([x if x is not None else torch.zeros_like(filler) for x in xs]))
+        if dev.type == "cuda":
+            xin = xin.contiguous(memory_format=torch.channels_last)
+        step = (epoch - 1) * steps + i
+        lrs = [p.lr * lr_multiplier(p, step, steps) for p in procs]
+        with autocast_context(dev, proc0.autocast_dtype):
+            outs = split_output(g.forward(xin), m)
+            losses = {k: g.criteria[k](outs[k], targets[k]) for k in range(m) if g.active[k]}
+        g.opt.zero_grad()
+        sum(losses.values()).backward()
+        g.opt.step(torch.tensor(lrs, dtype=torch.float64, device=dev), torch.tensor(g.active, device=dev))
+        for k, loss in losses.items():
+            loss_sum[k] += loss.detach().float() * len(labels[k])
+            correct[k] += (outs[k].detach().argmax(1) == labels[k]).sum()
+        seen += len(filler)
+    return (loss_sum / seen).tolist(), (100.0 * correct / seen).tolist(), seen, lrs
+
+
+def _member_batches(g: _Group, perms: list, i: int, train_x: torch.Tensor, train_y: torch.Tensor):
+    """Step `i`'s batch of each member (None for a member no longer active), augmented with
+    the member's own streams, as the single trainer prepares it."""
+    bs = g.procs[0].batch_size
+    pad, flip = g.trials[0].data.crop_padding, g.trials[0].data.flip
+    xs, targets, labels = [], [], []
+    for k in range(g.m):
+        if not g.active[k]:
+            xs.append(None)
+            targets.append(None)
+            labels.append(None)
+            continue
+        idx = perms[k][i * bs:(i + 1) * bs]
+        yb = train_y[idx]
+        xb, target = prepare_batch(train_x[idx], yb, g.procs[k], g.streams[k], mean=g.mean, std=g.std,
+                                   pad=pad, flip=flip)
+        xs.append(xb)
+        targets.append(target)
+        labels.append(yb)
+    return xs, targets, labels

@@ -1,14 +1,15 @@
 """Model registry: a typed config per model family, `build_model`, and `model_info`.
 
-Add a model by defining its config (a `Frozen` pydantic model with a `name` Literal), a builder,
-and an entry in `MODELS`; the spec picks it up by name.
+Add a model family by defining its config (a `Frozen` pydantic model with a `name` Literal)
+under `@register_model(info=..., build=...)`: `info` gives its `ModelInfo` (family, block, label),
+`build` the module; the spec, `model_info` and `build_model` pick it up by name.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Literal, Union
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union, get_args
 
 from pydantic import Field, field_validator, model_serializer, model_validator
 
@@ -16,6 +17,116 @@ from ablate.config import Frozen
 
 if TYPE_CHECKING:  # torch is imported when a model is built, not when a spec is read
     from torch import nn
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    family: str           # "resnet" (blocks the ResNet edits understand) or another family name
+    block: str | None     # "basic" | "bottleneck" | None
+    preact: bool
+    projection_shortcuts: bool
+    label: str            # short name for table labels, e.g. "ResNet20"
+
+
+@dataclass(frozen=True)
+class ModelFamily:
+    config: type                                           # the family's config class
+    info: Callable[[Any], ModelInfo]                        # config -> ModelInfo
+    build: Callable[[Any, dict, int | None], nn.Module]     # (config, {in_channels, num_classes}, image_size)
+
+
+FAMILIES: dict[type, ModelFamily] = {}   # config class -> its family, in registration order
+
+
+def register_model(*, info: Callable[[Any], ModelInfo], build: Callable[[Any, dict, int | None], nn.Module]):
+    """Register a model config class: `info(cfg)` its ModelInfo, `build(cfg, io, image_size)` its
+    module (io: in_channels and num_classes; import torch inside `build`, not at module level)."""
+
+    def register(cls: type) -> type:
+        FAMILIES[cls] = ModelFamily(cls, info, build)
+        return cls
+
+    return register
+
+
+# -- what each family's info and module are (referenced by its @register_model) ------------------
+
+_TV_RESNETS = ("resnet", "resnext", "wide_resnet")
+
+
+def _cifar_resnet_info(cfg) -> ModelInfo:
+    label = ("PreResNet" if cfg.preact else "ResNet") + str(cfg.depth)
+    if cfg.width != 16:
+        label += f"-w{cfg.width}"
+    return ModelInfo("resnet", cfg.block, cfg.preact, cfg.shortcut == "projection", label)
+
+
+def _torchvision_info(cfg) -> ModelInfo:
+    if cfg.arch.startswith(_TV_RESNETS):
+        block = "basic" if cfg.arch in ("resnet18", "resnet34") else "bottleneck"
+        return ModelInfo("resnet", block, False, True, cfg.arch)
+    return ModelInfo("torchvision", None, False, False, cfg.arch)
+
+
+def _build_cifar_resnet(cfg, io, image_size):
+    from ablate.models.resnet import CifarResNet
+
+    return CifarResNet(depth=cfg.depth, width=cfg.width, block=cfg.block, preact=cfg.preact, shortcut=cfg.shortcut,
+                       **io)
+
+
+def _build_torchvision_resnet(cfg, io, image_size):
+    from ablate.models.resnet import torchvision_resnet
+
+    return torchvision_resnet(cfg.name, **io)
+
+
+def _build_convnet(cfg, io, image_size):
+    from ablate.models.convnet import convnet
+
+    return convnet(width=cfg.width, **io)
+
+
+def _build_wide_resnet(cfg, io, image_size):
+    from ablate.models import wide_resnet
+
+    return wide_resnet.WideResNet(depth=cfg.depth, widen=cfg.widen, dropout=cfg.dropout, **io)
+
+
+def _build_pyramidnet(cfg, io, image_size):
+    from ablate.models import pyramidnet
+
+    return pyramidnet.PyramidNet(depth=cfg.depth, alpha=cfg.alpha, bottleneck=cfg.bottleneck, **io)
+
+
+def _build_shake_shake(cfg, io, image_size):
+    from ablate.models import shake_shake
+
+    return shake_shake.ShakeShakeResNet(depth=cfg.depth, width=cfg.width, **io)
+
+
+def _build_airbench(cfg, io, image_size):
+    from ablate.models import airbench
+
+    return airbench.Airbench(widths=cfg.widths, stem=cfg.stem, **io)
+
+
+def _build_octave(cfg, io, image_size):
+    from ablate.models import octave
+
+    return octave.OctaveResNet(depth=cfg.depth, width=cfg.width, alpha=cfg.alpha, **io)
+
+
+def _build_torchvision(cfg, io, image_size):
+    from ablate.models import zoo
+
+    return zoo.torchvision_model(cfg.arch, **io)
+
+
+def _build_timm(cfg, io, image_size):
+    from ablate.models import zoo
+
+    return zoo.timm_model(cfg.arch, image_size=image_size, **io)
 
 
 class _ModelBase(Frozen):
@@ -41,6 +152,8 @@ class _ModelBase(Frozen):
         return self
 
 
+@register_model(info=_cifar_resnet_info,
+                build=_build_cifar_resnet)
 class CifarResNetConfig(_ModelBase):
     """3-stage CIFAR ResNet (He et al. 2016): depth 6n+2 (basic) or 9n+2 (bottleneck)."""
 
@@ -65,12 +178,17 @@ def _check_depth(depth: int, per: int, extra: int, what: str) -> None:
         raise ValueError(f"depth must be {per}n+{extra} for {what} ({ok}, ...), got {depth}")
 
 
+@register_model(info=lambda cfg: ModelInfo("resnet", "bottleneck" if cfg.name == "resnet50" else "basic", False, True,
+                                          "ResNet" + cfg.name[len("resnet"):]),
+                build=_build_torchvision_resnet)
 class TorchvisionResNetConfig(_ModelBase):
     """torchvision ResNet-18/34/50 with a 3x3 stride-1 stem and no max-pool (small images)."""
 
     name: Literal["resnet18", "resnet34", "resnet50"]
 
 
+@register_model(info=lambda cfg: ModelInfo("plain convnet", None, False, False, "ConvNet"),
+                build=_build_convnet)
 class ConvNetConfig(_ModelBase):
     """Plain 6-layer VGG-style ConvNet, no residual blocks."""
 
@@ -78,6 +196,8 @@ class ConvNetConfig(_ModelBase):
     width: int = Field(32, ge=4, le=512, description="channels of the first stage")
 
 
+@register_model(info=lambda cfg: ModelInfo("resnet", "basic", True, True, f"WRN-{cfg.depth}-{cfg.widen}"),
+                build=_build_wide_resnet)
 class WideResNetConfig(_ModelBase):
     """Wide ResNet WRN-depth-widen (Zagoruyko & Komodakis 2016): depth 6n+4, e.g. 28-10, 16-4."""
 
@@ -92,6 +212,9 @@ class WideResNetConfig(_ModelBase):
         return self
 
 
+@register_model(info=lambda cfg: ModelInfo("pyramidnet", "bottleneck" if cfg.bottleneck else "basic", True, False,
+                                          f"PyramidNet-{cfg.depth} a{cfg.alpha:g}"),
+                build=_build_pyramidnet)
 class PyramidNetConfig(_ModelBase):
     """PyramidNet (Han et al. 2017): widths grow by alpha over the network."""
 
@@ -107,6 +230,9 @@ class PyramidNetConfig(_ModelBase):
         return self
 
 
+@register_model(info=lambda cfg: ModelInfo("shake-shake resnet", "basic", False, True,
+                                          f"ShakeShake-{cfg.depth} 2x{cfg.width}d"),
+                build=_build_shake_shake)
 class ShakeShakeConfig(_ModelBase):
     """Shake-Shake ResNet (Gastaldi 2017): ResNet-26 2x32d, 2x64d, 2x96d."""
 
@@ -120,6 +246,8 @@ class ShakeShakeConfig(_ModelBase):
         return self
 
 
+@register_model(info=lambda cfg: ModelInfo("plain convnet", None, False, False, "Airbench"),
+                build=_build_airbench)
 class AirbenchConfig(_ModelBase):
     """airbench-style fast CIFAR net (Jordan 2024): conv-pool-BN-GELU blocks, widths 64/256/256."""
 
@@ -135,6 +263,8 @@ class AirbenchConfig(_ModelBase):
         return v
 
 
+@register_model(info=lambda cfg: ModelInfo("octave resnet", "basic", False, True, f"OctResNet{cfg.depth} a{cfg.alpha:g}"),
+                build=_build_octave)
 class OctaveResNetConfig(_ModelBase):
     """CIFAR ResNet of octave convolutions (Chen et al. 2019): a fraction alpha of the channels
     at half resolution."""
@@ -150,6 +280,8 @@ class OctaveResNetConfig(_ModelBase):
         return self
 
 
+@register_model(info=_torchvision_info,
+                build=_build_torchvision)
 class TorchvisionConfig(_ModelBase):
     """Any torchvision classification model by name (ImageNet architecture; the first conv takes
     the data's channels and the head its classes)."""
@@ -166,6 +298,8 @@ class TorchvisionConfig(_ModelBase):
         return v
 
 
+@register_model(info=lambda cfg: ModelInfo("timm", None, False, False, cfg.arch),
+                build=_build_timm)
 class TimmConfig(_ModelBase):
     """Any timm model by name (needs `pip install 'ablate[timm]'`); ViTs get the data's image size."""
 
@@ -181,82 +315,26 @@ class TimmConfig(_ModelBase):
         return v
 
 
-ModelConfig = Annotated[Union[CifarResNetConfig, TorchvisionResNetConfig, ConvNetConfig, WideResNetConfig,
-                              PyramidNetConfig, ShakeShakeConfig, AirbenchConfig, OctaveResNetConfig,
-                              TorchvisionConfig, TimmConfig],
-                        Field(discriminator="name")]
-MODEL_NAMES = ["airbench", "cifar_resnet", "convnet", "octave_resnet", "pyramidnet", "resnet18", "resnet34",
-               "resnet50", "shake_shake", "timm", "torchvision", "wide_resnet"]
+ModelConfig = Annotated[Union[tuple(FAMILIES)], Field(discriminator="name")]
+MODEL_NAMES = sorted(n for cls in FAMILIES for n in get_args(cls.model_fields["name"].annotation))
 
 
-@dataclass(frozen=True)
-class ModelInfo:
-    family: str           # "resnet" (blocks the ResNet edits understand) or another family name
-    block: str | None     # "basic" | "bottleneck" | None
-    preact: bool
-    projection_shortcuts: bool
-    label: str            # short name for table labels, e.g. "ResNet20"
-
-
-_TV_RESNETS = ("resnet", "resnext", "wide_resnet")
+def _family(cfg) -> ModelFamily:
+    family = FAMILIES.get(type(cfg))
+    if family is None:
+        raise TypeError(f"not a model config: {cfg!r}")
+    return family
 
 
 def model_info(cfg) -> ModelInfo:
-    if isinstance(cfg, CifarResNetConfig):
-        label = ("PreResNet" if cfg.preact else "ResNet") + str(cfg.depth)
-        if cfg.width != 16:
-            label += f"-w{cfg.width}"
-        return ModelInfo("resnet", cfg.block, cfg.preact, cfg.shortcut == "projection", label)
-    if isinstance(cfg, TorchvisionResNetConfig):
-        block = "bottleneck" if cfg.name == "resnet50" else "basic"
-        return ModelInfo("resnet", block, False, True, "ResNet" + cfg.name[len("resnet"):])
-    if isinstance(cfg, ConvNetConfig):
-        return ModelInfo("plain convnet", None, False, False, "ConvNet")
-    if isinstance(cfg, WideResNetConfig):
-        return ModelInfo("resnet", "basic", True, True, f"WRN-{cfg.depth}-{cfg.widen}")
-    if isinstance(cfg, PyramidNetConfig):
-        return ModelInfo("pyramidnet", "bottleneck" if cfg.bottleneck else "basic", True, False,
-                         f"PyramidNet-{cfg.depth} a{cfg.alpha:g}")
-    if isinstance(cfg, ShakeShakeConfig):
-        return ModelInfo("shake-shake resnet", "basic", False, True, f"ShakeShake-{cfg.depth} 2x{cfg.width}d")
-    if isinstance(cfg, AirbenchConfig):
-        return ModelInfo("plain convnet", None, False, False, "Airbench")
-    if isinstance(cfg, OctaveResNetConfig):
-        return ModelInfo("octave resnet", "basic", False, True, f"OctResNet{cfg.depth} a{cfg.alpha:g}")
-    if isinstance(cfg, TorchvisionConfig):
-        if cfg.arch.startswith(_TV_RESNETS):
-            block = "basic" if cfg.arch in ("resnet18", "resnet34") else "bottleneck"
-            return ModelInfo("resnet", block, False, True, cfg.arch)
-        return ModelInfo("torchvision", None, False, False, cfg.arch)
-    if isinstance(cfg, TimmConfig):
-        return ModelInfo("timm", None, False, False, cfg.arch)
-    raise TypeError(f"not a model config: {cfg!r}")
+    return _family(cfg).info(cfg)
 
 
 def build_model(cfg, *, in_channels: int, num_classes: int, image_size: int | None = None) -> nn.Module:
     """A freshly initialised model (uses the global torch RNG: seed before calling).
 
     `image_size` reaches the models that need it (timm's vision transformers)."""
-    from ablate.models import airbench, octave, pyramidnet, shake_shake, wide_resnet, zoo
-    from ablate.models.convnet import convnet
-    from ablate.models.resnet import CifarResNet, torchvision_resnet
-
-    io = {"in_channels": in_channels, "num_classes": num_classes}
-    builders: dict[type, Callable[[], nn.Module]] = {
-        CifarResNetConfig: lambda: CifarResNet(depth=cfg.depth, width=cfg.width, block=cfg.block,
-                                               preact=cfg.preact, shortcut=cfg.shortcut, **io),
-        TorchvisionResNetConfig: lambda: torchvision_resnet(cfg.name, **io),
-        ConvNetConfig: lambda: convnet(width=cfg.width, **io),
-        WideResNetConfig: lambda: wide_resnet.WideResNet(depth=cfg.depth, widen=cfg.widen, dropout=cfg.dropout, **io),
-        PyramidNetConfig: lambda: pyramidnet.PyramidNet(depth=cfg.depth, alpha=cfg.alpha,
-                                                        bottleneck=cfg.bottleneck, **io),
-        ShakeShakeConfig: lambda: shake_shake.ShakeShakeResNet(depth=cfg.depth, width=cfg.width, **io),
-        AirbenchConfig: lambda: airbench.Airbench(widths=cfg.widths, stem=cfg.stem, **io),
-        OctaveResNetConfig: lambda: octave.OctaveResNet(depth=cfg.depth, width=cfg.width, alpha=cfg.alpha, **io),
-        TorchvisionConfig: lambda: zoo.torchvision_model(cfg.arch, **io),
-        TimmConfig: lambda: zoo.timm_model(cfg.arch, image_size=image_size, **io),
-    }
-    return builders[type(cfg)]()
+    return _family(cfg).build(cfg, {"in_channels": in_channels, "num_classes": num_classes}, image_size)
 
 
 def build_for_shapes(cfg, *, in_channels: int, num_classes: int, image_size: int | None = None) -> nn.Module:
@@ -276,7 +354,7 @@ def count_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-__all__ = ["ModelConfig", "MODEL_NAMES", "ModelInfo", "model_info", "build_model", "build_for_shapes",
+__all__ = ["ModelConfig", "MODEL_NAMES", "ModelInfo", "ModelFamily", "FAMILIES", "register_model", "model_info", "build_model", "build_for_shapes",
            "count_params",
            "CifarResNetConfig", "TorchvisionResNetConfig", "ConvNetConfig", "WideResNetConfig",
            "PyramidNetConfig", "ShakeShakeConfig", "AirbenchConfig", "OctaveResNetConfig", "TorchvisionConfig",

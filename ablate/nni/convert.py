@@ -13,6 +13,7 @@ import difflib
 import json
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -174,6 +175,21 @@ def convert_config(path: str | Path, *, relative_to: str | Path | None = None) -
                         relative_to=Path(relative_to or os.getcwd()))
 
 
+@dataclass
+class _Reading:
+    """One NNI config being read: its keys, format, the keys used so far and the notes."""
+
+    raw: dict
+    fmt: str
+    fail: Callable[[tuple, str], SpecError]
+    notes: list[str]
+    used: set[str] = field(default_factory=set)
+
+    def take(self, key: str) -> Any:
+        self.used.add(key)
+        return self.raw.get(key)
+
+
 def convert_dict(raw: Any, *, lines: dict | None = None, source: str = "<nni>", folder: Path | None = None,
                  relative_to: Path | None = None) -> Conversion:
     lines = lines or {}
@@ -191,146 +207,17 @@ def convert_dict(raw: Any, *, lines: dict | None = None, source: str = "<nni>", 
                                      f"({', '.join(sorted(v1))}); write it in one format")
     fmt = "v1" if v1 or isinstance(raw.get("trial"), dict) else "v2"
     _check_keys(raw, fmt, fail)
-    notes = [f"NNI config {source} read as NNI {fmt} format"]
-    used: set[str] = set()
-
-    def take(key: str) -> Any:
-        used.add(key)
-        return raw.get(key)
-
-    # -- where trials run -----------------------------------------------------------------
-    if fmt == "v2":
-        service = take("trainingService") or {"platform": "local"}
-        services = service if isinstance(service, list) else [service]
-        for i, s in enumerate(services):
-            platform = s.get("platform") if isinstance(s, dict) else s
-            p = ("trainingService", *((i,) if isinstance(service, list) else ()), "platform")
-            if platform != "local":
-                raise fail(p, _platform_refusal(platform, "trainingService.platform"))
-            for k, v in (s.items() if isinstance(s, dict) else ()):
-                if k not in ("platform", *_SERVICE_FIELDS):
-                    notes.append(f"not carried over: trainingService.{k} = {v!r} (local trials run in this "
-                                 f"machine's environment)")
-    else:
-        platform = take("trainingServicePlatform") or "local"
-        if platform != "local":
-            raise fail(("trainingServicePlatform",), _platform_refusal(platform, "trainingServicePlatform"))
-    if raw.get("useAnnotation"):
-        raise fail(("useAnnotation",), "NNI annotations (useAnnotation: true) need NNI's code rewriting; call the "
-                                       "nni API (nni.get_next_parameter, nni.report_final_result) in the script")
-    notes.append(f"training service {platform} -> ablate's local runner; `ablate run ... --runner ray [--address "
-                 f"HOST:PORT]` runs the same trials on a Ray cluster")
-
-    # -- the trial command ----------------------------------------------------------------
-    if fmt == "v2":
-        # NNI lets these three sit in the (one) training service's mapping instead of the top level
-        inner = service if isinstance(service, dict) else {}
-        command, cmd_path = _field("trialCommand", raw, inner, take)
-        code_dir, dir_path = _field("trialCodeDirectory", raw, inner, take)
-        gpus, gpu_path = _field("trialGpuNumber", raw, inner, take)
-        code_dir = code_dir or "."
-    else:
-        trial = take("trial") or {}
-        if not isinstance(trial, dict):
-            raise fail(("trial",), f"'trial' must be a mapping {{command, codeDir, gpuNum}}, got {trial!r}")
-        command, code_dir, gpus = trial.get("command"), trial.get("codeDir") or ".", trial.get("gpuNum")
-        cmd_path, dir_path, gpu_path = ("trial", "command"), ("trial", "codeDir"), ("trial", "gpuNum")
-        for k in trial.keys() - {"command", "codeDir", "gpuNum"}:
-            notes.append(f"not carried over: trial.{k} = {trial[k]!r}")
-    if not isinstance(command, str) or not command.strip():
-        raise fail(cmd_path, f"the trial command is missing: give {_dotted(cmd_path)}, the shell command NNI runs "
-                             f"for each trial (e.g. 'python3 trial.py'); got {command!r}")
-    code = (folder / str(code_dir)).resolve()
-    if not code.is_dir():
-        raise fail(dir_path, f"the trial code folder '{code_dir}' does not exist (resolved from the config's folder "
-                             f"to {code})")
-    base = (relative_to or Path.cwd()).resolve()
-    cwd = str(code.relative_to(base)) if code.is_relative_to(base) else str(code)
-    trial_spec: dict = {"command": command.strip(), "cwd": cwd, "shell": True, "api": "nni"}
-    notes.append(f"trial command '{command.strip()}' -> a command trial (shell) run in {cwd}, api nni: its "
-                 f"'import nni' resolves to ablate's shim on that trial's path only")
-    resources = _gpus(gpus, gpu_path, fail, notes)
-    if "maxTrialDuration" in raw:
-        try:
-            trial_spec["timeout_s"] = parse_duration(take("maxTrialDuration"))
-        except ValueError as exc:
-            raise fail(("maxTrialDuration",), str(exc)) from None
-        notes.append(f"maxTrialDuration -> trial.timeout_s {trial_spec['timeout_s']:g}")
-
-    # -- the search space -----------------------------------------------------------------
-    space_key = next((k for k in ("searchSpace", "searchSpaceFile", "searchSpacePath") if k in raw), None)
-    if space_key is None:
-        raise fail(("searchSpaceFile" if fmt == "v2" else "searchSpacePath",),
-                   "no search space: give searchSpaceFile (a JSON file) or searchSpace (inline)"
-                   if fmt == "v2" else "no search space: give searchSpacePath (a JSON file)")
-    if space_key == "searchSpace":
-        params, space_notes = convert_space(take("searchSpace"), ("searchSpace",), fail)
-    else:
-        file = (folder / str(take(space_key))).resolve()
-        space, space_fail = _load_space_file(file, fail, (space_key,))
-        params, space_notes = convert_space(space, (), space_fail)
-        notes.append(f"{space_key} {raw[space_key]} -> search.params")
-    notes += space_notes
-
-    # -- tuner, advisor, assessor ------------------------------------------------------------
-    key = "builtinTunerName" if fmt == "v1" else "name"
-    tuner_key = "advisor" if "advisor" in raw else "tuner"
-    if "advisor" in raw and "tuner" in raw:
-        raise fail(("advisor",), "give either an advisor or a tuner, not both (as NNI requires)")
-    class_args: dict = {}
-    if tuner_key in raw:
-        keys = (("builtinAdvisorName",) if tuner_key == "advisor" else (key,)) if fmt == "v1" else ("name",)
-        name, class_args = check_tuner_spec(take(tuner_key), tuner_key, (tuner_key,), fail, keys)
-        sampler, pruner, tnotes = sampler_for(name, class_args, params, (tuner_key, keys[0]), fail)
-    else:
-        sampler, pruner, tnotes = "tpe", None, ["no tuner given: sampler tpe (NNI requires a tuner; TPE is the "
-                                                 "usual choice)"]
-    notes += tnotes
-    if "assessor" in raw:
-        if pruner is not None:
-            raise fail(("assessor",), "an advisor (Hyperband, BOHB) already stops trials early; remove the assessor")
-        akey = "builtinAssessorName" if fmt == "v1" else "name"
-        aname, aargs = check_tuner_spec(take("assessor"), "assessor", ("assessor",), fail, (akey,))
-        pruner, anotes = pruner_for(aname, aargs, ("assessor", akey), fail)
-        notes += anotes
-    mode = class_args.get("optimize_mode", "maximize")
-    if mode not in ("maximize", "minimize"):
-        raise fail((tuner_key, "classArgs", "optimize_mode"), f"optimize_mode must be maximize or minimize, "
-                                                             f"got {mode!r}")
-    direction = "max" if mode == "maximize" else "min"
-    notes.append(f"optimize_mode {mode}" + ("" if "optimize_mode" in class_args else " (NNI's default)")
-                 + f" -> metric {{name: default, mode: {direction}}} (NNI's metric is named 'default')")
-
-    # -- budget and concurrency -------------------------------------------------------------
-    search: dict = {"params": params, "sampler": sampler, "pruner": pruner or "none"}
-    n_key = "maxTrialNum" if fmt == "v1" else "maxTrialNumber"
-    t_key = "maxExecDuration" if fmt == "v1" else "maxExperimentDuration"
-    if n_key in raw:
-        search["n_trials"] = _count(take(n_key), n_key, (n_key,), fail)
-        notes.append(f"{n_key} {search['n_trials']} -> search.n_trials")
-    if t_key in raw:
-        try:
-            search["timeout_s"] = parse_duration(take(t_key))
-        except ValueError as exc:
-            raise fail((t_key,), str(exc)) from None
-        notes.append(f"{t_key} {raw[t_key]} -> search.timeout_s {search['timeout_s']:g}")
-    if "n_trials" not in search and "timeout_s" not in search:
-        search["n_trials"] = DEFAULT_TRIALS
-        notes.append(f"no {n_key} or {t_key} (NNI would run until stopped): search.n_trials {DEFAULT_TRIALS}")
-    if "trialConcurrency" in raw:
-        search["jobs"] = _count(take("trialConcurrency"), "trialConcurrency", ("trialConcurrency",), fail)
-        notes.append(f"trialConcurrency {search['jobs']} -> search.jobs (--jobs overrides)")
-    search["validate"] = {"top_k": VALIDATION_TOP_K}
-    notes.append(f"seeds: NNI runs each configuration once, so does the search (seed 0); then the top "
-                 f"{VALIDATION_TOP_K} run on seeds 1-3, which choose the winner, and the winner and runner-up on seeds "
-                 f"4-6, which the report is measured on (search.validate), so the winner is not a lucky run. An NNI "
-                 f"script does not see the seed (ablate.client.params()['seed'] has it): its re-runs vary as much "
-                 f"as the script does by itself")
-
+    r = _Reading(raw, fmt, fail, [f"NNI config {source} read as NNI {fmt} format"])
+    service = _training_service(r)
+    trial_spec, resources = _trial_command(r, service, folder, relative_to)
+    params = _search_space(r, folder)
+    sampler, pruner, direction = _tuner(r, params)
+    search = _budget(r, params, sampler, pruner)
+    notes = r.notes
     if raw.get("experimentName"):
         notes.append(f"experimentName {raw['experimentName']!r} -> name {_spec_name(raw, Path(source))!r}")
     for k in raw:   # unknown keys were refused above: what is left is known and has no use here
-        if k not in used and k != "experimentName":
+        if k not in r.used and k != "experimentName":
             why = " (NNI's own machinery)" if k in _NNI_ONLY else ""
             notes.append(f"not carried over: {k} = {raw[k]!r}{why}")
     if pruner is not None and pruner.get("name") == "hyperband" and "max_resource" in pruner:
@@ -352,3 +239,154 @@ def convert_dict(raw: Any, *, lines: dict | None = None, source: str = "<nni>", 
     notes.append("retries 0 (NNI does not retry a failed trial); data: digits is a placeholder (the script loads "
                  "its own data)")
     return Conversion(spec, notes, source)
+
+
+def _training_service(r: _Reading) -> Any:
+    """Where trials run: only NNI's local training service has an equivalent. Returns v2's
+    trainingService (its mapping may hold the trial command's fields)."""
+    raw, fail, notes = r.raw, r.fail, r.notes
+    service = None
+    if r.fmt == "v2":
+        service = r.take("trainingService") or {"platform": "local"}
+        services = service if isinstance(service, list) else [service]
+        for i, s in enumerate(services):
+            platform = s.get("platform") if isinstance(s, dict) else s
+            p = ("trainingService", *((i,) if isinstance(service, list) else ()), "platform")
+            if platform != "local":
+                raise fail(p, _platform_refusal(platform, "trainingService.platform"))
+            for k, v in (s.items() if isinstance(s, dict) else ()):
+                if k not in ("platform", *_SERVICE_FIELDS):
+                    notes.append(f"not carried over: trainingService.{k} = {v!r} (local trials run in this "
+                                 f"machine's environment)")
+    else:
+        platform = r.take("trainingServicePlatform") or "local"
+        if platform != "local":
+            raise fail(("trainingServicePlatform",), _platform_refusal(platform, "trainingServicePlatform"))
+    if raw.get("useAnnotation"):
+        raise fail(("useAnnotation",), "NNI annotations (useAnnotation: true) need NNI's code rewriting; call the "
+                                       "nni API (nni.get_next_parameter, nni.report_final_result) in the script")
+    notes.append(f"training service {platform} -> ablate's local runner; `ablate run ... --runner ray [--address "
+                 f"HOST:PORT]` runs the same trials on a Ray cluster")
+    return service
+
+
+def _trial_command(r: _Reading, service: Any, folder: Path, relative_to: Path | None) -> tuple[dict, dict | None]:
+    """The trial section (a shell command with api nni) and the resources of its GPUs."""
+    raw, fail, notes = r.raw, r.fail, r.notes
+    if r.fmt == "v2":
+        # NNI lets these three sit in the (one) training service's mapping instead of the top level
+        inner = service if isinstance(service, dict) else {}
+        command, cmd_path = _field("trialCommand", raw, inner, r.take)
+        code_dir, dir_path = _field("trialCodeDirectory", raw, inner, r.take)
+        gpus, gpu_path = _field("trialGpuNumber", raw, inner, r.take)
+        code_dir = code_dir or "."
+    else:
+        trial = r.take("trial") or {}
+        if not isinstance(trial, dict):
+            raise fail(("trial",), f"'trial' must be a mapping {{command, codeDir, gpuNum}}, got {trial!r}")
+        command, code_dir, gpus = trial.get("command"), trial.get("codeDir") or ".", trial.get("gpuNum")
+        cmd_path, dir_path, gpu_path = ("trial", "command"), ("trial", "codeDir"), ("trial", "gpuNum")
+        for k in trial.keys() - {"command", "codeDir", "gpuNum"}:
+            notes.append(f"not carried over: trial.{k} = {trial[k]!r}")
+    if not isinstance(command, str) or not command.strip():
+        raise fail(cmd_path, f"the trial command is missing: give {_dotted(cmd_path)}, the shell command NNI runs "
+                             f"for each trial (e.g. 'python3 trial.py'); got {command!r}")
+    code = (folder / str(code_dir)).resolve()
+    if not code.is_dir():
+        raise fail(dir_path, f"the trial code folder '{code_dir}' does not exist (resolved from the config's folder "
+                             f"to {code})")
+    base = (relative_to or Path.cwd()).resolve()
+    cwd = str(code.relative_to(base)) if code.is_relative_to(base) else str(code)
+    trial_spec: dict = {"command": command.strip(), "cwd": cwd, "shell": True, "api": "nni"}
+    notes.append(f"trial command '{command.strip()}' -> a command trial (shell) run in {cwd}, api nni: its "
+                 f"'import nni' resolves to ablate's shim on that trial's path only")
+    resources = _gpus(gpus, gpu_path, fail, notes)
+    if "maxTrialDuration" in raw:
+        try:
+            trial_spec["timeout_s"] = parse_duration(r.take("maxTrialDuration"))
+        except ValueError as exc:
+            raise fail(("maxTrialDuration",), str(exc)) from None
+        notes.append(f"maxTrialDuration -> trial.timeout_s {trial_spec['timeout_s']:g}")
+    return trial_spec, resources
+
+
+def _search_space(r: _Reading, folder: Path) -> dict:
+    """search.params, from the inline space or its JSON file."""
+    raw, fail = r.raw, r.fail
+    space_key = next((k for k in ("searchSpace", "searchSpaceFile", "searchSpacePath") if k in raw), None)
+    if space_key is None:
+        raise fail(("searchSpaceFile" if r.fmt == "v2" else "searchSpacePath",),
+                   "no search space: give searchSpaceFile (a JSON file) or searchSpace (inline)"
+                   if r.fmt == "v2" else "no search space: give searchSpacePath (a JSON file)")
+    if space_key == "searchSpace":
+        params, space_notes = convert_space(r.take("searchSpace"), ("searchSpace",), fail)
+    else:
+        file = (folder / str(r.take(space_key))).resolve()
+        space, space_fail = _load_space_file(file, fail, (space_key,))
+        params, space_notes = convert_space(space, (), space_fail)
+        r.notes.append(f"{space_key} {raw[space_key]} -> search.params")
+    r.notes.extend(space_notes)
+    return params
+
+
+def _tuner(r: _Reading, params: dict) -> tuple[Any, dict | None, str]:
+    """(sampler, pruner, metric direction) from the tuner or advisor and the assessor."""
+    raw, fail, notes, fmt = r.raw, r.fail, r.notes, r.fmt
+    key = "builtinTunerName" if fmt == "v1" else "name"
+    tuner_key = "advisor" if "advisor" in raw else "tuner"
+    if "advisor" in raw and "tuner" in raw:
+        raise fail(("advisor",), "give either an advisor or a tuner, not both (as NNI requires)")
+    class_args: dict = {}
+    if tuner_key in raw:
+        keys = (("builtinAdvisorName",) if tuner_key == "advisor" else (key,)) if fmt == "v1" else ("name",)
+        name, class_args = check_tuner_spec(r.take(tuner_key), tuner_key, (tuner_key,), fail, keys)
+        sampler, pruner, tnotes = sampler_for(name, class_args, params, (tuner_key, keys[0]), fail)
+    else:
+        sampler, pruner, tnotes = "tpe", None, ["no tuner given: sampler tpe (NNI requires a tuner; TPE is the "
+                                                 "usual choice)"]
+    notes += tnotes
+    if "assessor" in raw:
+        if pruner is not None:
+            raise fail(("assessor",), "an advisor (Hyperband, BOHB) already stops trials early; remove the assessor")
+        akey = "builtinAssessorName" if fmt == "v1" else "name"
+        aname, aargs = check_tuner_spec(r.take("assessor"), "assessor", ("assessor",), fail, (akey,))
+        pruner, anotes = pruner_for(aname, aargs, ("assessor", akey), fail)
+        notes += anotes
+    mode = class_args.get("optimize_mode", "maximize")
+    if mode not in ("maximize", "minimize"):
+        raise fail((tuner_key, "classArgs", "optimize_mode"), f"optimize_mode must be maximize or minimize, "
+                                                             f"got {mode!r}")
+    direction = "max" if mode == "maximize" else "min"
+    notes.append(f"optimize_mode {mode}" + ("" if "optimize_mode" in class_args else " (NNI's default)")
+                 + f" -> metric {{name: default, mode: {direction}}} (NNI's metric is named 'default')")
+    return sampler, pruner, direction
+
+
+def _budget(r: _Reading, params: dict, sampler: Any, pruner: dict | None) -> dict:
+    """The search section: the budget, the concurrency and the validation round."""
+    raw, fail, notes, fmt = r.raw, r.fail, r.notes, r.fmt
+    search: dict = {"params": params, "sampler": sampler, "pruner": pruner or "none"}
+    n_key = "maxTrialNum" if fmt == "v1" else "maxTrialNumber"
+    t_key = "maxExecDuration" if fmt == "v1" else "maxExperimentDuration"
+    if n_key in raw:
+        search["n_trials"] = _count(r.take(n_key), n_key, (n_key,), fail)
+        notes.append(f"{n_key} {search['n_trials']} -> search.n_trials")
+    if t_key in raw:
+        try:
+            search["timeout_s"] = parse_duration(r.take(t_key))
+        except ValueError as exc:
+            raise fail((t_key,), str(exc)) from None
+        notes.append(f"{t_key} {raw[t_key]} -> search.timeout_s {search['timeout_s']:g}")
+    if "n_trials" not in search and "timeout_s" not in search:
+        search["n_trials"] = DEFAULT_TRIALS
+        notes.append(f"no {n_key} or {t_key} (NNI would run until stopped): search.n_trials {DEFAULT_TRIALS}")
+    if "trialConcurrency" in raw:
+        search["jobs"] = _count(r.take("trialConcurrency"), "trialConcurrency", ("trialConcurrency",), fail)
+        notes.append(f"trialConcurrency {search['jobs']} -> search.jobs (--jobs overrides)")
+    search["validate"] = {"top_k": VALIDATION_TOP_K}
+    notes.append(f"seeds: NNI runs each configuration once, so does the search (seed 0); then the top "
+                 f"{VALIDATION_TOP_K} run on seeds 1-3, which choose the winner, and the winner and runner-up on seeds "
+                 f"4-6, which the report is measured on (search.validate), so the winner is not a lucky run. An NNI "
+                 f"script does not see the seed (ablate.client.params()['seed'] has it): its re-runs vary as much "
+                 f"as the script does by itself")
+    return search

@@ -12,7 +12,13 @@ from ablate.errors import ReportError
 from ablate.plan import FACTORIAL_DESIGNS, Plan
 from ablate.report import DEFAULT_COLUMNS, EXTRA_COLUMNS, FORMATS, frames, render
 from ablate.report.frames import LiftTable
+from ablate.report.protocol import write_files
 from ablate.run.logs import attempts
+
+
+MANIFEST = ".ablate-report.json"
+FILES = {"md": ("lift.md",), "csv": ("lift.csv", "effects.csv"), "json": ("report.json",), "latex": ("lift.tex",),
+         "html": ("report.html",)}
 
 
 @dataclass
@@ -37,6 +43,32 @@ class Report:
                                                     frames.effects_warning(self.plan))
         return text
 
+    FILES = FILES
+
+    def format_error(self, bad: list[str]) -> str:
+        return f"unknown report format(s) {', '.join(bad)}; allowed: {', '.join(FORMATS)}"
+
+    def files(self, fmt: str) -> list:
+        """The report protocol (`ablate.report.protocol`): the files of one format."""
+        if fmt == "md":
+            return [("lift.md", self.markdown)]
+        if fmt == "csv":
+            made = [("lift.csv", lambda: render.lift_csv(self.lift))]
+            if self.effects is not None:
+                made.append(("effects.csv", lambda: self.effects.to_csv(index=False, float_format="%.6g")))
+            return made
+        if fmt == "json":
+            return [("report.json", lambda: render.lift_json(self.lift, self.effects, self.plan.spec))]
+        if fmt == "latex":
+            return [("lift.tex", lambda: render.lift_latex(self.lift, extra_columns=self.columns))]
+        from ablate.report.html import report_html
+
+        return [("report.html", lambda: report_html(self))]
+
+    def write(self, out_dir: str | Path, formats: tuple[str, ...] = ("md", "csv")) -> list[Path]:
+        """Write the files of `formats` into `out_dir` (`ablate.report.protocol.write_files`)."""
+        return write_files(self, out_dir, formats)
+
 
 def build_report(store, experiment: str, *, confidence: float = 0.95, test: str = "t",
                  columns: tuple[str, ...] = DEFAULT_COLUMNS, diverged: str = "worst") -> Report:
@@ -58,50 +90,8 @@ def build_report(store, experiment: str, *, confidence: float = 0.95, test: str 
     return Report(p, out, lift, effects, curves, frames.trial_table(out), tuple(columns), tries)
 
 
-MANIFEST = ".ablate-report.json"
-FILES = {"md": ("lift.md",), "csv": ("lift.csv", "effects.csv"), "json": ("report.json",), "latex": ("lift.tex",),
-         "html": ("report.html",)}
-
-
-def clear_earlier_writes(out: Path, written: list[Path]) -> list[Path]:
-    """Record files another writer put in `out` as this write's and clear the earlier writes'
-    files (see `ablate.report.files`). Returns the removed paths."""
-    from ablate.report.files import ReportFolder
-
-    folder = ReportFolder(out, [p.name for p in written])
-    for p in written:
-        folder.adopt(p.name)
-    return folder.finish()
 
 
 def write_report(report: Report, out_dir: str | Path, formats: tuple[str, ...] = ("md", "csv")) -> list[Path]:
-    """Write the report files into `out_dir` (plain files, never through a link) and clear the
-    files of earlier report writes there that this one does not rewrite (`ablate.report.files`);
-    returns the written paths."""
-    from ablate.report.files import ReportFolder
-
-    bad = [f for f in formats if f not in FORMATS]
-    if bad:
-        raise ReportError(f"unknown report format(s) {', '.join(bad)}; allowed: {', '.join(FORMATS)}")
-    if not formats:
-        raise ReportError(f"no report format given; allowed: {', '.join(FORMATS)}")
-    folder = ReportFolder(out_dir, [n for f in formats for n in FILES[f]])
-    paths = []
-    for fmt in formats:
-        if fmt == "md":
-            path = folder.write_text("lift.md", report.markdown())
-        elif fmt == "csv":
-            path = folder.write_text("lift.csv", render.lift_csv(report.lift))
-            if report.effects is not None:
-                paths.append(folder.write_text("effects.csv", report.effects.to_csv(index=False, float_format="%.6g")))
-        elif fmt == "json":
-            path = folder.write_text("report.json", render.lift_json(report.lift, report.effects, report.plan.spec))
-        elif fmt == "latex":
-            path = folder.write_text("lift.tex", render.lift_latex(report.lift, extra_columns=report.columns))
-        else:
-            from ablate.report.html import report_html
-
-            path = folder.write_text("report.html", report_html(report))
-        paths.append(path)
-    folder.finish()
-    return paths
+    """Write the report files into `out_dir` (`ablate.report.protocol.write_files`); returns the written paths."""
+    return write_files(report, out_dir, formats)

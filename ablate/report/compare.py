@@ -21,6 +21,7 @@ import pandas as pd
 
 from ablate.errors import ReportError
 from ablate.report import render
+from ablate.report.protocol import write_files
 
 if TYPE_CHECKING:
     from ablate.plan import Arm
@@ -271,20 +272,38 @@ def compare_html(reports: list[Report]) -> str:
 
 def write_compare(reports: list[Report], out_dir: str | Path, formats: tuple[str, ...]) -> list[Path]:
     """Write compare.md / .csv / .json / .html / .tex for the requested formats; returns the paths."""
-    bad = [f for f in formats if f not in COMPARE_FORMATS]
-    if bad:
-        raise ReportError(f"unknown format(s) {', '.join(bad)} for --compare; allowed: {', '.join(COMPARE_FORMATS)}")
-    _check(reports)
-    from ablate.report.files import ReportFolder
+    return Comparison(reports).write(out_dir, formats)
 
-    writers = {"md": ("compare.md", compare_markdown),
-               "csv": ("compare.csv", lambda r: compare_frame(r).to_csv(index=False, float_format="%.6g")),
-               "json": ("compare.json", compare_json), "html": ("compare.html", compare_html),
-               "latex": ("compare.tex", compare_latex)}
-    folder = ReportFolder(out_dir, [writers[f][0] for f in formats])
-    paths = []
-    for fmt in dict.fromkeys(formats):
-        name, write = writers[fmt]
-        paths.append(folder.write_text(name, write(reports)))
-    folder.finish()
-    return paths
+
+class Comparison:
+    """Experiments side by side, on the report protocol (`name`, `markdown()`, `write()`)."""
+
+    def __init__(self, reports: list[Report]) -> None:
+        self.reports = reports
+
+    @property
+    def name(self) -> str:
+        return "_vs_".join(r.name for r in self.reports)
+
+    def markdown(self) -> str:
+        return compare_markdown(self.reports)
+
+    FILES = {"md": ("compare.md",), "csv": ("compare.csv",), "json": ("compare.json",), "html": ("compare.html",),
+             "latex": ("compare.tex",)}
+
+    def format_error(self, bad: list[str]) -> str:
+        return f"unknown format(s) {', '.join(bad)} for --compare; allowed: {', '.join(COMPARE_FORMATS)}"
+
+    def files(self, fmt: str) -> list:
+        """The report protocol (`ablate.report.protocol`): the files of one format."""
+        make = {"md": compare_markdown, "csv": lambda r: compare_frame(r).to_csv(index=False, float_format="%.6g"),
+                "json": compare_json, "html": compare_html, "latex": compare_latex}[fmt]
+        return [(self.FILES[fmt][0], lambda: make(self.reports))]
+
+    def write(self, out_dir: str | Path, formats: tuple[str, ...] = ("md", "csv")) -> list[Path]:
+        """Write the files of `formats` into `out_dir` (`ablate.report.protocol.write_files`)."""
+        bad = [f for f in formats if f not in self.FILES]
+        if bad:
+            raise ReportError(self.format_error(bad))
+        _check(self.reports)
+        return write_files(self, out_dir, formats)

@@ -117,19 +117,7 @@ def lift_table(p: Plan, out: pd.DataFrame, *, confidence: float = 0.95, test: st
     spec: Spec = p.spec
     metric = spec.metric.name
     alpha = 1.0 - confidence
-    if not (out["status"] == "complete").any():
-        counts = out["status"].value_counts().to_dict() if len(out) else {}
-        detail = ", ".join(f"{n} {s}" for s, n in counts.items()) or "no trials stored"
-        todo = (f"`ablate logs {spec.name}` says why they failed; after fixing the cause: ablate run SPEC "
-                f"--retry-failed" if counts.get("failed") else "run it with: ablate run SPEC --store STORE")
-        raise ReportError(f"experiment '{spec.name}' has no complete trials yet ({detail}); {todo}")
-    values, seeds = metric_matrix(p, out, metric)
-    if np.isnan(values[0]).all():
-        base_failed = bool(((out["arm"] == 0) & (out["status"] == "failed")).any())
-        todo = (f"its trials failed: `ablate logs {spec.name}` says why; after fixing the cause, ablate run SPEC "
-                f"--retry-failed" if base_failed else "rerun it to fill it in")
-        raise ReportError(f"experiment '{spec.name}' has no complete trial of its baseline arm "
-                          f"'{p.arms[0].label}', so no lift can be measured; {todo}")
+    values, seeds = _metric_values(p, out)
     notes: list[str] = []
     n_arms = len(p.arms)
     n_diverged = (out[out["status"] == "diverged"].groupby("arm").size()
@@ -142,6 +130,45 @@ def lift_table(p: Plan, out: pd.DataFrame, *, confidence: float = 0.95, test: st
                          f"known (only accuracy and loss metrics with a known class count have one).")
         else:
             values = _score_diverged(p, out, values, seeds, worst)
+    frame = _arm_columns(p, out, n_diverged, diverged, notes)
+    min_lift = spec.metric.lift_of_interest if min_lift is None else min_lift
+    _lift_columns(frame, values, confidence=confidence, test=test,
+                  cumulative=spec.design.kind == "cumulative" and n_arms > 1)
+    baseline_std = float(np.nanstd(values[0], ddof=1)) if np.sum(~np.isnan(values[0])) > 1 else float("nan")
+    diff_sd, n_pairs, tested, first_step, detectable = _power(frame, alpha)
+    _equivalence_columns(frame, min_lift, alpha, first_step)
+    notes += _table_notes(p, frame, test, tested, first_step)
+    counts = out["status"].value_counts().to_dict()
+    return LiftTable(spec.name, spec.design.kind, metric, frame, confidence, test, diff_sd, detectable,
+                     seeds, counts, notes, alpha=alpha, baseline_std=baseline_std, n_pairs=n_pairs,
+                     detectable_alpha=first_step, tested=tested, diverged=diverged, worst_value=worst,
+                     pilot_seeds=len(p.seeds) if spec.seeds.adaptive is not None else None,
+                     min_lift=min_lift, direction=spec.metric.direction, values=values)
+
+
+def _metric_values(p: Plan, out: pd.DataFrame) -> tuple[np.ndarray, list[int]]:
+    """(arms x seeds) values of the spec's metric; ReportError when nothing (or no baseline
+    trial) is complete, saying what to do."""
+    spec = p.spec
+    if not (out["status"] == "complete").any():
+        counts = out["status"].value_counts().to_dict() if len(out) else {}
+        detail = ", ".join(f"{n} {s}" for s, n in counts.items()) or "no trials stored"
+        todo = (f"`ablate logs {spec.name}` says why they failed; after fixing the cause: ablate run SPEC "
+                f"--retry-failed" if counts.get("failed") else "run it with: ablate run SPEC --store STORE")
+        raise ReportError(f"experiment '{spec.name}' has no complete trials yet ({detail}); {todo}")
+    values, seeds = metric_matrix(p, out, spec.metric.name)
+    if np.isnan(values[0]).all():
+        base_failed = bool(((out["arm"] == 0) & (out["status"] == "failed")).any())
+        todo = (f"its trials failed: `ablate logs {spec.name}` says why; after fixing the cause, ablate run SPEC "
+                f"--retry-failed" if base_failed else "rerun it to fill it in")
+        raise ReportError(f"experiment '{spec.name}' has no complete trial of its baseline arm "
+                          f"'{p.arms[0].label}', so no lift can be measured; {todo}")
+    return values, seeds
+
+
+def _arm_columns(p: Plan, out: pd.DataFrame, n_diverged: np.ndarray, diverged: str, notes: list[str]) -> pd.DataFrame:
+    """The lift table's per-arm columns before the lifts: accuracies, failures, costs."""
+    n_arms = len(p.arms)
     test_acc, _ = metric_matrix(p, out, "test_acc")
     val_acc, _ = metric_matrix(p, out, "val_acc")
     sv, st = stats.summarize_rows(val_acc), stats.summarize_rows(test_acc)
@@ -166,7 +193,7 @@ def lift_table(p: Plan, out: pd.DataFrame, *, confidence: float = 0.95, test: st
     warning = ["" if diverged == "worst" or not k else
                f"{k} diverged seed(s) excluded: lift over surviving seeds only, biased in the trick's favour"
                for k in n_diverged]
-    frame = pd.DataFrame({
+    return pd.DataFrame({
         "arm": [a.index for a in p.arms], "label": [a.label for a in p.arms],
         "tricks": [", ".join(a.tricks) for a in p.arms],
         "n": sv["n"], "n_planned": len(p.seeds), "n_failed": n_failed, "n_diverged": n_diverged,
@@ -177,43 +204,54 @@ def lift_table(p: Plan, out: pd.DataFrame, *, confidence: float = 0.95, test: st
         "peak_mem_mb": means["peak_mem_mb"].to_numpy(), "time_s": means["wall_s"].to_numpy(),
         "test_top5": means["test_top5"].to_numpy(),   # mean over complete seeds (>= 10 classes)
     })
-    min_lift = spec.metric.lift_of_interest if min_lift is None else min_lift
+
+
+def _holm_of(r: dict[str, np.ndarray]) -> np.ndarray:
+    # a zero-variance t-test has no p-value; it still counts in Holm's m (as p = 1) so that
+    # dropping it after seeing the data does not loosen the other arms' threshold
+    return stats.holm(r["p_value"], untestable=r["zero_variance"])
+
+
+def _pad(x) -> np.ndarray:
+    return np.concatenate([[np.nan], np.asarray(x, dtype=float)])
+
+
+def _lift_columns(frame: pd.DataFrame, values: np.ndarray, *, confidence: float, test: str,
+                  cumulative: bool) -> None:
+    """The lifts vs arm 0 (paired over seeds, Holm-adjusted) and, for a cumulative design, the
+    step lifts vs the arm before (a family of its own), added to `frame`."""
+    alpha = 1.0 - confidence
+    n_arms = len(frame)
 
     def lifts_of(arms: np.ndarray, ref: np.ndarray) -> dict[str, np.ndarray]:
         return stats.paired_lifts(arms, ref, confidence=confidence, test=test)
 
-    def holm_of(r: dict[str, np.ndarray]) -> np.ndarray:
-        # a zero-variance t-test has no p-value; it still counts in Holm's m (as p = 1) so that
-        # dropping it after seeing the data does not loosen the other arms' threshold
-        return stats.holm(r["p_value"], untestable=r["zero_variance"])
-
-    def pad(x) -> np.ndarray:
-        return np.concatenate([[np.nan], np.asarray(x, dtype=float)])
-
-    nan = np.full(n_arms, np.nan)
     if n_arms > 1:
         lifts = lifts_of(values[1:], values[0])
         for col, key in (("lift", "mean"), ("lift_low", "ci_low"), ("lift_high", "ci_high"), ("p", "p_value"),
                          ("n_pairs", "n"), ("lift_std", "std"), ("n_nonzero", "n_nonzero")):
-            frame[col] = pad(lifts[key])
+            frame[col] = _pad(lifts[key])
         frame["zero_variance"] = np.concatenate([[False], lifts["zero_variance"]])
-        frame["p_holm"] = pad(holm_of(lifts))
+        frame["p_holm"] = _pad(_holm_of(lifts))
     else:
+        nan = np.full(n_arms, np.nan)
         for col in ("lift", "lift_low", "lift_high", "p", "n_pairs", "lift_std", "n_nonzero", "p_holm"):
             frame[col] = nan
         frame["zero_variance"] = False
     frame["significant"] = frame["p_holm"] < alpha
-    cumulative = spec.design.kind == "cumulative" and n_arms > 1
     if cumulative:   # each arm against the one before it: a family of its own
         steps = _step_lifts(values, lifts_of)
         for col, key in (("step_lift", "mean"), ("step_low", "ci_low"), ("step_high", "ci_high"),
                          ("step_p", "p_value"), ("step_n_pairs", "n")):
-            frame[col] = pad(steps[key])
+            frame[col] = _pad(steps[key])
         frame["step_zero_variance"] = np.concatenate([[False], steps["zero_variance"]])
-        frame["step_p_holm"] = pad(holm_of(steps))
+        frame["step_p_holm"] = _pad(_holm_of(steps))
         frame["step_significant"] = frame["step_p_holm"] < alpha
 
-    baseline_std = float(np.nanstd(values[0], ddof=1)) if np.sum(~np.isnan(values[0])) > 1 else float("nan")
+
+def _power(frame: pd.DataFrame, alpha: float) -> tuple[float, int, int, float, float]:
+    """(pooled paired SD, typical paired seeds, tested lifts, first Holm level, the lift
+    detectable with 80% power there)."""
     # arms with diverged seeds scored at chance are outliers, not the seed noise lifts are measured in
     clean = frame[frame["n_diverged"] == 0] if (frame["n_diverged"].iloc[1:] == 0).any() else frame
     diff_sd = _pooled_diff_sd(clean)
@@ -224,14 +262,19 @@ def lift_table(p: Plan, out: pd.DataFrame, *, confidence: float = 0.95, test: st
     first_step = alpha / max(tested, 1)   # the first Holm step tests at alpha / m
     detectable = (stats.min_detectable_lift(diff_sd, n_pairs, alpha=first_step)
                   if n_pairs >= 2 and not np.isnan(diff_sd) else float("nan"))
-    _equivalence_columns(frame, min_lift, alpha, first_step)
-    if spec.design.kind == "leave_one_out":
+    return diff_sd, n_pairs, tested, first_step, detectable
+
+
+def _table_notes(p: Plan, frame: pd.DataFrame, test: str, tested: int, first_step: float) -> list[str]:
+    """The notes under the table: leave-one-out's reading, arms missing seeds, a rank test that cannot decide."""
+    notes = []
+    if p.spec.design.kind == "leave_one_out":
         notes.append("Leave-one-out: arm 0 has every trick; a negative lift is what removing a trick costs.")
     short = frame[frame["n"] < frame["n_planned"]]
     if len(short):
         notes.append("Arms missing seeds: " + ", ".join(f"{r.label} (n={r.n} of {r.n_planned})"
                                                         for r in short.itertuples()) + ".")
-    if test != "t" and n_arms > 1 and tested:
+    if test != "t" and len(frame) > 1 and tested:
         # a zero difference flips to itself (and Wilcoxon drops it): only the non-zero ones count
         most = int(np.nanmax(frame["n_nonzero"].to_numpy()[1:]))
         floor = stats.smallest_p_value(test, most)
@@ -240,12 +283,7 @@ def lift_table(p: Plan, out: pd.DataFrame, *, confidence: float = 0.95, test: st
             notes.append(f"Warning: with at most {most} non-zero paired difference(s) per arm the {name} test's "
                          f"smallest possible p is {floor:.3g}, not below the first Holm level α/m = "
                          f"{first_step:.3g}: no lift can be significant; add seeds or use the t-test.")
-    counts = out["status"].value_counts().to_dict()
-    return LiftTable(spec.name, spec.design.kind, metric, frame, confidence, test, diff_sd, detectable,
-                     seeds, counts, notes, alpha=alpha, baseline_std=baseline_std, n_pairs=n_pairs,
-                     detectable_alpha=first_step, tested=tested, diverged=diverged, worst_value=worst,
-                     pilot_seeds=len(p.seeds) if spec.seeds.adaptive is not None else None,
-                     min_lift=min_lift, direction=spec.metric.direction, values=values)
+    return notes
 
 
 def _equivalence_columns(frame: pd.DataFrame, min_lift: float | None, alpha: float, first_step: float) -> None:

@@ -10,15 +10,9 @@ import pandas as pd
 
 from ablate.report import DEFAULT_COLUMNS, EXTRA_COLUMNS
 from ablate.report.frames import LiftTable
+from ablate.report.numbers import fmt_num
 from ablate.spec_changes import EXECUTION_ONLY_RECIPE
 from ablate.tricks import get_trick
-
-
-def _num(v, digits: int = 2, *, sign: bool = False) -> str:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "–"
-    s = f"{v:+.{digits}f}" if sign else f"{v:.{digits}f}"
-    return s.replace("-", "−")
 
 
 def p_text(v) -> str:
@@ -30,15 +24,15 @@ def p_text(v) -> str:
 def mean_std(mean, std, n) -> str:
     if n == 0:
         return "–"
-    return f"{_num(mean)} ± {_num(std)} ({n})" if n > 1 else f"{_num(mean)} (1)"
+    return f"{fmt_num(mean)} ± {fmt_num(std)} ({n})" if n > 1 else f"{fmt_num(mean)} (1)"
 
 
 def ci_text(mean, low, high, digits=2) -> str:
     if isinstance(mean, float) and math.isnan(mean):
         return "–"
     if isinstance(low, float) and math.isnan(low):
-        return _num(mean, digits, sign=True)
-    return f"{_num(mean, digits, sign=True)} [{_num(low, digits, sign=True)}, {_num(high, digits, sign=True)}]"
+        return fmt_num(mean, digits, sign=True)
+    return f"{fmt_num(mean, digits, sign=True)} [{fmt_num(low, digits, sign=True)}, {fmt_num(high, digits, sign=True)}]"
 
 
 def unit(metric: str) -> str:
@@ -85,7 +79,7 @@ def lift_rows(t: LiftTable, *, extra_columns: tuple[str, ...] = DEFAULT_COLUMNS)
         for col in extra_columns:
             _, key, scale, digits = EXTRA_COLUMNS[col]
             v = r.get(key)
-            cells.append(_num(v * scale, digits) if v is not None and not pd.isna(v) else "–")
+            cells.append(fmt_num(v * scale, digits) if v is not None and not pd.isna(v) else "–")
         rows.append(cells)
     return header, rows
 
@@ -173,7 +167,7 @@ def verdict(t: LiftTable) -> str:
     suffix = f" {u}" if u else ""
     decided = [r for r in rows if _decided(r)]
     better = 1 if t.direction == "max" else -1
-    words = [f"{r['label']} {'helps' if r['lift'] * better > 0 else 'hurts'} ({_num(r['lift'], sign=True)}{suffix})"
+    words = [f"{r['label']} {'helps' if r['lift'] * better > 0 else 'hurts'} ({fmt_num(r['lift'], sign=True)}{suffix})"
              for r in decided]
     parts = [f"{len(decided)} of {len(rows)} lifts decided" + (": " + ", ".join(words) if words else "")]
     rest = [r for r in rows if not _decided(r)]
@@ -181,7 +175,7 @@ def verdict(t: LiftTable) -> str:
     # single-comparison reading would call significant, and the table alone reads as a conflict
     hint = [r for r in rest if not pd.isna(r.get("lift_low")) and (r["lift_low"] > 0 or r["lift_high"] < 0)]
     if hint:
-        names = ", ".join(f"{r['label']} ({_num(r['lift'], sign=True)}{suffix})" for r in hint)
+        names = ", ".join(f"{r['label']} ({fmt_num(r['lift'], sign=True)}{suffix})" for r in hint)
         parts.append(f"{names} {'is' if len(hint) == 1 else 'are'} suggestive only: "
                      f"{'its CI excludes' if len(hint) == 1 else 'their CIs exclude'} 0, but not after Holm's "
                      f"correction for {len(rows)} lifts")
@@ -189,7 +183,7 @@ def verdict(t: LiftTable) -> str:
     same = [r for r in rest if r.get("equivalent") is True]
     if same:
         parts.append(f"{_names([r['label'] for r in same])} {'is' if len(same) == 1 else 'are'} within noise: "
-                     f"no larger than ±{_num(t.min_lift)}{suffix} (equivalence test, Holm-adjusted)")
+                     f"no larger than ±{fmt_num(t.min_lift)}{suffix} (equivalence test, Holm-adjusted)")
         rest = [r for r in rest if r not in same]
     if rest:
         # past a handful of arms a list of names reads as noise: the count, and the range of seeds
@@ -203,10 +197,10 @@ def verdict(t: LiftTable) -> str:
             counts = sorted(float(r["seeds_needed"]) for r in rest if not pd.isna(r.get("seeds_needed")))
             if many and counts:
                 span = " to ".join(">1000" if math.isinf(n) else str(int(n)) for n in (counts[0], counts[-1]))
-                text += (f" (paired seeds each would need to decide a lift of {_num(t.min_lift)}{suffix} with 80% "
+                text += (f" (paired seeds each would need to decide a lift of {fmt_num(t.min_lift)}{suffix} with 80% "
                          f"power: {span}; per arm in the CSV's seeds_needed)")
             elif counts:
-                text += (f" (paired seeds each would need to decide a lift of {_num(t.min_lift)}{suffix} with 80% "
+                text += (f" (paired seeds each would need to decide a lift of {fmt_num(t.min_lift)}{suffix} with 80% "
                          f"power: {', '.join(need)})")
         parts.append(text)
     return "; ".join(parts) + "."
@@ -224,7 +218,7 @@ def footnotes(t: LiftTable, spec=None) -> list[str]:
         f"interval, not adjusted for multiplicity; p: {test}, {families}; * = Holm p < α = {t.alpha:.3g} "
         f"(α = 1 − confidence). Accuracies are final-epoch values: mean ± std (n seeds).")
     if t.min_lift is not None and len(t.frame) > 1:
-        m = f"{_num(t.min_lift)}{' ' + unit(t.metric) if unit(t.metric) else ''}"
+        m = f"{fmt_num(t.min_lift)}{' ' + unit(t.metric) if unit(t.metric) else ''}"
         lines.append(
             f"Verdict: a lift is decided by its star; \"within noise\" means an equivalence test (two one-sided "
             f"t-tests at ±{m}, the smallest lift of interest, metric.min_lift; Holm-adjusted) shows it is no "
@@ -241,17 +235,17 @@ def footnotes(t: LiftTable, spec=None) -> list[str]:
         lines.append("n/a (zero variance): every paired seed gave the same difference, so the t-test cannot be "
                      "computed and no star is given (--test permutation gives an exact p).")
     if not math.isnan(t.noise_floor):
-        floor = (f"Noise floor: the paired differences vs the reference arm vary by {_num(t.noise_floor)} {u} "
+        floor = (f"Noise floor: the paired differences vs the reference arm vary by {fmt_num(t.noise_floor)} {u} "
                  f"(SD, pooled over the arms"
                  + ("" if not t.frame["n_diverged"].iloc[1:].any() else " without diverged seeds")
-                 + f"; the reference arm alone varies by {_num(t.baseline_std)} {u} across "
+                 + f"; the reference arm alone varies by {fmt_num(t.baseline_std)} {u} across "
                  f"seeds)")
         if not math.isnan(t.detectable_lift):
             # a "detectable lift" beyond the whole range of a percentage is no figure to quote
             beyond = u == "pp" and t.detectable_lift > 100
             floor += ((f"; with {t.n_pairs} paired seeds no lift can be detected with 80% power (it would have "
                        f"to exceed 100 pp) by the paired t-test at the first Holm level " if beyond else
-                       f"; with {t.n_pairs} paired seeds a lift must be about {_num(t.detectable_lift)} {u} to be "
+                       f"; with {t.n_pairs} paired seeds a lift must be about {fmt_num(t.detectable_lift)} {u} to be "
                        f"detected with 80% power by the paired t-test at the first Holm level ")
                       + f"(α/m = {t.alpha:.3g}/{t.tested} = {t.detectable_alpha:.3g}).")
         lines.append(floor + ("" if floor.endswith(".") else "."))
@@ -265,7 +259,7 @@ def footnotes(t: LiftTable, spec=None) -> list[str]:
                         f"--retry-failed` runs the failed ones again." if t.status_counts.get("failed") else ""))
     if "n_diverged" in t.frame and t.frame["n_diverged"].any():
         if t.diverged == "worst":
-            lines.append(f"Diverged seeds count against their arm: each scores {_num(t.worst_value)} {u} in the "
+            lines.append(f"Diverged seeds count against their arm: each scores {fmt_num(t.worst_value)} {u} in the "
                          f"paired lift, the worse of the {t.metric} of chance and the worst completed seed "
                          f"(report --diverged exclude leaves them out).")
         else:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import importlib
 
+from ablate.callable_module import make_callable
+
 _NAMES = {
     "Engine": "ablate.run.engine", "RunSummary": "ablate.run.engine", "run_trials": "ablate.run.engine",
     "Progress": "ablate.run.progress", "SilentProgress": "ablate.run.progress",
@@ -15,7 +17,6 @@ _NAMES = {
     "InProcessExecutor": "ablate.run.inprocess", "CommandExecutor": "ablate.run.command",
     "FusedExecutor": "ablate.run.fused",
     "DesignSource": "ablate.run.sources", "AdaptiveSeedSource": "ablate.run.sources",
-    "run_experiment": "ablate.run.experiment",
 }
 
 __all__ = sorted(_NAMES)
@@ -25,3 +26,6 @@ def __getattr__(name: str):
     if name in _NAMES:
         return getattr(importlib.import_module(_NAMES[name]), name)
     raise AttributeError(f"module 'ablate.run' has no attribute '{name}'")
+
+
+make_callable(__name__)   # `ablate.run(spec)` is `ablate.api.run` (ablate/callable_module.py)

@@ -98,7 +98,7 @@ class Engine:
         summary.already_done += len(batch) - len(todo)
         self.progress.trials_queued(list(todo.values()))
         # how many trials the executor runs at once (`--jobs`, Ray's slots, a fused group)
-        capacity = max(1, int(getattr(self.executor, "capacity", 1)))
+        capacity = max(1, int(self.executor.capacity))
         while todo:
             statuses = self.store.trial_statuses(self.experiment)
             claimed: list[Trial] = []

@@ -53,6 +53,10 @@ class Executor(Protocol):
     (a trial's own error is a Failure, not an exception). An exception out of `run` means the
     executor itself broke: the engine puts the trials back to pending and stops."""
 
+    @property
+    def capacity(self) -> int:
+        """The most claimed trials one `run` call takes (the engine claims up to this many)."""
+
     def check(self, trials: Sequence[Trial]) -> None:
         """Refuse bad input (raise an AblateError) before anything runs or is written."""
 

@@ -1,26 +1,20 @@
-"""Run a whole experiment: record the spec, plan, run what is missing through the engine, then
-(optionally) the adaptive seeds the pilot asks for (`adaptive_requests`: the one place that rule
-is applied; `AdaptiveSeedSource` calls it)."""
+"""What a run of an experiment is made of: the executor a spec asks for (`executor_for`), and the
+adaptive seeds the pilot asks for (`adaptive_requests`: the one place that rule is applied;
+`AdaptiveSeedSource` calls it). `ablate.api.run_experiment` runs them."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 import numpy as np
 
 from ablate import stats
-from ablate.plan import Plan, plan
 from ablate.results import metric_matrix, outcomes
-from ablate.run.early_stop import local_early_stop
-from ablate.run.engine import Engine, RunSummary
-from ablate.run.events import Executor
 from ablate.run.inprocess import InProcessExecutor
-from ablate.run.progress import Progress
-from ablate.run.sources import AdaptiveSeedSource, DesignSource
 from ablate.run.threads import trial_threads, usable_cores
 from ablate.errors import AblateError
-from ablate.spec import Spec, spec_from_dict, spec_to_dict
+from ablate.plan import Plan
+from ablate.spec import Spec
 from ablate.store import DONE
 
 
@@ -125,53 +119,3 @@ def _device_type(device: str | None) -> str:
     from ablate.train import pick_device
 
     return pick_device(device).type
-
-
-def run_experiment(spec: Spec, store, *, source: str | None = None, progress: Progress | None = None,
-                   device: str | None = None, executor: Executor | None = None,
-                   lease_s: float = 60.0, jobs: int = 1, fuse: str | None = None) -> tuple[Plan, RunSummary]:
-    """Save the spec, run every planned trial the store lacks, then adaptive rounds if asked.
-
-    Bad input the executor can see (a command or folder that does not exist) is refused before
-    anything is written."""
-    p = plan(spec)
-    if executor is None:
-        from ablate.models.weights import weights_root_for
-
-        executor = executor_for(spec, device=device, source=source, jobs=jobs, weights_root=weights_root_for(store),
-                                fuse=fuse)
-    executor.check(p.trials)
-    # no sort_keys: the order of tricks is the order of a cumulative design
-    text = json.dumps(spec_to_dict(spec))
-    before = store.experiment(spec.name)
-    store.save_experiment(spec.name, text, source)
-    summary = RunSummary()
-    if before is not None and spec.search is None and not _same_spec(before["spec"], text):
-        ids = {p.trial_id(a.index, s) for a in p.arms for s in set(store.trial_seeds(spec.name)) | set(p.seeds)}
-        stale = sum(1 for tid in store.trial_statuses(spec.name) if tid not in ids)
-        summary.notes.append(
-            f"the spec of '{spec.name}' changed since it was last run; {stale} stored trial(s) of the old "
-            f"version are kept in the store but not reported (unchanged trials are reused)")
-    # `early_stop:` on the local runners (Ray runs Tune's ASHA itself): one for the whole run
-    early = local_early_stop(spec, executor)
-    if spec.search is not None:
-        from ablate.search.runner import run_search
-
-        run_search(p, store, executor, summary=summary, progress=progress, source=source, lease_s=lease_s, jobs=jobs,
-                   early_stop=early)
-        return p, summary
-    trials = AdaptiveSeedSource(p) if spec.seeds.adaptive is not None else DesignSource(p.trials)
-    engine = Engine(store, spec.name, executor, retries=spec.retries, progress=progress, pruner=early,
-                    metric=spec.metric.name, metric_source=source or f"spec '{spec.name}'", lease_s=lease_s)
-    engine.run(trials, summary)
-    return p, summary
-
-
-def _same_spec(stored: str, text: str) -> bool:
-    """Whether a stored spec is this one, also when an older ablate wrote it with fewer keys."""
-    if stored == text:
-        return True
-    try:
-        return json.dumps(spec_to_dict(spec_from_dict(json.loads(stored), check_files=False))) == text
-    except (AblateError, ValueError):
-        return False

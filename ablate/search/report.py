@@ -18,6 +18,8 @@ import pandas as pd
 
 from ablate.errors import ReportError
 from ablate.report import render
+from ablate.report.numbers import MISSING, fmt_num
+from ablate.report.protocol import write_files
 from ablate.search import frames
 from ablate.search.progress import sampler_text
 from ablate.search.runner import open_arm_study, searched_arms
@@ -55,6 +57,35 @@ class SearchReport:
 
     def markdown(self) -> str:
         return search_markdown(self)
+
+    FILES = {"md": ("search.md",), "csv": ("finalists.csv", "history.csv", "lift.csv"), "json": ("search.json",),
+             "html": ("report.html",)}
+
+    def format_error(self, bad: list[str]) -> str:
+        return f"format '{bad[0]}' is not written for a search report; use md, csv, json or html"
+
+    def files(self, fmt: str) -> list:
+        """The report protocol (`ablate.report.protocol`): the files of one format."""
+        if fmt == "md":
+            return [("search.md", self.markdown)]
+        if fmt == "csv":
+            arms = searched_arms(self.plan)
+            made = [("finalists.csv", lambda: pd.concat([f.table.assign(arm=f.arm) for f in self.finalists],
+                                                        ignore_index=True).to_csv(index=False, float_format="%.6g")),
+                    ("history.csv", lambda: pd.concat([h.assign(arm=a) for a, h in zip(arms, self.history)],
+                                                      ignore_index=True).to_csv(index=False, float_format="%.6g"))]
+            if self.lift is not None:
+                made.append(("lift.csv", lambda: render.lift_csv(self.lift)))
+            return made
+        if fmt == "json":
+            return [("search.json", lambda: search_json(self))]
+        from ablate.search.figures import search_html
+
+        return [("report.html", lambda: search_html(self))]
+
+    def write(self, out_dir, formats: tuple[str, ...] = ("md", "csv")) -> list[Path]:
+        """Write the files of `formats` into `out_dir` (`ablate.report.protocol.write_files`)."""
+        return write_files(self, out_dir, formats)
 
 
 def build_search_report(store, p, *, confidence: float = 0.95, test: str = "t",
@@ -96,29 +127,22 @@ def _values_text(values) -> str:
     return ", ".join(f"{k} = {_num(v)}" for k, v in values.items())
 
 
-def _num(v, digits: int = 4) -> str:
-    if isinstance(v, float):
-        return f"{v:.{digits}g}"
-    return str(v)
-
-
-def _missing(v) -> bool:
-    return v is None or (isinstance(v, float) and math.isnan(v))
+def _num(v) -> str:
+    return fmt_num(v, 4, general=True)     # a searched value, as a spec writes it
 
 
 def _ci(mean, low, high) -> str:
-    if _missing(mean):
-        return "—"
-    if _missing(low):
-        return f"{mean:.2f}"
-    return f"{mean:.2f} [{low:.2f}, {high:.2f}]"
+    if fmt_num(low) == MISSING:
+        return fmt_num(mean)
+    return f"{fmt_num(mean)} [{fmt_num(low)}, {fmt_num(high)}]"
 
 
 def _lift_text(lift) -> str:
     if lift.n < 2:
-        return f"{lift.mean:+.2f} (n={lift.n}: no CI)"
+        return f"{fmt_num(lift.mean, sign=True)} (n={lift.n}: no CI)"
     p = render.p_cell(lift.p_value, False, lift.zero_variance)
-    return f"{lift.mean:+.2f} [{lift.ci_low:+.2f}, {lift.ci_high:+.2f}], p = {p}, n = {lift.n}"
+    return (f"{fmt_num(lift.mean, sign=True)} [{fmt_num(lift.ci_low, sign=True)}, {fmt_num(lift.ci_high, sign=True)}], "
+            f"p = {p}, n = {lift.n}")
 
 
 def _seeds_text(seeds) -> str:
@@ -164,9 +188,10 @@ def finalists_blocks(f: frames.Finalists, confidence: float) -> list[tuple]:
     rows = []
     for r in f.table.to_dict("records"):
         sv = r.get("search_value")
-        row = [r["config"], _values_text(r["values"]), "—" if _missing(sv) else f"{sv:.2f}"]
+        row = [r["config"], _values_text(r["values"]), fmt_num(sv)]
         if len(head) == 7:
-            row.append("—" if _missing(r["select_score"]) else f"{r['select_score']:.2f} ({r['select_n']})")
+            score = fmt_num(r["select_score"])
+            row.append(score if score == MISSING else f"{score} ({r['select_n']})")
         row += [_ci(r["mean"], r["ci_low"], r["ci_high"]), str(r["n"]) if r["role"] else "",
                 "**winner**" if r["role"] == "winner" else r["role"] if r["role"] != "hand-picked" else ""]
         rows.append(row)
@@ -215,7 +240,7 @@ def per_arm_blocks(r: SearchReport) -> list[tuple]:
     spec = r.plan.spec
     labels = [r.plan.arms[f.arm].label for f in r.finalists]
     counts = [sum(trial_counts(h).values()) for h in r.history]
-    rows = [[lab, _counts_text(trial_counts(h)), _values_text(f.winner) if f.winner else "—"]
+    rows = [[lab, _counts_text(trial_counts(h)), _values_text(f.winner) if f.winner else MISSING]
             for lab, h, f in zip(labels, r.history, r.finalists)]
     out: list[tuple] = [("h2", "Each arm's tuned values"),
                         ("table", ["arm", "search trials", "tuned values (the winner)"], rows, (0, 2))]
@@ -344,36 +369,5 @@ def _lift_dict(lift):
 
 
 def write_search_report(r: SearchReport, out_dir, formats=("md", "csv")) -> list[Path]:
-    from ablate.report.build import clear_earlier_writes
-    from ablate.report.files import ReportFolder
-
-    out = Path(out_dir)
-    # checks the folder and refuses links among the files it writes (ablate.report.files)
-    ReportFolder(out, ["search.md", "finalists.csv", "history.csv", "lift.csv", "search.json", "report.html"])
-    paths = []
-    for fmt in formats:
-        if fmt == "md":
-            paths.append(out / "search.md")
-            paths[-1].write_text(r.markdown(), encoding="utf-8")
-        elif fmt == "csv":
-            fin = pd.concat([f.table.assign(arm=f.arm) for f in r.finalists], ignore_index=True)
-            paths.append(out / "finalists.csv")
-            fin.to_csv(paths[-1], index=False, float_format="%.6g")
-            paths.append(out / "history.csv")
-            pd.concat([h.assign(arm=a) for a, h in zip(searched_arms(r.plan), r.history)],
-                      ignore_index=True).to_csv(paths[-1], index=False, float_format="%.6g")
-            if r.lift is not None:
-                paths.append(out / "lift.csv")
-                paths[-1].write_text(render.lift_csv(r.lift), encoding="utf-8")
-        elif fmt == "json":
-            paths.append(out / "search.json")
-            paths[-1].write_text(search_json(r), encoding="utf-8")
-        elif fmt == "html":
-            from ablate.search.figures import search_html
-
-            paths.append(out / "report.html")
-            paths[-1].write_text(search_html(r), encoding="utf-8")
-        else:
-            raise ReportError(f"format '{fmt}' is not written for a search report; use md, csv, json or html")
-    clear_earlier_writes(out, paths)
-    return paths
+    """Write the search report's files (`ablate.report.protocol.write_files`); returns the paths."""
+    return write_files(r, out_dir, formats)
