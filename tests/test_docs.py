@@ -99,7 +99,7 @@ def _params(selected: list[Block]):
 PYTHON = [b for b in ALL_BLOCKS if b.lang == "python"]
 BASH = [b for b in ALL_BLOCKS if b.lang in ("bash", "sh") and b.marker in ("run", "run: shrunk")]
 SPECS = [b for b in ALL_BLOCKS if b.lang == "yaml" and b.marker == "spec"]
-KNOWN_MARKERS = {"", "run", "run: shrunk", "spec", "test-command", "quickstart-command"}
+KNOWN_MARKERS = {"", "run", "run: shrunk", "spec", "output", "test-command", "quickstart-command"}
 
 
 def _env() -> dict:
@@ -199,7 +199,10 @@ def test_the_field_tables_follow_the_models_they_are_generated_from():
 def test_every_marker_is_one_the_tests_know():
     # a misspelt marker would silently turn an example off
     for b in ALL_BLOCKS:
-        assert b.marker in KNOWN_MARKERS or not b.marker.startswith(("run", "spec")), b.id
+        assert b.marker in KNOWN_MARKERS or not b.marker.startswith(("run", "spec", "output")), b.id
+    for b in ALL_BLOCKS:
+        if b.marker == "output":
+            assert any(shown_output(r) == b for r in BASH), f"{b.id}: output of no runnable block"
 
 
 def test_the_readme_links_resolve_and_it_stays_short():
@@ -274,7 +277,7 @@ def test_the_example_runner_can_fail(tmp_path):
     assert run_bash("ablate plan no_such_spec", tmp_path).returncode == 2
     assert run_python("print('ok')", tmp_path).returncode == 0
     # --shrink reaches the commands of a shrunk block
-    r = run_bash("ablate plan quickstart | head -1", tmp_path, shrunk=True)
+    r = run_bash("ablate plan quickstart --no-estimate | head -1", tmp_path, shrunk=True)
     assert r.returncode == 0 and "quickstart-shrunk" in r.stdout, r.stdout + r.stderr
 
 
@@ -287,10 +290,26 @@ def test_python_example_runs(block: Block, tmp_path):
     assert r.returncode == 0, f"{block.id} failed:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
 
 
+def shown_output(block: Block) -> Block | None:
+    """The block after `block` when it is marked `<!-- output -->`: what the command prints."""
+    later = [b for b in ALL_BLOCKS if b.source == block.source and b.line > block.line]
+    return later[0] if later and later[0].marker == "output" else None
+
+
 @pytest.mark.parametrize("block", _params(BASH))
 def test_bash_example_runs(block: Block, tmp_path):
     r = run_bash(block.code, tmp_path, shrunk=block.marker == "run: shrunk")
     assert r.returncode == 0, f"{block.id} failed:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
+    shown = shown_output(block)
+    if shown is not None:
+        # every line shown ("..." elides some) is printed, in that order
+        printed = r.stdout.split("\n")
+        at = 0
+        for line in shown.code.split("\n"):
+            if line.strip() == "...":
+                continue
+            assert line in printed[at:], f"{shown.id}: the docs show {line!r}, which the command no longer prints"
+            at = printed.index(line, at) + 1
 
 
 @pytest.mark.parametrize("block", [pytest.param(b, id=b.id) for b in SPECS])
