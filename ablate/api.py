@@ -35,6 +35,9 @@ if TYPE_CHECKING:
     from ablate.run.engine import RunSummary
     from ablate.run.events import Executor
     from ablate.run.progress import Progress
+    from ablate.report.build import Report
+    from ablate.report.compare import Comparison
+    from ablate.search.report import SearchReport
     from ablate.spec import Spec
     from ablate.store import Store
 
@@ -854,14 +857,16 @@ def finalists(store: Store | str | os.PathLike | None, experiment: str, *, confi
 
 def build_report(store: Store | str | os.PathLike | None, experiments: str | Sequence[str], *, test: str = "t",
                  confidence: float = 0.95, diverged: str = "worst", columns: Sequence[str] | None = None,
-                 compare: bool = False):
+                 compare: bool = False) -> Report | SearchReport | Comparison:
     """Build the report of one experiment (a design's lift table and effects, or a search's
     finalists), or with `compare` the side-by-side report of several.
 
     Args:
         store: a `Store`, or a path/URL (None: $ABLATE_STORE, else ablate.db).
         experiments: a name, or names (several need ``compare=True``).
-        test, confidence, diverged: as `lift_table`.
+        test: as `lift_table`.
+        confidence: as `lift_table`.
+        diverged: as `lift_table`.
         compare: one side-by-side report of the experiments (the same tricks on other models or data).
         columns: optional lift-table columns (params, gflops, memory, time, top5; None: params, time).
 
@@ -894,7 +899,7 @@ def build_report(store: Store | str | os.PathLike | None, experiments: str | Seq
                                         columns=columns)
 
 
-def write_report(report, out: str | os.PathLike, formats: Sequence[str] = ("md", "csv", "html")) -> list[Path]:
+def write_report(report: Report | SearchReport | Comparison, out: str | os.PathLike, formats: Sequence[str] = ("md", "csv", "html")) -> list[Path]:
     """Write a report's files into the folder `out` (made if absent; plain files, never through a
     link; earlier report files there that this write does not rewrite are removed).
 

@@ -27,21 +27,6 @@ MKDOCS = ROOT / "mkdocs.yml"
 PAGES = sorted(p for p in DOCS.rglob("*.md"))
 SOURCES = [README, *PAGES]
 
-# The public API's names (issue 22): a block using one needs ablate/api.py
-API_NAMES = ("load_spec", "plan", "run", "open_store", "trials", "epochs", "lift_table", "effects",
-             "finalists", "status", "build_report", "write_report", "AblateError", "SpecError",
-             "StoreError", "CompileError", "RunResult")
-API_USE = re.compile(r"\bablate\.(" + "|".join(API_NAMES) + r")\b")
-
-
-def _mkdocs_extra() -> dict:
-    # mkdocs.yml is plain YAML here (no !!python tags)
-    return yaml.safe_load(MKDOCS.read_text()).get("extra", {})
-
-
-API_PLACEHOLDER = bool(_mkdocs_extra().get("api_placeholder", False))
-
-
 @dataclass(frozen=True)
 class Block:
     source: Path
@@ -283,9 +268,6 @@ def test_the_example_runner_can_fail(tmp_path):
 
 @pytest.mark.parametrize("block", _params(PYTHON))
 def test_python_example_runs(block: Block, tmp_path):
-    if API_PLACEHOLDER and API_USE.search(block.code):
-        pytest.skip("uses ablate's public API (ablate/api.py), not merged yet: "
-                    "mkdocs.yml's extra.api_placeholder is true")
     r = run_python(block.code, tmp_path, shrunk=block.marker == "run: shrunk")
     assert r.returncode == 0, f"{block.id} failed:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
 
