@@ -1,0 +1,199 @@
+"""The Starlette app of `ablate serve`: GET-only routes over a read-only store.
+
+Every JSON view carries the store's change stamp as its ETag: a poll whose If-None-Match matches
+is answered 304 at the cost of one stamp query, and a changed store is read once per view (the
+body is cached with its stamp). With a token, every request must carry it: `?token=` once (then
+a cookie), or an `Authorization: Bearer` / `X-Ablate-Token` header; anything else gets 401.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import threading
+from importlib import resources
+from pathlib import Path
+from urllib.parse import urlencode
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
+from starlette.requests import Request
+from starlette.responses import FileResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from ablate.errors import AblateError, ReportError
+from ablate.serve import data
+from ablate.serve.downloads import MEDIA, compare_download, report_download
+
+COOKIE = "ablate_token"
+ASSETS = resources.files("ablate.serve") / "assets"
+# Plotly's parallel coordinates draw with regl, which compiles its draw calls with new Function():
+# hence 'unsafe-eval'. Every fetch, script, style, font and image must come from this server.
+CSP = ("default-src 'self'; script-src 'self' 'unsafe-eval'; style-src 'self' 'unsafe-inline'; "
+       "img-src 'self' data: blob:; font-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; "
+       "base-uri 'none'; form-action 'none'")
+LOOPBACK_NAMES = ["127.0.0.1", "localhost", "::1", "[::1]"]
+
+
+def plotly_js() -> Path:
+    """plotly.min.js of the installed plotly package (served from here: no CDN)."""
+    import plotly
+
+    path = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+    if not path.is_file():
+        raise AblateError(f"the installed plotly package has no {path}; reinstall plotly (pip install plotly)")
+    return path
+
+
+class TokenGate:
+    """ASGI middleware: 401 unless the request carries the token (query once, then cookie, or header)."""
+
+    def __init__(self, app, token: str | None) -> None:
+        self.app, self.token = app, token
+
+    def _ok(self, given: str | None) -> bool:
+        return given is not None and secrets.compare_digest(given.encode(), self.token.encode())
+
+    async def __call__(self, scope, receive, send) -> None:
+        if self.token is None or scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope)
+        auth = request.headers.get("authorization", "")
+        header = auth[7:] if auth.lower().startswith("bearer ") else request.headers.get("x-ablate-token")
+        query = request.query_params.get("token")
+        if self._ok(query):
+            # the token leaves the address bar (and history) for a cookie only this site sends
+            rest = [(k, v) for k, v in request.query_params.multi_items() if k != "token"]
+            target = request.url.path + (f"?{urlencode(rest)}" if rest else "")
+            response = RedirectResponse(target, status_code=303)
+            response.set_cookie(COOKIE, self.token, httponly=True, samesite="strict", path="/")
+            await response(scope, receive, send)
+        elif self._ok(header) or self._ok(request.cookies.get(COOKIE)):
+            await self.app(scope, receive, send)
+        else:
+            await PlainTextResponse("401: this dashboard needs its token: open the URL `ablate serve` printed "
+                                    "(with ?token=...), or send the header Authorization: Bearer TOKEN\n",
+                                    status_code=401)(scope, receive, send)
+
+
+class SecurityHeaders:
+    """ASGI middleware: the content security policy (nothing from elsewhere) on every response."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        async def send_with(message):
+            if message["type"] == "http.response.start":
+                message["headers"] = list(message.get("headers", [])) + [
+                    (b"content-security-policy", CSP.encode()), (b"x-content-type-options", b"nosniff"),
+                    (b"referrer-policy", b"no-referrer")]
+            await send(message)
+
+        await self.app(scope, receive, send_with if scope["type"] == "http" else send)
+
+
+class Views:
+    """JSON views cached with the stamp they were read at."""
+
+    def __init__(self, store) -> None:
+        self.store = store
+        self.cache: dict[tuple, tuple[str, bytes]] = {}
+        self.lock = threading.Lock()
+
+    def respond(self, request: Request, key: tuple, build) -> Response:
+        stamp = self.store.stamp()
+        etag = f'"{stamp}"'
+        headers = {"ETag": etag, "Cache-Control": "no-cache"}
+        if request.headers.get("if-none-match") == etag:
+            return Response(status_code=304, headers=headers)
+        with self.lock:
+            hit = self.cache.get(key)
+        if hit is not None and hit[0] == stamp:
+            body = hit[1]
+        else:
+            try:
+                body = json.dumps(data.clean(build()), separators=(",", ":")).encode()
+            except AblateError as exc:
+                return error_json(exc, 404)
+            with self.lock:
+                if len(self.cache) > 64:
+                    self.cache.clear()
+                self.cache[key] = (stamp, body)
+        return Response(body, media_type="application/json", headers=headers)
+
+
+def error_json(exc: Exception, status: int) -> Response:
+    return Response(json.dumps({"error": str(exc)}), status_code=status, media_type="application/json")
+
+
+def _names(request: Request) -> list[str]:
+    names = [request.query_params.get("a", ""), request.query_params.get("b", "")]
+    if not all(names):
+        raise ReportError("compare needs two experiments: ?a=NAME&b=NAME")
+    return names
+
+
+def build_app(store, *, token: str | None = None, allowed_hosts: list[str] | None = None) -> Starlette:
+    """The dashboard over `store` (a ReadOnlyStore). `allowed_hosts`: Host headers accepted (the
+    loopback names by default, so a web page cannot reach this server by DNS rebinding)."""
+    views = Views(store)
+    js = plotly_js()
+
+    def page(request: Request) -> Response:
+        html = (ASSETS / "page.html").read_text(encoding="utf-8")
+        return Response(html, media_type="text/html; charset=utf-8")
+
+    def asset(request: Request) -> Response:
+        name = request.path_params["name"]
+        if name == "plotly.min.js":
+            return FileResponse(js, media_type="text/javascript")
+        if name not in ("app.js", "app.css"):
+            return PlainTextResponse("404: no such asset\n", status_code=404)
+        media = "text/javascript" if name.endswith(".js") else "text/css"
+        return Response((ASSETS / name).read_bytes(), media_type=media)
+
+    def overview(request: Request) -> Response:
+        return views.respond(request, ("overview",), lambda: data.overview(store))
+
+    def experiment(request: Request) -> Response:
+        name = request.path_params["name"]
+        return views.respond(request, ("experiment", name), lambda: data.experiment_view(store, name))
+
+    def compare(request: Request) -> Response:
+        try:
+            names = _names(request)
+        except AblateError as exc:
+            return error_json(exc, 400)
+        return views.respond(request, ("compare", *names), lambda: data.compare_view(store, names))
+
+    def log(request: Request) -> Response:
+        try:
+            text = data.trial_log(store, request.path_params["name"], request.path_params["trial_id"])
+        except AblateError as exc:
+            return PlainTextResponse(f"404: {exc}\n", status_code=404)
+        return PlainTextResponse(text)
+
+    def download(request: Request) -> Response:
+        fmt = request.path_params["fmt"]
+        try:
+            if request.path_params["name"] == "_compare":
+                filename, body = compare_download(store, _names(request), fmt)
+            else:
+                filename, body = report_download(store, request.path_params["name"], fmt)
+        except AblateError as exc:
+            return PlainTextResponse(f"404: {exc}\n", status_code=404)
+        media = MEDIA.get(Path(filename).suffix, "application/octet-stream")
+        return Response(body, media_type=media,
+                        headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+    routes = [Route("/", page), Route("/assets/{name}", asset), Route("/api/overview", overview),
+              Route("/api/experiment/{name:path}", experiment), Route("/api/compare", compare),
+              Route("/log/{name}/{trial_id}", log), Route("/download/{name}/{fmt}", download)]
+
+    # outermost first: every answer (a 401 too) gets the headers; the host check precedes the token's
+    middleware = [Middleware(SecurityHeaders), Middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts or ["*"]),
+                  Middleware(TokenGate, token=token)]
+    return Starlette(routes=routes, middleware=middleware)
