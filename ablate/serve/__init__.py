@@ -13,6 +13,7 @@ import re
 import secrets
 import socket
 import sys
+from dataclasses import dataclass
 
 from ablate.errors import AblateError
 
@@ -71,13 +72,23 @@ def bind(host: str, port: int) -> tuple[socket.socket, bool]:
     return sock, loopback
 
 
-def serve(store_target: str, *, host: str = "127.0.0.1", port: int = 8080, token: str | None = None,
-          out=None) -> int:
-    """Check everything, print the URL (with the token, once), and serve until interrupted."""
-    out = out or sys.stdout
+@dataclass
+class Prepared:
+    """A checked, bound dashboard: the app, its listening socket, the URL to open and the token."""
+
+    app: object
+    sock: socket.socket
+    url: str
+    token: str | None
+    store: object
+    loopback: bool
+
+
+def prepare(store_target: str, *, host: str = "127.0.0.1", port: int = 8080, token: str | None = None) -> Prepared:
+    """Check every input (AblateError with one line each), open the store read-only, bind."""
     try:
         import starlette  # noqa: F401
-        import uvicorn
+        import uvicorn  # noqa: F401
     except ImportError as exc:
         raise AblateError(f"ablate serve needs {exc.name}, which is not installed; install it with: {INSTALL}") from None
     from ablate.serve.app import LOOPBACK_NAMES, build_app, plotly_js
@@ -90,28 +101,39 @@ def serve(store_target: str, *, host: str = "127.0.0.1", port: int = 8080, token
         token = secrets.token_urlsafe(24)
     plotly_js()
     store = ReadOnlyStore(store_target)
-    sock, _ = bind(host, port)
+    try:
+        sock, _ = bind(host, port)
+    except AblateError:
+        store.close()
+        raise
     bound = sock.getsockname()[1]
-    allowed = LOOPBACK_NAMES if loopback else None
-    app = build_app(store, token=token, allowed_hosts=allowed)
+    app = build_app(store, token=token, allowed_hosts=LOOPBACK_NAMES if loopback else None)
     shown = host if loopback or host not in ("0.0.0.0", "::") else socket.gethostname()
     shown = f"[{shown}]" if ":" in shown else shown
     url = f"http://{shown}:{bound}/" + (f"?token={token}" if token else "")
-    n = len(store.experiment_names())
-    print(f"ablate serve: {store.label} ({n} experiment{'s' if n != 1 else ''}), read-only, at {url}", file=out)
-    if token and not loopback:
-        print("every request needs the token above (it is printed only now); Ctrl-C stops", file=out)
-    else:
-        print("Ctrl-C stops", file=out)
+    return Prepared(app, sock, url, token, store, loopback)
+
+
+def serve(store_target: str, *, host: str = "127.0.0.1", port: int = 8080, token: str | None = None,
+          out=None) -> int:
+    """Check everything, print the URL (with the token, once), and serve until interrupted."""
+    import uvicorn
+
+    out = out or sys.stdout
+    ready = prepare(store_target, host=host, port=port, token=token)
+    n = len(ready.store.experiment_names())
+    print(f"ablate serve: {ready.store.label} ({n} experiment{'s' if n != 1 else ''}), read-only, at {ready.url}",
+          file=out)
+    print("every request needs the token in that URL (printed only now); Ctrl-C stops" if ready.token
+          else "Ctrl-C stops", file=out)
     out.flush()
-    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
-    server = uvicorn.Server(config)
+    server = uvicorn.Server(uvicorn.Config(ready.app, log_level="warning", access_log=False, lifespan="off"))
     try:
-        server.run(sockets=[sock])
+        server.run(sockets=[ready.sock])
     finally:
-        sock.close()
-        store.close()
+        ready.sock.close()
+        ready.store.close()
     return 0
 
 
-__all__ = ["serve", "bind", "resolve_host", "check_token", "check_port"]
+__all__ = ["serve", "prepare", "Prepared", "bind", "resolve_host", "check_token", "check_port"]
