@@ -9,6 +9,7 @@ a cookie), or an `Authorization: Bearer` / `X-Ablate-Token` header; anything els
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 import threading
 from importlib import resources
@@ -26,6 +27,7 @@ from ablate.errors import AblateError, ReportError
 from ablate.serve import data
 from ablate.serve.downloads import MEDIA, compare_download, report_download
 
+log = logging.getLogger("ablate.serve")
 COOKIE = "ablate_token"
 ASSETS = resources.files("ablate.serve") / "assets"
 # Plotly's parallel coordinates draw with regl, which compiles its draw calls with new Function():
@@ -118,6 +120,9 @@ class Views:
                 body = json.dumps(data.clean(build()), separators=(",", ":")).encode()
             except AblateError as exc:
                 return error_json(exc, 404)
+            except Exception as exc:   # noqa: BLE001 -- the page shows it; the server goes on serving
+                log.exception("ablate serve: view %s failed", key)
+                return error_json(f"the server could not build this view: {type(exc).__name__}: {exc}", 500)
             with self.lock:
                 if len(self.cache) > 64:
                     self.cache.clear()
@@ -125,7 +130,7 @@ class Views:
         return Response(body, media_type="application/json", headers=headers)
 
 
-def error_json(exc: Exception, status: int) -> Response:
+def error_json(exc: Exception | str, status: int) -> Response:
     return Response(json.dumps({"error": str(exc)}), status_code=status, media_type="application/json")
 
 

@@ -189,7 +189,9 @@ def design_figures(report) -> list[dict]:
 
 def last_line(text: str | None) -> str:
     """An error's last non-empty line: a traceback's exception, a command's last words."""
-    lines = [x.strip() for x in (text or "").strip().splitlines() if x.strip()]
+    if not isinstance(text, str):
+        return ""                       # None, or NaN from a frame
+    lines = [x.strip() for x in text.strip().splitlines() if x.strip()]
     return lines[-1] if lines else ""
 
 
