@@ -101,7 +101,7 @@ function trialsTable(name, t) {
 
 function experiment(d) {
   const main = [el("p", { class: "nav" }, el("a", { href: "#/", text: "← experiments" })),
-    el("h1", { text: d.name + " " }, el("span", { class: "muted", text: "(" + d.kind + ")" }))];
+    el("h1", { text: d.name + " " }, el("span", { class: "muted", text: "· " + d.kind }))];
   const isSearch = "search" in d;
   main.push(downloads("/download/" + encodeURIComponent(d.name) + "/", "", isSearch ? ["md", "csv", "json", "html"] : ["md", "csv", "html", "latex", "json"]));
   main.push(el("h2", { text: "Running" }), runningTable(d.running, false));
@@ -157,7 +157,7 @@ function draw(r, d) {
     if (old[id]) { div.replaceWith(old[id]); div = old[id]; }
     if (window.Plotly) Plotly.react(div, f.figure.data, f.figure.layout, { displaylogo: false, responsive: true });
   });
-  document.getElementById("store").textContent = d.store || "";
+  if (d.store) document.getElementById("store").textContent = d.store;
 }
 
 async function poll() {
