@@ -8,6 +8,8 @@ import io
 import json
 import socket
 import sqlite3
+import threading
+import time
 import zipfile
 
 import numpy as np
@@ -38,6 +40,14 @@ def client(path, token=None, hosts=("127.0.0.1", "localhost")):
     return TestClient(build_app(ReadOnlyStore(path), token=token, allowed_hosts=list(hosts)), base_url=LOCAL)
 
 
+def page(c, name: str) -> dict:
+    """An experiment's JSON as the page uses it: its head (running trials) and its results."""
+    r = c.get(f"/api/experiment/{name}")
+    assert r.status_code == 200, r.text
+    d = r.json()
+    return d | d.pop("results")
+
+
 def digest(path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -50,7 +60,7 @@ def store_path(tmp_path):
 
 def test_experiment_page_shows_what_ablate_report_shows(store_path):
     c = client(store_path)
-    d = c.get("/api/experiment/tiny").json()
+    d = page(c, "tiny")
     report = build_report(Store(store_path), "tiny")
     header, rows = render.lift_rows(report.lift, extra_columns=report.columns)
     assert d["lift"]["header"] == header and d["lift"]["rows"] == rows
@@ -76,7 +86,7 @@ def test_effects_of_a_factorial_design(tmp_path):
     spec = tiny_spec(tricks={"cosine": {}, "label_smoothing": {}, "mixup": {}}, design={"kind": "full_factorial"},
                      seeds=3)
     filled_store(tmp_path, spec, factorial_values(spec, [1.0, 0.4, -0.6], 3))
-    d = client(tmp_path / "r.db").get("/api/experiment/tiny").json()
+    d = page(client(tmp_path / "r.db"), "tiny")
     report = build_report(Store(tmp_path / "r.db"), "tiny")
     assert [r[0] for r in d["effects"]["rows"]] == list(report.effects["term"])
     assert d["effects"]["rows"][0][1] == render.ci_text(*report.effects.iloc[0][["estimate", "ci_low", "ci_high"]])
@@ -102,7 +112,7 @@ def test_overview_lists_kinds_counts_and_running_trials(store_path, tmp_path):
     assert [(r["label"], r["seed"], r["epoch"], r["epochs"]) for r in run] == [(t.label, t.seed, 1, 2)]
     assert run[0]["elapsed_s"] >= 0 and run[0]["eta_s"] is not None
     # no complete trial yet: the page still lists the trials and says why there is no table
-    e = client(store_path).get("/api/experiment/other").json()
+    e = page(client(store_path), "other")
     assert e["lift"] is None and "no complete trials yet" in e["lift_message"]
     assert [r["status"] for r in e["trials"]["rows"]].count("running") == 1
 
@@ -117,10 +127,51 @@ def test_poll_answers_304_until_the_store_changes(store_path):
     t = next(x for x in build_report(store, "tiny").outcomes.itertuples() if x.status == "diverged")
     store.start_trial("tiny", t.trial_id, {})
     store.finish_trial("tiny", t.trial_id, "complete", metrics={"val_acc": 99.0, "test_acc": 99.0})
-    changed = c.get("/api/experiment/tiny", headers={"If-None-Match": etag})
-    assert changed.status_code == 200 and changed.headers["etag"] != etag
-    assert changed.json()["lift"]["rows"] != first.json()["lift"]["rows"]
-    assert c.get("/api/overview", headers={"If-None-Match": changed.headers["etag"]}).status_code == 304
+    # the first poll after the write answers at once (the last results, rebuilt in the background);
+    # a later poll brings the new lift table
+    rows = first.json()["results"]["lift"]["rows"]
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        changed = c.get("/api/experiment/tiny", headers={"If-None-Match": etag})
+        if changed.status_code == 200:
+            etag = changed.headers["etag"]
+            if changed.json()["results"]["lift"]["rows"] != rows:
+                break
+        time.sleep(0.05)
+    assert changed.json()["results"]["lift"]["rows"] != rows
+    assert changed.json()["results"]["lift"]["rows"] == render.lift_rows(build_report(store, "tiny").lift)[1]
+    assert c.get("/api/experiment/tiny", headers={"If-None-Match": etag}).status_code == 304
+    over = c.get("/api/overview")
+    assert c.get("/api/overview", headers={"If-None-Match": over.headers["etag"]}).status_code == 304
+
+
+def test_a_changed_view_is_answered_at_once_and_rebuilt_in_the_background(store_path):
+    from ablate.serve.app import Views
+
+    views = Views(ReadOnlyStore(store_path))
+    gate = threading.Event()
+    calls = []
+
+    def build():
+        calls.append(1)
+        if len(calls) > 1:
+            gate.wait(10)
+        return {"n": len(calls)}
+
+    assert json.loads(views.body(("k",), "s1", build)) == {"n": 1}            # first: built while waiting
+    t0 = time.monotonic()
+    assert json.loads(views.body(("k",), "s2", build)) == {"n": 1}            # stale, at once
+    assert time.monotonic() - t0 < 1 and views.generation == 0
+    deadline = time.monotonic() + 10
+    while len(calls) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert json.loads(views.body(("k",), "s3", build)) == {"n": 1}            # still the last one
+    assert len(calls) == 2                                                    # one build at a time
+    gate.set()
+    deadline = time.monotonic() + 10
+    while views.generation == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert views.generation == 1 and json.loads(views.body(("k",), "s2", build)) == {"n": 2}
 
 
 def test_compare_uses_the_report_compare_functions(tmp_path):
@@ -175,7 +226,7 @@ def test_search_page_and_downloads(tmp_path):
     run_experiment(search_spec(n_trials=4), store, executor=InProcessExecutor(run_fn=fake_train))
     before = digest(tmp_path / "s.db")
     c = client(tmp_path / "s.db")
-    d = c.get("/api/experiment/srch").json()
+    d = page(c, "srch")
     assert d["kind"] == "search" and d["search"]["studies"][0]["trials"] == 4
     titles = [f["key"] for f in d["figures"]]
     assert {"optimisation history", "parallel coordinates", "intermediate values"} <= set(titles)
@@ -194,7 +245,7 @@ def test_search_without_a_study_yet_says_so_and_creates_nothing(tmp_path):
     store = Store(tmp_path / "s.db", create=True)
     store.save_experiment(spec.name, json.dumps(spec_to_dict(spec)), None)
     plan(spec)
-    d = client(tmp_path / "s.db").get("/api/experiment/srch").json()
+    d = page(client(tmp_path / "s.db"), "srch")
     assert d["search"] is None and "no Optuna study" in d["notes"][0]
     names = set(sa.inspect(sa.create_engine(f"sqlite:///{tmp_path / 's.db'}")).get_table_names())
     assert "studies" not in names
@@ -235,7 +286,7 @@ def test_browsing_leaves_the_store_bytes_unchanged(store_path):
     for path in ("/", "/api/overview", "/api/experiment/tiny", "/download/tiny/md", "/download/tiny/html",
                  "/download/tiny/csv", "/api/compare?a=tiny&b=tiny"):
         c.get(path)
-    trial = c.get("/api/experiment/tiny").json()["trials"]["rows"][0]["trial_id"]
+    trial = page(c, "tiny")["trials"]["rows"][0]["trial_id"]
     c.get(f"/log/tiny/{trial}")
     c.app  # noqa: B018
     assert {p: digest(p) for p in files} == files

@@ -12,6 +12,7 @@ import json
 import logging
 import secrets
 import threading
+import time
 from importlib import resources
 from pathlib import Path
 from urllib.parse import urlencode
@@ -97,36 +98,83 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with if scope["type"] == "http" else send)
 
 
+class Entry:
+    """A view's JSON as of a stamp, and how long it took to build."""
+
+    def __init__(self, stamp: str, body: bytes, took: float) -> None:
+        self.stamp, self.body, self.took, self.done = stamp, body, took, time.monotonic()
+
+
 class Views:
-    """JSON views cached with the stamp they were read at."""
+    """JSON views, cached with the stamp they were read at.
+
+    A poll whose If-None-Match is still current costs one stamp query (304). A view whose stamp
+    moved on is answered at once with the last one built while a background thread builds the
+    new one (at most one per view; after a build that took T seconds, the next starts no sooner
+    than T seconds later, so a watched store of 20,000 trials costs its drivers at most half a
+    core);
+    the ETag names the build, so the next poll gets the new view. Only a view never built before
+    is built while the request waits."""
 
     def __init__(self, store) -> None:
         self.store = store
-        self.cache: dict[tuple, tuple[str, bytes]] = {}
+        self.cache: dict[tuple, Entry] = {}
+        self.building: set[tuple] = set()
+        self.generation = 0                 # counts finished background builds: part of the ETag
         self.lock = threading.Lock()
 
-    def respond(self, request: Request, key: tuple, build) -> Response:
+    def etag(self, stamp: str) -> str:
+        return f'"{stamp}.{self.generation}"'
+
+    def body(self, key: tuple, stamp: str, build) -> bytes:
+        """`build()`'s JSON as of `stamp`: cached, or the last one while a new one is built."""
+        with self.lock:
+            hit = self.cache.get(key)
+            if hit is not None and hit.stamp != stamp and key not in self.building:
+                self.building.add(key)
+                wait = max(0.0, hit.took - (time.monotonic() - hit.done))
+                threading.Thread(target=self._build, args=(key, stamp, build), kwargs={"wait": wait},
+                                 daemon=True, name=f"ablate-serve-{key[0]}").start()
+        if hit is not None:
+            return hit.body
+        return self._build(key, stamp, build, background=False)
+
+    def _build(self, key: tuple, stamp: str, build, *, background: bool = True, wait: float = 0.0) -> bytes:
+        time.sleep(wait)
+        t0 = time.monotonic()
+        try:
+            body = json.dumps(data.clean(build()), separators=(",", ":")).encode()
+        except Exception:
+            if not background:
+                raise
+            log.exception("ablate serve: rebuilding %s failed; the last view stays", key)
+            with self.lock:
+                self.building.discard(key)
+            return b""
+        with self.lock:
+            if len(self.cache) > 64:
+                self.cache.clear()
+            self.cache[key] = Entry(stamp, body, time.monotonic() - t0)
+            self.building.discard(key)
+            if background:
+                self.generation += 1
+        return body
+
+    def respond(self, request: Request, make) -> Response:
+        """`make(stamp)` -> JSON bytes, unless the client's ETag is current (304); AblateError is a
+        404 with its message, anything else a 500 with its type (the server goes on serving)."""
         stamp = self.store.stamp()
-        etag = f'"{stamp}"'
+        etag = self.etag(stamp)
         headers = {"ETag": etag, "Cache-Control": "no-cache"}
         if request.headers.get("if-none-match") == etag:
             return Response(status_code=304, headers=headers)
-        with self.lock:
-            hit = self.cache.get(key)
-        if hit is not None and hit[0] == stamp:
-            body = hit[1]
-        else:
-            try:
-                body = json.dumps(data.clean(build()), separators=(",", ":")).encode()
-            except AblateError as exc:
-                return error_json(exc, 404)
-            except Exception as exc:   # noqa: BLE001 -- the page shows it; the server goes on serving
-                log.exception("ablate serve: view %s failed", key)
-                return error_json(f"the server could not build this view: {type(exc).__name__}: {exc}", 500)
-            with self.lock:
-                if len(self.cache) > 64:
-                    self.cache.clear()
-                self.cache[key] = (stamp, body)
+        try:
+            body = make(stamp)
+        except AblateError as exc:
+            return error_json(exc, 404)
+        except Exception as exc:   # noqa: BLE001 -- the page shows it; the server goes on serving
+            log.exception("ablate serve: a view failed")
+            return error_json(f"the server could not build this view: {type(exc).__name__}: {exc}", 500)
         return Response(body, media_type="application/json", headers=headers)
 
 
@@ -161,18 +209,27 @@ def build_app(store, *, token: str | None = None, allowed_hosts: list[str] | Non
         return Response((ASSETS / name).read_bytes(), media_type=media)
 
     def overview(request: Request) -> Response:
-        return views.respond(request, ("overview",), lambda: data.overview(store))
+        return views.respond(request, lambda stamp: views._build(("overview",), stamp, lambda: data.overview(store),
+                                                                 background=False))
 
     def experiment(request: Request) -> Response:
         name = request.path_params["name"]
-        return views.respond(request, ("experiment", name), lambda: data.experiment_view(store, name))
+
+        def make(stamp: str) -> bytes:
+            head = json.dumps(data.clean(data.experiment_head(store, name)), separators=(",", ":")).encode()
+            results = views.body(("results", name), data.results_stamp(store, name),
+                                 lambda: data.experiment_results(store, name))
+            return head[:-1] + b',"results":' + results + b"}"
+
+        return views.respond(request, make)
 
     def compare(request: Request) -> Response:
         try:
             names = _names(request)
         except AblateError as exc:
             return error_json(exc, 400)
-        return views.respond(request, ("compare", *names), lambda: data.compare_view(store, names))
+        return views.respond(request, lambda stamp: views.body(("compare", *names), stamp,
+                                                               lambda: data.compare_view(store, names)))
 
     def log(request: Request) -> Response:
         try:

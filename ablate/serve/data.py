@@ -116,41 +116,135 @@ def overview(store) -> dict:
 
 # -- one experiment --------------------------------------------------------------------------
 
-def experiment_view(store, name: str) -> dict:
-    """The page of one experiment: a design's lift table and figures, or a search's frames."""
+def experiment_head(store, name: str) -> dict:
+    """What changes with every epoch: the running trials (cheap, read on every changed poll)."""
+    row = store.experiment(name)
+    if row is None:
+        from ablate.report.frames import load_experiment
+
+        load_experiment(store, name)            # the error with the experiments there
+    return {"name": name, "kind": experiment_kind(json.loads(row["spec"])), "now": time.time(),
+            "running": running_trials(store, name)}
+
+
+def results_stamp(store, name: str) -> str:
+    """What the results part of an experiment's page depends on. A design's lift table, effects,
+    curves and trial table change only when a trial starts, finishes or is retried, not with each
+    epoch; a search's figures (intermediate values) change with each epoch: the store's stamp."""
+    row = store.experiment(name)
+    if row is None or json.loads(row["spec"]).get("search"):
+        return store.stamp()
+    with store.engine.connect() as c:
+        agg = c.execute(sa.select(sa.func.count(), sa.func.sum(trials.c.attempts), sa.func.max(trials.c.started),
+                                  sa.func.max(trials.c.finished),
+                                  sa.func.sum(sa.case((trials.c.status == "complete", 1), else_=0)),
+                                  sa.func.sum(sa.case((trials.c.status == "running", 1), else_=0)))
+                        .where(trials.c.experiment == name)).one()
+    return "-".join(str(v) for v in (row["updated"], *agg))
+
+
+def experiment_results(store, name: str) -> dict:
+    """A design's lift table, effects, figures and trials, or a search's frames and figures."""
     from ablate.report.frames import load_experiment
 
     p = load_experiment(store, name)
-    head = {"name": name, "kind": experiment_kind(json.loads(store.experiment(name)["spec"])),
-            "now": time.time(), "running": running_trials(store, name)}
     if p.spec.search is not None:
         from ablate.serve.search_view import search_view
 
-        return head | search_view(store, p)
-    return head | design_view(store, p)
+        return search_view(store, p)
+    return design_view(store, p)
+
+
+def experiment_view(store, name: str) -> dict:
+    """The whole page of one experiment (head and results), read now."""
+    return experiment_head(store, name) | experiment_results(store, name)
+
+
+# a page stays quick and readable at any design size: the figures draw at most this many arms'
+# curves (the reference and the largest lifts), the trial table shows this many trials (running
+# and failed first, then the latest); the lift table and the downloads always have everything
+FIGURE_ARMS = 12
+TRIAL_ROWS = 500
+CURVE_METRICS = ("val_acc", "val_loss", "train_loss", "train_acc", "lr")
+
+
+class WithoutEpochs:
+    """The store, with no epochs: `build_report`'s curves read every epoch of every trial (millions
+    of rows at 20,000 trials); the page reads only the epochs of the arms it draws (`shown_curves`)."""
+
+    def __init__(self, store) -> None:
+        self._store = store
+
+    def __getattr__(self, name):
+        return getattr(self._store, name)
+
+    def epochs_frame(self, experiment: str) -> pd.DataFrame:
+        return pd.DataFrame(columns=["trial_id", "epoch", *CURVE_METRICS])
+
+
+def shown_arms(report) -> list[int]:
+    """The arms whose curves the page draws: all, or the reference and the largest |lift|."""
+    f = report.lift.frame
+    if len(f) <= FIGURE_ARMS:
+        return [int(a) for a in f["arm"]]
+    size = f["lift"].abs().fillna(-1.0)
+    order = f.assign(size=size).iloc[1:].sort_values("size", ascending=False, kind="stable")["arm"]
+    return [int(f["arm"].iloc[0])] + sorted(int(a) for a in order.iloc[:FIGURE_ARMS - 1])
+
+
+def epochs_of(store, experiment: str, trial_ids: list[str]) -> pd.DataFrame:
+    """The curve metrics of these trials' epochs, one row per (trial, epoch)."""
+    rows = []
+    with store.engine.connect() as c:
+        for i in range(0, len(trial_ids), 500):          # SQLite caps bound parameters per statement
+            q = (sa.select(epoch_metrics.c.trial_id, epoch_metrics.c.epoch, epoch_metrics.c.name,
+                           epoch_metrics.c.value)
+                 .where(epoch_metrics.c.experiment == experiment, epoch_metrics.c.trial_id.in_(trial_ids[i:i + 500]),
+                        epoch_metrics.c.name.in_(CURVE_METRICS)))
+            rows += c.execute(q).all()
+    long = pd.DataFrame(rows, columns=["trial_id", "epoch", "name", "value"])
+    wide = long.pivot_table(index=["trial_id", "epoch"], columns="name", values="value", aggfunc="first")
+    wide = wide.reset_index().rename_axis(columns=None)
+    for m in CURVE_METRICS:
+        if m not in wide:
+            wide[m] = np.nan
+    return wide
+
+
+def shown_curves(store, report, arms: list[int]) -> pd.DataFrame:
+    """`frames.curves` (the report's function) over the epochs of the shown arms' trials."""
+    from ablate.report.frames import curves
+
+    out = report.outcomes
+    mine = out[out["arm"].isin(arms)]
+    ids = list(mine.loc[mine["status"] == "complete", "trial_id"])
+    return curves(report.plan, mine, epochs_of(store, report.name, ids))
 
 
 def design_view(store, p) -> dict:
-    from ablate.report import build_report
-    from ablate.report import render
+    from ablate.report import build_report, render
     from ablate.report.frames import outcomes
 
     name = p.spec.name
     try:
-        report = build_report(store, name)
+        report = build_report(WithoutEpochs(store), name)
     except ReportError as exc:          # e.g. no complete trial yet: the trials are still shown
         out = outcomes(p, store.trials_frame(name))
         return {"lift": None, "lift_message": str(exc), "effects": None, "figures": [],
                 "settings": render.settings_lines(p.spec), "trials": trial_list(store, name, out),
                 "status_counts": out["status"].value_counts().to_dict()}
+    arms = shown_arms(report)
+    report.curves = shown_curves(store, report, arms)
     header, rows = render.lift_rows(report.lift, extra_columns=report.columns)
     lift = {"title": f"{report.lift.design.replace('_', ' ')} design, {report.lift.metric}, "
                      f"{len(report.lift.seeds)} seed{'s' if len(report.lift.seeds) != 1 else ''} per arm",
             "header": header, "rows": rows, "verdict": render.verdict(report.lift),
-            "notes": render.footnotes(report.lift, p.spec),
-            "significant": [bool(s) if not pd.isna(s) else False for s in report.lift.frame["significant"]]}
+            "notes": render.footnotes(report.lift, p.spec)}
+    n_arms = len(report.lift.frame)
+    shown = None if len(arms) == n_arms else (f"The learning curves show {len(arms)} of {n_arms} arms: the "
+                                              f"reference and the largest lifts; the table has every arm.")
     return {"lift": lift, "lift_message": None, "effects": effects_rows(report), "figures": design_figures(report),
-            "settings": [], "trials": trial_list(store, name, report.outcomes),
+            "figures_note": shown, "settings": [], "trials": trial_list(store, name, report.outcomes),
             "status_counts": report.lift.status_counts}
 
 
@@ -196,22 +290,29 @@ def last_line(text: str | None) -> str:
 
 
 def trial_list(store, name: str, out: pd.DataFrame) -> dict:
-    """Every trial of the current spec: arm, seed, status, metrics, duration, attempts, the last
-    line of its error and whether it has a log (an attempt)."""
+    """The trials of the current spec (at most TRIAL_ROWS: running and failed first, then the
+    latest): arm, seed, status, metrics, duration, attempts, the last line of its error and
+    whether it has a log (an attempt)."""
+    total = len(out)
+    if len(out) > TRIAL_ROWS:
+        rank = out["status"].map({"running": 0, "failed": 1, "diverged": 1, "pruned": 1}).fillna(2)
+        latest = -out["finished"].fillna(out["started"]).fillna(0.0)
+        pick = out.assign(_rank=rank, _latest=latest).sort_values(["_rank", "_latest"], kind="stable")
+        out = pick.iloc[:TRIAL_ROWS].sort_values(["arm", "seed"], kind="stable")
     with store.engine.connect() as c:
-        rows = c.execute(sa.select(trials.c.trial_id, trials.c.started, trials.c.finished)
-                         .where(trials.c.experiment == name)).all()
-        logged = {t for (t,) in c.execute(sa.select(attempts.c.trial_id).where(attempts.c.experiment == name)
-                                          .distinct())}
-    times = {t: (s, f) for t, s, f in rows}
+        ids = list(out["trial_id"])
+        logged = set()
+        for i in range(0, len(ids), 500):
+            logged |= {t for (t,) in c.execute(sa.select(attempts.c.trial_id).where(
+                attempts.c.experiment == name, attempts.c.trial_id.in_(ids[i:i + 500])).distinct())}
     now = time.time()
     metric_cols = [c for c in ("val_acc", "test_acc", "val_loss") if c in out]
     items = []
     for r in out.to_dict("records"):
-        started, finished = times.get(r["trial_id"], (None, None))
-        if started is None:
+        started, finished = r["started"], r["finished"]
+        if started is None or pd.isna(started):
             took = None
-        elif r["status"] == "running" or finished is None:
+        elif r["status"] == "running" or finished is None or pd.isna(finished):
             took = now - started
         else:
             took = finished - started
@@ -219,7 +320,7 @@ def trial_list(store, name: str, out: pd.DataFrame) -> dict:
                       "status": r["status"], **{m: r.get(m) for m in metric_cols}, "duration_s": took,
                       "attempts": r.get("attempts"), "error": last_line(r.get("error")),
                       "log": r["trial_id"] in logged})
-    return {"metrics": metric_cols, "rows": items}
+    return {"metrics": metric_cols, "rows": items, "total": total}
 
 
 def trial_log(store, name: str, trial_id: str) -> str:

@@ -180,6 +180,7 @@ async function poll() {
         el("p", { class: "error", text: d.error || resp.statusText }));
       return;
     }
+    if (d.results) Object.assign(d, d.results);   // an experiment: its running trials, then its results
     if (d.now) state.offset = Date.now() / 1000 - d.now;
     state.key = key; state.etag = resp.headers.get("ETag"); state.data = d;
     draw(r, d);
