@@ -258,4 +258,6 @@ def build_app(store, *, token: str | None = None, allowed_hosts: list[str] | Non
     # outermost first: every answer (a 401 too) gets the headers; the host check precedes the token's
     middleware = [Middleware(SecurityHeaders), Middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts or ["*"]),
                   Middleware(TokenGate, token=token)]
-    return Starlette(routes=routes, middleware=middleware)
+    app = Starlette(routes=routes, middleware=middleware)
+    app.state.views = views
+    return app

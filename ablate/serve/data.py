@@ -65,11 +65,13 @@ def running_trials(store, experiment: str | None = None) -> list[dict]:
     with store.engine.connect() as c:
         rows = c.execute(q.order_by(trials.c.experiment, trials.c.started)).mappings().all()
         epochs: dict[tuple[str, str], int] = {}
-        if rows:
-            eq = (sa.select(epoch_metrics.c.experiment, epoch_metrics.c.trial_id, sa.func.max(epoch_metrics.c.epoch))
-                  .where(epoch_metrics.c.trial_id.in_([r["trial_id"] for r in rows]))
-                  .group_by(epoch_metrics.c.experiment, epoch_metrics.c.trial_id))
-            epochs = {(e, t): int(n) for e, t, n in c.execute(eq)}
+        for exp in sorted({r["experiment"] for r in rows}):
+            # by experiment first: the key's order, so the database reads these trials' rows only
+            ids = [r["trial_id"] for r in rows if r["experiment"] == exp]
+            eq = (sa.select(epoch_metrics.c.trial_id, sa.func.max(epoch_metrics.c.epoch))
+                  .where(epoch_metrics.c.experiment == exp, epoch_metrics.c.trial_id.in_(ids))
+                  .group_by(epoch_metrics.c.trial_id))
+            epochs |= {(exp, t): int(n) for t, n in c.execute(eq)}
     out = []
     for r in rows:
         try:
