@@ -400,3 +400,28 @@ def test_pages_values_are_json_clean(store_path):
     assert "NaN" not in text and "Infinity" not in text
     json.loads(text)
     assert np.isnan(float("nan"))
+
+
+def test_a_postgresql_store_is_served_read_only(pg_url):
+    spec = cumulative_spec()
+    from ablate.plan import plan
+
+    store = Store(pg_url, create=True)
+    p = plan(spec)
+    store.save_experiment(spec.name, json.dumps(spec_to_dict(spec)), None)
+    store.add_trials(spec.name, list(p.trials))
+    for t in p.trials:
+        store.start_trial(spec.name, t.id, {})
+        store.add_epoch(spec.name, t.id, {"epoch": 1, "val_acc": VALS[t.arm, t.seed] - 5})
+        store.finish_trial(spec.name, t.id, "complete", metrics={"val_acc": VALS[t.arm, t.seed], "test_acc": 90.0})
+    ro = ReadOnlyStore(pg_url)
+    c = TestClient(build_app(ro, allowed_hosts=["127.0.0.1"]), base_url=LOCAL)
+    d = page(c, "tiny")
+    assert d["lift"]["rows"] == render.lift_rows(build_report(store, "tiny").lift)[1]
+    etag = c.get("/api/experiment/tiny").headers["etag"]
+    assert c.get("/api/experiment/tiny", headers={"If-None-Match": etag}).status_code == 304
+    store.add_epoch(spec.name, p.trials[0].id, {"epoch": 2, "val_acc": 1.0})
+    assert ro.stamp() not in etag                                   # a commit moves the stamp
+    with ro.engine.connect() as conn, pytest.raises(sa.exc.DBAPIError, match="read-only"):
+        conn.exec_driver_sql("DELETE FROM ablate_trials")
+    ro.close()

@@ -62,7 +62,7 @@ class ReadOnlyStore(Store):
         with self.engine.connect() as c:
             if self.engine.dialect.name == "postgresql":
                 try:
-                    return f"{self.boot}-{c.exec_driver_sql('SELECT pg_current_wal_lsn()').scalar()}"
+                    return f"{self.boot}-{c.exec_driver_sql('SELECT pg_current_wal_insert_lsn()').scalar()}"
                 except sa.exc.DBAPIError:
                     c.rollback()    # a standby has no current WAL position: count rows instead
             parts = [c.execute(sa.select(sa.func.max(experiments.c.updated), sa.func.count())).one(),

@@ -128,7 +128,13 @@ function experiment(d) {
     main.push(el("p", { class: "muted", id: "lift-message", text: "No lift table yet: " + d.lift_message }));
   }
   main.push(el("div", { class: "plots" }, d.figures.map(f => el("div", { class: "plot", id: "plot-" + f.key.replace(/\W+/g, "-") }))));
-  if (d.trials) main.push(el("h2", { text: "Trials" }), trialsTable(d.name, d.trials));
+  if (d.figures_note) main.push(el("p", { class: "muted", text: d.figures_note }));
+  if (d.trials) {
+    main.push(el("h2", { text: "Trials" }));
+    if (d.trials.total > d.trials.rows.length) main.push(el("p", { class: "muted", text: "Showing " + d.trials.rows.length +
+      " of " + d.trials.total + " trials: running and failed first, then the latest; the csv download has them all." }));
+    main.push(trialsTable(d.name, d.trials));
+  }
   return main;
 }
 
