@@ -126,24 +126,25 @@ class Views:
     def etag(self, stamp: str) -> str:
         return f'"{stamp}.{self.generation}"'
 
-    def body(self, key: tuple, stamp: str, build) -> bytes:
-        """`build()`'s JSON as of `stamp`: cached, or the last one while a new one is built."""
+    def body(self, key: tuple, stamp: str, make) -> bytes:
+        """`make()`'s JSON as of `stamp`: cached, or the last one while a new one is built."""
         with self.lock:
             hit = self.cache.get(key)
             if hit is not None and hit.stamp != stamp and key not in self.building:
                 self.building.add(key)
                 wait = max(0.0, hit.took - (time.monotonic() - hit.done))
-                threading.Thread(target=self._build, args=(key, stamp, build), kwargs={"wait": wait},
+                threading.Thread(target=self.build, args=(key, stamp, make), kwargs={"wait": wait},
                                  daemon=True, name=f"ablate-serve-{key[0]}").start()
         if hit is not None:
             return hit.body
-        return self._build(key, stamp, build, background=False)
+        return self.build(key, stamp, make, background=False)
 
-    def _build(self, key: tuple, stamp: str, build, *, background: bool = True, wait: float = 0.0) -> bytes:
+    def build(self, key: tuple, stamp: str, make, *, background: bool = True, wait: float = 0.0) -> bytes:
+        """Build `make()`'s JSON now (after `wait` seconds) and cache it as of `stamp`."""
         time.sleep(wait)
         t0 = time.monotonic()
         try:
-            body = json.dumps(data.clean(build()), separators=(",", ":")).encode()
+            body = json.dumps(data.clean(make()), separators=(",", ":")).encode()
         except Exception:
             if not background:
                 raise
@@ -209,7 +210,7 @@ def build_app(store, *, token: str | None = None, allowed_hosts: list[str] | Non
         return Response((ASSETS / name).read_bytes(), media_type=media)
 
     def overview(request: Request) -> Response:
-        return views.respond(request, lambda stamp: views._build(("overview",), stamp, lambda: data.overview(store),
+        return views.respond(request, lambda stamp: views.build(("overview",), stamp, lambda: data.overview(store),
                                                                  background=False))
 
     def experiment(request: Request) -> Response:

@@ -33,6 +33,8 @@ def load_studies(store, p) -> tuple[list, list[str]]:
             storage = optuna.storages.RDBStorage(url)
     except SQLAlchemyError:        # no Optuna tables yet: creating them is a write, refused here
         return [], ["no Optuna study in the store yet (the search has not started)"]
+    except RuntimeError as exc:    # Optuna's tables of another Optuna version
+        return [], [f"the store's Optuna study cannot be read by this Optuna: {exc}"]
     studies, notes = [], []
     for arm in searched_arms(p):
         name = study_name(p.spec, arm if p.spec.search.per_arm else None)

@@ -76,9 +76,19 @@ function overview(d) {
     main.push(el("h2", { text: "Running trials" }), runningTable(d.experiments.flatMap(e => e.running), true));
     if (d.experiments.length > 1) {
       const names = d.experiments.map(e => e.name);
-      main.push(el("h2", { text: "Compare two experiments" }), el("p", { class: "nav" },
-        el("a", { href: "#/compare/" + encodeURIComponent(names[0]) + "/" + encodeURIComponent(names[1]),
-          text: names[0] + " vs " + names[1] }), el("span", { class: "muted", text: "(or #/compare/A/B in the address)" })));
+      // a redraw (the store changed) keeps what was picked
+      const was = id => (document.getElementById(id) || {}).value;
+      const pick = (id, i) => {
+        const keep = names.includes(was(id)) ? was(id) : names[i];
+        return el("select", { id }, names.map(n => el("option", { value: n, selected: n === keep ? "" : null, text: n })));
+      };
+      const a = pick("compare-a", 0), b = pick("compare-b", 1);
+      const go = el("a", { href: "#", id: "compare-go", text: "compare" });
+      go.addEventListener("click", ev => {
+        ev.preventDefault();
+        location.hash = "#/compare/" + encodeURIComponent(a.value) + "/" + encodeURIComponent(b.value);
+      });
+      main.push(el("h2", { text: "Compare two experiments" }), el("p", { class: "nav" }, a, " vs ", b, " ", go));
     }
   }
   return main;
