@@ -36,7 +36,7 @@ from tests.test_report_html import factorial_values  # noqa: E402
 LOCAL = "http://127.0.0.1"
 
 
-def client(path, token=None, hosts=("127.0.0.1", "localhost")):
+def client(path, token=None, hosts=("127.0.0.1", "localhost", "[::1]")):
     return TestClient(build_app(ReadOnlyStore(path), token=token, allowed_hosts=list(hosts)), base_url=LOCAL)
 
 
@@ -313,7 +313,7 @@ def test_an_old_schema_is_refused_not_migrated(tmp_path):
 
 def test_token_rule(store_path):
     token = "t" * 20
-    c = client(store_path, token=token, hosts=["*"])
+    c = client(store_path, token=token, hosts=[])
     assert c.get("/").status_code == 401
     assert c.get("/api/overview").status_code == 401
     assert c.get("/api/overview?token=wrong-token-wrong").status_code == 401
@@ -332,6 +332,7 @@ def test_loopback_answers_loopback_host_names_only(store_path):
     c = client(store_path)
     assert c.get("/api/overview", headers={"Host": "127.0.0.1:8080"}).status_code == 200
     assert c.get("/api/overview", headers={"Host": "localhost:8080"}).status_code == 200
+    assert c.get("/api/overview", headers={"Host": "[::1]:8080"}).status_code == 200
     # a page elsewhere that re-points its name at 127.0.0.1 (DNS rebinding) gets nothing
     assert c.get("/api/overview", headers={"Host": "evil.example"}).status_code == 400
 

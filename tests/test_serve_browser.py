@@ -95,9 +95,9 @@ def test_the_page_follows_a_running_experiment_without_reload(tmp_path):
                                                   "--no-report"), env=env, cwd=tmp_path,
                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
                 # the experiment appears in the list by itself; its page is one click (a hash change) away
-                page.click("#experiments-table a:text('live')", timeout=60000)
+                page.click("#experiments-table a:text('live')", timeout=180000)
                 page.evaluate(WATCH)
-                deadline = time.monotonic() + 120
+                deadline = time.monotonic() + 300
                 while time.monotonic() < deadline:
                     lifts = page.evaluate("window.__lifts")
                     if len(lifts) >= 2 and run.poll() is not None:

@@ -19,7 +19,6 @@ from urllib.parse import urlencode
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
@@ -36,7 +35,7 @@ ASSETS = resources.files("ablate.serve") / "assets"
 CSP = ("default-src 'self'; script-src 'self' 'unsafe-eval'; style-src 'self' 'unsafe-inline'; "
        "img-src 'self' data: blob:; font-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; "
        "base-uri 'none'; form-action 'none'")
-LOOPBACK_NAMES = ["127.0.0.1", "localhost", "::1", "[::1]"]
+LOOPBACK_NAMES = ["127.0.0.1", "localhost", "[::1]"]
 
 
 def plotly_js() -> Path:
@@ -96,6 +95,25 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, send_with if scope["type"] == "http" else send)
+
+
+class LoopbackHosts:
+    """ASGI middleware: 400 unless the Host header names this machine by a loopback name, so a web
+    page elsewhere cannot reach a loopback dashboard by re-pointing its own name (DNS rebinding).
+    (Starlette's TrustedHostMiddleware cuts an IPv6 host such as [::1]:8080 at its first colon.)"""
+
+    def __init__(self, app, allowed: list[str]) -> None:
+        self.app, self.allowed = app, set(allowed)
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http":
+            host = dict(scope["headers"]).get(b"host", b"").decode("latin-1")
+            name = host[:host.index("]") + 1] if host.startswith("[") and "]" in host else host.split(":")[0]
+            if name not in self.allowed:
+                await PlainTextResponse(f"400: this dashboard answers {', '.join(sorted(self.allowed))} only\n",
+                                        status_code=400)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 class Entry:
@@ -257,8 +275,10 @@ def build_app(store, *, token: str | None = None, allowed_hosts: list[str] | Non
               Route("/log/{name}/{trial_id}", log), Route("/download/{name}/{fmt}", download)]
 
     # outermost first: every answer (a 401 too) gets the headers; the host check precedes the token's
-    middleware = [Middleware(SecurityHeaders), Middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts or ["*"]),
-                  Middleware(TokenGate, token=token)]
+    middleware = [Middleware(SecurityHeaders)]
+    if allowed_hosts:
+        middleware.append(Middleware(LoopbackHosts, allowed=allowed_hosts))
+    middleware.append(Middleware(TokenGate, token=token))
     app = Starlette(routes=routes, middleware=middleware)
     app.state.views = views
     return app
