@@ -5,8 +5,9 @@ epochs each, seven metrics per epoch (2.87 million epoch-metric rows, as the in-
 writes them), filled in bulk through SQLAlchemy core (`report_scale.fill`, no training). Then,
 through the app itself (Starlette's TestClient, in process), the median of several requests:
 
-- the experiment page the first time (nothing cached: lift table, verdict, effects, figures,
-  trial table all built while the request waits);
+- the experiment page the first time (nothing cached): answered after at most half a second
+  with the running trials, the lift table, verdict, effects, figures and trial table following
+  from a background build (its time is the second row);
 - the experiment page after an epoch was written (what a live poll costs while trials train:
   the running trials are read again, the results, which an epoch does not change, are not);
 - the experiment page after a trial finished: answered at once with the last results while
@@ -76,14 +77,23 @@ def main() -> None:
         def new_client():
             return TestClient(build_app(ro, allowed_hosts=HOSTS), base_url="http://127.0.0.1")
 
-        new_client().get(url)          # imports (scipy, plotly) once, as a server does at its first page
+        cold_page()                    # imports (scipy, plotly) once, as a server does at its first page
 
         def cold_page():
-            r = new_client().get(url)
-            assert r.status_code == 200 and r.json()["results"]["lift"] is not None, r.text[:300]
+            """(answered, built): the first request's time, and the time until the results are there."""
+            c = new_client()
+            t0 = time.perf_counter()
+            r = c.get(url)
+            answered = time.perf_counter() - t0
+            while r.json()["results"] is None:
+                time.sleep(0.02)
+                r = c.get(url)
+            assert r.json()["results"]["lift"] is not None, r.text[:300]
+            return answered, time.perf_counter() - t0
 
         client = new_client()
-        client.get(url)
+        while client.get(url).json()["results"] is None:
+            time.sleep(0.02)
         epoch = iter(range(1, 10_000))
 
         def after_epoch():
@@ -114,7 +124,9 @@ def main() -> None:
         def overview():
             assert new_client().get("/api/overview").status_code == 200
 
-        page_s = timed(cold_page, 5)
+        firsts = [cold_page() for _ in range(3)]
+        page_s = statistics.median(a for a, _ in firsts)
+        built_s = statistics.median(b for _, b in firsts)
         epoch_s = statistics.median(after_epoch() for _ in range(10))
         times_trial: list[float] = []
         rebuilds = []
@@ -127,6 +139,7 @@ def main() -> None:
         poll_s = timed(poll, 50)
         overview_s = timed(overview, 5)
         rows = [("experiment page, first open (nothing cached)", page_s, "< 1 s", page_s < 1.0),
+                ("  its results there (built in the background)", built_s, "", None),
                 ("experiment page after an epoch was written", epoch_s, "< 1 s", epoch_s < 1.0),
                 ("experiment page after a trial finished", statistics.median(times_trial), "< 1 s",
                  statistics.median(times_trial) < 1.0),

@@ -124,59 +124,67 @@ class Entry:
 
 
 class Views:
-    """JSON views, cached with the stamp they were read at.
+    """JSON views, cached with the stamp they were read at, built in the background.
 
-    A poll whose If-None-Match is still current costs one stamp query (304). A view whose stamp
-    moved on is answered at once with the last one built while a background thread builds the
-    new one (at most one per view; after a build that took T seconds, the next starts no sooner
-    than T seconds later, so a watched store of 20,000 trials costs its drivers at most half a
-    core);
-    the ETag names the build, so the next poll gets the new view. Only a view never built before
-    is built while the request waits."""
+    A poll whose If-None-Match is still current costs one stamp query (304). No request waits
+    long for a build: a view whose stamp moved on is answered at once with the last one built,
+    while a background thread builds the new one; a view never built is waited for up to
+    `wait_s` and otherwise answered with None (the page says it is being built). At most one build
+    per view runs; after a build that took T seconds the next starts no sooner than T seconds
+    later (a watched store of 20,000 trials costs its drivers at most half a core). Each finished
+    build is counted in the ETag, so the next poll gets it."""
 
-    def __init__(self, store) -> None:
+    def __init__(self, store, *, wait_s: float = 0.5) -> None:
         self.store = store
+        self.wait_s = wait_s
         self.cache: dict[tuple, Entry] = {}
-        self.building: set[tuple] = set()
-        self.generation = 0                 # counts finished background builds: part of the ETag
+        self.building: dict[tuple, threading.Event] = {}
+        self.generation = 0                 # counts finished builds: part of the ETag
         self.lock = threading.Lock()
 
     def etag(self, stamp: str) -> str:
         return f'"{stamp}.{self.generation}"'
 
-    def body(self, key: tuple, stamp: str, make) -> bytes:
-        """`make()`'s JSON as of `stamp`: cached, or the last one while a new one is built."""
+    def body(self, key: tuple, stamp: str, make) -> bytes | None:
+        """`make()`'s JSON as of `stamp` if cached; else the last one built (a new build starts),
+        or, for a view never built, the build if it ends within `wait_s`, else None."""
         with self.lock:
             hit = self.cache.get(key)
-            if hit is not None and hit.stamp != stamp and key not in self.building:
-                self.building.add(key)
-                wait = max(0.0, hit.took - (time.monotonic() - hit.done))
+            if (hit is None or hit.stamp != stamp) and key not in self.building:
+                self.building[key] = threading.Event()
+                wait = 0.0 if hit is None else max(0.0, hit.took - (time.monotonic() - hit.done))
                 threading.Thread(target=self.build, args=(key, stamp, make), kwargs={"wait": wait},
                                  daemon=True, name=f"ablate-serve-{key[0]}").start()
+            done = self.building.get(key)
         if hit is not None:
             return hit.body
-        return self.build(key, stamp, make, background=False)
+        if done is not None:
+            done.wait(self.wait_s)
+        with self.lock:
+            hit = self.cache.get(key)
+        return hit.body if hit is not None else None
 
-    def build(self, key: tuple, stamp: str, make, *, background: bool = True, wait: float = 0.0) -> bytes:
-        """Build `make()`'s JSON now (after `wait` seconds) and cache it as of `stamp`."""
+    def build(self, key: tuple, stamp: str, make, *, wait: float = 0.0) -> bytes:
+        """Build `make()`'s JSON (after `wait` seconds) and cache it as of `stamp`. A failed build
+        keeps the last good one; with none, its error is what the view shows."""
         time.sleep(wait)
         t0 = time.monotonic()
         try:
             body = json.dumps(data.clean(make()), separators=(",", ":")).encode()
-        except Exception:
-            if not background:
-                raise
-            log.exception("ablate serve: rebuilding %s failed; the last view stays", key)
+        except Exception as exc:   # noqa: BLE001 -- shown on the page; the server goes on serving
+            if not isinstance(exc, AblateError):
+                log.exception("ablate serve: building %s failed", key)
+            what = str(exc) if isinstance(exc, AblateError) else f"{type(exc).__name__}: {exc}"
+            body = json.dumps({"error": f"could not build this view: {what}"}).encode()
             with self.lock:
-                self.building.discard(key)
-            return b""
+                if key in self.cache:
+                    body = self.cache[key].body
         with self.lock:
             if len(self.cache) > 64:
                 self.cache.clear()
             self.cache[key] = Entry(stamp, body, time.monotonic() - t0)
-            self.building.discard(key)
-            if background:
-                self.generation += 1
+            self.generation += 1
+            self.building.pop(key).set()
         return body
 
     def respond(self, request: Request, make) -> Response:
@@ -228,8 +236,8 @@ def build_app(store, *, token: str | None = None, allowed_hosts: list[str] | Non
         return Response((ASSETS / name).read_bytes(), media_type=media)
 
     def overview(request: Request) -> Response:
-        return views.respond(request, lambda stamp: views.build(("overview",), stamp, lambda: data.overview(store),
-                                                                 background=False))
+        return views.respond(request, lambda stamp: json.dumps(data.clean(data.overview(store)),
+                                                               separators=(",", ":")).encode())
 
     def experiment(request: Request) -> Response:
         name = request.path_params["name"]
@@ -238,7 +246,7 @@ def build_app(store, *, token: str | None = None, allowed_hosts: list[str] | Non
             head = json.dumps(data.clean(data.experiment_head(store, name)), separators=(",", ":")).encode()
             results = views.body(("results", name), data.results_stamp(store, name),
                                  lambda: data.experiment_results(store, name))
-            return head[:-1] + b',"results":' + results + b"}"
+            return head[:-1] + b',"results":' + (results or b"null") + b"}"
 
         return views.respond(request, make)
 
@@ -248,7 +256,8 @@ def build_app(store, *, token: str | None = None, allowed_hosts: list[str] | Non
         except AblateError as exc:
             return error_json(exc, 400)
         return views.respond(request, lambda stamp: views.body(("compare", *names), stamp,
-                                                               lambda: data.compare_view(store, names)))
+                                                               lambda: data.compare_view(store, names))
+                             or b'{"building":true}')
 
     def log(request: Request) -> Response:
         try:

@@ -112,11 +112,15 @@ function trialsTable(name, t) {
 function experiment(d) {
   const main = [el("p", { class: "nav" }, el("a", { href: "#/", text: "← experiments" })),
     el("h1", { text: d.name + " " }, el("span", { class: "muted", text: "· " + d.kind }))];
-  const isSearch = "search" in d;
+  const isSearch = d.kind.includes("search");
   main.push(downloads("/download/" + encodeURIComponent(d.name) + "/", "", isSearch ? ["md", "csv", "json", "html"] : ["md", "csv", "html", "latex", "json"]));
   main.push(el("h2", { text: "Running" }), runningTable(d.running, false));
   if (d.settings && d.settings.length) main.push(el("ul", { class: "notes" }, d.settings.map(s => el("li", { text: s }))));
-  if (isSearch) {
+  if (d.results === null) {
+    main.push(el("p", { class: "muted", id: "building", text: "Building the lift table and figures (a big store takes a few seconds; the page fills in by itself)…" }));
+  } else if (d.error) {
+    main.push(el("p", { class: "error", text: d.error }));
+  } else if (isSearch) {
     main.push(el("p", {}, "Optuna's own dashboard over the same study: ", el("code", { text: d.optuna_dashboard })));
     if (!d.search) main.push(el("p", { class: "muted", id: "search-message", text: d.notes.join("; ") }));
     else {
@@ -137,7 +141,7 @@ function experiment(d) {
   } else {
     main.push(el("p", { class: "muted", id: "lift-message", text: "No lift table yet: " + d.lift_message }));
   }
-  main.push(el("div", { class: "plots" }, d.figures.map(f => el("div", { class: "plot", id: "plot-" + f.key.replace(/\W+/g, "-") }))));
+  main.push(el("div", { class: "plots" }, (d.figures || []).map(f => el("div", { class: "plot", id: "plot-" + f.key.replace(/\W+/g, "-") }))));
   if (d.figures_note) main.push(el("p", { class: "muted", text: d.figures_note }));
   if (d.trials) {
     main.push(el("h2", { text: "Trials" }));
@@ -149,6 +153,9 @@ function experiment(d) {
 }
 
 function compare(d, r) {
+  const back = el("p", { class: "nav" }, el("a", { href: "#/", text: "← experiments" }));
+  if (d.building) return [back, el("p", { class: "muted", text: "Building the comparison…" })];
+  if (d.error) return [back, el("p", { class: "error", text: d.error })];
   const main = [el("p", { class: "nav" }, el("a", { href: "#/", text: "← experiments" })),
     el("h1", { text: d.names.join(" vs ") }), downloads("/download/_compare/", r.query, ["md", "csv", "html", "latex", "json"]),
     table(d.header, d.rows, { id: "compare-table" }),
