@@ -38,7 +38,7 @@ def main() -> None:
             page = browser.new_page(viewport={"width": 1180, "height": 1000}, device_scale_factor=1)
             page.goto(f"{url}#/e/{args.experiment}")
             page.wait_for_function(f"document.querySelectorAll('#trials-table tr.complete').length >= {args.after}",
-                                   timeout=600_000, polling=500)
+                                   timeout=3_600_000, polling=1000)
             page.wait_for_function("document.querySelectorAll('.js-plotly-plot svg.main-svg').length >= 2")
             page.wait_for_timeout(1500)
             png = page.screenshot(full_page=False)
