@@ -77,7 +77,6 @@ def main() -> None:
         def new_client():
             return TestClient(build_app(ro, allowed_hosts=HOSTS), base_url="http://127.0.0.1")
 
-        cold_page()                    # imports (scipy, plotly) once, as a server does at its first page
 
         def cold_page():
             """(answered, built): the first request's time, and the time until the results are there."""
@@ -91,6 +90,7 @@ def main() -> None:
             assert r.json()["results"]["lift"] is not None, r.text[:300]
             return answered, time.perf_counter() - t0
 
+        cold_page()                    # imports (scipy, plotly) once, as a server does at its first page
         client = new_client()
         while client.get(url).json()["results"] is None:
             time.sleep(0.02)
