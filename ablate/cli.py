@@ -353,6 +353,12 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_serve(args) -> int:
+    from ablate.serve import serve
+
+    return serve(args.store, host=args.host, port=args.port, token=args.token)
+
+
 def _comma_list(what: str, allowed, *, empty: bool = False) -> Callable[[str], list[str]]:
     """An argparse type for 'a,b,c' whose items must be in `allowed` (none at all only if `empty`)."""
 
@@ -487,6 +493,16 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--store", default=None, help="default: $ABLATE_STORE, else ablate.db")
     t.add_argument("--logdir", required=True, help="folder for the run folders (an earlier export there is replaced)")
     t.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("serve", help="a live, read-only dashboard of a store in the browser (pip install "
+                                     "'ablate[serve]')")
+    p.add_argument("--store", default=None, help="default: $ABLATE_STORE, else ablate.db")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default: 127.0.0.1, this machine only; any other needs a token)")
+    p.add_argument("--port", type=int, default=8080, help="default: 8080; 0 picks a free port")
+    p.add_argument("--token", help="the token every request must carry (default: generated and printed once "
+                                   "when --host is not loopback)")
+    p.set_defaults(func=cmd_serve)
     return parser
 
 
