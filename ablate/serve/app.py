@@ -25,6 +25,7 @@ from starlette.routing import Route
 
 from ablate.errors import AblateError, ReportError
 from ablate.serve import data
+from ablate.serve.jsonable import clean
 from ablate.serve.downloads import MEDIA, compare_download, report_download
 
 log = logging.getLogger("ablate.serve")
@@ -170,7 +171,7 @@ class Views:
         time.sleep(wait)
         t0 = time.monotonic()
         try:
-            body = json.dumps(data.clean(make()), separators=(",", ":")).encode()
+            body = json.dumps(clean(make()), separators=(",", ":")).encode()
         except Exception as exc:   # noqa: BLE001 -- shown on the page; the server goes on serving
             if not isinstance(exc, AblateError):
                 log.exception("ablate serve: building %s failed", key)
@@ -236,14 +237,14 @@ def build_app(store, *, token: str | None = None, allowed_hosts: list[str] | Non
         return Response((ASSETS / name).read_bytes(), media_type=media)
 
     def overview(request: Request) -> Response:
-        return views.respond(request, lambda stamp: json.dumps(data.clean(data.overview(store)),
+        return views.respond(request, lambda stamp: json.dumps(clean(data.overview(store)),
                                                                separators=(",", ":")).encode())
 
     def experiment(request: Request) -> Response:
         name = request.path_params["name"]
 
         def make(stamp: str) -> bytes:
-            head = json.dumps(data.clean(data.experiment_head(store, name)), separators=(",", ":")).encode()
+            head = json.dumps(clean(data.experiment_head(store, name)), separators=(",", ":")).encode()
             results = views.body(("results", name), data.results_stamp(store, name),
                                  lambda: data.experiment_results(store, name))
             return head[:-1] + b',"results":' + (results or b"null") + b"}"

@@ -10,7 +10,6 @@ statistic of its own; this module only selects, words times, and turns frames in
 from __future__ import annotations
 
 import json
-import math
 import time
 from typing import Any
 
@@ -19,29 +18,11 @@ import pandas as pd
 import sqlalchemy as sa
 
 from ablate.errors import AblateError, ReportError
+from ablate.serve.jsonable import figure_data
+from ablate.serve.search_view import search_view
 from ablate.store_schema import attempts, epoch_metrics, experiments, trials
 
 STATUS_ORDER = ("pending", "running", "complete", "failed", "diverged", "pruned")
-
-
-def clean(value: Any) -> Any:
-    """`value` with NaN and infinities as None and numpy scalars as Python ones (JSON has neither)."""
-    if isinstance(value, dict):
-        return {str(k): clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [clean(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return clean(value.tolist())
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
-def figure_data(fig) -> dict:
-    """A plotly figure as {data, layout} for Plotly.react in the page."""
-    return json.loads(fig.to_json())
 
 
 # -- the experiments list ---------------------------------------------------------------------
@@ -151,8 +132,6 @@ def experiment_results(store, name: str) -> dict:
 
     p = load_experiment(store, name)
     if p.spec.search is not None:
-        from ablate.serve.search_view import search_view
-
         return search_view(store, p)
     return design_view(store, p)
 

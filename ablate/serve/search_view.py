@@ -11,7 +11,7 @@ import warnings
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from ablate.serve.data import clean, figure_data
+from ablate.serve.jsonable import clean, figure_data
 
 
 def optuna_url(store) -> str:
