@@ -17,12 +17,13 @@ from tests.test_report_html import assert_not_blank, chromium_or_skip
 
 pytest.importorskip("starlette")
 
-# quickstart-like at toy scale: 9 trials of a few seconds each on digits, arm by arm
+# quickstart-like at toy scale: 9 trials of a few seconds each on digits, arm by arm (long enough that
+# the 2 s polls and the background rebuild show the lift table between trials, also on a loaded machine)
 LIVE_SPEC = """\
 name: live
 data: {name: digits, image_size: 8, train_size: 128}
 model: {name: cifar_resnet, depth: 8, width: 8}
-recipe: {epochs: 6, batch_size: 32, lr: 0.05}
+recipe: {epochs: 20, batch_size: 32, lr: 0.05}
 tricks:
   cosine: {}
   label_smoothing: {eps: 0.1}
