@@ -96,8 +96,8 @@ def _load_spec(args, *, check_files: bool = True):
 def cmd_lr_find(args) -> int:
     """The LR range test on the spec's first trial: CSV + HTML figure, suggested lrs printed."""
     from ablate.lrfind import check_range, lr_range_test, write_lr_find
-    from ablate.plan import plan
-    from ablate.spec import load_spec
+    from ablate.design.plan import plan
+    from ablate.design.spec import load_spec
 
     check_range(args.start, args.end, args.steps)   # bad input: exit 2, nothing written
     spec = load_spec(args.spec)
@@ -124,7 +124,7 @@ def cmd_lr_find(args) -> int:
 
 
 def cmd_plan(args) -> int:
-    from ablate.plan import plan
+    from ablate.design.plan import plan
 
     # without the estimate nothing reads the data, so a spec for data on another machine plans
     spec, notes = _load_spec(args, check_files=not args.no_estimate)
@@ -178,7 +178,7 @@ def _open_store(target: str, *, create: bool):
 def _check_teachers(spec, store_target) -> None:
     """Distillation teachers named by trial exist in the store's weights folder (before the store is opened)."""
     from ablate.models.weights import weights_root_for
-    from ablate.plan import plan
+    from ablate.design.plan import plan
     from ablate.tricks.distill import check_trial_teachers
 
     if any(t.use == "distill" for t in spec.tricks.values()):
@@ -187,8 +187,8 @@ def _check_teachers(spec, store_target) -> None:
 
 def cmd_run(args) -> int:
     from ablate.data import load_data
-    from ablate.run.experiment import run_experiment
-    from ablate.spec import resolve_spec_path
+    from ablate.search.runner import run_experiment
+    from ablate.design.spec import resolve_spec_path
 
     # Everything is checked before the store is touched: options, spec, device, data.
     for option in ("epochs", "seeds", "jobs"):
@@ -274,7 +274,7 @@ def _print_and_write_report(args, store, p, failed: int) -> None:
     spec = p.spec
     try:
         if spec.search is not None:
-            from ablate.search.report import build_search_report, write_search_report as write_report
+            from ablate.report.search import build_search_report, write_search_report as write_report
 
             report = build_search_report(store, p)
         else:
@@ -297,7 +297,7 @@ def _progress(spec, store) -> ConsoleProgress:
 
     search = None
     if spec.search is not None:
-        from ablate.search.space import search_metrics
+        from ablate.config.search import search_metrics
 
         first = search_metrics(spec)[0]
         search = SearchLine(spec.search.n_trials, first.name, first.direction)
@@ -322,7 +322,7 @@ def _final_counts(store, p) -> tuple[int, int]:
 
 def _retry_failed(store, spec) -> str:
     """`--retry-failed`: the spec's failed trials back to pending, their attempts kept."""
-    from ablate.plan import plan
+    from ablate.design.plan import plan
 
     p = plan(spec)
     frame = _current_trials(store, p)
@@ -498,7 +498,7 @@ def cmd_report(args) -> int:
 
         p = load_experiment(store, name)
         if p.spec.search is not None:
-            from ablate.search.report import build_search_report, write_search_report
+            from ablate.report.search import build_search_report, write_search_report
 
             report = build_search_report(store, p, confidence=args.confidence, test=args.test, diverged=args.diverged)
             write = write_search_report
@@ -730,7 +730,7 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except AblateError as exc:
         if isinstance(exc, SpecError):
-            from ablate.spec_errors import with_line
+            from ablate.config.spec_errors import with_line
 
             exc = with_line(exc)          # a field checked after loading: its line in the file
         print(f"ablate: error: {exc}", file=sys.stderr)

@@ -59,7 +59,8 @@ def check_spec_change(store, spec, *, replace: bool) -> str | None:
     """Refuse a spec that reuses a stored experiment's name for a different experiment (another
     design kind, data, model or recipe) unless `replace`; with `replace`, delete the stored
     trials and say how many. Small edits pass (unchanged trials are reused)."""
-    from ablate.spec import section_differences, spec_changes, spec_from_dict, spec_to_dict
+    from ablate.design.changes import section_differences, spec_changes
+    from ablate.design.spec import spec_from_dict, spec_to_dict
 
     row = store.experiment(spec.name)
     if row is None:

@@ -124,7 +124,7 @@ def build_criterion(proc: Procedure) -> nn.Module:
 
 
 @contextlib.contextmanager
-def _determinism(device: torch.device):
+def determinism(device: torch.device):
     """Fast autotuned kernels on CUDA (restored afterwards). On the CPU nothing is switched:
     torch's CPU kernels are already repeatable for a fixed thread count (the trick contract test
     checks every trick), and `use_deterministic_algorithms` cost about 5% here for nothing."""
@@ -137,7 +137,7 @@ def _determinism(device: torch.device):
         torch.backends.cudnn.benchmark = bench
 
 
-def _autocast(device: torch.device, dtype: str | None):
+def autocast(device: torch.device, dtype: str | None):
     if dtype is None:
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=getattr(torch, dtype))
@@ -156,7 +156,7 @@ def evaluate(model: nn.Module, x, y: torch.Tensor | None = None, *, mean, std, b
     correct_k = torch.zeros((), device=dev)
     for xb, yb in batches.in_order(batch_size):
         xb = to_float(xb, mean, std)
-        with _autocast(dev, autocast_dtype):
+        with autocast(dev, autocast_dtype):
             out = model(xb)
         out = out.float()
         loss += F.cross_entropy(out, yb, reduction="sum")
@@ -196,7 +196,7 @@ def run_trial(trial, report: Report | None = None, *, device: str | None = None,
     extra = {k: v for k, v in (("weights_root", weights_root), ("checkpoint_dir", checkpoint_dir)) if v is not None}
     if weights_root is not None:
         extra["save_final"] = save_final
-    with _determinism(dev), closing_batches():   # streamed data: its workers stop with the trial
+    with determinism(dev), closing_batches():   # streamed data: its workers stop with the trial
         return _train(trial, report, dev, start, **extra)
 
 
@@ -322,7 +322,7 @@ StepFn = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor
 
 
 def _forward(setup: Setup, xb: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    with _autocast(xb.device, setup.proc.autocast_dtype):
+    with autocast(xb.device, setup.proc.autocast_dtype):
         out = (setup.model if setup.forward is None else setup.forward)(xb)
         loss = setup.criterion(out, target)
         if setup.distill is not None:
@@ -523,7 +523,7 @@ def _compile(setup: Setup, trial, n: int, steps: int, dev: torch.device) -> floa
     variants = [frozen_bn_stats] if setup.proc.sam_rho is not None else []
     setup.forward, seconds = compile_for_training(
         setup.model, shapes, device=dev, variants=variants,
-        autocast=lambda: _autocast(dev, setup.proc.autocast_dtype))
+        autocast=lambda: autocast(dev, setup.proc.autocast_dtype))
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
     return seconds

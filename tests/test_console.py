@@ -10,7 +10,7 @@ from types import SimpleNamespace
 
 from ablate.cli import main
 from ablate.console import ConsoleProgress, SearchLine, expected_trials
-from ablate.run.experiment import run_experiment
+from ablate.search.runner import run_experiment
 from ablate.run.inprocess import InProcessExecutor
 from ablate.store import Store
 from tests.search_helpers import fake_train, search_spec

@@ -16,7 +16,7 @@ from tensorboard.plugins.hparams import api_pb2, metadata
 from ablate.errors import AblateError
 from ablate.export import collect, export_tensorboard
 from ablate.export.to_tensorboard import MANIFEST, hparam_keys, run_folders, safe_name
-from ablate.spec import spec_to_dict
+from ablate.design.spec import spec_to_dict
 from tests.export_helpers import design_spec, design_store, finish, run_epoch, value
 
 
@@ -182,7 +182,7 @@ def test_a_tampered_manifest_cannot_reach_outside_the_logdir(tmp_path):
 
 
 def test_search_trials_get_folders_by_stage_and_values_as_hparams(tmp_path):
-    from ablate.run.experiment import run_experiment
+    from ablate.search.runner import run_experiment
     from ablate.run.inprocess import InProcessExecutor
     from ablate.store import Store
     from tests.search_helpers import fake_train, search_spec

@@ -18,8 +18,8 @@ import pytest
 import yaml
 
 from ablate.errors import StoreError
-from ablate.run.experiment import run_experiment
-from ablate.spec import parse_spec
+from ablate.search.runner import run_experiment
+from ablate.design.spec import parse_spec
 from ablate.store import Store
 from tests.conftest import tiny_dict
 

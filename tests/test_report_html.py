@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ablate.plan import plan
+from ablate.design.plan import plan
 from ablate.report import build_report, render, write_report
 from ablate.report.html import (
     curve_bands,
@@ -318,9 +318,9 @@ def test_page_draws_in_headless_chromium(tmp_path):
 def test_search_page_has_everything_the_markdown_has_and_draws_in_headless_chromium(tmp_path):
     # a per-arm search with hand-picked values: every paragraph, list item and table cell of the
     # markdown is on the page, with the trials table and Optuna's figures titled by arm label
-    from ablate.run.experiment import run_experiment
+    from ablate.search.runner import run_experiment
     from ablate.run.inprocess import InProcessExecutor
-    from ablate.search.report import build_search_report, search_blocks, write_search_report
+    from ablate.report.search import build_search_report, search_blocks, write_search_report
     from ablate.store import Store
     from tests.search_helpers import fake_train, search_dict, search_spec
 

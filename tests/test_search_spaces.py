@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from ablate.plan import plan
+from ablate.design.plan import plan
 from ablate.report import build_report
 from ablate.run.engine import run_trials
-from ablate.run.experiment import run_experiment
+from ablate.search.runner import run_experiment
 from ablate.run.inprocess import InProcessExecutor
 from ablate.shrink import SHRUNK_SEARCH_TRIALS, load_run_spec
-from ablate.spec import load_spec
+from ablate.design.spec import load_spec
 from ablate.store import Store
 
 SPECS = sorted(p.stem for p in (Path(__file__).parent.parent / "search_spaces").glob("*.yaml"))

@@ -8,7 +8,7 @@ import sqlite3
 import pytest
 
 from ablate.errors import StoreError
-from ablate.plan import plan
+from ablate.design.plan import plan
 from ablate.store import Store
 from tests.conftest import tiny_spec
 
@@ -104,7 +104,7 @@ INSERT INTO ablate_meta VALUES ('schema', 'ablate-store/1');
 def _v1_store(path, spec):
     import json
 
-    from ablate.spec import spec_to_dict
+    from ablate.design.spec import spec_to_dict
 
     p = plan(spec)
     con = sqlite3.connect(path)
@@ -130,7 +130,7 @@ def _v1_store(path, spec):
 
 
 def test_a_store_of_the_first_release_is_migrated_and_resumes(tmp_path):
-    from ablate.run.experiment import run_experiment
+    from ablate.search.runner import run_experiment
 
     path = tmp_path / "old.db"
     spec = tiny_spec()

@@ -19,7 +19,7 @@ import pandas as pd
 from ablate.errors import AblateError, ReportError
 from ablate.report import build_report, write_report
 from ablate.report.frames import load_experiment, outcomes
-from ablate.search.report import build_search_report, write_search_report
+from ablate.report.search import build_search_report, write_search_report
 from ablate.store import numeric_metrics
 
 Scalar = str | int | float | bool | None
@@ -86,7 +86,7 @@ class TrialRecord:
 class ExperimentData:
     name: str
     store_label: str
-    plan: Any                       # ablate.plan.Plan
+    plan: Any                       # ablate.design.plan.Plan
     kind: str                       # the design kind, or "search"
     spec_json: str
     trials: list[TrialRecord]

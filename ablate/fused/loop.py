@@ -34,7 +34,7 @@ from ablate.data import load_data
 from ablate.data.augment import to_float
 from ablate.fused.model import NotFusable, fuse_input, fuse_models, member_view, split_output, unfuse_into
 from ablate.fused.optim import MemberSettings, fused_optimizer
-from ablate.train import (Setup, Streams, _autocast, _determinism, batch_sizes, build_procedure, final_metrics,
+from ablate.train import (Setup, Streams, autocast, determinism, batch_sizes, build_procedure, final_metrics,
                           pick_device, prepare_batch, seeded_model, steps_per_epoch)
 from ablate.tricks import lr_multiplier
 
@@ -55,7 +55,7 @@ def fused_evaluate(fused: nn.Module, x: torch.Tensor, y: torch.Tensor, members: 
     for i in range(0, len(y), batch_size):
         xb = to_float(x[i:i + batch_size], mean, std)
         yb = y[i:i + batch_size]
-        with _autocast(x.device, autocast_dtype):
+        with autocast(x.device, autocast_dtype):
             out = fused(xb.repeat(1, members, 1, 1))
         out = split_output(out, members).float()     # (M, B, K)
         loss += F.cross_entropy(out.reshape(-1, out.shape[-1]), yb.repeat(members),
@@ -73,7 +73,7 @@ def train_group(trials, report: EpochReport, ended: Ended, *, device: str | None
     that, `NotFusable` is raised when the models cannot be fused."""
     dev = pick_device(device)
     start = time.perf_counter()
-    with _determinism(dev):
+    with determinism(dev):
         _train_group(list(trials), report, ended, dev, start, on_fused)
 
 
@@ -115,7 +115,7 @@ def _train_group(trials, report: EpochReport, ended: Ended, dev: torch.device, s
         c, h, w = train_x.shape[1:]
         forward, compile_s = compile_for_training(
             fused, [(b, m * c, h, w) for b in batch_sizes(n, bs)], device=dev,
-            autocast=lambda: _autocast(dev, proc0.autocast_dtype))
+            autocast=lambda: autocast(dev, proc0.autocast_dtype))
         if dev.type == "cuda":
             torch.cuda.reset_peak_memory_stats(dev)
     active = [True] * m
@@ -156,7 +156,7 @@ def _train_group(trials, report: EpochReport, ended: Ended, dev: torch.device, s
                 xin = xin.contiguous(memory_format=torch.channels_last)
             step = (epoch - 1) * steps + i
             lrs = [p.lr * lr_multiplier(p, step, steps) for p in procs]
-            with _autocast(dev, proc0.autocast_dtype):
+            with autocast(dev, proc0.autocast_dtype):
                 outs = split_output(forward(xin), m)
                 losses = {k: criteria[k](outs[k], targets[k]) for k in range(m) if active[k]}
             opt.zero_grad()

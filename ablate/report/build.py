@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from ablate.errors import ReportError
-from ablate.plan import FACTORIAL_DESIGNS, Plan
+from ablate.design.plan import FACTORIAL_DESIGNS, Plan
 from ablate.report import DEFAULT_COLUMNS, EXTRA_COLUMNS, FORMATS, frames, render
 from ablate.report.frames import LiftTable
 from ablate.run.logs import attempts

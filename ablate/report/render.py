@@ -10,7 +10,7 @@ import pandas as pd
 
 from ablate.report import DEFAULT_COLUMNS, EXTRA_COLUMNS
 from ablate.report.frames import LiftTable
-from ablate.spec_changes import EXECUTION_ONLY_RECIPE
+from ablate.design.changes import EXECUTION_ONLY_RECIPE
 from ablate.tricks import get_trick
 
 
@@ -339,7 +339,7 @@ def lift_csv(t: LiftTable) -> str:
 def settings_dict(spec) -> dict:
     """The resolved settings a report was measured with, as plain data: model, data, recipe,
     seeds, metric and per trick its registered name, code, every parameter and the non-default ones."""
-    from ablate.spec import spec_to_dict
+    from ablate.design.spec import spec_to_dict
 
     raw = spec_to_dict(spec)
     tricks = {}
@@ -375,7 +375,7 @@ def lift_json(t: LiftTable, effects: pd.DataFrame | None = None, spec=None) -> s
     return json.dumps(doc, indent=2)
 
 
-def _tex(s: str) -> str:
+def tex(s: str) -> str:
     for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_"), ("#", r"\#"),
                  ("±", r"$\pm$"), ("−", "$-$"), ("–", "--"), ("<", r"$<$")):
         s = s.replace(a, b)
@@ -386,11 +386,11 @@ def lift_latex(t: LiftTable, *, extra_columns: tuple[str, ...] = DEFAULT_COLUMNS
     header, rows = lift_rows(t, extra_columns=extra_columns)
     cols = "l" + "r" * (len(header) - 1)
     lines = [r"\begin{table}[t]", r"\centering", rf"\begin{{tabular}}{{{cols}}}", r"\toprule",
-             " & ".join(_tex(h) for h in header) + r" \\", r"\midrule"]
-    lines += [" & ".join(_tex(c) for c in r) + r" \\" for r in rows]
+             " & ".join(tex(h) for h in header) + r" \\", r"\midrule"]
+    lines += [" & ".join(tex(c) for c in r) + r" \\" for r in rows]
     lines += [r"\bottomrule", r"\end{tabular}",
-              rf"\caption{{{_tex(t.experiment)}: {_tex(t.design)} design, {len(t.seeds)} seeds per arm. "
-              rf"Lift: paired mean difference with {_tex(_pct(t.confidence))}\% CI (not adjusted for multiplicity); "
-              rf"p Holm-adjusted; * = Holm p $<$ {t.alpha:.3g}. {_tex(verdict(t))}}}",
+              rf"\caption{{{tex(t.experiment)}: {tex(t.design)} design, {len(t.seeds)} seeds per arm. "
+              rf"Lift: paired mean difference with {tex(_pct(t.confidence))}\% CI (not adjusted for multiplicity); "
+              rf"p Holm-adjusted; * = Holm p $<$ {t.alpha:.3g}. {tex(verdict(t))}}}",
               r"\end{table}"]
     return "\n".join(lines) + "\n"

@@ -20,9 +20,9 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ablate.run.config import EarlyStop
+from ablate.config.run import EarlyStop
 from ablate.run.events import MetricValue, Pruner
-from ablate.trial import Trial
+from ablate.design.trial import Trial
 
 STOPPED_BY_ASHA = "stopped early by ASHA after epoch {epoch}"
 

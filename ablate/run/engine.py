@@ -16,12 +16,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from ablate.errors import MetricNotReported, SpecError
-from ablate.run.config import Retries
+from ablate.config.run import Retries
 from ablate.run.events import Executor, Pruner, TrialSource
 from ablate.run.progress import Progress, SilentProgress
 from ablate.run.recorder import Recorder
 from ablate.store import DONE, new_holder
-from ablate.trial import Trial
+from ablate.design.trial import Trial
 
 INTERRUPTED = "interrupted (Ctrl-C or SIGTERM); will run again"
 

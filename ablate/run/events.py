@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, Union
 
-from ablate.trial import Trial
+from ablate.design.trial import Trial
 
 FailureKind = Literal["error", "exit", "timeout", "no_metric", "diverged", "pruned"]
 Answer = Literal["continue", "stop"]

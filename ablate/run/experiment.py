@@ -1,17 +1,13 @@
-"""Run a whole experiment: record the spec, plan, run what is missing through the engine, then
-(optionally) the adaptive seeds the pilot asks for (`adaptive_requests`: the one place that rule
-is applied; `AdaptiveSeedSource` calls it)."""
+"""Run a designed experiment: record the spec, plan, run what is missing through the engine, then
+(optionally) the adaptive seeds the pilot asks for (`ablate.run.sources.adaptive_requests`).
+`start_experiment` is the part a search shares (`ablate.search.runner.run_experiment` runs a
+spec of either kind)."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 
-import numpy as np
-
-from ablate import stats
-from ablate.plan import Plan, plan
-from ablate.results import metric_matrix, outcomes
+from ablate.design.plan import Plan, plan
 from ablate.run.early_stop import local_early_stop
 from ablate.run.engine import Engine, RunSummary
 from ablate.run.events import Executor
@@ -20,45 +16,7 @@ from ablate.run.progress import Progress
 from ablate.run.sources import AdaptiveSeedSource, DesignSource
 from ablate.run.threads import trial_threads, usable_cores
 from ablate.errors import AblateError
-from ablate.spec import Spec, spec_from_dict, spec_to_dict
-from ablate.store import DONE
-
-
-@dataclass(frozen=True)
-class SeedRequest:
-    arm: int
-    seed: int
-    reason: str
-
-
-def adaptive_requests(p: Plan, store) -> list[SeedRequest]:
-    """The adaptive trials still to run, all at once: [] when the pilot needs no more seeds, they
-    have all finished, or there are no lifts.
-
-    The spec's seeds are the pilot. `stats.pilot_seed_count` turns their paired differences,
-    pooled over every arm and blind to the lifts' signs, into one seed count n; every arm,
-    baseline included, then runs the next n - pilot seeds, so every lift stays paired on the
-    same seeds. Only the pilot seeds enter the rule: a rerun asks for the same seeds.
-    """
-    policy = p.spec.seeds.adaptive
-    if policy is None or len(p.arms) < 2:
-        return []
-    out = outcomes(p, store.trials_frame(p.spec.name))
-    values, seeds = metric_matrix(p, out, p.spec.metric.name)
-    pilot = np.isin(seeds, p.seeds)
-    diffs = values[1:][:, pilot] - values[0, pilot]
-    n = int(stats.pilot_seed_count(diffs, max_seeds=policy.max_seeds, target_half_width=policy.target_half_width))
-    extra = [max(p.seeds) + 1 + i for i in range(n - len(p.seeds))]
-    if not extra:
-        return []
-    pairs = int(np.sum(~np.isnan(diffs)))
-    sd = float(stats.pilot_sd(diffs))
-    why = (f"adaptive: pilot RMS paired difference {sd:.3g} over {pairs} pair(s) -> {n} seeds per arm "
-           f"for a lift CI of about ±{policy.target_half_width}" if pairs else
-           f"adaptive: no pilot pair completed -> max_seeds = {n} seeds per arm")
-    finished = store.trial_statuses(p.spec.name)
-    return [SeedRequest(a.index, s, why) for s in extra for a in p.arms
-            if finished.get(p.trial_id(a.index, s)) not in DONE]
+from ablate.design.spec import Spec, spec_from_dict, spec_to_dict
 
 
 def executor_for(spec: Spec, *, device: str | None = None, source: str | None = None, jobs: int = 1,
@@ -127,13 +85,12 @@ def _device_type(device: str | None) -> str:
     return pick_device(device).type
 
 
-def run_experiment(spec: Spec, store, *, source: str | None = None, progress: Progress | None = None,
-                   device: str | None = None, executor: Executor | None = None,
-                   lease_s: float = 60.0, jobs: int = 1, fuse: str | None = None) -> tuple[Plan, RunSummary]:
-    """Save the spec, run every planned trial the store lacks, then adaptive rounds if asked.
-
-    Bad input the executor can see (a command or folder that does not exist) is refused before
-    anything is written."""
+def start_experiment(spec: Spec, store, *, source: str | None = None, device: str | None = None,
+                     executor: Executor | None = None, jobs: int = 1,
+                     fuse: str | None = None) -> tuple[Plan, Executor, RunSummary, object | None]:
+    """Plan, save the spec and note a changed one: (plan, executor, summary, the early-stop
+    pruner of `early_stop:` on the local runners or None). Bad input the executor can see (a
+    command or folder that does not exist) is refused before anything is written."""
     p = plan(spec)
     if executor is None:
         from ablate.models.weights import weights_root_for
@@ -153,18 +110,18 @@ def run_experiment(spec: Spec, store, *, source: str | None = None, progress: Pr
             f"the spec of '{spec.name}' changed since it was last run; {stale} stored trial(s) of the old "
             f"version are kept in the store but not reported (unchanged trials are reused)")
     # `early_stop:` on the local runners (Ray runs Tune's ASHA itself): one for the whole run
-    early = local_early_stop(spec, executor)
-    if spec.search is not None:
-        from ablate.search.runner import run_search
+    return p, executor, summary, local_early_stop(spec, executor)
 
-        run_search(p, store, executor, summary=summary, progress=progress, source=source, lease_s=lease_s, jobs=jobs,
-                   early_stop=early)
-        return p, summary
+
+def run_design(p: Plan, store, executor: Executor, summary: RunSummary, *, early_stop=None,
+               progress: Progress | None = None, source: str | None = None, lease_s: float = 60.0) -> RunSummary:
+    """Run every planned trial of a design the store lacks, then adaptive rounds if asked."""
+    spec = p.spec
     trials = AdaptiveSeedSource(p) if spec.seeds.adaptive is not None else DesignSource(p.trials)
-    engine = Engine(store, spec.name, executor, retries=spec.retries, progress=progress, pruner=early,
+    engine = Engine(store, spec.name, executor, retries=spec.retries, progress=progress, pruner=early_stop,
                     metric=spec.metric.name, metric_source=source or f"spec '{spec.name}'", lease_s=lease_s)
     engine.run(trials, summary)
-    return p, summary
+    return summary
 
 
 def _same_spec(stored: str, text: str) -> bool:

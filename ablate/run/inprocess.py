@@ -9,7 +9,7 @@ from ablate.errors import TrialDiverged, TrialPruned
 from ablate.run.provenance import environment
 from ablate.run.threads import concurrent_jobs, torch_threads
 from ablate.run.events import Emit, EpochMetrics, Failure, FinalMetrics, Started
-from ablate.trial import Trial
+from ablate.design.trial import Trial
 
 
 class InProcessExecutor:

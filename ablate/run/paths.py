@@ -16,8 +16,8 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from ablate.run.config import CommandTrial
-from ablate.trial import Trial
+from ablate.config.run import CommandTrial
+from ablate.design.trial import Trial
 
 WEIGHTS_CACHE = "cache"    # model.weights: torchvision's or timm's cache, not a path
 

@@ -3,10 +3,10 @@ into store transitions and decides, per the retry policy, whether a failed attem
 
 from __future__ import annotations
 
-from ablate.run.config import Retries
+from ablate.config.run import Retries
 from ablate.run.events import Answer, EpochMetrics, Event, Failure, FinalMetrics, Pruner, Started
 from ablate.run.progress import Progress
-from ablate.trial import Trial
+from ablate.design.trial import Trial
 
 # failure kinds that are outcomes of their own, not errors
 _STATUS_OF = {"diverged": "diverged", "pruned": "pruned"}

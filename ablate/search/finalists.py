@@ -4,7 +4,7 @@ The top-k distinct configurations of a study are the finalists. They run on the 
 (`select_trials`), where the best mean chooses the winner and the runner-up (`chosen_order`,
 from the stored results, so every driver and every resumed run chooses the same); the winner, the
 runner-up and the hand-picked values (`compare_to`) then run on the report seeds
-(`report_trials`), which the report is measured on (`ablate.search.stages`). The finalists are
+(`report_trials`), which the report is measured on (`ablate.design.stages`). The finalists are
 kept in the study's user attributes, so a report names the same ones the run chose from.
 """
 

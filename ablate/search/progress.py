@@ -7,7 +7,7 @@ from __future__ import annotations
 def search_status(store, p) -> str:
     from ablate.search.frames import history
     from ablate.search.runner import searched_arms, study_name
-    from ablate.search.space import search_metrics
+    from ablate.config.search import search_metrics
 
     spec = p.spec
     s = spec.search
@@ -55,8 +55,8 @@ def search_plan(p) -> tuple[str, int | None]:
     trials of each stage; and the most trials the whole experiment runs (None when only a timeout
     bounds the search)."""
     from ablate.search.runner import searched_arms, study_name
-    from ablate.search.space import search_metrics
-    from ablate.search.stages import stage_seeds, stage_trials
+    from ablate.config.search import search_metrics
+    from ablate.design.stages import stage_seeds, stage_trials
 
     spec = p.spec
     s = spec.search

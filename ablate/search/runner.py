@@ -1,17 +1,29 @@
-"""Run a spec's search: one study (or one per design arm with `per_arm`), then the finalists on
+"""Run a spec: `run_experiment` runs a design (`ablate.run.experiment`) or a search.
+
+A search: one study (or one per design arm with `per_arm`), then the finalists on
 the selection seeds and the winner, runner-up and hand-picked values on the report seeds
-(`ablate.search.stages`), all through the engine (claims, recorder, retries, resume)."""
+(`ablate.design.stages`), all through the engine (claims, recorder, retries, resume)."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ablate.run.early_stop import with_early_stop
 from ablate.run.engine import Engine, RunSummary
+from ablate.run.events import Executor
+from ablate.run.experiment import run_design, start_experiment
+from ablate.run.progress import Progress
 from ablate.run.sources import DesignSource
 from ablate.search.finalists import chosen_order, record_finalists, report_trials, select_trials, top_configurations
 from ablate.search.source import SearchSource
-from ablate.search.space import search_metrics
-from ablate.search.stages import stage_seeds
+from ablate.config.search import search_metrics
+from ablate.design.stages import stage_seeds
 from ablate.search.study import open_study
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ablate.design.plan import Plan
+    from ablate.design.spec import Spec
+    from ablate.store import Store
 
 
 def study_name(spec, arm: int | None = None) -> str:
@@ -71,3 +83,21 @@ def run_search(p, store, executor, *, summary: RunSummary, progress=None, source
         engine().run(DesignSource(report_trials(p, arm, finalists, order, s.compare_to, stages.report,
                                                 source=source)), summary)
     return summary
+
+
+def run_experiment(spec: Spec, store: Store, *, source: str | None = None, progress: Progress | None = None,
+                   device: str | None = None, executor: Executor | None = None,
+                   lease_s: float = 60.0, jobs: int = 1, fuse: str | None = None) -> tuple[Plan, RunSummary]:
+    """Save the spec, run every planned trial the store lacks (a design, then adaptive rounds if
+    asked; or a search and its validation rounds).
+
+    Bad input the executor can see (a command or folder that does not exist) is refused before
+    anything is written."""
+    p, executor, summary, early = start_experiment(spec, store, source=source, device=device, executor=executor,
+                                                   jobs=jobs, fuse=fuse)
+    if spec.search is not None:
+        run_search(p, store, executor, summary=summary, progress=progress, source=source, lease_s=lease_s, jobs=jobs,
+                   early_stop=early)
+    else:
+        run_design(p, store, executor, summary, early_stop=early, progress=progress, source=source, lease_s=lease_s)
+    return p, summary

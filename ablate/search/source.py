@@ -24,9 +24,10 @@ import math
 import time
 
 from ablate.errors import SpecError
-from ablate.search.space import apply_values, trial_values
+from ablate.config.search import trial_values
+from ablate.design.search import apply_values
 from ablate.store import DONE, holder_is_dead, new_holder
-from ablate.trial import Trial
+from ablate.design.trial import Trial
 
 REQUEUED = "the driver stopped while this trial ran; its parameters were asked again"
 TRIAL_ID_ATTR = "ablate_trial_id"
@@ -66,7 +67,7 @@ class SearchSource:
 
     def __init__(self, p, study, *, arm: int = 0, metrics, n_trials: int | None, timeout_s: float | None,
                  jobs: int = 1, pruning: bool = False, source: str | None = None) -> None:
-        from ablate.search.study import distributions
+        from ablate.design.search import distributions
 
         self.plan, self.study, self.arm = p, study, arm
         self.metrics = tuple(metrics)

@@ -10,25 +10,19 @@ touch the training loop themselves, so two tricks cannot fight over it.
 from __future__ import annotations
 
 import contextlib
-import difflib
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from ablate.config import TrickParams
+from ablate.config.spec_errors import suggest
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
     from torch import nn
 
-    from ablate.spec import Spec
-
-
-class TrickParams(BaseModel):
-    """Base for every trick's parameters: frozen, and unknown keys are errors (no silent typos)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)  # no .inf/.nan
+    from ablate.design.spec import Spec
 
 
 class NoParams(TrickParams):
@@ -176,12 +170,6 @@ def register_trick(cls: type[Trick]) -> type[Trick]:
         raise RuntimeError(f"trick code '{cls.code}' of '{cls.name}' already used by '{codes[cls.code]}'")
     _REGISTRY[cls.name] = cls()
     return cls
-
-
-def suggest(name: str, choices: list[str]) -> str:
-    """' (did you mean 'x'?)' for the nearest choice, or ''."""
-    near = difflib.get_close_matches(name, choices, n=1, cutoff=0.5)
-    return f" (did you mean '{near[0]}'?)" if near else ""
 
 
 def get_trick(name: str) -> Trick:

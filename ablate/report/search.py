@@ -3,7 +3,7 @@ report seeds, hand-picked vs searched, per-arm tuned values and lift table, Pare
 importances (md, csv, json, html).
 
 The content is built once as blocks (`search_blocks`: headings, paragraphs, tables, lists);
-markdown and HTML (`ablate.search.figures`) render the same blocks, so the page has everything
+markdown and HTML (`ablate.report.search_figures`) render the same blocks, so the page has everything
 the markdown has, plus figures and the trials table.
 """
 
@@ -21,9 +21,9 @@ from ablate.report import render
 from ablate.search import frames
 from ablate.search.progress import sampler_text
 from ablate.search.runner import open_arm_study, searched_arms
-from ablate.search.space import search_metrics
-from ablate.search.stages import stage_seeds
-from ablate.spec_changes import EXECUTION_ONLY_RECIPE
+from ablate.config.search import search_metrics
+from ablate.design.stages import stage_seeds
+from ablate.design.changes import EXECUTION_ONLY_RECIPE
 
 TESTS = {"t": "paired t-test", "wilcoxon": "Wilcoxon signed-rank test",
          "permutation": "exact paired sign-flip (randomisation) test"}
@@ -60,9 +60,9 @@ class SearchReport:
 def build_search_report(store, p, *, confidence: float = 0.95, test: str = "t",
                         diverged: str = "worst") -> SearchReport:
     """`confidence`, `test` and `diverged` (the per-arm lift table's) as for a design's report."""
-    from ablate.report.frames import _check_options
+    from ablate.report.frames import check_options
 
-    _check_options(confidence, test, diverged)
+    check_options(confidence, test, diverged)
     spec = p.spec
     trials = store.trials_frame(spec.name)
     studies, hist, fins = [], [], []
@@ -369,10 +369,10 @@ def write_search_report(r: SearchReport, out_dir, formats=("md", "csv")) -> list
             paths.append(out / "search.json")
             paths[-1].write_text(search_json(r), encoding="utf-8")
         elif fmt == "html":
-            from ablate.search.figures import search_html
+            from ablate.report.search_figures import search_html
 
             paths.append(out / "report.html")
-            paths[-1].write_text(search_html(r), encoding="utf-8")
+            paths[-1].write_text(search_html(r, search_blocks(r)), encoding="utf-8")
         else:
             raise ReportError(f"format '{fmt}' is not written for a search report; use md, csv, json or html")
     clear_earlier_writes(out, paths)

@@ -1,206 +1,31 @@
-"""The `search:` section of a spec: what is searched (dotted paths -> Optuna distributions), how
-(sampler, pruner, budget), on which metrics, and what follows (validation round, hand-picked
-comparison, per-arm tuning; the seeds of each stage: `ablate.search.stages`).
-
-Paths: `recipe.<field>` (built-in trainer), `tricks.<key>.<param>` (a trick listed in `tricks`),
-`params.<name>` (a command trial's own parameter). A sampled trial keeps its values in
-`Trial.values`, keyed by the dotted path, except `params.<name>`, kept under the bare `<name>`:
-that is the key a command trial reads in the ABLATE_TRIAL JSON's `values` (and the `--name`
-flag with `args: flags`).
-
-The schema is checked here (pydantic); `check_search` checks it against the rest of the spec
-(paths exist, ranges are inside what the recipe or trick accepts, the design does not vary a
-searched parameter). Optuna is imported only when a study is built.
-"""
+"""The `search:` section against the rest of the spec: searched paths that exist, values the
+recipe or trick accepts, a design that does not vary a searched parameter; searched values
+applied to a recipe and its tricks; and Optuna's distributions, sampler and pruner built from the
+section (Optuna is imported only when one is built)."""
 
 from __future__ import annotations
 
-import warnings
-from typing import Annotated, Any, Literal, Union
+import numpy as np
+from pydantic import ValidationError
 
-from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
-
-from ablate.config import Frozen
-from ablate.search.stages import check_stages
-from ablate.tricks import get_trick, suggest
-
-SAMPLERS = ("tpe", "random", "cmaes", "gp", "grid", "qmc")
-PRUNERS = ("none", "median", "percentile", "successive_halving", "hyperband")
-MAX_SEARCH_TRIALS = 100_000
-Scalar = Union[bool, int, float, str]
-
-
-class FloatParam(Frozen):
-    type: Literal["float"]
-    low: float
-    high: float
-    log: bool = False
-    step: float | None = Field(None, gt=0)
-
-
-class IntParam(Frozen):
-    type: Literal["int"]
-    low: int
-    high: int
-    log: bool = False
-    step: int = Field(1, ge=1)
-
-
-class CategoricalParam(Frozen):
-    type: Literal["categorical"]
-    choices: tuple[Scalar, ...] = Field(min_length=1)
-
-    @field_validator("choices")
-    @classmethod
-    def _distinct(cls, v):
-        if len(set(map(repr, v))) != len(v):
-            raise ValueError(f"choices must be distinct, got {list(v)}")
-        return v
-
-
-SearchParam = Annotated[Union[FloatParam, IntParam, CategoricalParam], Field(discriminator="type")]
-
-
-class SamplerConfig(Frozen):
-    """`tpe` is Optuna 5's default TPESampler: multivariate for one objective (independent for
-    several, Optuna's own rule) with the constant liar, so parallel trials spread out."""
-
-    name: Literal["tpe", "random", "cmaes", "gp", "grid", "qmc"] = "tpe"
-    seed: int | None = Field(None, ge=0, le=2 ** 32 - 1)
-    options: dict[str, Any] = Field(default_factory=dict)
-
-
-class PrunerConfig(Frozen):
-    """A pruner by name; any other key is an option of Optuna's pruner of that name
-    (`{name: median, n_warmup_steps: 2}`)."""
-
-    model_config = ConfigDict(extra="allow", frozen=True, allow_inf_nan=False)
-    name: Literal["none", "median", "percentile", "successive_halving", "hyperband"] = "none"
-
-    @property
-    def options(self) -> dict[str, Any]:
-        return dict(self.model_extra or {})
-
-
-class SearchMetric(Frozen):
-    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.-]*$", max_length=100)
-    mode: Literal["max", "min"] | None = None
-
-    @model_validator(mode="after")
-    def _mode(self):
-        from ablate.spec import BUILTIN_METRICS
-
-        if self.mode is None and self.name not in BUILTIN_METRICS:
-            raise ValueError(f"metric '{self.name}' is not built in ({', '.join(BUILTIN_METRICS)}): give its "
-                             f"direction, e.g. {{name: {self.name}, mode: min}}")
-        right = BUILTIN_METRICS.get(self.name)
-        if right is not None and self.mode is not None and self.mode != right:
-            raise ValueError(f"metric '{self.name}' is better when {'larger' if right == 'max' else 'smaller'}: "
-                             f"mode must be '{right}' (or left out), got '{self.mode}'")
-        return self
-
-    @property
-    def direction(self) -> str:
-        from ablate.spec import BUILTIN_METRICS
-
-        return self.mode or BUILTIN_METRICS[self.name]
-
-
-class Validation(Frozen):
-    """The rounds after the search (`ablate.search.stages`): `top_k` finalists run on
-    `select_seeds` seeds to choose the winner; the winner, the runner-up and the hand-picked values
-    run on `report_seeds` other seeds (default: every seed after the selection seeds), which the
-    report is measured on."""
-
-    top_k: int = Field(3, ge=1, le=100)
-    select_seeds: int | None = Field(None, ge=1, le=1000)
-    report_seeds: int | None = Field(None, ge=2, le=1000)
-
-
-with warnings.catch_warnings():
-    # `validate` is the spec's word; it shadows pydantic's deprecated BaseModel.validate only
-    warnings.simplefilter("ignore", UserWarning)
-
-    class SearchConfig(Frozen):
-        params: dict[str, SearchParam] = Field(min_length=1)
-        sampler: SamplerConfig = SamplerConfig()
-        pruner: PrunerConfig = PrunerConfig()
-        n_trials: int | None = Field(None, ge=1, le=MAX_SEARCH_TRIALS)
-        timeout_s: float | None = Field(None, gt=0)
-        metrics: tuple[SearchMetric, ...] = ()       # () = the spec's `metric`
-        validate: Validation | None = Validation()  # type: ignore[assignment]
-        compare_to: dict[str, Scalar] | None = None
-        per_arm: bool = False
-        jobs: int = Field(1, ge=1, le=1024)
-        study: str | None = Field(None, min_length=1, max_length=200)
-
-        @field_validator("sampler", "pruner", mode="before")
-        @classmethod
-        def _by_name(cls, v):
-            return {"name": v} if isinstance(v, str) else v
-
-        @field_validator("metrics", mode="before")
-        @classmethod
-        def _metric_names(cls, v):
-            if isinstance(v, (str, dict)):
-                v = [v]
-            return [{"name": m} if isinstance(m, str) else m for m in v]
-
-        @field_validator("validate", mode="before")
-        @classmethod
-        def _validate_switch(cls, v):
-            if v is False or v is None:
-                return None
-            return {} if v is True else v
-
-        @model_validator(mode="after")
-        def _budget(self):
-            if self.n_trials is None and self.timeout_s is None:
-                raise ValueError("a search needs a budget: give 'n_trials' (e.g. n_trials: 50), "
-                                 "'timeout_s', or both")
-            names = [m.name for m in self.metrics]
-            if len(set(names)) != len(names):
-                raise ValueError(f"metrics must be distinct, got {names}")
-            return self
-
-        @property
-        def multi_objective(self) -> bool:
-            return len(self.metrics) > 1
-
-
-def search_metrics(spec) -> tuple[SearchMetric, ...]:
-    """The metrics a search optimises: its own, else the spec's."""
-    s = spec.search
-    return s.metrics or (SearchMetric(name=spec.metric.name, mode=spec.metric.direction),)
-
-
-def check_raw_names(raw: Any, fail) -> None:
-    """Sampler and pruner names with the nearest one suggested (pydantic's literal errors do not),
-    and the parameters' `type`."""
-    if not isinstance(raw, dict):
-        return
-    for key, names in (("sampler", SAMPLERS), ("pruner", PRUNERS)):
-        v = raw.get(key)
-        name = v.get("name") if isinstance(v, dict) else v
-        if name is not None and not isinstance(name, str) or isinstance(name, str) and name not in names:
-            where = ("search", key) if not isinstance(v, dict) else ("search", key, "name")
-            raise fail(where, f"unknown {key} '{name}'{suggest(str(name), list(names))}; allowed: {', '.join(names)}")
-    params = raw.get("params")
-    for path, d in (params.items() if isinstance(params, dict) else ()):
-        t = d.get("type") if isinstance(d, dict) else None
-        if t not in ("float", "int", "categorical"):
-            raise fail(("search", "params", path, "type") if isinstance(d, dict) else ("search", "params", path),
-                       f"each searched parameter needs 'type': float, int or categorical (e.g. "
-                       f"{{type: float, low: 0.01, high: 1.0, log: true}}), got {t!r}")
-
-
-# -- the searched parameters against the rest of the spec ------------------------------------
+from ablate.config.search import (
+    CategoricalParam,
+    FloatParam,
+    IntParam,
+    PrunerConfig,
+    Scalar,
+    SearchConfig,
+    Validation,
+    search_metrics,
+)
+from ablate.config.sections import Recipe
+from ablate.config.spec_errors import pydantic_message, suggest
+from ablate.design.stages import check_stages
+from ablate.tricks import get_trick
 
 
 def valid_paths(spec, arm_keys: tuple[str, ...] | None = None) -> list[str]:
     """Every path a search of `spec` may name (for suggestions)."""
-    from ablate.spec import Recipe
-
     if spec.trial is not None:
         return [f"params.{n}" for n in ("lr", "hidden", "epochs")]   # any name: examples only
     keys = arm_keys if arm_keys is not None else tuple(spec.tricks)
@@ -262,8 +87,6 @@ def check_search(spec, fail, arms: list[tuple[str, ...]]) -> None:
         raise fail(("search", "validate", "top_k"), f"the validation round re-runs the best top_k of the search's "
                                                     f"n_trials configurations: top_k {s.validate.top_k} > n_trials "
                                                     f"{s.n_trials}; give top_k <= {s.n_trials}")
-    from ablate.search.study import make_pruner, make_sampler
-
     if "seed" in s.sampler.options:
         raise fail(("search", "sampler", "options", "seed"), "give the sampler's seed as 'search.sampler.seed' (ablate "
                                                              "seeds a resumed study past the trials it has), not in "
@@ -305,8 +128,6 @@ def _check_path(spec, path: str, arms, where, fail) -> None:
             raise fail(where, f"a command trial's search names its own parameters as 'params.<name>' (they "
                               f"reach the command in the ABLATE_TRIAL JSON's 'values'), got '{path}'")
         return
-    from ablate.spec import Recipe
-
     if parts[0] == "recipe" and len(parts) == 2:
         ok = parts[1] in Recipe.model_fields
     elif parts[0] == "tricks" and len(parts) == 3 and parts[1] in spec.tricks:
@@ -337,15 +158,12 @@ def _check_value(spec, path: str, value, where, fail, *, what: str) -> None:
 def apply_values(recipe, tricks: dict, values: dict[str, Scalar]):
     """(recipe, tricks) with `values` applied, each re-validated; ValueError (the field's own
     message) when the recipe or a trick refuses a value. `tricks` maps keys to TrickSettings."""
-    from ablate.spec import Recipe
-    from ablate.spec_errors import _pydantic_message
-
     rec = {k[len("recipe."):]: v for k, v in values.items() if k.startswith("recipe.")}
     if rec:
         try:
             recipe = Recipe.model_validate({**recipe.model_dump(), **rec})
         except ValidationError as exc:
-            raise ValueError(_pydantic_message(exc.errors()[0])) from None
+            raise ValueError(pydantic_message(exc.errors()[0])) from None
     tricks = dict(tricks)
     for key in {k.split(".")[1] for k in values if k.startswith("tricks.")}:
         setting = tricks[key]
@@ -353,11 +171,83 @@ def apply_values(recipe, tricks: dict, values: dict[str, Scalar]):
         try:
             params = get_trick(setting.use).Params.model_validate({**setting.params.model_dump(), **changed})
         except ValidationError as exc:
-            raise ValueError(_pydantic_message(exc.errors()[0])) from None
+            raise ValueError(pydantic_message(exc.errors()[0])) from None
         tricks[key] = setting.model_copy(update={"params": params})
     return recipe, tricks
 
 
-def trial_values(values: dict[str, Scalar]) -> dict[str, Scalar]:
-    """The values as a trial keeps them: `params.<name>` under the bare name (see the module doc)."""
-    return {(k[len("params."):] if k.startswith("params.") else k): v for k, v in values.items()}
+def distributions(search: SearchConfig) -> dict:
+    import optuna.distributions as od
+
+    out = {}
+    for path, d in search.params.items():
+        if isinstance(d, FloatParam):
+            out[path] = od.FloatDistribution(d.low, d.high, log=d.log, step=d.step)
+        elif isinstance(d, CategoricalParam):
+            out[path] = od.CategoricalDistribution(list(d.choices))
+        else:
+            out[path] = od.IntDistribution(d.low, d.high, log=d.log, step=d.step)
+    return out
+
+
+def grid(search: SearchConfig) -> dict[str, list]:
+    """Every value of every parameter for the grid sampler (floats need a step: checked at load)."""
+    out = {}
+    for path, d in search.params.items():
+        if isinstance(d, CategoricalParam):
+            out[path] = list(d.choices)
+        else:
+            n = int(np.floor((d.high - d.low) / d.step + 1e-9)) + 1
+            vals = [d.low + i * d.step for i in range(n)]
+            out[path] = [round(v, 12) for v in vals] if isinstance(d, FloatParam) else [int(v) for v in vals]
+    return out
+
+
+def make_sampler(search: SearchConfig, *, seed_offset: int):
+    """The sampler a spec names. `seed_offset` (the trials the study already has) keeps a resumed
+    seeded sampler from drawing the same values it drew before the restart."""
+    import optuna.samplers as s
+
+    cfg = search.sampler
+    seed = None if cfg.seed is None else cfg.seed + seed_offset
+    opts = dict(cfg.options)
+    if cfg.name == "tpe":
+        return s.TPESampler(seed=seed, **opts)     # Optuna 5's defaults: multivariate, constant liar
+    if cfg.name == "random":
+        return s.RandomSampler(seed=seed, **opts)
+    if cfg.name == "cmaes":
+        return s.CmaEsSampler(seed=seed, **opts)
+    if cfg.name == "gp":
+        return s.GPSampler(seed=seed, **opts)
+    if cfg.name == "qmc":
+        return s.QMCSampler(seed=cfg.seed, **opts)  # a QMC sequence goes on from the trials it has
+    return _grid_sampler_class()(grid(search), seed=seed, **opts)
+
+
+def _grid_sampler_class():
+    from optuna.samplers import GridSampler
+
+    class StoppingGridSampler(GridSampler):
+        """Optuna's GridSampler, telling the search source that the grid is done instead of
+        calling `study.stop()`, which Optuna allows only inside `study.optimize` (ablate's engine
+        asks and tells itself)."""
+
+        exhausted = False
+
+        def after_trial(self, study, trial, state, values) -> None:
+            unvisited = self._get_unvisited_grid_ids(study)
+            if len(unvisited) == 0 or (len(unvisited) == 1 and study._storage.get_trial_system_attrs(
+                    trial._trial_id).get("grid_id") == unvisited[0]):
+                self.exhausted = True
+
+    return StoppingGridSampler
+
+
+def make_pruner(cfg: PrunerConfig):
+    import optuna.pruners as p
+
+    opts = cfg.options
+    return {"none": lambda: p.NopPruner(**opts), "median": lambda: p.MedianPruner(**opts),
+            "percentile": lambda: p.PercentilePruner(**{"percentile": 25.0, **opts}),
+            "successive_halving": lambda: p.SuccessiveHalvingPruner(**opts),
+            "hyperband": lambda: p.HyperbandPruner(**opts)}[cfg.name]()
