@@ -78,7 +78,7 @@ def _load_spec(args, *, check_files: bool = True):
     """(spec, notes): a spec file or an NNI config (converted; notes say how), with the command
     line's --override and --shrink applied."""
     from ablate.nni import load_spec_or_nni
-    from ablate.shrink import load_run_spec
+    from ablate.design.shrink import load_run_spec
 
     notes: list[str] = []
 
@@ -177,12 +177,12 @@ def _open_store(target: str, *, create: bool):
 
 def _check_teachers(spec, store_target) -> None:
     """Distillation teachers named by trial exist in the store's weights folder (before the store is opened)."""
-    from ablate.models.weights import weights_root_for
+    from ablate.run.paths import weights_root_for
     from ablate.design.plan import plan
-    from ablate.tricks.distill import check_trial_teachers
+    from ablate.tricks.base import check_saved_weights, reads_saved_weights
 
-    if any(t.use == "distill" for t in spec.tricks.values()):
-        check_trial_teachers(plan(spec).trials, weights_root_for(store_target))
+    if reads_saved_weights(spec.tricks.values()):
+        check_saved_weights(plan(spec).trials, weights_root_for(store_target))
 
 
 def cmd_run(args) -> int:
@@ -216,7 +216,7 @@ def cmd_run(args) -> int:
         load_data(spec.data)   # the first trial's data: a broken file fails here, not in trial 1
         _check_teachers(spec, args.store)
     jobs = args.jobs or (spec.search.jobs if spec.search is not None else 1)
-    from ablate.models.weights import weights_root_for
+    from ablate.run.paths import weights_root_for
 
     executor = executor_for(spec, device=args.device, source=source, jobs=jobs, fuse=args.fuse, runner=args.runner,
                             address=args.address, weights_root=weights_root_for(args.store))
@@ -547,7 +547,7 @@ def _comma_list(what: str, allowed, *, empty: bool = False) -> Callable[[str], l
 
 
 def _spec_edits(p: argparse.ArgumentParser) -> None:
-    """--override and --shrink (ablate/shrink.py), shared by plan and run."""
+    """--override and --shrink (ablate/design/shrink.py), shared by plan and run."""
     p.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
                    help="change one field of the spec: recipe.epochs=1, tricks.mixup.alpha=0.4, data=digits "
                         "(a dotted path and a YAML value; repeatable, applied in order)")

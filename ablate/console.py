@@ -12,12 +12,18 @@ as stored: a finalist, the hand-picked values, an adaptive seed).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import re
 import sys
 import time
 from dataclasses import dataclass
 
 from ablate.run.logs import error_summary
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ablate.design.spec import Spec
+    from ablate.store import Store
 
 _STUDY_TRIAL = re.compile(r"study trial (\d+)\s*$")
 
@@ -161,7 +167,7 @@ class ConsoleProgress:
         self.stream.flush()
 
 
-def expected_trials(spec, store) -> int | None:
+def expected_trials(spec: Spec, store: Store) -> int | None:
     """A search's estimate of the trials this run will run: each study's budget not yet spent
     and its validation stages (`ablate.design.stages.stage_trials`: finalists on the selection
     seeds, the winner, runner-up and hand-picked values on the report seeds). None for a design:

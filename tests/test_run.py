@@ -13,7 +13,8 @@ import pytest
 import yaml
 
 from ablate.design.plan import plan
-from ablate.run.sources import adaptive_requests, run_experiment
+from ablate.run.sources import adaptive_requests
+from ablate.search.runner import run_experiment
 from ablate.store import Store
 from tests.conftest import tiny_dict, tiny_spec
 

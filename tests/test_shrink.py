@@ -11,7 +11,7 @@ from ablate.cli import main
 from ablate.errors import SpecError
 from ablate.design.plan import plan
 from ablate.design.stages import stage_seeds
-from ablate.shrink import apply_overrides, load_run_spec, parse_override, shrink_spec
+from ablate.design.shrink import apply_overrides, load_run_spec, parse_override, shrink_spec
 from ablate.store import Store
 from tests.conftest import tiny_dict, tiny_spec
 

@@ -16,13 +16,16 @@ searched parameter) and builds Optuna's sampler and pruner from it.
 from __future__ import annotations
 
 import warnings
-from typing import Annotated, Any, Literal, Union
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from ablate.config import Frozen
 from ablate.config.metric import required_direction
 from ablate.config.spec_errors import suggest
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ablate.design.spec import Spec
 
 SAMPLERS = ("tpe", "random", "cmaes", "gp", "grid", "qmc")
 PRUNERS = ("none", "median", "percentile", "successive_halving", "hyperband")
@@ -158,7 +161,7 @@ with warnings.catch_warnings():
             return len(self.metrics) > 1
 
 
-def search_metrics(spec) -> tuple[SearchMetric, ...]:
+def search_metrics(spec: Spec) -> tuple[SearchMetric, ...]:
     """The metrics a search optimises: its own, else the spec's."""
     s = spec.search
     return s.metrics or (SearchMetric(name=spec.metric.name, mode=spec.metric.direction),)

@@ -5,6 +5,8 @@ section (Optuna is imported only when one is built)."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 from pydantic import ValidationError
 
@@ -23,8 +25,11 @@ from ablate.config.spec_errors import pydantic_message, suggest
 from ablate.design.stages import check_stages
 from ablate.tricks import get_trick
 
+if TYPE_CHECKING:  # pragma: no cover
+    from ablate.design.spec import Spec
 
-def valid_paths(spec, arm_keys: tuple[str, ...] | None = None) -> list[str]:
+
+def valid_paths(spec: Spec, arm_keys: tuple[str, ...] | None = None) -> list[str]:
     """Every path a search of `spec` may name (for suggestions)."""
     if spec.trial is not None:
         return [f"params.{n}" for n in ("lr", "hidden", "epochs")]   # any name: examples only
@@ -35,7 +40,7 @@ def valid_paths(spec, arm_keys: tuple[str, ...] | None = None) -> list[str]:
     return out
 
 
-def check_search(spec, fail, arms: list[tuple[str, ...]]) -> None:
+def check_search(spec: Spec, fail, arms: list[tuple[str, ...]]) -> None:
     """Check a spec's `search:` against its recipe, tricks, design and trial kind; `arms` are the
     design's arms (trick keys)."""
     s = spec.search
@@ -119,7 +124,7 @@ def _options_of(section: str, name: str) -> str:
     return f"; {section} '{name}' takes: {', '.join(names) or '(no options)'}"
 
 
-def _check_path(spec, path: str, arms, where, fail) -> None:
+def _check_path(spec: Spec, path: str, arms, where, fail) -> None:
     parts = path.split(".")
     ok = False
     if spec.trial is not None:
@@ -145,7 +150,7 @@ def _check_path(spec, path: str, arms, where, fail) -> None:
                           f"{', '.join(paths)}")
 
 
-def _check_value(spec, path: str, value, where, fail, *, what: str) -> None:
+def _check_value(spec: Spec, path: str, value, where, fail, *, what: str) -> None:
     """A value the recipe or trick would refuse is refused now, with the field's own rule."""
     if spec.trial is not None:
         return

@@ -410,7 +410,6 @@ def _check_weight_files(spec: Spec, fail) -> None:
         if problem:
             raise fail(("model", "weights"), problem)
     for key, setting in spec.tricks.items() if spec.trial is None else ():
-        check = getattr(get_trick(setting.use), "check_files", None)
-        problem = check(setting.params, spec) if check is not None else None
+        problem = get_trick(setting.use).check_files(setting.params, spec)
         if problem:
             raise fail(("tricks", key), problem)

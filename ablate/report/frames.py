@@ -7,6 +7,8 @@ is the mean of the paired per-seed differences with a t interval and a p-value (
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import json
 from dataclasses import dataclass, field
 
@@ -20,10 +22,13 @@ from ablate.results import metric_matrix, num_classes, outcomes, worst_value  # 
 from ablate.design.spec import Spec, spec_from_dict
 from ablate.config.spec_errors import suggest
 
+if TYPE_CHECKING:  # pragma: no cover
+    from ablate.store import Store
+
 FAILED = ("failed", "diverged", "pruned")
 
 
-def load_experiment(store, name: str) -> Plan:
+def load_experiment(store: Store, name: str) -> Plan:
     """The plan of a stored experiment, from the spec saved with it."""
     row = store.experiment(name)
     if row is None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import json
 import math
 
@@ -12,6 +14,9 @@ from ablate.report import DEFAULT_COLUMNS, EXTRA_COLUMNS
 from ablate.report.frames import LiftTable
 from ablate.design.changes import EXECUTION_ONLY_RECIPE
 from ablate.tricks import get_trick
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ablate.design.spec import Spec
 
 
 def _num(v, digits: int = 2, *, sign: bool = False) -> str:
@@ -114,7 +119,7 @@ def _fields(model, skip=()) -> str:
                      if k != "name" and k not in skip and v is not None)
 
 
-def subject(spec) -> str:
+def subject(spec: Spec) -> str:
     """What was trained, in a few words: "ResNet20 on cifar10", or a command trial's command."""
     if getattr(spec, "trial", None) is not None:
         return f"command `{' '.join(spec.trial.command)}`"
@@ -123,7 +128,7 @@ def subject(spec) -> str:
     return f"{model_info(spec.model).label} on {spec.data.name}"
 
 
-def settings_lines(spec) -> list[str]:
+def settings_lines(spec: Spec) -> list[str]:
     """What the numbers were measured with: model, data, recipe, seeds, and each trick's code,
     registered name and the parameters where they differ from its defaults."""
     if getattr(spec, "trial", None) is not None:   # a command trial: its command is the setup
@@ -212,7 +217,7 @@ def verdict(t: LiftTable) -> str:
     return "; ".join(parts) + "."
 
 
-def footnotes(t: LiftTable, spec=None) -> list[str]:
+def footnotes(t: LiftTable, spec: Spec=None) -> list[str]:
     u = unit(t.metric) or "units"
     lines = settings_lines(spec) if spec is not None else []
     test = {"t": "paired t-test", "wilcoxon": "Wilcoxon signed-rank test",
@@ -290,7 +295,7 @@ def markdown_table(header: list[str], rows: list[list[str]], *, align: list[str]
     return "\n".join(out)
 
 
-def lift_markdown(t: LiftTable, spec=None, *, title: bool = True,
+def lift_markdown(t: LiftTable, spec: Spec=None, *, title: bool = True,
                   extra_columns: tuple[str, ...] = DEFAULT_COLUMNS) -> str:
     header, rows = lift_rows(t, extra_columns=extra_columns)
     align = [":--"] + ["--:"] * (len(header) - 1)
@@ -336,7 +341,7 @@ def lift_csv(t: LiftTable) -> str:
     return t.frame.to_csv(index=False, float_format="%.6g")
 
 
-def settings_dict(spec) -> dict:
+def settings_dict(spec: Spec) -> dict:
     """The resolved settings a report was measured with, as plain data: model, data, recipe,
     seeds, metric and per trick its registered name, code, every parameter and the non-default ones."""
     from ablate.design.spec import spec_to_dict
@@ -356,7 +361,7 @@ def _nan_none(v):
     return None if v is None or (isinstance(v, float) and math.isnan(v)) else v
 
 
-def lift_json(t: LiftTable, effects: pd.DataFrame | None = None, spec=None) -> str:
+def lift_json(t: LiftTable, effects: pd.DataFrame | None = None, spec: Spec=None) -> str:
     def clean(df):
         return json.loads(df.replace({np.nan: None}).to_json(orient="records"))
 

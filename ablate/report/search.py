@@ -9,6 +9,8 @@ the markdown has, plus figures and the trials table.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import json
 import math
 from dataclasses import dataclass, field
@@ -24,6 +26,11 @@ from ablate.search.runner import open_arm_study, searched_arms
 from ablate.config.search import search_metrics
 from ablate.design.stages import stage_seeds
 from ablate.design.changes import EXECUTION_ONLY_RECIPE
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ablate.design.plan import Plan
+    from ablate.design.spec import Spec
+    from ablate.store import Store
 
 TESTS = {"t": "paired t-test", "wilcoxon": "Wilcoxon signed-rank test",
          "permutation": "exact paired sign-flip (randomisation) test"}
@@ -57,7 +64,7 @@ class SearchReport:
         return search_markdown(self)
 
 
-def build_search_report(store, p, *, confidence: float = 0.95, test: str = "t",
+def build_search_report(store: Store, p: Plan, *, confidence: float = 0.95, test: str = "t",
                         diverged: str = "worst") -> SearchReport:
     """`confidence`, `test` and `diverged` (the per-arm lift table's) as for a design's report."""
     from ablate.report.frames import check_options
@@ -129,7 +136,7 @@ def _pct(confidence: float) -> str:
     return f"{confidence * 100:.10g}%"
 
 
-def current_value(spec, path: str):
+def current_value(spec: Spec, path: str):
     """The spec's own value of a searched path (what a trial gets when nothing is sampled)."""
     parts = path.split(".")
     if parts[0] == "recipe" and spec.recipe is not None:
@@ -139,7 +146,7 @@ def current_value(spec, path: str):
     return None
 
 
-def stages_text(spec) -> str:
+def stages_text(spec: Spec) -> str:
     st = stage_seeds(spec)
     if not st.validates:
         return f"Seeds: search {_seeds_text(st.search)} (no validation round: nothing is measured over seeds)."
@@ -183,7 +190,7 @@ def finalists_blocks(f: frames.Finalists, confidence: float) -> list[tuple]:
     return out
 
 
-def compare_blocks(f: frames.Finalists, spec, confidence: float) -> list[tuple]:
+def compare_blocks(f: frames.Finalists, spec: Spec, confidence: float) -> list[tuple]:
     """The hand-picked vs searched table of the reference write-up: each searched parameter,
     then the metric over the report seeds and the searched configuration's paired lift."""
     hand = dict(spec.search.compare_to or {})

@@ -5,6 +5,8 @@ spec of either kind)."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import json
 
 from ablate.design.plan import Plan, plan
@@ -17,6 +19,9 @@ from ablate.run.sources import AdaptiveSeedSource, DesignSource
 from ablate.run.threads import trial_threads, usable_cores
 from ablate.errors import AblateError
 from ablate.design.spec import Spec, spec_from_dict, spec_to_dict
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ablate.store import Store
 
 
 def executor_for(spec: Spec, *, device: str | None = None, source: str | None = None, jobs: int = 1,
@@ -85,7 +90,7 @@ def _device_type(device: str | None) -> str:
     return pick_device(device).type
 
 
-def start_experiment(spec: Spec, store, *, source: str | None = None, device: str | None = None,
+def start_experiment(spec: Spec, store: Store, *, source: str | None = None, device: str | None = None,
                      executor: Executor | None = None, jobs: int = 1,
                      fuse: str | None = None) -> tuple[Plan, Executor, RunSummary, object | None]:
     """Plan, save the spec and note a changed one: (plan, executor, summary, the early-stop
@@ -93,7 +98,7 @@ def start_experiment(spec: Spec, store, *, source: str | None = None, device: st
     command or folder that does not exist) is refused before anything is written."""
     p = plan(spec)
     if executor is None:
-        from ablate.models.weights import weights_root_for
+        from ablate.run.paths import weights_root_for
 
         executor = executor_for(spec, device=device, source=source, jobs=jobs, weights_root=weights_root_for(store),
                                 fuse=fuse)
@@ -113,7 +118,7 @@ def start_experiment(spec: Spec, store, *, source: str | None = None, device: st
     return p, executor, summary, local_early_stop(spec, executor)
 
 
-def run_design(p: Plan, store, executor: Executor, summary: RunSummary, *, early_stop=None,
+def run_design(p: Plan, store: Store, executor: Executor, summary: RunSummary, *, early_stop=None,
                progress: Progress | None = None, source: str | None = None, lease_s: float = 60.0) -> RunSummary:
     """Run every planned trial of a design the store lacks, then adaptive rounds if asked."""
     spec = p.spec

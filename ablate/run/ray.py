@@ -30,6 +30,7 @@ from ablate.run.events import Emit, EpochMetrics, Failure, FinalMetrics, Started
 from ablate.run.paths import absolute_command, absolute_trial
 from ablate.run.threads import trial_threads
 from ablate.design.trial import Trial
+from ablate.tricks.base import check_saved_weights, reads_saved_weights
 
 # Tune's own per-result work that ablate does not need: its JSON/CSV/TensorBoard loggers and its
 # console tables (the engine records and prints), and its SIGINT handler (Ctrl-C must reach
@@ -111,9 +112,7 @@ class RayExecutor:
 
             CommandExecutor(self.command, source=self.source).check(trials)
         elif self.weights_root is not None:
-            from ablate.tricks.distill import check_trial_teachers
-
-            check_trial_teachers(trials, self.weights_root)
+            check_saved_weights(trials, self.weights_root)
         self.connect()
         self.check_resources()
         # in-process Ray runs on this machine; a joined cluster's nodes may not share its disk
@@ -359,7 +358,7 @@ class _Relay:
 
 
 def _teachers(trials: Sequence[Trial]) -> bool:
-    return any(t.use == "distill" for trial in trials for t in getattr(trial, "tricks", ()))
+    return any(reads_saved_weights(getattr(trial, "tricks", ())) for trial in trials)
 
 
 def storage_uri(storage: str) -> str:

@@ -4,6 +4,8 @@ applied); an Optuna sampler is one more source (`ablate.search.source`)."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,6 +16,9 @@ from ablate.design.trial import Trial
 from ablate.results import metric_matrix, outcomes
 from ablate.store import DONE
 
+if TYPE_CHECKING:  # pragma: no cover
+    from ablate.store import Store
+
 
 class DesignSource:
     """A fixed list of trials (the design), handed out once."""
@@ -22,7 +27,7 @@ class DesignSource:
         self.trials: list[Trial] = list(trials)
         self.given = False
 
-    def next_trials(self, store) -> list[Trial]:
+    def next_trials(self, store: Store) -> list[Trial]:
         if self.given:
             return []
         self.given = True
@@ -38,7 +43,7 @@ class AdaptiveSeedSource:
         self.plan = p
         self.stage = "design"
 
-    def next_trials(self, store) -> list[Trial]:
+    def next_trials(self, store: Store) -> list[Trial]:
         p = self.plan
         if self.stage == "design":
             self.stage = "leftovers"
@@ -54,7 +59,7 @@ class AdaptiveSeedSource:
             return []      # nothing could run (all already done): avoid looping
         return trials
 
-    def _leftovers(self, store) -> list[Trial]:
+    def _leftovers(self, store: Store) -> list[Trial]:
         p = self.plan
         out = outcomes(p, store.trials_frame(p.spec.name))
         base = {t.id for t in p.trials}
@@ -70,7 +75,7 @@ class SeedRequest:
     reason: str
 
 
-def adaptive_requests(p: Plan, store) -> list[SeedRequest]:
+def adaptive_requests(p: Plan, store: Store) -> list[SeedRequest]:
     """The adaptive trials still to run, all at once: [] when the pilot needs no more seeds, they
     have all finished, or there are no lifts.
 

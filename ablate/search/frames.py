@@ -99,7 +99,7 @@ def _lift(r: dict | None, test: str) -> stats.PairedLift | None:
                             zero_variance=bool(v["zero_variance"]))
 
 
-def finalists(p, store_frame: pd.DataFrame, study, *, arm: int = 0, confidence: float = 0.95,
+def finalists(p: Plan, store_frame: pd.DataFrame, study, *, arm: int = 0, confidence: float = 0.95,
               test: str = "t") -> Finalists:
     """The finalists, the winner chosen on the selection seeds and its figures on the report seeds."""
     metric = search_metrics(p.spec)[0]

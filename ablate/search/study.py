@@ -4,11 +4,16 @@ own database through Optuna's RDBStorage (same SQLite file or URL), so `optuna.l
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ablate.config.search import SearchConfig
 from ablate.design.search import make_pruner, make_sampler
 
+if TYPE_CHECKING:  # pragma: no cover
+    from ablate.store import Store
 
-def storage_for(store, *, attempts: int = 5):
+
+def storage_for(store: Store, *, attempts: int = 5):
     """Optuna's RDBStorage on the store's database (its tables beside ablate's).
 
     Drivers started together race to create Optuna's tables: the loser's insert of the schema
@@ -29,7 +34,7 @@ def storage_for(store, *, attempts: int = 5):
             time.sleep(0.2 * (attempt + 1))
 
 
-def open_study(store, name: str, search: SearchConfig, directions: list[str], *, pruning: bool):
+def open_study(store: Store, name: str, search: SearchConfig, directions: list[str], *, pruning: bool):
     """Create or load the study `name`; the sampler is seeded past the trials it already has."""
     import optuna
 
@@ -49,7 +54,7 @@ def _optuna_direction(mode: str) -> str:
     return "maximize" if mode == "max" else "minimize"
 
 
-def fail_if_unfinished(store, trial_id: int, user_attrs: dict) -> bool:
+def fail_if_unfinished(store: Store, trial_id: int, user_attrs: dict) -> bool:
     """Mark the study trial `trial_id` (Optuna's id) FAIL with `user_attrs`, only if it is still
     RUNNING or WAITING; True when this call did it.
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ablate.config import TrickParams
@@ -135,6 +136,22 @@ class Trick:
     def apply(self, params: TrickParams, proc: Procedure) -> None:
         raise NotImplementedError
 
+    # -- files a trick reads: hooks every caller calls for every trick --------------------------
+
+    def check_files(self, params: TrickParams, spec: Spec) -> str | None:
+        """A reason when a file this trick names is unusable with `spec`, else None (run when a
+        spec loads with its files checked)."""
+        return None
+
+    def reads_saved_weights(self, params: TrickParams) -> bool:
+        """Whether a trial with this trick may read weights that trials save (a distillation
+        teacher): its runner then gets the store's weights folder."""
+        return False
+
+    def check_saved_weights(self, uses: list[tuple[TrickParams, Any]], weights_root: Path | None) -> None:
+        """Before anything runs: the saved weights that `uses` ((params, trial) of every planned
+        trial with this trick) read exist and fit their trials; raises an AblateError otherwise."""
+
     def describe_params(self) -> list[dict[str, Any]]:
         """Parameter rows for `ablate tricks`: name, type, default, allowed range, help."""
         rows = []
@@ -188,3 +205,20 @@ def trick_names() -> list[str]:
 
 def all_tricks() -> dict[str, Trick]:
     return dict(sorted(_REGISTRY.items()))
+
+
+def reads_saved_weights(settings: Iterable[Any]) -> bool:
+    """Whether any of `settings` (a spec's or a trial's tricks: `use` and `params`) reads saved
+    weights (`Trick.reads_saved_weights`)."""
+    return any(get_trick(t.use).reads_saved_weights(t.params) for t in settings)
+
+
+def check_saved_weights(trials: Iterable[Any], weights_root: Path | None) -> None:
+    """Before anything runs: every trick of `trials` checks the saved weights it reads
+    (`Trick.check_saved_weights`), once for all the trials that use it."""
+    uses: dict[str, list[tuple[TrickParams, Any]]] = {}
+    for trial in trials:
+        for t in getattr(trial, "tricks", ()):
+            uses.setdefault(t.use, []).append((t.params, trial))
+    for name, pairs in uses.items():
+        get_trick(name).check_saved_weights(pairs, weights_root)
