@@ -21,7 +21,7 @@ _API = ("load_spec", "plan", "run", "open_store", "trials", "epochs", "lift_tabl
 _ERRORS = ("AblateError", "SpecError", "StoreError", "ReportError", "DesignError", "DataError", "CompileError",
            "MetricNotReported")
 _NAMES = {**{n: "ablate.api" for n in _API}, **{n: "ablate.errors" for n in _ERRORS},
-          "Interrupted": "ablate.api", "Spec": "ablate.spec", "Plan": "ablate.plan", "Store": "ablate.store"}
+          "Interrupted": "ablate.api", "Spec": "ablate.design.spec", "Plan": "ablate.design.plan", "Store": "ablate.store"}
 
 __all__ = ["__version__", *_NAMES]
 

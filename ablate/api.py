@@ -31,14 +31,14 @@ from ablate.errors import AblateError, MetricNotReported, ReportError, SpecError
 if TYPE_CHECKING:
     import pandas as pd
 
-    from ablate.plan import Plan
+    from ablate.design.plan import Plan
     from ablate.run.engine import RunSummary
     from ablate.run.events import Executor
     from ablate.run.progress import Progress
     from ablate.report.build import Report
     from ablate.report.compare import Comparison
-    from ablate.search.report import SearchReport
-    from ablate.spec import Spec
+    from ablate.report.search import SearchReport
+    from ablate.design.spec import Spec
     from ablate.store import Store
 
 
@@ -121,7 +121,7 @@ class _Search(_Design):
 
     def search_line(self, spec: Spec):
         from ablate.console import SearchLine
-        from ablate.search.space import search_metrics
+        from ablate.config.search import search_metrics
 
         first = search_metrics(spec)[0]
         return SearchLine(spec.search.n_trials, first.name, first.direction)
@@ -139,7 +139,7 @@ class _Search(_Design):
         retry_failed_study_trials(p, store, put)      # a searched trial's values are asked again
 
     def build_report(self, store: Store, p: Plan, *, confidence: float, test: str, diverged: str, columns):
-        from ablate.search.report import build_search_report
+        from ablate.report.search import build_search_report
 
         return build_search_report(store, p, confidence=confidence, test=test, diverged=diverged)
 
@@ -169,8 +169,8 @@ def kind_of(spec: Spec) -> _Design:
 def load_spec_and_notes(source: str | os.PathLike | Mapping | Spec, *, overrides: Sequence[str] = (),
                         shrink: bool = False, check_files: bool = True) -> tuple[Spec, list[str]]:
     """`load_spec`, also returning the notes of an NNI config's conversion (empty otherwise)."""
-    from ablate.shrink import apply_overrides, load_run_spec, shrink_spec
-    from ablate.spec import Spec, spec_from_dict
+    from ablate.design.shrink import apply_overrides, load_run_spec, shrink_spec
+    from ablate.design.spec import Spec, spec_from_dict
 
     if isinstance(overrides, str):
         raise SpecError(f"overrides must be a list of 'KEY=VALUE' strings, got the string {overrides!r}; "
@@ -230,7 +230,7 @@ def load_spec(source: str | os.PathLike | Mapping | Spec, *, overrides: Sequence
 
 
 def _spec(spec_or_source, *, check_files: bool = True) -> Spec:
-    from ablate.spec import Spec
+    from ablate.design.spec import Spec
 
     if isinstance(spec_or_source, Spec):
         return spec_or_source
@@ -252,7 +252,7 @@ def plan(spec: Spec | str | os.PathLike | Mapping) -> Plan:
     Example:
         >>> len(ablate.plan("quickstart").trials)  # doctest: +SKIP
     """
-    from ablate.plan import plan as make_plan
+    from ablate.design.plan import plan as make_plan
 
     return make_plan(_spec(spec, check_files=False))
 
@@ -338,7 +338,7 @@ def executor(spec: Spec, *, store_target, device: str | None = None, source: str
              fuse: str | None = None, runner: str = "local", address: str | None = None) -> Executor:
     """The executor a run of `spec` uses (see `ablate.run.experiment.executor_for`), its weights
     folder beside the store."""
-    from ablate.models.weights import weights_root_for
+    from ablate.run.paths import weights_root_for
     from ablate.run.experiment import executor_for
 
     return executor_for(spec, device=device, source=source, jobs=jobs, fuse=fuse, runner=runner, address=address,
@@ -353,14 +353,14 @@ def run_experiment(spec: Spec, store: Store, *, source: str | None = None, progr
 
     Bad input the executor can see (a command or folder that does not exist) is refused before
     anything is written."""
-    from ablate.plan import plan as make_plan
+    from ablate.design.plan import plan as make_plan
     from ablate.run.early_stop import local_early_stop
     from ablate.run.engine import RunSummary
-    from ablate.spec import spec_to_dict
+    from ablate.design.spec import spec_to_dict
 
     p = make_plan(spec)
     if executor is None:
-        from ablate.models.weights import weights_root_for
+        from ablate.run.paths import weights_root_for
         from ablate.run.experiment import executor_for
 
         executor = executor_for(spec, device=device, source=source, jobs=jobs, weights_root=weights_root_for(store),
@@ -386,7 +386,7 @@ def run_experiment(spec: Spec, store: Store, *, source: str | None = None, progr
 
 def _same_spec(stored: str, text: str) -> bool:
     """Whether a stored spec is this one, also when an older ablate wrote it with fewer keys."""
-    from ablate.spec import spec_from_dict, spec_to_dict
+    from ablate.design.spec import spec_from_dict, spec_to_dict
 
     if stored == text:
         return True
@@ -429,7 +429,7 @@ class PreparedRun:
                               f"kept in {self.store.label}; run the same command again to finish the "
                               f"rest.") from None
         except MetricNotReported as exc:
-            from ablate.plan import plan as make_plan
+            from ablate.design.plan import plan as make_plan
 
             return RunResult(self.spec.name, make_plan(self.spec), self.store, None,
                              elapsed_s=time.perf_counter() - start, error=exc)
@@ -528,17 +528,17 @@ def prepare_run(spec: Spec, *, store: str | os.PathLike | None = None, source: s
 
 def _check_teachers(spec: Spec, store_target: str) -> None:
     """Distillation teachers named by trial exist in the store's weights folder (before the store is opened)."""
-    from ablate.models.weights import weights_root_for
-    from ablate.plan import plan as make_plan
-    from ablate.tricks.distill import check_trial_teachers
+    from ablate.run.paths import weights_root_for
+    from ablate.design.plan import plan as make_plan
+    from ablate.tricks.base import check_saved_weights, reads_saved_weights
 
-    if any(t.use == "distill" for t in spec.tricks.values()):
-        check_trial_teachers(make_plan(spec).trials, weights_root_for(store_target))
+    if reads_saved_weights(spec.tricks.values()):
+        check_saved_weights(make_plan(spec).trials, weights_root_for(store_target))
 
 
 def _retry_failed(store: Store, spec: Spec) -> str:
     """`--retry-failed`: the spec's failed trials back to pending, their attempts kept."""
-    from ablate.plan import plan as make_plan
+    from ablate.design.plan import plan as make_plan
 
     p = make_plan(spec)
     frame = kind_of(spec).current(p, store.trials_frame(spec.name))
@@ -632,7 +632,7 @@ def run(spec_or_source: Spec | str | os.PathLike | Mapping, *, store: str | os.P
 def _source_path(spec_or_source) -> str | None:
     """The spec file a run came from (recorded with the experiment), None for a dict or a Spec."""
     if isinstance(spec_or_source, (str, os.PathLike)):
-        from ablate.spec import resolve_spec_path
+        from ablate.design.spec import resolve_spec_path
 
         return str(resolve_spec_path(spec_or_source))
     return None
@@ -811,7 +811,7 @@ def effects(store: Store | str | os.PathLike | None, experiment: str, *, confide
     Example:
         >>> ablate.effects("ablate.db", "cifar10_augmentation_factorial")  # doctest: +SKIP
     """
-    from ablate.plan import FACTORIAL_DESIGNS
+    from ablate.design.plan import FACTORIAL_DESIGNS
     from ablate.report.frames import effects_table
 
     store = _store(store)

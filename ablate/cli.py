@@ -137,7 +137,7 @@ def cmd_plan(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from ablate.spec import resolve_spec_path
+    from ablate.design.spec import resolve_spec_path
 
     # Everything is checked before the store is touched: options, spec, device, data.
     for option in ("epochs", "seeds", "jobs"):
@@ -375,7 +375,7 @@ def _comma_list(what: str, allowed, *, empty: bool = False) -> Callable[[str], l
 
 
 def _spec_edits(p: argparse.ArgumentParser) -> None:
-    """--override and --shrink (ablate/shrink.py), shared by plan and run."""
+    """--override and --shrink (ablate/design/shrink.py), shared by plan and run."""
     p.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
                    help="change one field of the spec: recipe.epochs=1, tricks.mixup.alpha=0.4, data=digits "
                         "(a dotted path and a YAML value; repeatable, applied in order)")
@@ -568,7 +568,7 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except AblateError as exc:
         if isinstance(exc, SpecError):
-            from ablate.spec_errors import with_line
+            from ablate.config.spec_errors import with_line
 
             exc = with_line(exc)          # a field checked after loading: its line in the file
         print(f"ablate: error: {exc}", file=sys.stderr)

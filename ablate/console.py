@@ -12,12 +12,18 @@ as stored: a finalist, the hand-picked values, an adaptive seed).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import re
 import sys
 import time
 from dataclasses import dataclass
 
 from ablate.run.logs import error_summary
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ablate.design.spec import Spec
+    from ablate.store import Store
 
 _STUDY_TRIAL = re.compile(r"study trial (\d+)\s*$")
 
@@ -161,17 +167,17 @@ class ConsoleProgress:
         self.stream.flush()
 
 
-def expected_trials(spec, store) -> int | None:
+def expected_trials(spec: Spec, store: Store) -> int | None:
     """A search's estimate of the trials this run will run: each study's budget not yet spent
-    and its validation stages (`ablate.search.stages.stage_trials`: finalists on the selection
+    and its validation stages (`ablate.design.stages.stage_trials`: finalists on the selection
     seeds, the winner, runner-up and hand-picked values on the report seeds). None for a design:
     its engine queues exactly what it runs. An estimate: fewer finalists, a timeout or an
     exhausted grid end a search sooner."""
     s = spec.search
     if s is None or s.n_trials is None:
         return None
-    from ablate.plan import plan
-    from ablate.search.stages import stage_trials
+    from ablate.design.plan import plan
+    from ablate.design.stages import stage_trials
 
     stages = stage_trials(spec, len(plan(spec).arms))
     searched = stages["search"]

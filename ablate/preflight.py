@@ -3,12 +3,18 @@ whether the spec reuses a stored experiment's name for a different experiment.""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import json
 import os
 import re
 from pathlib import Path
 
 from ablate.errors import AblateError, SpecError, StoreError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ablate.design.spec import Spec
+    from ablate.store import Store
 
 
 def check_device(name: str | None) -> None:
@@ -55,11 +61,12 @@ def prepare_store_path(target: str) -> str | None:
     return f"new store at {path}{made}"
 
 
-def check_spec_change(store, spec, *, replace: bool) -> str | None:
+def check_spec_change(store: Store, spec: Spec, *, replace: bool) -> str | None:
     """Refuse a spec that reuses a stored experiment's name for a different experiment (another
     design kind, data, model or recipe) unless `replace`; with `replace`, delete the stored
     trials and say how many. Small edits pass (unchanged trials are reused)."""
-    from ablate.spec import section_differences, spec_changes, spec_from_dict, spec_to_dict
+    from ablate.design.changes import section_differences, spec_changes
+    from ablate.design.spec import spec_from_dict, spec_to_dict
 
     row = store.experiment(spec.name)
     if row is None:
@@ -87,7 +94,7 @@ def check_spec_change(store, spec, *, replace: bool) -> str | None:
     return None
 
 
-def _delete_studies(store, specs: list[dict]) -> list[str]:
+def _delete_studies(store: Store, specs: list[dict]) -> list[str]:
     """Delete the Optuna studies of the searches in `specs` (plain data) that exist in the store's
     database (--replace: a new search must not go on with an old study). Returns their names."""
     bases = {(raw["search"].get("study") or raw["name"]) for raw in specs if raw.get("search")}

@@ -11,8 +11,8 @@ import math
 import numpy as np
 import pandas as pd
 
-from ablate.plan import Plan
-from ablate.spec import is_accuracy
+from ablate.design.plan import Plan
+from ablate.config.metric import is_accuracy
 
 __all__ = ["outcomes", "metric_matrix", "num_classes", "worst_value"]
 

@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ablate.report import build_report  # noqa: E402
 from ablate.api import run_experiment  # noqa: E402
-from ablate.spec import spec_from_dict  # noqa: E402
+from ablate.design.spec import spec_from_dict  # noqa: E402
 from ablate.store import Store  # noqa: E402
 
 TRICKS = {"ls": {"use": "label_smoothing", "eps": 0.2}, "mixup": {"use": "mixup"}, "cutmix": {"use": "cutmix"},

@@ -34,8 +34,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from ablate.data.stream import default_workers  # noqa: E402
-from ablate.plan import plan  # noqa: E402
-from ablate.spec import parse_spec  # noqa: E402
+from ablate.design.plan import plan  # noqa: E402
+from ablate.design.spec import parse_spec  # noqa: E402
 from ablate.train import pick_device, run_trial  # noqa: E402
 
 

@@ -34,11 +34,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from ablate.fused.model import fuse_input, fuse_models  # noqa: E402
-from ablate.plan import plan  # noqa: E402
+from ablate.design.plan import plan  # noqa: E402
 from ablate.run.events import Failure, FinalMetrics  # noqa: E402
 from ablate.run.fused import FusedExecutor  # noqa: E402
 from ablate.run.inprocess import InProcessExecutor  # noqa: E402
-from ablate.spec import spec_from_dict  # noqa: E402
+from ablate.design.spec import spec_from_dict  # noqa: E402
 from ablate.train import pick_device  # noqa: E402
 
 CUMULATIVE_TRICKS = {"cos": {"use": "cosine"}, "ls": {"use": "label_smoothing"}, "mix": {"use": "mixup"},

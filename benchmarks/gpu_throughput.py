@@ -74,8 +74,8 @@ from ablate import compiling  # noqa: E402
 from ablate.data import load_data  # noqa: E402
 from ablate.data.augment import random_flip, random_translate, to_float  # noqa: E402
 from ablate.models import build_model  # noqa: E402
-from ablate.plan import plan  # noqa: E402
-from ablate.spec import spec_from_dict  # noqa: E402
+from ablate.design.plan import plan  # noqa: E402
+from ablate.design.spec import spec_from_dict  # noqa: E402
 from ablate.train import pick_device, run_trial, steps_per_epoch  # noqa: E402
 
 MODELS = {"resnet20": {"name": "cifar_resnet", "depth": 20}, "resnet18": {"name": "resnet18"},

@@ -40,7 +40,7 @@ TARGETS: dict[str, tuple[list[str], list[str], list[str]]] = {
     # only for mutants of the functions they call (paired_lifts, pilot_seed_count, holm...)
     "stats": (["ablate/stats/*"], ["tests/test_stats.py", "tests/test_adaptive.py", "tests/test_ties.py"], []),
     # the planner delegates arm lists to arms.py and trial identity to trial.py
-    "plan": (["ablate/plan.py", "ablate/arms.py", "ablate/trial.py"],
+    "plan": (["ablate/design/plan.py", "ablate/design/arms.py", "ablate/design/trial.py"],
              ["tests/test_plan.py", "tests/test_factorial.py"], []),
     # the tricks' rules are stated in these two files. The trick contract's two training runs per
     # trick (determinism) and the trainer's and models' tests reach the same functions but take

@@ -22,9 +22,9 @@ import sqlalchemy as sa
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from ablate.plan import plan  # noqa: E402
+from ablate.design.plan import plan  # noqa: E402
 from ablate.report import frames  # noqa: E402
-from ablate.spec import spec_from_dict, spec_to_dict  # noqa: E402
+from ablate.design.spec import spec_from_dict, spec_to_dict  # noqa: E402
 from ablate.store import Store  # noqa: E402
 from ablate.store_schema import epoch_metrics, final_metrics, trials  # noqa: E402
 

@@ -35,14 +35,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ablate.plan import plan  # noqa: E402
+from ablate.design.plan import plan  # noqa: E402
 from ablate.run.command import CommandExecutor  # noqa: E402
-from ablate.run.config import CommandTrial  # noqa: E402
+from ablate.config.run import CommandTrial  # noqa: E402
 from ablate.run.engine import Engine  # noqa: E402
 from ablate.run.provenance import environment  # noqa: E402
 from ablate.run.inprocess import InProcessExecutor  # noqa: E402
 from ablate.run.sources import DesignSource  # noqa: E402
-from ablate.spec import spec_from_dict  # noqa: E402
+from ablate.design.spec import spec_from_dict  # noqa: E402
 from ablate.store import Store  # noqa: E402
 
 ZERO_WORK_COMMAND = [sys.executable, "-c", "print('{\"epoch\": 1, \"val_acc\": 1.0}'); print('{\"val_acc\": 1.0}')"]

@@ -25,8 +25,8 @@ import optuna  # noqa: E402
 from ablate.api import run_experiment  # noqa: E402
 from ablate.run.inprocess import InProcessExecutor  # noqa: E402
 from ablate.run.provenance import environment  # noqa: E402
-from ablate.search.study import distributions  # noqa: E402
-from ablate.spec import spec_from_dict  # noqa: E402
+from ablate.design.search import distributions  # noqa: E402
+from ablate.design.spec import spec_from_dict  # noqa: E402
 from ablate.store import Store  # noqa: E402
 
 PARAMS = {   # 8 parameters: recipe fields and trick parameters, floats (some log) and ints

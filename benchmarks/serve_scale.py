@@ -35,10 +35,10 @@ sys.path.insert(0, str(ROOT))
 
 from starlette.testclient import TestClient  # noqa: E402
 
-from ablate.plan import plan  # noqa: E402
+from ablate.design.plan import plan  # noqa: E402
 from ablate.serve.app import build_app  # noqa: E402
 from ablate.serve.readonly import ReadOnlyStore  # noqa: E402
-from ablate.spec import spec_to_dict  # noqa: E402
+from ablate.design.spec import spec_to_dict  # noqa: E402
 from ablate.store import Store  # noqa: E402
 from benchmarks.report_scale import fill, spec  # noqa: E402
 

@@ -29,8 +29,8 @@ sys.path.insert(0, str(ROOT))
 
 from ablate.data import load_data  # noqa: E402
 from ablate.models import build_model  # noqa: E402
-from ablate.plan import plan  # noqa: E402
-from ablate.spec import parse_spec  # noqa: E402
+from ablate.design.plan import plan  # noqa: E402
+from ablate.design.spec import parse_spec  # noqa: E402
 from ablate.train import run_trial  # noqa: E402
 
 SPEC = """

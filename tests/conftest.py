@@ -7,7 +7,7 @@ import copy
 import pytest
 import yaml
 
-from ablate.spec import parse_spec
+from ablate.design.spec import parse_spec
 
 TINY = {
     "name": "tiny",

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import json
 
-from ablate.plan import plan
-from ablate.spec import spec_to_dict
+from ablate.design.plan import plan
+from ablate.design.spec import spec_to_dict
 from ablate.store import Store
 from tests.conftest import tiny_spec
 

@@ -7,7 +7,7 @@ import copy
 
 import yaml
 
-from ablate.spec import parse_spec
+from ablate.design.spec import parse_spec
 
 SEARCH = {
     "name": "srch",

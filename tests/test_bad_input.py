@@ -74,7 +74,7 @@ def test_fuse_on_and_off_unquoted_as_the_readme_writes_them_are_taken(tmp_path, 
     path = tmp_path / "tiny.yaml"
     path.write_text(text)
     assert yaml.safe_load(text)["fuse"] == {"on": True, "off": False}.get(word, word), "YAML 1.1 reads on/off as bools"
-    from ablate.spec import load_spec
+    from ablate.design.spec import load_spec
 
     assert load_spec(path).fuse == value
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from ablate import checkpoint
-from ablate.plan import plan
+from ablate.design.plan import plan
 from ablate.train import run_trial
 from tests.conftest import tiny_spec
 

@@ -130,8 +130,8 @@ def test_command_line_starts_without_torch_pandas_or_scipy():
     import subprocess
     import sys
 
-    code = ("import sys, ablate.cli, ablate.spec, ablate.plan, ablate.tricks, ablate.report; "
-            "ablate.spec.load_spec('quickstart'); ablate.plan.plan(ablate.spec.load_spec('quickstart')); "
+    code = ("import sys, ablate.cli, ablate.design.spec, ablate.design.plan, ablate.tricks, ablate.report; "
+            "ablate.design.spec.load_spec('quickstart'); ablate.design.plan.plan(ablate.design.spec.load_spec('quickstart')); "
             "print(sorted(m for m in ('torch', 'torchvision', 'pandas', 'scipy', 'plotly') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
@@ -397,7 +397,7 @@ def test_a_run_into_a_closed_pipe_keeps_running_and_recording(spec_file, tmp_pat
 def test_a_field_added_since_the_stored_spec_is_no_difference(tmp_path):
     from ablate.preflight import check_spec_change
     from ablate.errors import SpecError
-    from ablate.spec import spec_to_dict
+    from ablate.design.spec import spec_to_dict
     from tests.conftest import tiny_spec
 
     store = Store(tmp_path / "s.db", create=True)

@@ -14,7 +14,7 @@ import yaml
 
 from ablate.errors import MetricNotReported, SpecError
 from ablate.api import run_experiment
-from ablate.spec import parse_spec
+from ablate.design.spec import parse_spec
 from ablate.store import Store
 
 # A training script stand-in: echoes its parameters back as metrics (no ablate import).
@@ -172,7 +172,7 @@ def test_a_pruned_command_stops_and_is_final(tmp_path):
     from ablate.run.command import CommandExecutor
     from ablate.run.engine import Engine
     from ablate.run.sources import DesignSource
-    from ablate.plan import plan
+    from ablate.design.plan import plan
 
     p = plan(spec)
     engine = Engine(store, "cmd", CommandExecutor(spec.trial), pruner=PruneAtFirstEpoch())
@@ -288,7 +288,7 @@ def test_stopping_ablate_run_kills_the_command_and_keeps_the_trial_pending(tmp_p
     """
     spec = command_spec(tmp_path, script, design={"kind": "explicit", "arms": [[]]}, seeds=1)
     path = tmp_path / "cmd.yaml"
-    from ablate.spec import spec_to_dict
+    from ablate.design.spec import spec_to_dict
 
     path.write_text(yaml.safe_dump(spec_to_dict(spec), sort_keys=False))
     db = tmp_path / "s.db"

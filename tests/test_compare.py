@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from ablate.errors import ReportError
-from ablate.plan import plan
+from ablate.design.plan import plan
 from ablate.report import build_report
 from ablate.report.compare import (
     compare_frame,
@@ -21,7 +21,7 @@ from ablate.report.compare import (
     write_compare,
 )
 from ablate.report.render import lift_rows
-from ablate.spec import spec_to_dict
+from ablate.design.spec import spec_to_dict
 from ablate.store import Store
 from tests.conftest import tiny_spec
 from tests.test_report import VALS

@@ -17,9 +17,9 @@ import torch
 
 import ablate.compiling
 from ablate.errors import CompileError
-from ablate.plan import plan
+from ablate.design.plan import plan
 from ablate.api import run_experiment
-from ablate.spec import spec_to_dict
+from ablate.design.spec import spec_to_dict
 from ablate.store import Store
 from ablate.train import batch_sizes, run_trial
 from tests.conftest import tiny_spec

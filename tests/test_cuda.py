@@ -18,7 +18,7 @@ import torch
 
 import ablate.compiling
 from ablate.data import load_data
-from ablate.plan import plan
+from ablate.design.plan import plan
 from ablate.train import Streams, build_optimizer, prepare, prepare_batch, run_trial
 from tests.conftest import tiny_spec
 

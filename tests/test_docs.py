@@ -296,7 +296,7 @@ def test_bash_example_runs(block: Block, tmp_path):
 
 @pytest.mark.parametrize("block", [pytest.param(b, id=b.id) for b in SPECS])
 def test_spec_example_loads(block: Block, tmp_path, monkeypatch):
-    from ablate.spec import load_spec
+    from ablate.design.spec import load_spec
 
     monkeypatch.chdir(ROOT)     # relative paths in a spec (trial.cwd) are relative to where ablate runs
     path = tmp_path / "example.yaml"

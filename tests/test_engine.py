@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from ablate.plan import plan
+from ablate.design.plan import plan
 from ablate.api import run_experiment
-from ablate.spec import parse_spec, spec_from_dict, spec_to_dict
+from ablate.design.spec import parse_spec, spec_from_dict, spec_to_dict
 from ablate.store import Store
 
 # The quickstart of ablate 0.1.0, verbatim (the bundled one has changed since): the ids of its

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from ablate.cli import main
 from ablate.export.to_tensorboard import safe_name
-from ablate.spec import spec_to_dict
+from ablate.design.spec import spec_to_dict
 from ablate.store import Store
 from tests.export_helpers import design_spec, design_store
 

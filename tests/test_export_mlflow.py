@@ -13,7 +13,7 @@ from mlflow.entities import ViewType
 from ablate.export import collect, export_mlflow
 from ablate.export.to_mlflow import MAX_KEY, MAX_PARAM_VALUE, MAX_TAG_VALUE, KeyNamer, param_value, tag_value
 from ablate.report import build_report
-from ablate.spec import spec_to_dict
+from ablate.design.spec import spec_to_dict
 from tests.export_helpers import (
     design_spec,
     design_store,
@@ -218,7 +218,7 @@ def test_search_exports_the_trials_of_every_stage_with_their_values(tmp_path, tr
     runs = _trial_runs(client, done.experiment_id)
     assert len(runs) == len(data.trials) == len(store.trials_frame("srch"))
     origins = {r.data.tags["ablate.origin"] for r in runs.values()}
-    assert origins == {"search", "select", "report"}      # the stages: ablate.search.stages
+    assert origins == {"search", "select", "report"}      # the stages: ablate.design.stages
     for rec in data.trials:
         run = runs[rec.trial_id]
         values = rec.config["values"]

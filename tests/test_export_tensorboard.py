@@ -16,7 +16,7 @@ from tensorboard.plugins.hparams import api_pb2, metadata
 from ablate.errors import AblateError
 from ablate.export import collect, export_tensorboard
 from ablate.export.to_tensorboard import MANIFEST, hparam_keys, run_folders, safe_name
-from ablate.spec import spec_to_dict
+from ablate.design.spec import spec_to_dict
 from tests.export_helpers import design_spec, design_store, finish, run_epoch, value
 
 

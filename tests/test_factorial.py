@@ -1,4 +1,4 @@
-"""Tests for ablate.factorial: run counts, balance, orthogonality, resolution, aliasing, errors."""
+"""Tests for ablate.design.factorial: run counts, balance, orthogonality, resolution, aliasing, errors."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from ablate.errors import DesignError
-from ablate.factorial import (
+from ablate.design.factorial import (
     PB_ALIAS_MIN_CORR,
     TwoLevelDesign,
     design_resolution,
@@ -362,7 +362,7 @@ def test_errors_name_the_offending_values(call, fragments: list[str]) -> None:
 
 def test_popcount_fallback_for_numpy_1(monkeypatch: pytest.MonkeyPatch) -> None:
     # pyproject allows numpy 1.26, which has no np.bitwise_count: the lookup-table path must agree.
-    import ablate.factorial as factorial
+    import ablate.design.factorial as factorial
 
     values = np.array([0, 1, 3, 2**40 + 7, 2**63 + 1], dtype=np.uint64)
     monkeypatch.setattr(factorial, "_HAS_BITWISE_COUNT", False)

@@ -158,8 +158,8 @@ def test_status_lists_ids_and_whole_errors_and_names_retry_failed(project, capsy
 
 
 def test_status_shows_a_trial_whose_driver_is_gone(project, capsys):
-    from ablate.plan import plan
-    from ablate.spec import load_spec
+    from ablate.design.plan import plan
+    from ablate.design.spec import load_spec
 
     project(WORKS, seeds=1)
     run(capsys, "run", "spec.yaml", "--store", "s.db", "--no-report")

@@ -23,12 +23,12 @@ from ablate.fused.model import NotFusable, fuse_input, fuse_models, split_output
 from ablate.fused.optim import FusedSGD, MemberSettings
 from ablate.fused.rules import TRICK_FUSION, fusion_decision, fusion_key
 from ablate.models import build_model
-from ablate.plan import plan
+from ablate.design.plan import plan
 from ablate.run.events import EpochMetrics, Failure, FinalMetrics, Started
 from ablate.train import run_trial
-from ablate.trial import Trial
+from ablate.design.trial import Trial
 from ablate.tricks import get_trick, trick_names
-from ablate.spec import TrickSetting
+from ablate.config.sections import TrickSetting
 from tests.conftest import tiny_spec
 
 LOSS_RTOL = 1e-5
@@ -320,8 +320,8 @@ def test_a_member_stopped_by_the_caller_is_pruned_and_the_others_go_on():
 # -- the executor in the engine ---------------------------------------------------------------
 
 def test_ablate_run_with_fuse_on_fuses_what_fuses_and_runs_the_rest_alone(tmp_path):
-    from ablate.api import run_experiment
     from ablate.run.experiment import executor_for
+    from ablate.api import run_experiment
     from ablate.run.fused import FusedExecutor
     from ablate.store import Store
 

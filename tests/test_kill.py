@@ -19,7 +19,7 @@ import yaml
 
 from ablate.errors import StoreError
 from ablate.api import run_experiment
-from ablate.spec import parse_spec
+from ablate.design.spec import parse_spec
 from ablate.store import Store
 from tests.conftest import tiny_dict
 

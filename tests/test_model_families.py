@@ -141,7 +141,7 @@ def test_octave_conv_keeps_alpha_of_the_channels_at_half_resolution():
 
 def test_new_families_report_params_and_gflops_in_final_metrics():
     from ablate.train import run_trial
-    from ablate.plan import plan
+    from ablate.design.plan import plan
 
     spec = tiny_spec(model={"name": "airbench", "widths": [8, 8, 8], "stem": 4}, tricks={},
                      design={"kind": "explicit", "arms": [[]]}, seeds=1, recipe={"epochs": 1})
@@ -203,7 +203,7 @@ def test_ablate_models_lists_every_family(capsys):
 
 
 def test_plan_measures_a_vit_at_the_datas_image_size():
-    from ablate.plan import plan
+    from ablate.design.plan import plan
     from ablate.train import measure_throughput
 
     spec = tiny_spec(model={"name": "timm", "arch": "vit_tiny_patch16_224"}, data={"image_size": 16}, tricks={},
@@ -216,7 +216,7 @@ def test_shakedrop_and_stochastic_depth_wrap_every_pyramidnet_branch():
     # ShakeDrop's paper trains PyramidNet: the block opts in to the residual-block protocol
     from ablate.models import build_model
     from ablate.models.blocks import residual_blocks
-    from ablate.spec import parse_spec
+    from ablate.design.spec import parse_spec
     from tests.conftest import tiny_dict
 
     import yaml

@@ -276,7 +276,7 @@ def test_trial_gpus_become_resources_gpu(raw, path):
     assert c.spec["resources"] == {"gpu": 1}
     assert any(n.startswith(f"{path} 1 -> resources.gpu 1") for n in c.notes)
     assert "GPU" not in c.spec["description"]
-    from ablate.spec import spec_from_dict
+    from ablate.design.spec import spec_from_dict
 
     assert spec_from_dict(c.spec, check_files=False).resources.gpu == 1   # the converted spec loads
 

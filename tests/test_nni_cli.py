@@ -117,7 +117,7 @@ def test_the_example_trial_script_runs_unmodified_under_the_shim(tmp_path):
     from ablate.run.command import CommandExecutor
     from ablate.run.engine import run_trials
     from ablate.store import Store
-    from ablate.trial import Trial
+    from ablate.design.trial import Trial
 
     spec = spec_from_converted(convert_config(EXAMPLE / "config_v2.yml", relative_to=EXAMPLE))
     trial = Trial.create(experiment="digits_sgd", arm=0, label="nni", seed=0, data=spec.data, model=None,
@@ -133,7 +133,7 @@ def test_the_example_trial_script_runs_unmodified_under_the_shim(tmp_path):
 
 def spec_from_converted(conversion):
     """The converted spec validated without its `search` section (this branch may lack it)."""
-    from ablate.spec import spec_from_dict
+    from ablate.design.spec import spec_from_dict
 
     return spec_from_dict({k: v for k, v in conversion.spec.items() if k != "search"}, check_files=False)
 

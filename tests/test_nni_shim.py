@@ -15,12 +15,12 @@ import pytest
 
 from ablate.nni import SHIM_DIR
 from ablate.run.command import NNI_SHIM, CommandExecutor
-from ablate.run.config import CommandTrial
+from ablate.config.run import CommandTrial
 from ablate.run.engine import run_trials
 from ablate.run.events import EpochMetrics, Failure, FinalMetrics
-from ablate.spec import spec_from_dict
+from ablate.design.spec import spec_from_dict
 from ablate.store import Store
-from ablate.trial import Trial
+from ablate.design.trial import Trial
 
 DATA = spec_from_dict({"name": "d", "data": {"name": "digits"}, "trial": {"command": ["python"]},
                        "design": {"kind": "explicit", "arms": [[]]}, "seeds": 1}, check_files=False).data

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ablate.plan import plan
+from ablate.design.plan import plan
 from tests.conftest import tiny_spec
 
 THREE = {"cosine": {}, "label_smoothing": {}, "mixup": {}}
@@ -133,7 +133,7 @@ def test_describe_gives_one_legend_of_factor_letters_and_codes():
     assert "codes: C=cosine, S=label_smoothing" in plan(tiny_spec()).describe()
 
 
-# --- trial identity, stated independently of ablate.trial: the id is the first 16 hex digits of
+# --- trial identity, stated independently of ablate.design.trial: the id is the first 16 hex digits of
 # the SHA-256 of "<base json>|<tricks json, comma-joined>|seed=<seed>[|values=<json>]", every
 # JSON with sorted keys. Stores written by earlier releases rely on exactly this text.
 
@@ -149,7 +149,7 @@ def _expected_id(spec, tricks: list[dict], seed: int, values: dict | None = None
     base = {"version": 1, "data": spec.data.model_dump(mode="json")}
     if spec.trial is None:
         base["model"] = spec.model.model_dump(mode="json")
-        # `compile` changes how a trial runs, not what it computes: not hashed (ablate.spec_changes)
+        # `compile` changes how a trial runs, not what it computes: not hashed (ablate.design.changes)
         base["recipe"] = spec.recipe.model_dump(mode="json", exclude={"compile"})
     else:
         # `api` counts only when not the default, so ids from before it existed stay valid; the
@@ -175,7 +175,7 @@ def test_trial_id_is_the_hash_of_the_documented_text():
 
 
 def test_trial_id_of_a_command_trial_hashes_the_command_not_model_or_recipe(tmp_path):
-    from ablate.spec import spec_from_dict
+    from ablate.design.spec import spec_from_dict
 
     raw = {"name": "cmd", "data": {"name": "digits"}, "tricks": {"cosine": {}},
            "trial": {"command": ["python", "-u", "scripts/train.py", "--fast"], "timeout_s": 30},
@@ -188,7 +188,7 @@ def test_trial_id_of_a_command_trial_hashes_the_command_not_model_or_recipe(tmp_
 
 
 def test_command_label_falls_back_to_the_program():
-    from ablate.plan import command_label
+    from ablate.design.plan import command_label
 
     assert command_label(("python", "-m", "train")) == "python"
     assert command_label(("/usr/bin/train --fast",)) == "train"
@@ -198,7 +198,7 @@ def test_command_label_falls_back_to_the_program():
 
 
 def test_trial_create_computes_the_same_id_and_hashes_search_values():
-    from ablate.trial import Trial
+    from ablate.design.trial import Trial
 
     spec = tiny_spec(tricks={"mixup": {"alpha": 0.3}, "cosine": {}}, design={"kind": "full_factorial"})
     p = plan(spec)
@@ -247,7 +247,7 @@ def test_duplicate_labels_are_refused():
 # --- baseline first: stated on hand-made matrices
 
 def test_baseline_first_moves_the_all_off_row_first_and_keeps_the_rest_in_order():
-    from ablate.arms import baseline_first, flipped_factors
+    from ablate.design.arms import baseline_first, flipped_factors
 
     m = np.array([[1, 1], [-1, 1], [-1, -1], [1, -1]])
     assert baseline_first(m).tolist() == [[-1, -1], [1, 1], [-1, 1], [1, -1]]
@@ -255,7 +255,7 @@ def test_baseline_first_moves_the_all_off_row_first_and_keeps_the_rest_in_order(
 
 
 def test_baseline_first_flips_the_columns_on_in_row_zero_when_no_row_is_all_off():
-    from ablate.arms import baseline_first, flipped_factors
+    from ablate.design.arms import baseline_first, flipped_factors
 
     m = np.array([[1, -1, 1], [-1, 1, 1], [1, 1, -1], [-1, -1, -1 + 2]])   # no all -1 row
     got = baseline_first(m)
@@ -268,7 +268,7 @@ def test_baseline_first_flips_the_columns_on_in_row_zero_when_no_row_is_all_off(
 
 
 def test_plackett_burman_arms_follow_the_flipped_matrix():
-    from ablate import factorial
+    from ablate.design import factorial
 
     keys = ["cosine", "label_smoothing", "mixup", "zero_gamma", "no_bias_decay"]
     got, p = arms("plackett_burman", {k: {} for k in keys})
@@ -335,7 +335,7 @@ def test_describe_shows_the_first_32_and_last_8_arms_of_a_big_design():
 
 
 def test_describe_states_the_flipped_factors():
-    from ablate import factorial
+    from ablate.design import factorial
 
     five = {k: {} for k in ["cosine", "label_smoothing", "mixup", "zero_gamma", "no_bias_decay"]}
     p = plan(tiny_spec(tricks=five, design={"kind": "fractional_factorial", "resolution": 5}))
@@ -348,11 +348,11 @@ def test_describe_states_the_flipped_factors():
 
 
 def test_without_factor_list_drops_only_the_letter_lines():
-    from ablate.plan import _without_factor_list
+    from ablate.design.plan import without_factor_list
 
     text = "\n".join(["  A = a", "Design X", "  A = a", "Factors:", "  A = cosine", "  B = mixup", "  Z = zeta",
                       "Generators: C = AB", "  A = again"])
-    assert _without_factor_list(text, ["A", "B"]) == [
+    assert without_factor_list(text, ["A", "B"]) == [
         "  A = a", "Design X", "  A = a", "Factors: A, B (see the tricks legend above)", "  Z = zeta",
         "Generators: C = AB", "  A = again"]
 
@@ -365,7 +365,7 @@ def test_describe_lists_all_64_arms_of_a_2_to_the_6():
 
 
 def test_sign_convention_names_every_flipped_factor():
-    from ablate import factorial
+    from ablate.design import factorial
 
     seven = {k: {} for k in ["cosine", "label_smoothing", "mixup", "zero_gamma", "no_bias_decay", "ema",
                              "random_erasing"]}
@@ -377,8 +377,8 @@ def test_sign_convention_names_every_flipped_factor():
 
 
 def test_command_trials_carry_their_command():
-    from ablate.spec import spec_from_dict
-    from ablate.trial import Trial
+    from ablate.design.spec import spec_from_dict
+    from ablate.design.trial import Trial
 
     raw = {"name": "cmd", "data": {"name": "digits"}, "tricks": {"cosine": {}},
            "trial": {"command": ["python", "train.py"]}, "design": {"kind": "one_at_a_time"}, "seeds": 1}

@@ -15,9 +15,9 @@ import torch
 import yaml
 
 from ablate.errors import AblateError, SpecError
-from ablate.plan import plan
+from ablate.design.plan import plan
 from ablate.results import metric_matrix, outcomes
-from ablate.run.config import EarlyStop, Resources
+from ablate.config.run import EarlyStop, Resources
 from ablate.run.engine import run_trials
 from ablate.run.inprocess import InProcessExecutor
 from ablate.store import Store
@@ -248,14 +248,14 @@ print(json.dumps({"val_acc": score, "test_acc": score - 1}))
 @pytest.mark.slow
 def test_command_trials_run_through_ray_with_the_command_executors_logic(local_ray, tmp_path):
     from ablate.run.command import CommandExecutor
-    from ablate.run.config import CommandTrial
+    from ablate.config.run import CommandTrial
     from ablate.run.ray import RayExecutor
 
     (tmp_path / "train.py").write_text(COMMAND_SCRIPT)
     raw = {"name": "cmd", "data": {"name": "digits"},
            "trial": {"command": [sys.executable, "train.py"], "cwd": str(tmp_path)},
            "tricks": {"a": {"x": 1}, "bb": {"y": 2}}, "design": {"kind": "one_at_a_time"}, "seeds": 2}
-    from ablate.spec import parse_spec
+    from ablate.design.spec import parse_spec
 
     spec = parse_spec(yaml.safe_dump(raw), source="cmd.yaml")
     trials = plan(spec).trials
@@ -271,7 +271,7 @@ def test_command_trials_run_through_ray_with_the_command_executors_logic(local_r
 
 
 def test_asha_rungs_stay_below_the_last_epoch_and_one_epoch_has_no_scheduler(monkeypatch):
-    from ablate.run.ray import RayExecutor, _storage_uri
+    from ablate.run.ray import RayExecutor, storage_uri
 
     early = EarlyStop(grace_epochs=1, reduction=3)
     assert RayExecutor(early_stop=early, epochs=1)._scheduler() is None
@@ -280,14 +280,14 @@ def test_asha_rungs_stay_below_the_last_epoch_and_one_epoch_has_no_scheduler(mon
     assert RayExecutor(early_stop=EarlyStop(metric="val_loss"), mode="min", epochs=5)._scheduler()._metric == "val_loss"
     assert RayExecutor(epochs=10)._scheduler() is None
     monkeypatch.setenv("ABLATE_RAY_STORAGE", "s3://bucket/ablate")
-    assert RayExecutor().storage_path == "s3://bucket/ablate" and _storage_uri("s3://bucket/ablate") == "s3://bucket/ablate"
+    assert RayExecutor().storage_path == "s3://bucket/ablate" and storage_uri("s3://bucket/ablate") == "s3://bucket/ablate"
 
 
 @pytest.mark.slow
 def test_save_final_through_ray_writes_the_weights_and_records_their_path_like_the_local_runner(local_ray, tmp_path):
     from ablate.models.weights import trial_weights_path
-    from ablate.api import run_experiment
     from ablate.run.experiment import executor_for
+    from ablate.api import run_experiment
 
     spec = tiny_spec(design={"kind": "explicit", "arms": [[]]}, seeds=1, recipe={"epochs": 1}, save="final")
     got = Store(tmp_path / "ray" / "s.db", create=True)
@@ -304,8 +304,8 @@ def test_save_final_through_ray_writes_the_weights_and_records_their_path_like_t
 
 @pytest.mark.slow
 def test_a_teacher_named_by_trial_is_found_by_ray_workers(local_ray, tmp_path):
-    from ablate.api import run_experiment
     from ablate.run.experiment import executor_for
+    from ablate.api import run_experiment
 
     store = Store(tmp_path / "s.db", create=True)
     root = tmp_path / "weights"
@@ -344,8 +344,8 @@ def zigzag(trial, report, device=None):
 
 @pytest.mark.slow
 def test_the_local_runner_and_ray_stop_the_same_trials(local_ray, tmp_path):
-    from ablate.api import run_experiment
     from ablate.run.experiment import executor_for
+    from ablate.api import run_experiment
 
     spec = tiny_spec(design={"kind": "explicit", "arms": [[]]}, seeds=8, recipe={"epochs": 6},
                      early_stop={"grace_epochs": 1, "reduction": 2})

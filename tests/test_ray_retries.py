@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from ablate.plan import plan
-from ablate.run.config import Retries
+from ablate.design.plan import plan
+from ablate.config.run import Retries
 from ablate.run.engine import run_trials
 from ablate.run.events import Failure
 from ablate.store import Store

@@ -13,8 +13,8 @@ import pytest
 import torch
 
 from ablate.cli import main
-from ablate.api import run_experiment
 from ablate.run.experiment import executor_for
+from ablate.api import run_experiment
 from ablate.store import Store
 from tests.conftest import tiny_spec
 from tests.ray_helpers import local_ray_for

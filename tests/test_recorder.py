@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ablate.plan import plan
-from ablate.run.config import Retries
+from ablate.design.plan import plan
+from ablate.config.run import Retries
 from ablate.run.events import EpochMetrics, Failure, FinalMetrics, Started
 from ablate.run.progress import SilentProgress
 from ablate.run.recorder import Recorder

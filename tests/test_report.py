@@ -10,10 +10,10 @@ from scipy import stats as st
 
 from ablate import stats
 from ablate.errors import ReportError
-from ablate.plan import plan
+from ablate.design.plan import plan
 from ablate.report import build_report, render, write_report
 from ablate.report.frames import lift_table, outcomes
-from ablate.spec import spec_to_dict
+from ablate.design.spec import spec_to_dict
 from ablate.store import Store
 from tests.conftest import tiny_spec
 

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ablate.plan import plan
+from ablate.design.plan import plan
 from ablate.report import build_report, render, write_report
 from ablate.report.html import (
     curve_bands,
@@ -320,7 +320,7 @@ def test_search_page_has_everything_the_markdown_has_and_draws_in_headless_chrom
     # markdown is on the page, with the trials table and Optuna's figures titled by arm label
     from ablate.api import run_experiment
     from ablate.run.inprocess import InProcessExecutor
-    from ablate.search.report import build_search_report, search_blocks, write_search_report
+    from ablate.report.search import build_search_report, search_blocks, write_search_report
     from ablate.store import Store
     from tests.search_helpers import fake_train, search_dict, search_spec
 

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ablate.plan import plan
+from ablate.design.plan import plan
+from ablate.run.sources import adaptive_requests
 from ablate.api import run_experiment
-from ablate.run.experiment import adaptive_requests
 from ablate.store import Store
 from tests.conftest import tiny_dict, tiny_spec
 
@@ -185,7 +185,7 @@ def test_a_changed_spec_is_noted_and_unchanged_trials_reused(tmp_path):
 def test_a_spec_stored_by_the_first_release_is_not_reported_as_changed(tmp_path):
     import json
 
-    from ablate.spec import spec_to_dict
+    from ablate.design.spec import spec_to_dict
 
     store = Store(tmp_path / "s.db", create=True)
     spec = tiny_spec(seeds=1, recipe={"epochs": 1})

@@ -7,10 +7,10 @@ import os
 from pathlib import Path
 
 from ablate.data import CifarConfig
-from ablate.plan import plan
-from ablate.run.config import CommandTrial
+from ablate.design.plan import plan
+from ablate.config.run import CommandTrial
 from ablate.run.paths import absolute_command, absolute_trial
-from ablate.spec import TrickSetting
+from ablate.config.sections import TrickSetting
 from ablate.tricks.distill import DistillParams
 from tests.conftest import tiny_spec
 

@@ -111,7 +111,7 @@ def _rows(db: Path) -> list[tuple]:
 
 @pytest.mark.slow
 def test_a_search_killed_while_it_selects_finishes_the_stages_and_reports_the_stored_choice(tmp_path):
-    from ablate.search.report import build_search_report
+    from ablate.report.search import build_search_report
     from ablate.report.frames import load_experiment
     from ablate.store import Store
 

@@ -22,8 +22,8 @@ import yaml
 
 from ablate.search.finalists import FINALISTS_ATTR, top_configurations
 from ablate.search.source import OVER_BUDGET_ATTR, REQUEUED_ATTR
-from ablate.search.space import search_metrics
-from ablate.spec import load_spec
+from ablate.config.search import search_metrics
+from ablate.design.spec import load_spec
 from ablate.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -98,7 +98,7 @@ def test_of_drivers_finding_one_abandoned_trial_only_one_takes_it_over(store_tar
     second finds it ended and leaves it (before, both re-asked it)."""
     from ablate.search.source import REASON_ATTR, REQUEUED, SearchSource
     from ablate.search.runner import open_arm_study
-    from ablate.plan import plan
+    from ablate.design.plan import plan
     from tests.search_helpers import search_spec
 
     Store(store_target, create=True)
@@ -126,7 +126,7 @@ def test_a_driver_whose_ask_went_over_budget_waits_for_the_last_trial_before_the
     race above). A must wait for B's trial as when its count says the budget is spent."""
     import threading
 
-    from ablate.plan import plan
+    from ablate.design.plan import plan
     from ablate.search.runner import open_arm_study
     from ablate.search.source import SearchSource
     from tests.search_helpers import search_spec

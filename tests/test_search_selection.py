@@ -1,5 +1,5 @@
 """Selection apart from inference: the winner is chosen on the selection seeds and measured on the
-report seeds (ablate.search.stages). Vectorised simulations (4,000 searches each) through
+report seeds (ablate.design.stages). Vectorised simulations (4,000 searches each) through
 ablate's own search order, finalist choice and report functions check the error rates the report
 promises, and that the old flow (the winner chosen and reported on the same runs, the search
 trial reused) breaks them; plus the tie rule every driver decides by."""

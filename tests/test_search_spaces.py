@@ -1,4 +1,4 @@
-"""Every shipped spec, shrunk to a few CPU batches (ablate.shrink, the `--shrink` of the command
+"""Every shipped spec, shrunk to a few CPU batches (ablate.design.shrink, the `--shrink` of the command
 line), plans and trains; shrunk on digits, each runs end to end from the command line; the
 screening design reports main effects end to end."""
 
@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from ablate.plan import plan
+from ablate.design.plan import plan
 from ablate.report import build_report
 from ablate.run.engine import run_trials
 from ablate.api import run_experiment
 from ablate.run.inprocess import InProcessExecutor
-from ablate.shrink import SHRUNK_SEARCH_TRIALS, load_run_spec
-from ablate.spec import load_spec
+from ablate.design.shrink import SHRUNK_SEARCH_TRIALS, load_run_spec
+from ablate.design.spec import load_spec
 from ablate.store import Store
 
 SPECS = sorted(p.stem for p in (Path(__file__).parent.parent / "search_spaces").glob("*.yaml"))
@@ -41,7 +41,7 @@ TEACHERS = {"imagenet_resnet50_tricks": (
 
 def shrink(name: str, *, seeds: int = 1):
     """The spec as `ablate run NAME --override data.image_size=8 --shrink` runs it (digits for data
-    on disk, 1 epoch, 64 training images; see ablate/shrink.py), with `seeds` seeds and the
+    on disk, 1 epoch, 64 training images; see ablate/design/shrink.py), with `seeds` seeds and the
     overrides above (TEST_OVERRIDES, the shrunk teacher's reference)."""
     extra = TEST_OVERRIDES.get(name, []) + ([TEACHERS[name][1]] if name in TEACHERS else [])
     spec = load_run_spec(name, overrides=["data.image_size=8", *extra], shrink=True)
@@ -156,8 +156,8 @@ def test_shipped_spec_runs_end_to_end_shrunk_on_digits(name, tmp_path, capsys, m
     if spec.search is None:
         assert len(frame) == len(plan(spec).arms)
     else:   # at most SHRUNK_SEARCH_TRIALS samples, then each stage on the shrunk seeds (search.stages)
-        from ablate.search.stages import stage_trials
-        from ablate.shrink import shrink_spec
+        from ablate.design.stages import stage_trials
+        from ablate.design.shrink import shrink_spec
 
         shrunk = shrink_spec(spec)
         assert 1 <= len(frame) <= sum(stage_trials(shrunk, len(plan(shrunk).arms)).values())

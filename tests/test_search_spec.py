@@ -10,9 +10,9 @@ import yaml
 
 from ablate.cli import main
 from ablate.errors import SpecError
-from ablate.plan import plan
+from ablate.design.plan import plan
 from ablate.search.source import make_trial
-from ablate.spec import spec_from_dict, spec_to_dict
+from ablate.design.spec import spec_from_dict, spec_to_dict
 from tests.search_helpers import SEARCH, search_dict, search_spec
 
 
@@ -72,7 +72,7 @@ BAD = [
 def test_bad_search_is_refused_at_load_with_its_field_and_line(changes, path, words):
     text = yaml.safe_dump(search_dict(**changes), sort_keys=False)
     with pytest.raises(SpecError) as err:
-        from ablate.spec import parse_spec
+        from ablate.design.spec import parse_spec
 
         parse_spec(text, source="srch.yaml")
     e = err.value
@@ -114,7 +114,7 @@ STAGES_BAD = [
 
 @pytest.mark.parametrize("raw,path,words", STAGES_BAD, ids=[f"{b[1]}:{b[2][0][:24]}" for b in STAGES_BAD])
 def test_seeds_that_do_not_fit_the_stages_are_refused_at_load(raw, path, words):
-    from ablate.spec import parse_spec
+    from ablate.design.spec import parse_spec
 
     with pytest.raises(SpecError) as err:
         parse_spec(yaml.safe_dump(raw, sort_keys=False), source="srch.yaml")
@@ -133,7 +133,7 @@ def test_seeds_that_do_not_fit_the_stages_are_refused_at_load(raw, path, words):
     (1, False, None, ((0,), (), ())),                                                # nothing after the search
 ])
 def test_the_stages_split_the_seeds_in_order_and_never_share_one(seeds, validate, compare, stages):
-    from ablate.search.stages import stage_seeds
+    from ablate.design.stages import stage_seeds
 
     st = stage_seeds(search_spec(_staged(seeds, validate=validate, compare_to=compare)))
     assert (st.search, st.select, st.report) == stages

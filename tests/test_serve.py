@@ -27,7 +27,7 @@ from ablate.report.compare import settings_differences  # noqa: E402
 from ablate.serve import prepare  # noqa: E402
 from ablate.serve.app import build_app  # noqa: E402
 from ablate.serve.readonly import ReadOnlyStore  # noqa: E402
-from ablate.spec import spec_to_dict  # noqa: E402
+from ablate.design.spec import spec_to_dict  # noqa: E402
 from ablate.store import Store  # noqa: E402
 from tests.conftest import tiny_spec  # noqa: E402
 from tests.test_report import VALS, cumulative_spec, filled_store  # noqa: E402
@@ -101,7 +101,7 @@ def test_effects_of_a_factorial_design(tmp_path):
 def test_overview_lists_kinds_counts_and_running_trials(store_path, tmp_path):
     store = Store(store_path)
     spec = tiny_spec(seeds=2).with_changes(name="other")
-    from ablate.plan import plan
+    from ablate.design.plan import plan
 
     p = plan(spec)
     store.save_experiment("other", json.dumps(spec_to_dict(spec)), None)
@@ -213,7 +213,7 @@ def test_compare_uses_the_report_compare_functions(tmp_path):
     filled_store(a, cumulative_spec(), VALS)
     store = Store(a / "r.db")
     spec = cumulative_spec().with_changes(name="tiny2", recipe={"lr": 0.2})
-    from ablate.plan import plan
+    from ablate.design.plan import plan
 
     p = plan(spec)
     store.save_experiment("tiny2", json.dumps(spec_to_dict(spec)), None)
@@ -274,7 +274,7 @@ def test_search_page_and_downloads(tmp_path):
 
 
 def test_search_without_a_study_yet_says_so_and_creates_nothing(tmp_path):
-    from ablate.plan import plan
+    from ablate.design.plan import plan
     from tests.search_helpers import search_spec
 
     spec = search_spec()
@@ -443,7 +443,7 @@ def test_pages_values_are_json_clean(store_path):
 
 def test_a_postgresql_store_is_served_read_only(pg_url):
     spec = cumulative_spec()
-    from ablate.plan import plan
+    from ablate.design.plan import plan
 
     store = Store(pg_url, create=True)
     p = plan(spec)

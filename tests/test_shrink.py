@@ -9,9 +9,9 @@ import pytest
 
 from ablate.cli import main
 from ablate.errors import SpecError
-from ablate.plan import plan
-from ablate.search.stages import stage_seeds
-from ablate.shrink import apply_overrides, load_run_spec, parse_override, shrink_spec
+from ablate.design.plan import plan
+from ablate.design.stages import stage_seeds
+from ablate.design.shrink import apply_overrides, load_run_spec, parse_override, shrink_spec
 from ablate.store import Store
 from tests.conftest import tiny_dict, tiny_spec
 
@@ -83,7 +83,7 @@ def test_shrink_keeps_every_shipped_spec_valid_and_small(name):
 
 
 def test_shrink_rules_for_lengths_in_epochs_adaptive_seeds_and_file_data(tmp_path):
-    from ablate.spec import spec_from_dict
+    from ablate.design.spec import spec_from_dict
 
     spec = spec_from_dict(tiny_dict(data={"name": "imagefolder", "root": str(tmp_path), "channels": 1, "flip": True},
                                     model={"name": "cifar_resnet", "depth": 56, "width": 32},

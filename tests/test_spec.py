@@ -8,12 +8,11 @@ import pytest
 import yaml
 
 from ablate.errors import SpecError
-from ablate.spec import (
+from ablate.design.changes import section_differences, spec_changes
+from ablate.design.spec import (
     available_specs,
     load_spec,
     parse_spec,
-    section_differences,
-    spec_changes,
     spec_from_dict,
     spec_to_dict,
 )

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ablate.spec import spec_to_dict
-from ablate.spec_changes import section_differences, spec_changes
+from ablate.design.spec import spec_to_dict
+from ablate.design.changes import section_differences, spec_changes
 from tests.conftest import tiny_spec
 from tests.search_helpers import search_dict, search_spec
 

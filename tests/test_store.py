@@ -8,7 +8,7 @@ import sqlite3
 import pytest
 
 from ablate.errors import StoreError
-from ablate.plan import plan
+from ablate.design.plan import plan
 from ablate.store import Store
 from tests.conftest import tiny_spec
 
@@ -104,7 +104,7 @@ INSERT INTO ablate_meta VALUES ('schema', 'ablate-store/1');
 def _v1_store(path, spec):
     import json
 
-    from ablate.spec import spec_to_dict
+    from ablate.design.spec import spec_to_dict
 
     p = plan(spec)
     con = sqlite3.connect(path)

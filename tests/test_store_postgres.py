@@ -10,9 +10,9 @@ import pytest
 import sqlalchemy as sa
 
 from ablate.errors import StoreError
-from ablate.plan import plan
+from ablate.design.plan import plan
 from ablate.store import Store
-from ablate.trial import Trial
+from ablate.design.trial import Trial
 from tests.conftest import tiny_spec
 
 
@@ -39,7 +39,7 @@ def _together(n: int, work):
 # -- what SQLite forgave -----------------------------------------------------------------------
 
 def test_seeds_up_to_the_spec_limit_are_kept(store_target):
-    from ablate.spec import MAX_SEED_VALUE
+    from ablate.config.sections import MAX_SEED_VALUE
 
     spec = tiny_spec(seeds=[0, MAX_SEED_VALUE])
     store = Store(store_target, create=True)
@@ -198,7 +198,7 @@ def test_without_postgresql_the_tests_skip_with_the_reason_unless_required(monke
 
 
 def test_a_store_made_with_the_narrow_columns_of_earlier_versions_is_widened_on_open(pg_url):
-    from ablate.spec import MAX_SEED_VALUE
+    from ablate.config.sections import MAX_SEED_VALUE
 
     store = Store(pg_url, create=True)
     with store.engine.begin() as c:    # as ablate before this version created them

@@ -18,7 +18,7 @@ from ablate.data.base import ImageData
 from ablate.data.batches import LoaderBatches, TensorBatches, closing_batches, open_split
 from ablate.data.stream import StreamedData
 from ablate.errors import TrialPruned
-from ablate.plan import plan
+from ablate.design.plan import plan
 from tests.conftest import tiny_spec
 
 COLOURS = [(200, 40, 40), (40, 200, 40), (40, 40, 200)]

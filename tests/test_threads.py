@@ -7,7 +7,7 @@ import torch
 
 from ablate.run import experiment, threads
 from ablate.run.command import CommandExecutor
-from ablate.run.config import CommandTrial, Resources
+from ablate.config.run import CommandTrial, Resources
 from ablate.run.inprocess import InProcessExecutor
 from tests.conftest import tiny_spec
 

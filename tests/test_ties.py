@@ -73,7 +73,7 @@ def test_factorial_exact_fit_gives_no_star():
     interactions fitted, the one residual df is the three-factor contrast, and where its image
     count is 0 the fit is exact (residual ~1e-14). The issue measured 2.65% of such experiments
     starring every effect there (p = 0)."""
-    from ablate.factorial import full_factorial
+    from ablate.design.factorial import full_factorial
 
     design = full_factorial(["a", "b", "c"]).matrix
     abc = design.prod(axis=1)
@@ -97,7 +97,7 @@ def test_factorial_exact_fit_gives_no_star():
 
 
 def test_exact_factorial_fit_has_no_error_estimate():
-    from ablate.factorial import full_factorial
+    from ablate.design.factorial import full_factorial
 
     design = full_factorial(["a", "b"]).matrix
     y = 100.0 * np.array([[300, 302], [301, 303], [310, 312], [311, 313]]) / 360   # additive: exact

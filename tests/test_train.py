@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from ablate.errors import TrialDiverged, TrialPruned
-from ablate.plan import plan
+from ablate.design.plan import plan
 from ablate.train import prepare, run_trial
 from tests.conftest import tiny_spec
 

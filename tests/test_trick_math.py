@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from scipy import stats
 from torch import nn
 
-from ablate.spec import SpecError
+from ablate.errors import SpecError
 from tests.conftest import tiny_spec
 
 P_MIN = 1e-3

@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from ablate.plan import plan
+from ablate.design.plan import plan
 from ablate.train import prepare, run_trial
 from ablate.tricks import all_tricks, lr_multiplier, trick_names
 from tests.conftest import tiny_spec

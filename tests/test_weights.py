@@ -8,7 +8,7 @@ import torch
 from ablate.errors import AblateError, SpecError
 from ablate.models import CifarResNetConfig, build_model
 from ablate.models.weights import WeightsError, fit_state_dict, load_pretrained, read_state_dict, saved_meta
-from ablate.plan import plan
+from ablate.design.plan import plan
 from ablate.api import run_experiment
 from ablate.store import Store
 from tests.conftest import tiny_spec

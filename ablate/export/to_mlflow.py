@@ -25,6 +25,8 @@ a tag value over 8,000 characters keeps its end (an error's last lines).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import hashlib
 import json
 import math
@@ -44,6 +46,9 @@ from ablate.export.trials import (
     require,
     temporary_folder,
 )
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ablate.store import Store
 
 MAX_KEY = 250             # mlflow.utils.validation.MAX_ENTITY_KEY_LENGTH
 MAX_PARAM_VALUE = 6000    # MAX_PARAM_VAL_LENGTH
@@ -121,7 +126,7 @@ def tag_value(text: str) -> str:
 
 # -- export -----------------------------------------------------------------------------------
 
-def export_mlflow(store, experiment: str, *, tracking_uri: str | None = None) -> MlflowExport:
+def export_mlflow(store: Store, experiment: str, *, tracking_uri: str | None = None) -> MlflowExport:
     """Export `experiment` (a name in `store`) to MLflow at `tracking_uri` (see the module
     docstring for the layout and the update rule). Bad input raises, with nothing written:
     ReportError (unknown experiment), ExportError (no trials, no MLflow, an unusable URI)."""

@@ -24,6 +24,8 @@ stops the export before anything is written, as does a DIR that holds another ex
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import json
 import re
 import shutil
@@ -40,6 +42,9 @@ from ablate.export.trials import (
     require,
     temporary_folder,
 )
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ablate.store import Store
 
 MANIFEST = ".ablate-export.json"
 SUFFIX = ".ablate"                   # ends the name of every event file ablate writes
@@ -179,7 +184,7 @@ def _remove(root: Path, runs, files) -> int:
 
 # -- export -----------------------------------------------------------------------------------
 
-def export_tensorboard(store, experiment: str, logdir: str | Path) -> TensorBoardExport:
+def export_tensorboard(store: Store, experiment: str, logdir: str | Path) -> TensorBoardExport:
     """Export `experiment` (a name in `store`) as TensorBoard event files under `logdir` (see the
     module docstring). Bad input raises with nothing written: ReportError (unknown experiment),
     ExportError (no trials, no TensorBoard, a logdir that cannot be used)."""
@@ -259,7 +264,7 @@ def _session_end(status: str, end: float):
                                                                 tensor=metadata.NULL_TENSOR)])
 
 
-def _write_root(SummaryWriter, root: Path, store, data: ExperimentData, keys, values) -> tuple[list[str], str | None]:
+def _write_root(SummaryWriter, root: Path, store: Store, data: ExperimentData, keys, values) -> tuple[list[str], str | None]:
     """The HParams experiment and the report text, in an event file of the logdir itself."""
     from tensorboard.plugins.hparams import summary_v2 as hp
 

@@ -12,15 +12,19 @@ import math
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from ablate.errors import AblateError, ReportError
 from ablate.report import build_report, write_report
 from ablate.report.frames import load_experiment, outcomes
-from ablate.search.report import build_search_report, write_search_report
+from ablate.report.search import build_search_report, write_search_report
 from ablate.store import numeric_metrics
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ablate.design.spec import Spec
+    from ablate.store import Store
 
 Scalar = str | int | float | bool | None
 
@@ -86,7 +90,7 @@ class TrialRecord:
 class ExperimentData:
     name: str
     store_label: str
-    plan: Any                       # ablate.plan.Plan
+    plan: Any                       # ablate.design.plan.Plan
     kind: str                       # the design kind, or "search"
     spec_json: str
     trials: list[TrialRecord]
@@ -97,7 +101,7 @@ class ExperimentData:
         return self.plan.spec.search is not None
 
 
-def collect(store, experiment: str) -> ExperimentData:
+def collect(store: Store, experiment: str) -> ExperimentData:
     """Every trial of `experiment` that its current spec's report counts (a search: every stored
     trial), in arm and seed order. Unknown experiment: ReportError listing the stored ones; no
     such trial: ExportError."""
@@ -173,7 +177,7 @@ def _scalar(value) -> Scalar:
 class _TrickCodes:
     """A stored trick entry ({use, params}) to the spec's key and table code for it."""
 
-    def __init__(self, spec) -> None:
+    def __init__(self, spec: Spec) -> None:
         self.order = list(spec.tricks)
         self.by_text = {json.dumps(t.resolved(), sort_keys=True): (k, t.code) for k, t in spec.tricks.items()}
 
@@ -194,7 +198,7 @@ class _TrickCodes:
         return [c for k, c in sorted(found, key=lambda kc: rank.get(kc[0], len(rank)))]
 
 
-def _trick_codes(spec) -> _TrickCodes:
+def _trick_codes(spec: Spec) -> _TrickCodes:
     return _TrickCodes(spec)
 
 
@@ -241,7 +245,7 @@ def _json_dict(text) -> dict:
     return out if isinstance(out, dict) else {}
 
 
-def report_files(store, data: ExperimentData, folder: Path) -> tuple[list[Path], str | None]:
+def report_files(store: Store, data: ExperimentData, folder: Path) -> tuple[list[Path], str | None]:
     """Write the experiment's report (the lift table of a design, the search report of a search)
     as md, csv and html into `folder`, as `ablate report` would. Returns the files, and why there
     are none when the report cannot be built yet (e.g. no complete trial of the baseline)."""

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ablate.models.resnet import _kaiming_init
+from ablate.models.resnet import kaiming_init
 
 Pair = tuple[torch.Tensor, torch.Tensor | None]
 
@@ -111,7 +111,7 @@ class OctaveResNet(nn.Module):
                 c_in = c
         self.blocks = nn.Sequential(*blocks)
         self.fc = nn.Linear(c_in, num_classes)
-        _kaiming_init(self)
+        kaiming_init(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         hi, lo = self.blocks(self.bn1(self.conv1((x, None))))

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ablate.models.resnet import _kaiming_init
+from ablate.models.resnet import kaiming_init
 
 
 class PadShortcut(nn.Module):
@@ -83,7 +83,7 @@ class PyramidNet(nn.Module):
         self.blocks = nn.Sequential(*blocks)
         self.final_bn = nn.Sequential(nn.BatchNorm2d(inplanes), nn.ReLU(inplace=True))
         self.fc = nn.Linear(inplanes, num_classes)
-        _kaiming_init(self)
+        kaiming_init(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.blocks(self.bn1(self.conv1(x)))

@@ -108,7 +108,7 @@ class CifarResNet(nn.Module):
         self.layer1, self.layer2, self.layer3 = stages
         self.final_bn = nn.Sequential(nn.BatchNorm2d(inplanes), nn.ReLU(inplace=True)) if preact else nn.Identity()
         self.fc = nn.Linear(inplanes, num_classes)
-        _kaiming_init(self)
+        kaiming_init(self)
         _stride_in_first_conv(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -118,7 +118,7 @@ class CifarResNet(nn.Module):
         return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
 
 
-def _kaiming_init(model: nn.Module) -> None:
+def kaiming_init(model: nn.Module) -> None:
     for m in model.modules():
         if isinstance(m, nn.Conv2d):
             nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
@@ -210,7 +210,7 @@ def deep_stem(model: nn.Module) -> None:
         nn.Conv2d(mid, mid, 3, 1, 1, bias=False), nn.BatchNorm2d(mid), nn.ReLU(inplace=True),
         nn.Conv2d(mid, out, 3, 1, 1, bias=False),
     )
-    _kaiming_init(model.conv1)
+    kaiming_init(model.conv1)
 
 
 def avgpool_shortcut(model: nn.Module) -> int:

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ablate.models.resnet import _kaiming_init
+from ablate.models.resnet import kaiming_init
 
 
 class _Shake(torch.autograd.Function):
@@ -106,7 +106,7 @@ class ShakeShakeResNet(nn.Module):
                 c_in = c_out
         self.blocks = nn.Sequential(*blocks)
         self.fc = nn.Linear(c_in, num_classes)
-        _kaiming_init(self)
+        kaiming_init(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = F.relu(self.blocks(self.bn1(self.conv1(x))))

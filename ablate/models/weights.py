@@ -181,23 +181,6 @@ def saved_meta(path: Path) -> dict[str, Any]:
     return json.loads(meta["ablate"]) if "ablate" in meta else {}
 
 
-def weights_root_for(store) -> Path:
-    """Where a store's trials save weights: `<folder of the SQLite file>/weights`, or
-    `./ablate-weights` for a server database (PostgreSQL...). `store` is a Store or its target
-    (a path or URL, as `--store` takes)."""
-    if isinstance(store, (str, Path)):
-        from ablate.store import store_url
-
-        url = store_url(store)
-    else:
-        url = getattr(store, "url", "")
-    if url.startswith("sqlite") and "///" in url:
-        path = url.split("///", 1)[1]
-        if path and path != ":memory:":
-            return Path(path).expanduser().resolve().parent / "weights"
-    return Path.cwd() / "ablate-weights"
-
-
 def trial_weights_path(root: Path, experiment: str, trial_id: str) -> Path:
     return Path(root) / experiment / f"{trial_id}{SAFETENSORS_SUFFIX}"
 

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ablate.models.resnet import PreActBlock, _kaiming_init
+from ablate.models.resnet import PreActBlock, kaiming_init
 
 
 class WideBlock(PreActBlock):
@@ -57,7 +57,7 @@ class WideResNet(nn.Module):
         self.layer1, self.layer2, self.layer3 = stages
         self.final_bn = nn.Sequential(nn.BatchNorm2d(inplanes), nn.ReLU(inplace=True))
         self.fc = nn.Linear(inplanes, num_classes)
-        _kaiming_init(self)
+        kaiming_init(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.layer3(self.layer2(self.layer1(self.conv1(x))))

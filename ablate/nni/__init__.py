@@ -14,7 +14,7 @@ from pathlib import Path
 import yaml
 
 from ablate.errors import AblateError, SpecError
-from ablate.spec_yaml import MAX_SPEC_BYTES
+from ablate.config.spec_yaml import MAX_SPEC_BYTES
 from ablate.nni.convert import Conversion, convert_config, looks_like_nni, parse_duration
 
 SHIM_DIR = Path(__file__).resolve().parent / "shim"
@@ -36,7 +36,7 @@ def read_nni(path: str | Path) -> Conversion | None:
 def load_spec_or_nni(path: str | Path, *, check_files: bool = True):
     """(Spec, notes): an ablate spec as `load_spec` loads it (no notes), or an NNI config converted
     (notes: every mapping made and everything not carried over, to print)."""
-    from ablate.spec import load_spec, spec_from_dict
+    from ablate.design.spec import load_spec, spec_from_dict
 
     conversion = read_nni(path)
     if conversion is None:
@@ -47,7 +47,7 @@ def load_spec_or_nni(path: str | Path, *, check_files: bool = True):
 
 def check_converted(conversion: Conversion) -> None:
     """Validate a converted spec."""
-    from ablate.spec import spec_from_dict
+    from ablate.design.spec import spec_from_dict
 
     raw = dict(conversion.spec)
     try:

@@ -21,15 +21,15 @@ from typing import Any
 from ablate.errors import SpecError
 from ablate.nni.space import convert_space
 from ablate.nni.tuners import check_tuner_spec, pruner_for, sampler_for
-from ablate.spec_errors import _dotted, _key_lines, _line_for
-from ablate.spec_yaml import read_yaml
+from ablate.config.spec_errors import dotted_path, key_lines, line_for
+from ablate.config.spec_yaml import read_yaml
 
 V2_KEYS = {"searchSpace", "searchSpaceFile", "trialCommand", "trialCodeDirectory", "trialGpuNumber",
            "maxTrialNumber", "maxExperimentDuration", "maxTrialDuration", "trainingService"}
 V1_KEYS = {"authorName", "searchSpacePath", "maxTrialNum", "maxExecDuration", "trainingServicePlatform",
            "multiPhase", "multiThread"}
 VALIDATION_TOP_K = 3
-# NNI runs each configuration once; then (ablate.search.stages) the finalists run on 3 seeds that
+# NNI runs each configuration once; then (ablate.design.stages) the finalists run on 3 seeds that
 # choose the winner, and the winner, runner-up and any hand-picked values on 3 others it is reported on
 VALIDATION_SEEDS = 1 + 3 + 3
 DEFAULT_TRIALS = 100    # NNI without maxTrialNumber runs until stopped; a search needs a budget
@@ -97,12 +97,12 @@ def _load_space_file(path: Path, config_fail, field_path: tuple) -> tuple[Any, A
             space = json.loads(text)
         except json.JSONDecodeError as exc:
             raise SpecError(f"bad JSON: {exc.msg}", source=source, line=exc.lineno) from None
-        lines = _key_lines(text)
+        lines = key_lines(text)
     else:
         space, lines = read_yaml(text, source=source)
 
     def fail(p: tuple, message: str) -> SpecError:
-        return SpecError(message, source=source, path=_dotted(p) or None, line=_line_for(lines, p))
+        return SpecError(message, source=source, path=dotted_path(p) or None, line=line_for(lines, p))
 
     return space, fail
 
@@ -146,7 +146,7 @@ def _platform_refusal(platform: Any, key: str) -> str:
 
 def _gpus(value: Any, path: tuple, fail, notes: list[str]) -> dict | None:
     """trialGpuNumber (v2) / trial.gpuNum (v1) -> resources.gpu: the GPUs Ray gives each trial."""
-    name = _dotted(path)
+    name = dotted_path(path)
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or (value > 1 and value != int(value)):
@@ -196,7 +196,7 @@ def convert_dict(raw: Any, *, lines: dict | None = None, source: str = "<nni>", 
     folder = folder or Path.cwd()
 
     def fail(p: tuple, message: str) -> SpecError:
-        return SpecError(message, source=source, path=_dotted(p) or None, line=_line_for(lines, p))
+        return SpecError(message, source=source, path=dotted_path(p) or None, line=line_for(lines, p))
 
     if not looks_like_nni(raw):
         raise SpecError("not an NNI experiment config (no trialCommand, searchSpace, searchSpaceFile, "

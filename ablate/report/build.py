@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -9,11 +11,14 @@ from pathlib import Path
 import pandas as pd
 
 from ablate.errors import ReportError
-from ablate.plan import FACTORIAL_DESIGNS, Plan
+from ablate.design.plan import FACTORIAL_DESIGNS, Plan
 from ablate.report import DEFAULT_COLUMNS, EXTRA_COLUMNS, FORMATS, frames, render
 from ablate.report.frames import LiftTable
 from ablate.report.protocol import write_files
 from ablate.run.logs import attempts
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ablate.store import Store
 
 
 MANIFEST = ".ablate-report.json"
@@ -70,7 +75,7 @@ class Report:
         return write_files(self, out_dir, formats)
 
 
-def build_report(store, experiment: str, *, confidence: float = 0.95, test: str = "t",
+def build_report(store: Store, experiment: str, *, confidence: float = 0.95, test: str = "t",
                  columns: tuple[str, ...] = DEFAULT_COLUMNS, diverged: str = "worst") -> Report:
     p = frames.load_experiment(store, experiment)
     out = frames.outcomes(p, store.trials_frame(experiment))

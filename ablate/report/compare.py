@@ -24,7 +24,7 @@ from ablate.report import render
 from ablate.report.protocol import write_files
 
 if TYPE_CHECKING:
-    from ablate.plan import Arm
+    from ablate.design.plan import Arm
     from ablate.report.build import Report
 
 COMPARE_FORMATS = ("md", "csv", "json", "html", "latex")
@@ -195,15 +195,15 @@ def compare_json(reports: list[Report]) -> str:
 
 
 def compare_latex(reports: list[Report]) -> str:
-    from ablate.report.render import _tex
+    from ablate.report.render import tex
 
     frame = compare_frame(reports)
     header = _headers(reports)
     lines = [r"\begin{table}[t]", r"\centering", rf"\begin{{tabular}}{{l{'r' * (len(header) - 1)}}}", r"\toprule",
-             " & ".join(_tex(h) for h in header) + r" \\", r"\midrule"]
-    lines += [" & ".join(_tex(c) for c in r) + r" \\" for r in _cells(reports, frame)]
+             " & ".join(tex(h) for h in header) + r" \\", r"\midrule"]
+    lines += [" & ".join(tex(c) for c in r) + r" \\" for r in _cells(reports, frame)]
     lines += [r"\bottomrule", r"\end{tabular}",
-              rf"\caption{{{_tex(' vs '.join(r.name for r in reports))}. {_tex(experiment_lines(reports)[-1])}}}",
+              rf"\caption{{{tex(' vs '.join(r.name for r in reports))}. {tex(experiment_lines(reports)[-1])}}}",
               r"\end{table}"]
     return "\n".join(lines) + "\n"
 

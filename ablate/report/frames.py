@@ -7,6 +7,8 @@ is the mean of the paired per-seed differences with a t interval and a p-value (
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import json
 from dataclasses import dataclass, field
 
@@ -15,15 +17,18 @@ import pandas as pd
 
 from ablate import stats
 from ablate.errors import ReportError
-from ablate.plan import FACTORIAL_DESIGNS, Plan, plan
+from ablate.design.plan import FACTORIAL_DESIGNS, Plan, plan
 from ablate.results import metric_matrix, num_classes, outcomes, worst_value  # noqa: F401 (re-exported)
-from ablate.spec import Spec, spec_from_dict
-from ablate.tricks import suggest
+from ablate.design.spec import Spec, spec_from_dict
+from ablate.config.spec_errors import suggest
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ablate.store import Store
 
 FAILED = ("failed", "diverged", "pruned")
 
 
-def load_experiment(store, name: str) -> Plan:
+def load_experiment(store: Store, name: str) -> Plan:
     """The plan of a stored experiment, from the spec saved with it."""
     row = store.experiment(name)
     if row is None:
@@ -64,7 +69,7 @@ class LiftTable:
     values: np.ndarray | None = None    # (arms x seeds) metric the lifts were computed from (diverged scored)
 
 
-def _check_options(confidence: float, test: str, diverged: str, min_lift: float | None = None) -> None:
+def check_options(confidence: float, test: str, diverged: str, min_lift: float | None = None) -> None:
     if min_lift is not None and not (isinstance(min_lift, (int, float)) and np.isfinite(min_lift) and min_lift > 0):
         raise ReportError(f"min_lift must be a finite number > 0 (the smallest lift of interest), got {min_lift!r}")
     if test not in stats.TESTS:
@@ -113,7 +118,7 @@ def lift_table(p: Plan, out: pd.DataFrame, *, confidence: float = 0.95, test: st
     paired seeds that would detect a lift of m with 80% power at the first Holm level given that
     arm's own paired SD.
     """
-    _check_options(confidence, test, diverged, min_lift)
+    check_options(confidence, test, diverged, min_lift)
     spec: Spec = p.spec
     metric = spec.metric.name
     alpha = 1.0 - confidence

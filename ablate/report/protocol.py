@@ -1,5 +1,5 @@
 """The report protocol: a design's report (`ablate.report.build.Report`), a search's
-(`ablate.search.report.SearchReport`) and a comparison (`ablate.report.compare.Comparison`) each
+(`ablate.report.search.SearchReport`) and a comparison (`ablate.report.compare.Comparison`) each
 say which files a format makes; `write_files` is the one loop that writes them (numbers in all
 three: `ablate.report.numbers.fmt_num`)."""
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import json
 import math
 
@@ -11,8 +13,12 @@ import pandas as pd
 from ablate.report import DEFAULT_COLUMNS, EXTRA_COLUMNS
 from ablate.report.frames import LiftTable
 from ablate.report.numbers import fmt_num
-from ablate.spec_changes import EXECUTION_ONLY_RECIPE
+
+from ablate.design.changes import EXECUTION_ONLY_RECIPE
 from ablate.tricks import get_trick
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ablate.design.spec import Spec
 
 
 def p_text(v) -> str:
@@ -108,7 +114,7 @@ def _fields(model, skip=()) -> str:
                      if k != "name" and k not in skip and v is not None)
 
 
-def subject(spec) -> str:
+def subject(spec: Spec) -> str:
     """What was trained, in a few words: "ResNet20 on cifar10", or a command trial's command."""
     if getattr(spec, "trial", None) is not None:
         return f"command `{' '.join(spec.trial.command)}`"
@@ -117,7 +123,7 @@ def subject(spec) -> str:
     return f"{model_info(spec.model).label} on {spec.data.name}"
 
 
-def settings_lines(spec) -> list[str]:
+def settings_lines(spec: Spec) -> list[str]:
     """What the numbers were measured with: model, data, recipe, seeds, and each trick's code,
     registered name and the parameters where they differ from its defaults."""
     if getattr(spec, "trial", None) is not None:   # a command trial: its command is the setup
@@ -206,7 +212,7 @@ def verdict(t: LiftTable) -> str:
     return "; ".join(parts) + "."
 
 
-def footnotes(t: LiftTable, spec=None) -> list[str]:
+def footnotes(t: LiftTable, spec: Spec=None) -> list[str]:
     u = unit(t.metric) or "units"
     lines = settings_lines(spec) if spec is not None else []
     test = {"t": "paired t-test", "wilcoxon": "Wilcoxon signed-rank test",
@@ -284,7 +290,7 @@ def markdown_table(header: list[str], rows: list[list[str]], *, align: list[str]
     return "\n".join(out)
 
 
-def lift_markdown(t: LiftTable, spec=None, *, title: bool = True,
+def lift_markdown(t: LiftTable, spec: Spec=None, *, title: bool = True,
                   extra_columns: tuple[str, ...] = DEFAULT_COLUMNS) -> str:
     header, rows = lift_rows(t, extra_columns=extra_columns)
     align = [":--"] + ["--:"] * (len(header) - 1)
@@ -330,10 +336,10 @@ def lift_csv(t: LiftTable) -> str:
     return t.frame.to_csv(index=False, float_format="%.6g")
 
 
-def settings_dict(spec) -> dict:
+def settings_dict(spec: Spec) -> dict:
     """The resolved settings a report was measured with, as plain data: model, data, recipe,
     seeds, metric and per trick its registered name, code, every parameter and the non-default ones."""
-    from ablate.spec import spec_to_dict
+    from ablate.design.spec import spec_to_dict
 
     raw = spec_to_dict(spec)
     tricks = {}
@@ -350,7 +356,7 @@ def _nan_none(v):
     return None if v is None or (isinstance(v, float) and math.isnan(v)) else v
 
 
-def lift_json(t: LiftTable, effects: pd.DataFrame | None = None, spec=None) -> str:
+def lift_json(t: LiftTable, effects: pd.DataFrame | None = None, spec: Spec=None) -> str:
     def clean(df):
         return json.loads(df.replace({np.nan: None}).to_json(orient="records"))
 
@@ -369,7 +375,7 @@ def lift_json(t: LiftTable, effects: pd.DataFrame | None = None, spec=None) -> s
     return json.dumps(doc, indent=2)
 
 
-def _tex(s: str) -> str:
+def tex(s: str) -> str:
     for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_"), ("#", r"\#"),
                  ("±", r"$\pm$"), ("−", "$-$"), ("–", "--"), ("<", r"$<$")):
         s = s.replace(a, b)
@@ -380,11 +386,11 @@ def lift_latex(t: LiftTable, *, extra_columns: tuple[str, ...] = DEFAULT_COLUMNS
     header, rows = lift_rows(t, extra_columns=extra_columns)
     cols = "l" + "r" * (len(header) - 1)
     lines = [r"\begin{table}[t]", r"\centering", rf"\begin{{tabular}}{{{cols}}}", r"\toprule",
-             " & ".join(_tex(h) for h in header) + r" \\", r"\midrule"]
-    lines += [" & ".join(_tex(c) for c in r) + r" \\" for r in rows]
+             " & ".join(tex(h) for h in header) + r" \\", r"\midrule"]
+    lines += [" & ".join(tex(c) for c in r) + r" \\" for r in rows]
     lines += [r"\bottomrule", r"\end{tabular}",
-              rf"\caption{{{_tex(t.experiment)}: {_tex(t.design)} design, {len(t.seeds)} seeds per arm. "
-              rf"Lift: paired mean difference with {_tex(_pct(t.confidence))}\% CI (not adjusted for multiplicity); "
-              rf"p Holm-adjusted; * = Holm p $<$ {t.alpha:.3g}. {_tex(verdict(t))}}}",
+              rf"\caption{{{tex(t.experiment)}: {tex(t.design)} design, {len(t.seeds)} seeds per arm. "
+              rf"Lift: paired mean difference with {tex(_pct(t.confidence))}\% CI (not adjusted for multiplicity); "
+              rf"p Holm-adjusted; * = Holm p $<$ {t.alpha:.3g}. {tex(verdict(t))}}}",
               r"\end{table}"]
     return "\n".join(lines) + "\n"

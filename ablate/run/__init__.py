@@ -1,7 +1,7 @@
 """The run engine: trial sources decide what runs next, executors run trials and stream events,
 the recorder (the only writer of the store) turns events into transitions.
 
-Names load on first use, so `ablate.spec` can import `ablate.run.config` without the engine.
+Names load on first use, so `ablate.design.spec` can import `ablate.config.run` without the engine.
 """
 
 from __future__ import annotations

@@ -38,12 +38,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ablate.errors import SpecError
-from ablate.run.config import CommandTrial
+from ablate.config.run import CommandTrial
 from ablate.run.provenance import git_revision
 from ablate.run.threads import concurrent_jobs, thread_env
 from ablate.run.events import Emit, EpochMetrics, Failure, FinalMetrics, Started
 from ablate.store import numeric_metrics
-from ablate.trial import Trial
+from ablate.design.trial import Trial
 
 STDERR_TAIL = 3000          # characters of stderr kept with a failed trial
 STDOUT_TAIL = 2000          # characters of stdout (its plain lines, not the reports) kept with it

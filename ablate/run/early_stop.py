@@ -16,13 +16,18 @@ the two runners would stop different trials.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ablate.run.config import EarlyStop
+from ablate.config.run import EarlyStop
 from ablate.run.events import MetricValue, Pruner
-from ablate.trial import Trial
+from ablate.design.trial import Trial
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ablate.design.spec import Spec
 
 STOPPED_BY_ASHA = "stopped early by ASHA after epoch {epoch}"
 
@@ -97,7 +102,7 @@ class AnyPruner:
         return self._why
 
 
-def local_early_stop(spec, executor) -> AshaPruner | None:
+def local_early_stop(spec: Spec, executor) -> AshaPruner | None:
     """The pruner that makes the spec's `early_stop:` act on `executor`, or None when there is
     none or the executor stops trials early itself (Ray runs Tune's ASHA in its controller)."""
     if spec.early_stop is None or getattr(executor, "stops_early_itself", False):

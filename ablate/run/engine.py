@@ -10,18 +10,23 @@ died expire (at once when it ran on this host) and its trials run again.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from ablate.errors import MetricNotReported, SpecError
-from ablate.run.config import Retries
+from ablate.config.run import Retries
 from ablate.run.events import Executor, Pruner, TrialSource
 from ablate.run.progress import Progress, SilentProgress
 from ablate.run.recorder import Recorder
 from ablate.store import DONE, new_holder
-from ablate.trial import Trial
+from ablate.design.trial import Trial
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ablate.store import Store
 
 INTERRUPTED = "interrupted (Ctrl-C or SIGTERM); will run again"
 
@@ -54,7 +59,7 @@ class Engine:
     long a claim lives without a heartbeat; `poll_s` how often to look at trials others run.
     """
 
-    def __init__(self, store, experiment: str, executor: Executor, *, retries: Retries = Retries(),
+    def __init__(self, store: Store, experiment: str, executor: Executor, *, retries: Retries = Retries(),
                  progress: Progress | None = None, pruner: Pruner | None = None, metric: str | None = None,
                  metric_source: str | None = None, lease_s: float = 60.0, poll_s: float = 0.5) -> None:
         self.store, self.experiment, self.executor = store, experiment, executor
@@ -167,7 +172,7 @@ class Engine:
                                 f"--retry-failed", source=self.metric_source, path="metric.name")
 
 
-def run_trials(trials, store, executor: Executor, **engine_options) -> RunSummary:
+def run_trials(trials, store: Store, executor: Executor, **engine_options) -> RunSummary:
     """Run a fixed list of trials of one experiment (already named in each trial)."""
     from ablate.run.sources import DesignSource
 

@@ -6,9 +6,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol, Union
+from typing import TYPE_CHECKING, Literal, Protocol, Union
 
-from ablate.trial import Trial
+from ablate.design.trial import Trial
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ablate.store import Store
 
 FailureKind = Literal["error", "exit", "timeout", "no_metric", "diverged", "pruned"]
 Answer = Literal["continue", "stop"]
@@ -67,7 +70,7 @@ class TrialSource(Protocol):
     """What runs next. The engine calls `next_trials` until it returns []; each call sees the
     store after every trial of the previous batch has ended (in this or another driver)."""
 
-    def next_trials(self, store) -> list[Trial]: ...
+    def next_trials(self, store: Store) -> list[Trial]: ...
 
 
 class Pruner(Protocol):

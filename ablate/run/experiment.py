@@ -1,58 +1,12 @@
-"""What a run of an experiment is made of: the executor a spec asks for (`executor_for`), and the
-adaptive seeds the pilot asks for (`adaptive_requests`: the one place that rule is applied;
-`AdaptiveSeedSource` calls it). `ablate.api.run_experiment` runs them."""
+"""The executor a spec asks for (`executor_for`), the metrics its trials must report and why
+fewer trials run at once than asked. `ablate.api.run_experiment` runs a spec through them."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-import numpy as np
-
-from ablate import stats
-from ablate.results import metric_matrix, outcomes
 from ablate.run.inprocess import InProcessExecutor
 from ablate.run.threads import trial_threads, usable_cores
 from ablate.errors import AblateError
-from ablate.plan import Plan
-from ablate.spec import Spec
-from ablate.store import DONE
-
-
-@dataclass(frozen=True)
-class SeedRequest:
-    arm: int
-    seed: int
-    reason: str
-
-
-def adaptive_requests(p: Plan, store) -> list[SeedRequest]:
-    """The adaptive trials still to run, all at once: [] when the pilot needs no more seeds, they
-    have all finished, or there are no lifts.
-
-    The spec's seeds are the pilot. `stats.pilot_seed_count` turns their paired differences,
-    pooled over every arm and blind to the lifts' signs, into one seed count n; every arm,
-    baseline included, then runs the next n - pilot seeds, so every lift stays paired on the
-    same seeds. Only the pilot seeds enter the rule: a rerun asks for the same seeds.
-    """
-    policy = p.spec.seeds.adaptive
-    if policy is None or len(p.arms) < 2:
-        return []
-    out = outcomes(p, store.trials_frame(p.spec.name))
-    values, seeds = metric_matrix(p, out, p.spec.metric.name)
-    pilot = np.isin(seeds, p.seeds)
-    diffs = values[1:][:, pilot] - values[0, pilot]
-    n = int(stats.pilot_seed_count(diffs, max_seeds=policy.max_seeds, target_half_width=policy.target_half_width))
-    extra = [max(p.seeds) + 1 + i for i in range(n - len(p.seeds))]
-    if not extra:
-        return []
-    pairs = int(np.sum(~np.isnan(diffs)))
-    sd = float(stats.pilot_sd(diffs))
-    why = (f"adaptive: pilot RMS paired difference {sd:.3g} over {pairs} pair(s) -> {n} seeds per arm "
-           f"for a lift CI of about ±{policy.target_half_width}" if pairs else
-           f"adaptive: no pilot pair completed -> max_seeds = {n} seeds per arm")
-    finished = store.trial_statuses(p.spec.name)
-    return [SeedRequest(a.index, s, why) for s in extra for a in p.arms
-            if finished.get(p.trial_id(a.index, s)) not in DONE]
+from ablate.design.spec import Spec
 
 
 def executor_for(spec: Spec, *, device: str | None = None, source: str | None = None, jobs: int = 1,

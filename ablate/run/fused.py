@@ -18,7 +18,7 @@ from ablate.run.events import Emit, EpochMetrics, Failure, FinalMetrics, Started
 from ablate.run.inprocess import InProcessExecutor
 from ablate.run.provenance import environment
 from ablate.run.threads import torch_threads
-from ablate.trial import Trial
+from ablate.design.trial import Trial
 
 DEFAULT_CAPACITY = 16
 """Trials handed over at once, so the largest fused group (each member adds its activations to

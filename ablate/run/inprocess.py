@@ -9,7 +9,8 @@ from ablate.errors import TrialDiverged, TrialPruned
 from ablate.run.provenance import environment
 from ablate.run.threads import concurrent_jobs, torch_threads
 from ablate.run.events import Emit, EpochMetrics, Failure, FinalMetrics, Started
-from ablate.trial import Trial
+from ablate.design.trial import Trial
+from ablate.tricks.base import check_saved_weights, reads_saved_weights
 
 
 class InProcessExecutor:
@@ -46,14 +47,12 @@ class InProcessExecutor:
         return self.jobs
 
     def check(self, trials: Sequence[Trial]) -> None:
-        from ablate.tricks.distill import check_trial_teachers
-
-        check_trial_teachers(trials, self.weights_root)
+        check_saved_weights(trials, self.weights_root)
 
     def _weights_options(self, trial: Trial) -> dict:
         """What a trial that saves its weights or reads a teacher's needs (nothing for the rest,
         so a `run_fn` without these options still works)."""
-        teacher = any(t.use == "distill" for t in trial.tricks)
+        teacher = reads_saved_weights(trial.tricks)
         if self.weights_root is None or not (self.save_final or teacher):
             return {}
         return {"weights_root": self.weights_root, "save_final": self.save_final}

@@ -7,6 +7,8 @@ The store keeps all of it (`ablate_attempts`); this module only reads and words 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import json
 import re
 import time
@@ -14,6 +16,9 @@ from dataclasses import dataclass
 
 from ablate.errors import AblateError
 from ablate.store import REQUEUED, holder_is_dead
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ablate.store import Store
 
 RETRY_HINT = "--retry-failed"
 SUMMARY_CHARS = 300          # a console or status line shows at most this much of an error
@@ -68,7 +73,7 @@ def driver_gone(row: dict, now: float | None = None) -> str | None:
     return None
 
 
-def gone_drivers(store, experiment: str, trial_ids) -> dict[str, str]:
+def gone_drivers(store: Store, experiment: str, trial_ids) -> dict[str, str]:
     """{trial id: why its driver is gone} for those of `trial_ids` shown running in the store."""
     out = {}
     for tid in trial_ids:
@@ -124,7 +129,7 @@ class Attempt:
         return self.finished - self.started
 
 
-def attempts(store, experiment: str, trial_ids=None) -> list[Attempt]:
+def attempts(store: Store, experiment: str, trial_ids=None) -> list[Attempt]:
     """Every attempt of the experiment's trials (of `trial_ids` when given), by arm, seed, attempt."""
     trials = store.trials_frame(experiment)
     info = {r.trial_id: r for r in trials.itertuples()}
@@ -140,7 +145,7 @@ def attempts(store, experiment: str, trial_ids=None) -> list[Attempt]:
     return sorted(out, key=lambda a: (a.arm, a.seed, a.trial_id, a.attempt))
 
 
-def failed_trial_ids(store, experiment: str) -> list[str]:
+def failed_trial_ids(store: Store, experiment: str) -> list[str]:
     """Trials with a failed (or interrupted) attempt, or whose driver is gone: what `ablate logs
     EXPERIMENT` shows."""
     frame = store.attempts_frame(experiment)

@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from ablate.errors import TrialPruned
 from ablate.run.events import Answer, Emit, Event
-from ablate.trial import Trial
+from ablate.design.trial import Trial
 
 RunOne = Callable[[Trial, Emit], None]
 

@@ -16,8 +16,9 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from ablate.run.config import CommandTrial
-from ablate.trial import Trial
+from ablate.config.run import CommandTrial
+from ablate.design.trial import Trial
+from ablate.store import Store, store_url
 
 WEIGHTS_CACHE = "cache"    # model.weights: torchvision's or timm's cache, not a path
 
@@ -69,3 +70,18 @@ def absolute_trial(trial: Trial, base: str | Path | None = None) -> Trial:
     return dataclasses.replace(trial, data=data, model=_model(trial.model, base),
                                tricks=tuple(_trick(t, base) for t in trial.tricks),
                                command=absolute_command(trial.command, base))
+
+
+def weights_root_for(store: Store | str | Path) -> Path:
+    """Where a store's trials save weights: `<folder of the SQLite file>/weights`, or
+    `./ablate-weights` for a server database (PostgreSQL...). `store` is a Store or its target
+    (a path or URL, as `--store` takes)."""
+    if isinstance(store, (str, Path)):
+        url = store_url(store)
+    else:
+        url = getattr(store, "url", "")
+    if url.startswith("sqlite") and "///" in url:
+        path = url.split("///", 1)[1]
+        if path and path != ":memory:":
+            return Path(path).expanduser().resolve().parent / "weights"
+    return Path.cwd() / "ablate-weights"

@@ -25,11 +25,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from ablate.errors import AblateError, SpecError
-from ablate.run.config import CommandTrial, EarlyStop, Resources, Retries
+from ablate.config.run import CommandTrial, EarlyStop, Resources, Retries
 from ablate.run.events import Emit, EpochMetrics, Failure, FinalMetrics, Started
 from ablate.run.paths import absolute_command, absolute_trial
 from ablate.run.threads import trial_threads
-from ablate.trial import Trial
+from ablate.design.trial import Trial
+from ablate.tricks.base import check_saved_weights, reads_saved_weights
 
 # Tune's own per-result work that ablate does not need: its JSON/CSV/TensorBoard loggers and its
 # console tables (the engine records and prints), and its SIGINT handler (Ctrl-C must reach
@@ -111,9 +112,7 @@ class RayExecutor:
 
             CommandExecutor(self.command, source=self.source).check(trials)
         elif self.weights_root is not None:
-            from ablate.tricks.distill import check_trial_teachers
-
-            check_trial_teachers(trials, self.weights_root)
+            check_saved_weights(trials, self.weights_root)
         self.connect()
         self.check_resources()
         # in-process Ray runs on this machine; a joined cluster's nodes may not share its disk
@@ -208,7 +207,7 @@ class RayExecutor:
             tune_config=tune.TuneConfig(max_concurrent_trials=self.max_concurrent, reuse_actors=True,
                                         scheduler=self._scheduler()),
             run_config=tune.RunConfig(
-                name=f"ablate-{uuid.uuid4().hex[:8]}", storage_path=_storage_uri(storage), verbose=0,
+                name=f"ablate-{uuid.uuid4().hex[:8]}", storage_path=storage_uri(storage), verbose=0,
                 callbacks=[relay.callback()], stop=relay.stopper(),
                 failure_config=tune.FailureConfig(max_failures=self.retries.count if retried else 0),
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=1)))
@@ -359,10 +358,10 @@ class _Relay:
 
 
 def _teachers(trials: Sequence[Trial]) -> bool:
-    return any(t.use == "distill" for trial in trials for t in getattr(trial, "tricks", ()))
+    return any(reads_saved_weights(getattr(trial, "tricks", ())) for trial in trials)
 
 
-def _storage_uri(storage: str) -> str:
+def storage_uri(storage: str) -> str:
     """Tune wants an absolute local path or a URI (s3://, gs://, file://...)."""
     return storage if "://" in storage else str(Path(storage).expanduser().resolve())
 

@@ -175,8 +175,10 @@ def _run_trainer(trial, options: dict, device: str, gpu_ids: list, early: str | 
 
 def weights_options(trial, options: dict) -> dict:
     """What a trial that saves its weights or reads a teacher's gets (as the in-process runner)."""
+    from ablate.tricks.base import reads_saved_weights   # late: this module loads on every worker, kept light
+
     root, save = options.get("weights_root"), bool(options.get("save_final"))
-    teacher = any(t.use == "distill" for t in trial.tricks)
+    teacher = reads_saved_weights(trial.tricks)
     if root is None or not (save or teacher):
         return {}
     return {"weights_root": root, "save_final": save}

@@ -3,17 +3,22 @@ into store transitions and decides, per the retry policy, whether a failed attem
 
 from __future__ import annotations
 
-from ablate.run.config import Retries
+from typing import TYPE_CHECKING
+
+from ablate.config.run import Retries
 from ablate.run.events import Answer, EpochMetrics, Event, Failure, FinalMetrics, Pruner, Started
 from ablate.run.progress import Progress
-from ablate.trial import Trial
+from ablate.design.trial import Trial
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ablate.store import Store
 
 # failure kinds that are outcomes of their own, not errors
 _STATUS_OF = {"diverged": "diverged", "pruned": "pruned"}
 
 
 class Recorder:
-    def __init__(self, store, experiment: str, holder: str, *, retries: Retries, progress: Progress,
+    def __init__(self, store: Store, experiment: str, holder: str, *, retries: Retries, progress: Progress,
                  pruner: Pruner | None = None) -> None:
         self.store, self.experiment, self.holder = store, experiment, holder
         self.retries, self.progress, self.pruner = retries, progress, pruner

@@ -4,11 +4,13 @@ The top-k distinct configurations of a study are the finalists. They run on the 
 (`select_trials`), where the best mean chooses the winner and the runner-up (`chosen_order`,
 from the stored results, so every driver and every resumed run chooses the same); the winner, the
 runner-up and the hand-picked values (`compare_to`) then run on the report seeds
-(`report_trials`), which the report is measured on (`ablate.search.stages`). The finalists are
+(`report_trials`), which the report is measured on (`ablate.design.stages`). The finalists are
 kept in the study's user attributes, so a report names the same ones the run chose from.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 import json
 import math
@@ -18,6 +20,9 @@ import pandas as pd
 
 from ablate.search.selection import finalist_order, search_order
 from ablate.search.source import make_trial
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ablate.design.plan import Plan
 
 FINALISTS_ATTR = "ablate_finalists"
 
@@ -53,13 +58,13 @@ def stored_finalists(study) -> list[dict]:
     return list(study.user_attrs.get(FINALISTS_ATTR, []))
 
 
-def select_trials(p, arm: int, finalists: list[dict], seeds, *, source=None) -> list:
+def select_trials(p: Plan, arm: int, finalists: list[dict], seeds, *, source=None) -> list:
     """Every finalist on every selection seed (paired): what chooses the winner."""
     return [make_trial(p, arm, s, values, reason=f"select: finalist {rank}", source=source)
             for rank, values in enumerate(finalists, 1) for s in seeds]
 
 
-def report_trials(p, arm: int, finalists: list[dict], order, compare_to: dict | None, seeds, *,
+def report_trials(p: Plan, arm: int, finalists: list[dict], order, compare_to: dict | None, seeds, *,
                   source=None) -> list:
     """The winner, the runner-up and the hand-picked values on every report seed (paired)."""
     roles = [("winner", finalists[order[0]])]
@@ -77,7 +82,7 @@ def report_trials(p, arm: int, finalists: list[dict], order, compare_to: dict | 
     return out
 
 
-def stage_values(p, store_frame: pd.DataFrame, arm: int, values: dict, metric: str, seeds) -> np.ndarray:
+def stage_values(p: Plan, store_frame: pd.DataFrame, arm: int, values: dict, metric: str, seeds) -> np.ndarray:
     """`metric` of configuration `values` on each of `seeds` (NaN where not complete)."""
     by_id = store_frame.set_index("trial_id") if len(store_frame) else store_frame
     out = []
@@ -89,7 +94,7 @@ def stage_values(p, store_frame: pd.DataFrame, arm: int, values: dict, metric: s
     return np.array(out, dtype=float)
 
 
-def chosen_order(p, store_frame: pd.DataFrame, arm: int, finalists: list[dict], seeds, metric) -> np.ndarray:
+def chosen_order(p: Plan, store_frame: pd.DataFrame, arm: int, finalists: list[dict], seeds, metric) -> np.ndarray:
     """The finalists ranked by their stored mean over the selection seeds `seeds` (the search's
     order when none completed): entry 0 is the winner, entry 1 the runner-up."""
     select = np.array([stage_values(p, store_frame, arm, v, metric.name, seeds) for v in finalists])

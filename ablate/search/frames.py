@@ -15,12 +15,12 @@ import numpy as np
 import pandas as pd
 
 from ablate import stats
-from ablate.plan import Plan
+from ablate.design.plan import Plan
 from ablate.search.finalists import stage_values, stored_finalists
 from ablate.search.selection import choose_and_report
 from ablate.search.source import REASON_ATTR, REQUEUED_ATTR, STATUS_ATTR, TRIAL_ID_ATTR, make_trial, retried_numbers
-from ablate.search.space import search_metrics
-from ablate.search.stages import StageSeeds, stage_seeds
+from ablate.config.search import search_metrics
+from ablate.design.stages import StageSeeds, stage_seeds
 
 
 @dataclass(frozen=True)
@@ -75,7 +75,7 @@ class Finalists:
     """A study's finalists: `table` has one row per finalist (and the hand-picked values) with its
     search value, its selection score (mean over the selection seeds: what chose; not an
     estimate) and, for the winner, the runner-up and the hand-picked values, the mean, std and
-    t interval over the report seeds (`ablate.search.stages`). `lift` (winner - runner-up) and
+    t interval over the report seeds (`ablate.design.stages`). `lift` (winner - runner-up) and
     `compare` (winner - hand-picked) are paired over the report seeds."""
 
     arm: int
@@ -99,7 +99,7 @@ def _lift(r: dict | None, test: str) -> stats.PairedLift | None:
                             zero_variance=bool(v["zero_variance"]))
 
 
-def finalists(p, store_frame: pd.DataFrame, study, *, arm: int = 0, confidence: float = 0.95,
+def finalists(p: Plan, store_frame: pd.DataFrame, study, *, arm: int = 0, confidence: float = 0.95,
               test: str = "t") -> Finalists:
     """The finalists, the winner chosen on the selection seeds and its figures on the report seeds."""
     metric = search_metrics(p.spec)[0]

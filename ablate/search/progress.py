@@ -3,11 +3,17 @@ so far with its values (read from the study, so it works while the search runs).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
 
-def search_status(store, p) -> str:
+if TYPE_CHECKING:  # pragma: no cover
+    from ablate.design.plan import Plan
+    from ablate.store import Store
+
+
+def search_status(store: Store, p: Plan) -> str:
     from ablate.search.frames import history
     from ablate.search.runner import searched_arms, study_name
-    from ablate.search.space import search_metrics
+    from ablate.config.search import search_metrics
 
     spec = p.spec
     s = spec.search
@@ -50,13 +56,13 @@ def sampler_text(s) -> str:
     return f"{s.sampler.name} sampler ({seed})"
 
 
-def search_plan(p) -> tuple[str, int | None]:
+def search_plan(p: Plan) -> tuple[str, int | None]:
     """What `ablate plan` says about a search: the arms, the space, the budget, the seeds and
     trials of each stage; and the most trials the whole experiment runs (None when only a timeout
     bounds the search)."""
     from ablate.search.runner import searched_arms, study_name
-    from ablate.search.space import search_metrics
-    from ablate.search.stages import stage_seeds, stage_trials
+    from ablate.config.search import search_metrics
+    from ablate.design.stages import stage_seeds, stage_trials
 
     spec = p.spec
     s = spec.search
@@ -105,7 +111,7 @@ def _seeds(seeds) -> str:
     return ", ".join(map(str, seeds))
 
 
-def _load(store, name: str):
+def _load(store: Store, name: str):
     import optuna
 
     from ablate.search.study import storage_for

@@ -10,11 +10,17 @@ keeps it out of the `n_trials` count (`SearchSource._used`) and out of `ablate s
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ablate.search.runner import open_arm_study, searched_arms
 from ablate.search.source import OVER_BUDGET_ATTR, REQUEUED_ATTR, RETRIED_ATTR, TRIAL_ID_ATTR, retried_numbers
 
+if TYPE_CHECKING:  # pragma: no cover
+    from ablate.design.plan import Plan
+    from ablate.store import Store
 
-def retry_failed_study_trials(p, store, trial_ids) -> int:
+
+def retry_failed_study_trials(p: Plan, store: Store, trial_ids) -> int:
     """Ask again the values of every failed study trial of `trial_ids` (ablate trial ids put back
     to pending); returns how many study trials were enqueued."""
     from optuna.trial import TrialState

@@ -1,31 +1,38 @@
 """Run a spec's search: one study (or one per design arm with `per_arm`), then the finalists on
 the selection seeds and the winner, runner-up and hand-picked values on the report seeds
-(`ablate.search.stages`), all through the engine (claims, recorder, retries, resume)."""
+(`ablate.design.stages`), all through the engine (claims, recorder, retries, resume)."""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from ablate.run.early_stop import with_early_stop
 from ablate.run.engine import Engine, RunSummary
 from ablate.run.sources import DesignSource
 from ablate.search.finalists import chosen_order, record_finalists, report_trials, select_trials, top_configurations
 from ablate.search.source import SearchSource
-from ablate.search.space import search_metrics
-from ablate.search.stages import stage_seeds
+from ablate.config.search import search_metrics
+from ablate.design.stages import stage_seeds
 from ablate.search.study import open_study
 
+if TYPE_CHECKING:  # pragma: no cover
+    from ablate.design.plan import Plan
+    from ablate.design.spec import Spec
+    from ablate.store import Store
 
-def study_name(spec, arm: int | None = None) -> str:
+
+def study_name(spec: Spec, arm: int | None = None) -> str:
     """The study of a spec (or of one arm of a per-arm search): `search.study`, else the
     experiment's name; `<name>/arm<i>` per arm."""
     base = spec.search.study or spec.name
     return base if arm is None else f"{base}/arm{arm}"
 
 
-def searched_arms(p) -> list[int]:
+def searched_arms(p: Plan) -> list[int]:
     return [a.index for a in p.arms] if p.spec.search.per_arm else [0]
 
 
-def open_arm_study(p, store, arm: int):
+def open_arm_study(p: Plan, store: Store, arm: int):
     spec = p.spec
     metrics = search_metrics(spec)
     name = study_name(spec, arm if spec.search.per_arm else None)
@@ -33,7 +40,7 @@ def open_arm_study(p, store, arm: int):
     return open_study(store, name, spec.search, [m.direction for m in metrics], pruning=pruning)
 
 
-def run_search(p, store, executor, *, summary: RunSummary, progress=None, source: str | None = None,
+def run_search(p: Plan, store: Store, executor, *, summary: RunSummary, progress=None, source: str | None = None,
                lease_s: float = 60.0, jobs: int = 1, early_stop=None) -> RunSummary:
     """`early_stop`: the pruner of the spec's `early_stop:` on the local runners
     (`ablate.run.early_stop`); it acts on the searched trials, beside the search's own pruner."""
@@ -71,3 +78,4 @@ def run_search(p, store, executor, *, summary: RunSummary, progress=None, source
         engine().run(DesignSource(report_trials(p, arm, finalists, order, s.compare_to, stages.report,
                                                 source=source)), summary)
     return summary
+

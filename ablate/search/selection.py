@@ -3,7 +3,7 @@ any leading axes (one search in a report; thousands of simulated searches in the
 
 `finalist_order` ranks finalists by their mean over the selection seeds; `choose_and_report`
 picks the winner and the runner-up that way and measures them, and the hand-picked values, on
-the report seeds only (`ablate.search.stages` says why). Ties within a relative 1e-9 go to the
+the report seeds only (`ablate.design.stages` says why). Ties within a relative 1e-9 go to the
 finalist the search ranked higher, so every driver and every resumed run, reading the same
 stored results, names the same winner.
 """

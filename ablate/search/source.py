@@ -19,14 +19,21 @@ before the validation round, so every driver validates the same finalists.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import json
 import math
 import time
 
 from ablate.errors import SpecError
-from ablate.search.space import apply_values, trial_values
+from ablate.config.search import trial_values
+from ablate.design.search import apply_values
 from ablate.store import DONE, holder_is_dead, new_holder
-from ablate.trial import Trial
+from ablate.design.trial import Trial
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ablate.design.plan import Plan
+    from ablate.store import Store
 
 REQUEUED = "the driver stopped while this trial ran; its parameters were asked again"
 TRIAL_ID_ATTR = "ablate_trial_id"
@@ -44,7 +51,7 @@ UNCLAIMED_GRACE_S = 300.0   # a trial asked by a driver on another host and neve
 POLL_S = 0.5
 
 
-def make_trial(p, arm: int, seed: int, values: dict, *, reason: str, source: str | None = None) -> Trial:
+def make_trial(p: Plan, arm: int, seed: int, values: dict, *, reason: str, source: str | None = None) -> Trial:
     """The trial of design arm `arm` on `seed` with the searched `values` (dotted paths) applied."""
     spec = p.spec
     a = p.arms[arm]
@@ -64,9 +71,9 @@ def make_trial(p, arm: int, seed: int, values: dict, *, reason: str, source: str
 class SearchSource:
     """Trials from study `study` for design arm `arm`, on the spec's first seed."""
 
-    def __init__(self, p, study, *, arm: int = 0, metrics, n_trials: int | None, timeout_s: float | None,
+    def __init__(self, p: Plan, study, *, arm: int = 0, metrics, n_trials: int | None, timeout_s: float | None,
                  jobs: int = 1, pruning: bool = False, source: str | None = None) -> None:
-        from ablate.search.study import distributions
+        from ablate.design.search import distributions
 
         self.plan, self.study, self.arm = p, study, arm
         self.metrics = tuple(metrics)
@@ -85,7 +92,7 @@ class SearchSource:
 
     # -- the engine's protocol ---------------------------------------------------------------
 
-    def next_trials(self, store) -> list[Trial]:
+    def next_trials(self, store: Store) -> list[Trial]:
         if self.deadline is None:
             self.deadline = math.inf if self.timeout_s is None else time.monotonic() + self.timeout_s
             self._resume(store)
@@ -166,7 +173,7 @@ class SearchSource:
             ot._suggest(name, dist)                       # as Study.ask(fixed_distributions)
         return ot
 
-    def _take_over(self, t, store) -> bool:
+    def _take_over(self, t, store: Store) -> bool:
         """Mark the abandoned study trial `t` failed and re-asked, unless another driver just did
         (then False); this driver asks its parameters again."""
         from ablate.search.study import fail_if_unfinished
@@ -202,7 +209,7 @@ class SearchSource:
                    if not t.user_attrs.get(REQUEUED_ATTR) and t.number not in retried
                    and (up_to is None or t.number <= up_to))
 
-    def _abandoned(self, t, store) -> bool:
+    def _abandoned(self, t, store: Store) -> bool:
         """Whether a RUNNING study trial's driver is gone (see the module docstring)."""
         driver = t.user_attrs.get(DRIVER_ATTR)
         if driver == self.driver:
@@ -219,7 +226,7 @@ class SearchSource:
         started = t.datetime_start.timestamp() if t.datetime_start else 0.0
         return time.time() - started > UNCLAIMED_GRACE_S
 
-    def _wait_for_others(self, store) -> None:
+    def _wait_for_others(self, store: Store) -> None:
         """The budget is spent: wait until the trials other drivers still run have ended (or
         their drivers died), so the finalists are chosen from every trial."""
         from optuna.trial import TrialState
@@ -231,7 +238,7 @@ class SearchSource:
                 return
             time.sleep(POLL_S)
 
-    def _resume(self, store) -> None:
+    def _resume(self, store: Store) -> None:
         from optuna.trial import TrialState
 
         statuses = store.trial_statuses(self.plan.spec.name)
@@ -252,7 +259,7 @@ class SearchSource:
             elif not t.user_attrs.get(REQUEUED_ATTR) and t.number not in retried:
                 self.finished += 1
 
-    def _tell_finished(self, store) -> None:
+    def _tell_finished(self, store: Store) -> None:
         for tid, ots in list(self.asked.items()):
             row = store.trial_row(self.plan.spec.name, tid)
             if row is None or row["status"] not in DONE:

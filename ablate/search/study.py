@@ -1,92 +1,19 @@
-"""The Optuna side of a search: distributions, sampler, pruner, and the study, kept in the store's
+"""The Optuna study of a search (its sampler and pruner: `ablate.design.search`), kept in the store's
 own database through Optuna's RDBStorage (same SQLite file or URL), so `optuna.load_study` and
 `optuna-dashboard <store URL>` see every trial."""
 
 from __future__ import annotations
 
-import numpy as np
+from typing import TYPE_CHECKING
 
-from ablate.search.space import CategoricalParam, FloatParam, PrunerConfig, SearchConfig
+from ablate.config.search import SearchConfig
+from ablate.design.search import make_pruner, make_sampler
 
-
-def distributions(search: SearchConfig) -> dict:
-    import optuna.distributions as od
-
-    out = {}
-    for path, d in search.params.items():
-        if isinstance(d, FloatParam):
-            out[path] = od.FloatDistribution(d.low, d.high, log=d.log, step=d.step)
-        elif isinstance(d, CategoricalParam):
-            out[path] = od.CategoricalDistribution(list(d.choices))
-        else:
-            out[path] = od.IntDistribution(d.low, d.high, log=d.log, step=d.step)
-    return out
+if TYPE_CHECKING:  # pragma: no cover
+    from ablate.store import Store
 
 
-def grid(search: SearchConfig) -> dict[str, list]:
-    """Every value of every parameter for the grid sampler (floats need a step: checked at load)."""
-    out = {}
-    for path, d in search.params.items():
-        if isinstance(d, CategoricalParam):
-            out[path] = list(d.choices)
-        else:
-            n = int(np.floor((d.high - d.low) / d.step + 1e-9)) + 1
-            vals = [d.low + i * d.step for i in range(n)]
-            out[path] = [round(v, 12) for v in vals] if isinstance(d, FloatParam) else [int(v) for v in vals]
-    return out
-
-
-def make_sampler(search: SearchConfig, *, seed_offset: int):
-    """The sampler a spec names. `seed_offset` (the trials the study already has) keeps a resumed
-    seeded sampler from drawing the same values it drew before the restart."""
-    import optuna.samplers as s
-
-    cfg = search.sampler
-    seed = None if cfg.seed is None else cfg.seed + seed_offset
-    opts = dict(cfg.options)
-    if cfg.name == "tpe":
-        return s.TPESampler(seed=seed, **opts)     # Optuna 5's defaults: multivariate, constant liar
-    if cfg.name == "random":
-        return s.RandomSampler(seed=seed, **opts)
-    if cfg.name == "cmaes":
-        return s.CmaEsSampler(seed=seed, **opts)
-    if cfg.name == "gp":
-        return s.GPSampler(seed=seed, **opts)
-    if cfg.name == "qmc":
-        return s.QMCSampler(seed=cfg.seed, **opts)  # a QMC sequence goes on from the trials it has
-    return _grid_sampler_class()(grid(search), seed=seed, **opts)
-
-
-def _grid_sampler_class():
-    from optuna.samplers import GridSampler
-
-    class StoppingGridSampler(GridSampler):
-        """Optuna's GridSampler, telling the search source that the grid is done instead of
-        calling `study.stop()`, which Optuna allows only inside `study.optimize` (ablate's engine
-        asks and tells itself)."""
-
-        exhausted = False
-
-        def after_trial(self, study, trial, state, values) -> None:
-            unvisited = self._get_unvisited_grid_ids(study)
-            if len(unvisited) == 0 or (len(unvisited) == 1 and study._storage.get_trial_system_attrs(
-                    trial._trial_id).get("grid_id") == unvisited[0]):
-                self.exhausted = True
-
-    return StoppingGridSampler
-
-
-def make_pruner(cfg: PrunerConfig):
-    import optuna.pruners as p
-
-    opts = cfg.options
-    return {"none": lambda: p.NopPruner(**opts), "median": lambda: p.MedianPruner(**opts),
-            "percentile": lambda: p.PercentilePruner(**{"percentile": 25.0, **opts}),
-            "successive_halving": lambda: p.SuccessiveHalvingPruner(**opts),
-            "hyperband": lambda: p.HyperbandPruner(**opts)}[cfg.name]()
-
-
-def storage_for(store, *, attempts: int = 5):
+def storage_for(store: Store, *, attempts: int = 5):
     """Optuna's RDBStorage on the store's database (its tables beside ablate's).
 
     Drivers started together race to create Optuna's tables: the loser's insert of the schema
@@ -107,7 +34,7 @@ def storage_for(store, *, attempts: int = 5):
             time.sleep(0.2 * (attempt + 1))
 
 
-def open_study(store, name: str, search: SearchConfig, directions: list[str], *, pruning: bool):
+def open_study(store: Store, name: str, search: SearchConfig, directions: list[str], *, pruning: bool):
     """Create or load the study `name`; the sampler is seeded past the trials it already has."""
     import optuna
 
@@ -127,7 +54,7 @@ def _optuna_direction(mode: str) -> str:
     return "maximize" if mode == "max" else "minimize"
 
 
-def fail_if_unfinished(store, trial_id: int, user_attrs: dict) -> bool:
+def fail_if_unfinished(store: Store, trial_id: int, user_attrs: dict) -> bool:
     """Mark the study trial `trial_id` (Optuna's id) FAIL with `user_attrs`, only if it is still
     RUNNING or WAITING; True when this call did it.
 

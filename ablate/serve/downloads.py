@@ -44,7 +44,7 @@ def report_download(store, name: str, fmt: str) -> tuple[str, bytes]:
     p = load_experiment(store, name)
     with tempfile.TemporaryDirectory(prefix="ablate-serve-") as tmp:
         if p.spec.search is not None:
-            from ablate.search.report import write_search_report
+            from ablate.report.search import write_search_report
             from ablate.serve.search_view import search_report
 
             report, notes = search_report(store, p)

@@ -49,7 +49,7 @@ def search_report(store, p):
     """A `SearchReport` (the object the search writers take) over the studies loaded read-only;
     None while some study is missing."""
     from ablate.search import frames
-    from ablate.search.report import SearchReport
+    from ablate.report.search import SearchReport
     from ablate.search.runner import searched_arms
 
     studies, notes = load_studies(store, p)
@@ -64,8 +64,8 @@ def search_report(store, p):
 
 def search_view(store, p) -> dict:
     from ablate.report import render
-    from ablate.search.figures import search_figures
-    from ablate.search.report import _ci, _values_text
+    from ablate.report.search_figures import search_figures
+    from ablate.report.search import _ci, _values_text
 
     report, notes = search_report(store, p)
     dashboard = f"optuna-dashboard '{optuna_url(store)}'" if store.is_sqlite else "optuna-dashboard <store URL>"

@@ -26,10 +26,9 @@ from ablate.tricks.base import (
     all_tricks,
     get_trick,
     register_trick,
-    suggest,
     trick_names,
 )
 from ablate.tricks.schedule import lr_multiplier
 
 __all__ = ["NoParams", "Procedure", "Trick", "TrickParams", "all_tricks", "get_trick",
-           "register_trick", "suggest", "trick_names", "lr_multiplier"]
+           "register_trick", "trick_names", "lr_multiplier"]

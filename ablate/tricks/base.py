@@ -10,25 +10,20 @@ touch the training loop themselves, so two tricks cannot fight over it.
 from __future__ import annotations
 
 import contextlib
-import difflib
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from ablate.config import TrickParams
+from ablate.config.spec_errors import suggest
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
     from torch import nn
 
-    from ablate.spec import Spec
-
-
-class TrickParams(BaseModel):
-    """Base for every trick's parameters: frozen, and unknown keys are errors (no silent typos)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)  # no .inf/.nan
+    from ablate.design.spec import Spec
 
 
 class NoParams(TrickParams):
@@ -141,6 +136,22 @@ class Trick:
     def apply(self, params: TrickParams, proc: Procedure) -> None:
         raise NotImplementedError
 
+    # -- files a trick reads: hooks every caller calls for every trick --------------------------
+
+    def check_files(self, params: TrickParams, spec: Spec) -> str | None:
+        """A reason when a file this trick names is unusable with `spec`, else None (run when a
+        spec loads with its files checked)."""
+        return None
+
+    def reads_saved_weights(self, params: TrickParams) -> bool:
+        """Whether a trial with this trick may read weights that trials save (a distillation
+        teacher): its runner then gets the store's weights folder."""
+        return False
+
+    def check_saved_weights(self, uses: list[tuple[TrickParams, Any]], weights_root: Path | None) -> None:
+        """Before anything runs: the saved weights that `uses` ((params, trial) of every planned
+        trial with this trick) read exist and fit their trials; raises an AblateError otherwise."""
+
     def describe_params(self) -> list[dict[str, Any]]:
         """Parameter rows for `ablate tricks`: name, type, default, allowed range, help."""
         rows = []
@@ -178,12 +189,6 @@ def register_trick(cls: type[Trick]) -> type[Trick]:
     return cls
 
 
-def suggest(name: str, choices: list[str]) -> str:
-    """' (did you mean 'x'?)' for the nearest choice, or ''."""
-    near = difflib.get_close_matches(name, choices, n=1, cutoff=0.5)
-    return f" (did you mean '{near[0]}'?)" if near else ""
-
-
 def get_trick(name: str) -> Trick:
     """The registered trick `name`; KeyError naming the valid ones (and the nearest) otherwise."""
     try:
@@ -200,3 +205,20 @@ def trick_names() -> list[str]:
 
 def all_tricks() -> dict[str, Trick]:
     return dict(sorted(_REGISTRY.items()))
+
+
+def reads_saved_weights(settings: Iterable[Any]) -> bool:
+    """Whether any of `settings` (a spec's or a trial's tricks: `use` and `params`) reads saved
+    weights (`Trick.reads_saved_weights`)."""
+    return any(get_trick(t.use).reads_saved_weights(t.params) for t in settings)
+
+
+def check_saved_weights(trials: Iterable[Any], weights_root: Path | None) -> None:
+    """Before anything runs: every trick of `trials` checks the saved weights it reads
+    (`Trick.check_saved_weights`), once for all the trials that use it."""
+    uses: dict[str, list[tuple[TrickParams, Any]]] = {}
+    for trial in trials:
+        for t in getattr(trial, "tricks", ()):
+            uses.setdefault(t.use, []).append((t.params, trial))
+    for name, pairs in uses.items():
+        get_trick(name).check_saved_weights(pairs, weights_root)

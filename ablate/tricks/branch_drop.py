@@ -8,18 +8,21 @@ papers' linear decay). torchvision has StochasticDepth (used); ShakeDrop is writ
 from __future__ import annotations
 
 from functools import partial
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, model_validator
 
 from ablate.tricks.base import Trick, TrickParams, register_trick
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ablate.design.spec import Spec
 
 
 class _BranchTrick(Trick):
     kind = "model"
     slot = "residual branch drop"
 
-    def check(self, params, spec):
+    def check(self, params, spec: Spec):
         from ablate.models.blocks import BRANCH_END_ATTR, has_residual_blocks
 
         if not has_residual_blocks(spec.model):

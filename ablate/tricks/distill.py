@@ -29,6 +29,7 @@ from ablate.models import ModelConfig
 from ablate.tricks.base import Trick, TrickParams, register_trick
 
 if TYPE_CHECKING:
+    from ablate.design.spec import Spec
     import torch
     from torch import nn
 
@@ -84,7 +85,7 @@ class Distill(Trick):
     def apply(self, params, proc):
         proc.distill = TeacherRef(params.temperature, params.alpha, params.trial, params.path, params.model)
 
-    def check_files(self, params, spec) -> str | None:
+    def check_files(self, params, spec: Spec) -> str | None:
         """For `path:` teachers: the file is a state dict fitting the teacher model and the data's
         classes (run when a spec loads with its files checked)."""
         if params.path is None:
@@ -103,6 +104,12 @@ class Distill(Trick):
         except WeightsError as exc:
             return f"teacher: {exc}"
         return None
+
+    def reads_saved_weights(self, params) -> bool:
+        return True
+
+    def check_saved_weights(self, uses, weights_root) -> None:
+        check_trial_teachers([(params.trial, trial) for params, trial in uses], weights_root)
 
 
 # -- finding and building teachers -----------------------------------------------------------
@@ -169,7 +176,7 @@ def build_trial_teacher(path: Path, *, num_classes: int, channels: int | None = 
 
     from ablate.models import build_model
     from ablate.models.weights import WeightsError, read_state_dict, saved_meta
-    from ablate.tricks import Procedure, get_trick
+    from ablate.tricks.base import Procedure, get_trick
 
     meta = saved_meta(path)
     if "model" not in meta:
@@ -195,27 +202,27 @@ def build_trial_teacher(path: Path, *, num_classes: int, channels: int | None = 
     return model
 
 
-def check_trial_teachers(trials, weights_root) -> None:
-    """Before anything runs: every `trial:` teacher exists and predicts the data's classes."""
+def check_trial_teachers(teachers: list[tuple[str | None, Any]], weights_root) -> None:
+    """Before anything runs: every `trial:` teacher exists and predicts the data's classes.
+    `teachers`: (the teacher trial's id or None for a `path:` teacher, the student trial)."""
     from ablate.models.weights import WeightsError, data_shape, saved_meta
 
     seen = set()
-    for trial in trials:
-        for t in getattr(trial, "tricks", ()):
-            if t.use != "distill" or t.params.trial is None or t.params.trial in seen:
-                continue
-            seen.add(t.params.trial)
-            path = find_trial_teacher(t.params.trial, weights_root)
-            shape = data_shape(trial.data)
-            meta = saved_meta(path)
-            if shape is not None and meta.get("num_classes") != shape[1]:
-                raise WeightsError(f"teacher trial '{t.params.trial}' predicts {meta.get('num_classes')} classes, "
-                                   f"but {trial.data.name} has {shape[1]}; a teacher must be trained on the "
-                                   f"same classes")
-            if shape is not None and meta.get("channels") != shape[0]:
-                raise WeightsError(f"teacher trial '{t.params.trial}' takes {meta.get('channels')}-channel images, "
-                                   f"but {trial.data.name} has {shape[0]} channel(s); the teacher sees the "
-                                   f"student's batches")
+    for ref, trial in teachers:
+        if ref is None or ref in seen:
+            continue
+        seen.add(ref)
+        path = find_trial_teacher(ref, weights_root)
+        shape = data_shape(trial.data)
+        meta = saved_meta(path)
+        if shape is not None and meta.get("num_classes") != shape[1]:
+            raise WeightsError(f"teacher trial '{ref}' predicts {meta.get('num_classes')} classes, "
+                               f"but {trial.data.name} has {shape[1]}; a teacher must be trained on the "
+                               f"same classes")
+        if shape is not None and meta.get("channels") != shape[0]:
+            raise WeightsError(f"teacher trial '{ref}' takes {meta.get('channels')}-channel images, "
+                               f"but {trial.data.name} has {shape[0]} channel(s); the teacher sees the "
+                               f"student's batches")
 
 
 class Distillation:

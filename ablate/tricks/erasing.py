@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from pydantic import Field
 
 if TYPE_CHECKING:
+    from ablate.design.spec import Spec
     import torch
 
 from ablate.tricks.base import Trick, TrickParams, register_trick
@@ -116,7 +117,7 @@ class RandomErasing(Trick):
     kind = "augmentation"
     Params = ErasingParams
 
-    def check(self, params, spec):
+    def check(self, params, spec: Spec):
         if params.scale_min > params.scale_max:
             return (f"scale_min <= scale_max must hold, got scale_min={params.scale_min}, "
                     f"scale_max={params.scale_max}")

@@ -9,11 +9,14 @@ their (1, 0) initialisation.
 from __future__ import annotations
 
 from functools import partial
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 
 from ablate.tricks.base import Trick, TrickParams, register_trick
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ablate.design.spec import Spec
 
 SCHEMES = ("kaiming_normal", "kaiming_uniform", "xavier_normal", "xavier_uniform", "orthogonal")
 
@@ -54,7 +57,7 @@ class Initialization(Trick):
     slot = "initialisation"
     Params = InitParams
 
-    def check(self, params, spec):
+    def check(self, params, spec: Spec):
         if not params.scheme.startswith("kaiming") and params.mode != "fan_in":
             return f"mode applies to the Kaiming schemes only, got mode='{params.mode}' with scheme='{params.scheme}'"
         return None

@@ -3,11 +3,16 @@ B0/S0 in place of BatchNorm + ReLU (edits in `ablate.models.normalization`)."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from functools import partial
 
 from pydantic import Field
 
 from ablate.tricks.base import NoParams, Trick, TrickParams, register_trick
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ablate.design.spec import Spec
 
 
 class WSParams(TrickParams):
@@ -54,7 +59,7 @@ class _EvoNorm(Trick):
     variant: str
     paper = "Liu et al. 2020, Evolving Normalization-Activation Layers (arXiv:2004.02967)"
 
-    def check(self, params, spec):
+    def check(self, params, spec: Spec):
         import importlib.util
 
         if importlib.util.find_spec("timm") is None:

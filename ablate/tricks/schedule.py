@@ -9,11 +9,16 @@ the same curve whatever the tricks around it (the habit timm's schedulers follow
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import math
 
 from pydantic import Field
 
 from ablate.tricks.base import NoParams, Procedure, Trick, TrickParams, register_trick
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ablate.design.spec import Spec
 
 
 def lr_multiplier(proc: Procedure, step: int, steps_per_epoch: int) -> float:
@@ -58,7 +63,7 @@ class Warmup(Trick):
     kind = "schedule"
     Params = WarmupParams
 
-    def check(self, params, spec):
+    def check(self, params, spec: Spec):
         if params.epochs >= spec.recipe.epochs:
             return (f"warmup epochs must be < recipe.epochs, got epochs={params.epochs} with "
                     f"recipe.epochs={spec.recipe.epochs}")
@@ -85,7 +90,7 @@ class Cosine(Trick):
     slot = "schedule"
     Params = CosineParams
 
-    def check(self, params, spec):
+    def check(self, params, spec: Spec):
         if spec.recipe.schedule == "cosine":
             return "recipe.schedule is already 'cosine', so this trick would change nothing"
         return None
@@ -113,7 +118,7 @@ class StepDecay(Trick):
     slot = "schedule"
     Params = StepParams
 
-    def check(self, params, spec):
+    def check(self, params, spec: Spec):
         bad = [m for m in params.milestones if not 0 < m < 1]
         if bad or list(params.milestones) != sorted(params.milestones):
             return f"milestones must be increasing fractions in (0, 1), got {list(params.milestones)}"

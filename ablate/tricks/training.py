@@ -14,11 +14,14 @@ The trainer implements the step (see `ablate.train`); these only switch it on:
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 
 from ablate.tricks.base import Trick, TrickParams, register_trick
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ablate.design.spec import Spec
 
 
 class PrecisionParams(TrickParams):
@@ -93,7 +96,7 @@ class SAM(Trick):
     slot = "sharpness-aware step"
     Params = SAMParams
 
-    def check(self, params, spec):
+    def check(self, params, spec: Spec):
         for key, t in spec.tricks.items():
             if t.use == "amp" and t.params.dtype == "float16":
                 return (f"{self.name.upper()}'s two-pass step does not combine with float16 loss scaling "

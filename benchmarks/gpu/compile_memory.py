@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 from ablate import compiling  # noqa: E402
 from ablate.report import build_report  # noqa: E402
 from ablate.api import run_experiment  # noqa: E402
-from ablate.shrink import load_run_spec  # noqa: E402
+from ablate.design.shrink import load_run_spec  # noqa: E402
 from ablate.store import Store  # noqa: E402
 from ablate.train import pick_device  # noqa: E402
 

@@ -30,7 +30,7 @@ TRICK_MARKER = "<!-- trick-table -->"
 
 
 def _spec_class() -> type:
-    from ablate.spec import Spec
+    from ablate.design.spec import Spec
 
     return Spec
 

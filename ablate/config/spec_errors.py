@@ -1,9 +1,11 @@
 """Turning pydantic's validation errors into spec messages: field path, YAML line, what is
 allowed and what was given. Pure functions over the raw spec data and the schema models;
-`ablate.spec` calls them (kept apart so the schema stays readable)."""
+`ablate.design.spec` calls them (kept apart so the schema stays readable)."""
 
 from __future__ import annotations
 
+import difflib
+import functools
 import types
 import typing
 from typing import Annotated, Any, Union
@@ -11,10 +13,7 @@ from typing import Annotated, Any, Union
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from ablate.data import DATA_NAMES
 from ablate.errors import SpecError
-from ablate.models import MODEL_NAMES
-from ablate.tricks import suggest
 
 DESIGN_KINDS = ["cumulative", "explicit", "fractional_factorial", "full_factorial", "leave_one_out",
                 "one_at_a_time", "plackett_burman"]
@@ -25,14 +24,20 @@ MANY_VALUES_HINT = ("to compare several values, give one trick entry per value w
                     "or run a search over it")
 
 
-def _dotted(path: tuple) -> str:
+def suggest(name: str, choices: list[str]) -> str:
+    """' (did you mean 'x'?)' for the nearest choice, or ''."""
+    near = difflib.get_close_matches(name, choices, n=1, cutoff=0.5)
+    return f" (did you mean '{near[0]}'?)" if near else ""
+
+
+def dotted_path(path: tuple) -> str:
     out = ""
     for p in path:
         out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
     return out
 
 
-def _pydantic_message(err: dict) -> str:
+def pydantic_message(err: dict) -> str:
     msg = err["msg"]
     if msg.startswith("Value error, "):
         msg = msg[len("Value error, "):]
@@ -49,8 +54,35 @@ def _pydantic_message(err: dict) -> str:
     return f"{msg}; got {given!r}"
 
 
-def _strip_tags(loc: tuple, raw: Any) -> tuple:
+@functools.cache
+def union_tags(root: type[BaseModel]) -> frozenset[str]:
+    """Every tag value of the unions in `root`'s schema (a union member's Literal `name`, `kind` or
+    `type`, e.g. 'cifar_resnet'): the names pydantic inserts into error locations. Read from the
+    schema itself, so this module needs no registry."""
+    tags: set[str] = set()
+    seen: set[type] = set()
+
+    def walk(model: type[BaseModel]) -> None:
+        if model in seen:
+            return
+        seen.add(model)
+        for f in model.model_fields.values():
+            for annotation in (f.annotation, _dict_values(f.annotation)):
+                for cand in union_members(annotation):
+                    if isinstance(cand, type) and issubclass(cand, BaseModel):
+                        for key in ("name", "kind", "type"):
+                            tag = cand.model_fields.get(key)
+                            if tag is not None and typing.get_origin(tag.annotation) is typing.Literal:
+                                tags.update(str(a) for a in typing.get_args(tag.annotation))
+                        walk(cand)
+
+    walk(root)
+    return frozenset(tags)
+
+
+def strip_tags(loc: tuple, raw: Any, root: type[BaseModel]) -> tuple:
     """Drop the union tags pydantic inserts into error locations (e.g. 'cifar_resnet')."""
+    tags = union_tags(root)
     out, node = [], raw
     for part in loc:
         if isinstance(node, dict) and part in node:
@@ -59,7 +91,7 @@ def _strip_tags(loc: tuple, raw: Any) -> tuple:
         elif isinstance(node, (list, tuple)) and isinstance(part, int) and part < len(node):
             out.append(part)
             node = node[part]
-        elif isinstance(part, str) and (part in DATA_NAMES + MODEL_NAMES + DESIGN_KINDS
+        elif isinstance(part, str) and (part in tags
                                          or "[" in part or part in ("int", "list", "dict", "float", "categorical")):
             continue
         elif isinstance(part, str) and part[:1].isupper() and isinstance(node, dict):
@@ -73,7 +105,7 @@ def _strip_tags(loc: tuple, raw: Any) -> tuple:
 def _model_of(annotation: Any, raw: Any) -> type[BaseModel] | None:
     """The model class `annotation` denotes (picking a union member by its tag: a Literal field
     `name`, `kind` or `type`)."""
-    for cand in _members(annotation):
+    for cand in union_members(annotation):
         if isinstance(cand, type) and issubclass(cand, BaseModel):
             fields = cand.model_fields
             tag = next((k for k in ("name", "kind", "type") if k in fields
@@ -96,24 +128,24 @@ def _dict_values(annotation: Any) -> Any:
     return typing.get_args(annotation)[1] if origin is dict else None
 
 
-def _fields_of(annotation: Any, raw: Any) -> dict[str, Any] | None:
+def fields_of(annotation: Any, raw: Any) -> dict[str, Any] | None:
     """The fields of the model `annotation` denotes (picking a union member by its tag)."""
     model = _model_of(annotation, raw)
     return model.model_fields if model is not None else None
 
 
-def _members(annotation: Any) -> list[Any]:
+def union_members(annotation: Any) -> list[Any]:
     origin = typing.get_origin(annotation)
     if origin is Annotated:
-        return _members(typing.get_args(annotation)[0])
+        return union_members(typing.get_args(annotation)[0])
     if origin in (Union, types.UnionType):
-        return [m for a in typing.get_args(annotation) for m in _members(a)]
+        return [m for a in typing.get_args(annotation) for m in union_members(a)]
     if origin in (tuple, list):
-        return [m for a in typing.get_args(annotation) if a is not Ellipsis for m in _members(a)]
+        return [m for a in typing.get_args(annotation) if a is not Ellipsis for m in union_members(a)]
     return [annotation]
 
 
-def _allowed_keys(path: tuple, raw: dict, root: type[BaseModel]) -> list[str] | None:
+def allowed_keys(path: tuple, raw: dict, root: type[BaseModel]) -> list[str] | None:
     """The keys a user may write at `path`. A model lists its own input keys in `input_keys`
     when they differ from its fields (e.g. `seeds: {count: 3}`)."""
     model: type[BaseModel] | None = root
@@ -139,32 +171,32 @@ def _allowed_keys(path: tuple, raw: dict, root: type[BaseModel]) -> list[str] | 
     return list(keys) if keys else [k for k in model.model_fields if k != "key"]
 
 
-def _first_error(exc: ValidationError, raw: dict, fail, root: type[BaseModel]) -> SpecError:
+def first_error(exc: ValidationError, raw: dict, fail, root: type[BaseModel]) -> SpecError:
     """One message for a validation failure. An unknown key comes first whenever there is one
     (a typo is the likely cause of the other errors), with the required field it probably meant."""
     errors = exc.errors()
     extra = next((e for e in errors if e["type"] == "extra_forbidden"), None)
     if extra is not None:
-        loc = _strip_tags(tuple(extra["loc"]), raw)
+        loc = strip_tags(tuple(extra["loc"]), raw, root)
         name = str(loc[-1])
-        allowed = _allowed_keys(loc[:-1], raw, root) or []
-        where = _dotted(loc[:-1]) or "the top level"
-        missing = [_strip_tags(tuple(e["loc"]), raw) for e in errors if e["type"] == "missing"]
+        allowed = allowed_keys(loc[:-1], raw, root) or []
+        where = dotted_path(loc[:-1]) or "the top level"
+        missing = [strip_tags(tuple(e["loc"]), raw, root) for e in errors if e["type"] == "missing"]
         missing = [m for m in missing if m[:-1] == loc[:-1]]
         also = ""
         if missing:
-            names = ", ".join(f"'{_dotted(m)}'" for m in missing)
+            names = ", ".join(f"'{dotted_path(m)}'" for m in missing)
             also = f"; required {'field' if len(missing) == 1 else 'fields'} {names} missing"
         return fail(loc, f"unknown key '{name}' in {where}{suggest(name, allowed)}{also}; allowed keys: "
                          f"{', '.join(allowed)}")
     err = errors[0]
-    loc = _strip_tags(tuple(err["loc"]), raw)
+    loc = strip_tags(tuple(err["loc"]), raw, root)
     if err["type"] == "missing" and len(loc) == 1:
         return fail(loc, f"the '{loc[0]}' section is required")
-    return fail(loc, _pydantic_message(err))
+    return fail(loc, pydantic_message(err))
 
 
-def _key_lines(text_or_node: str | yaml.Node | None) -> dict[tuple, int]:
+def key_lines(text_or_node: str | yaml.Node | None) -> dict[tuple, int]:
     """1-based line of every mapping key and sequence item, by path (from YAML text or a node
     composed from it; give a node only when its expanded size is bounded)."""
     if isinstance(text_or_node, str):
@@ -193,7 +225,7 @@ def _key_lines(text_or_node: str | yaml.Node | None) -> dict[tuple, int]:
     return out
 
 
-def _line_for(lines: dict[tuple, int], path: tuple) -> int | None:
+def line_for(lines: dict[tuple, int], path: tuple) -> int | None:
     for n in range(len(path), 0, -1):
         if path[:n] in lines:
             return lines[path[:n]]
@@ -226,5 +258,5 @@ def with_line(exc: SpecError) -> SpecError:
         text = path.read_text(encoding="utf-8", errors="replace")
     except OSError:
         return exc
-    line = _line_for(_key_lines(text), _path_parts(exc.path))
+    line = line_for(key_lines(text), _path_parts(exc.path))
     return exc if line is None else SpecError(exc.message, source=exc.source, path=exc.path, line=line)

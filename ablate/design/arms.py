@@ -1,6 +1,6 @@
 """Which tricks each arm of a design has: pure functions of the spec's tricks and design.
 
-Its own module (below both `ablate.spec` and `ablate.plan`) so that the spec's load-time
+Its own module (below both `ablate.design.spec` and `ablate.design.plan`) so that the spec's load-time
 checks can ask which tricks share an arm without importing the planner (no import cycle).
 """
 
@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ablate.spec import Spec
+    from ablate.design.spec import Spec
 
 LIFT_DESIGNS = ("explicit", "one_at_a_time", "cumulative", "full_factorial", "fractional_factorial",
                 "plackett_burman")
@@ -20,7 +20,7 @@ FACTORIAL_DESIGNS = ("full_factorial", "fractional_factorial", "plackett_burman"
 
 def two_level_design(spec: Spec):
     """The factorial design object for factorial kinds (None for the others)."""
-    from ablate import factorial
+    from ablate.design import factorial
 
     keys = list(spec.tricks)
     kind = spec.design.kind

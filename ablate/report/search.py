@@ -3,11 +3,13 @@ report seeds, hand-picked vs searched, per-arm tuned values and lift table, Pare
 importances (md, csv, json, html).
 
 The content is built once as blocks (`search_blocks`: headings, paragraphs, tables, lists);
-markdown and HTML (`ablate.search.figures`) render the same blocks, so the page has everything
+markdown and HTML (`ablate.report.search_figures`) render the same blocks, so the page has everything
 the markdown has, plus figures and the trials table.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 import json
 import math
@@ -23,9 +25,14 @@ from ablate.report.protocol import write_files
 from ablate.search import frames
 from ablate.search.progress import sampler_text
 from ablate.search.runner import open_arm_study, searched_arms
-from ablate.search.space import search_metrics
-from ablate.search.stages import stage_seeds
-from ablate.spec_changes import EXECUTION_ONLY_RECIPE
+from ablate.config.search import search_metrics
+from ablate.design.stages import stage_seeds
+from ablate.design.changes import EXECUTION_ONLY_RECIPE
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ablate.design.plan import Plan
+    from ablate.design.spec import Spec
+    from ablate.store import Store
 
 TESTS = {"t": "paired t-test", "wilcoxon": "Wilcoxon signed-rank test",
          "permutation": "exact paired sign-flip (randomisation) test"}
@@ -79,7 +86,7 @@ class SearchReport:
             return made
         if fmt == "json":
             return [("search.json", lambda: search_json(self))]
-        from ablate.search.figures import search_html
+        from ablate.report.search_figures import search_html
 
         return [("report.html", lambda: search_html(self))]
 
@@ -88,12 +95,12 @@ class SearchReport:
         return write_files(self, out_dir, formats)
 
 
-def build_search_report(store, p, *, confidence: float = 0.95, test: str = "t",
+def build_search_report(store: Store, p: Plan, *, confidence: float = 0.95, test: str = "t",
                         diverged: str = "worst") -> SearchReport:
     """`confidence`, `test` and `diverged` (the per-arm lift table's) as for a design's report."""
-    from ablate.report.frames import _check_options
+    from ablate.report.frames import check_options
 
-    _check_options(confidence, test, diverged)
+    check_options(confidence, test, diverged)
     spec = p.spec
     trials = store.trials_frame(spec.name)
     studies, hist, fins = [], [], []
@@ -153,7 +160,7 @@ def _pct(confidence: float) -> str:
     return f"{confidence * 100:.10g}%"
 
 
-def current_value(spec, path: str):
+def current_value(spec: Spec, path: str):
     """The spec's own value of a searched path (what a trial gets when nothing is sampled)."""
     parts = path.split(".")
     if parts[0] == "recipe" and spec.recipe is not None:
@@ -163,7 +170,7 @@ def current_value(spec, path: str):
     return None
 
 
-def stages_text(spec) -> str:
+def stages_text(spec: Spec) -> str:
     st = stage_seeds(spec)
     if not st.validates:
         return f"Seeds: search {_seeds_text(st.search)} (no validation round: nothing is measured over seeds)."
@@ -208,7 +215,7 @@ def finalists_blocks(f: frames.Finalists, confidence: float) -> list[tuple]:
     return out
 
 
-def compare_blocks(f: frames.Finalists, spec, confidence: float) -> list[tuple]:
+def compare_blocks(f: frames.Finalists, spec: Spec, confidence: float) -> list[tuple]:
     """The hand-picked vs searched table of the reference write-up: each searched parameter,
     then the metric over the report seeds and the searched configuration's paired lift."""
     hand = dict(spec.search.compare_to or {})

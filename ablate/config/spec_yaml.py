@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 
 from ablate.errors import SpecError
-from ablate.spec_errors import _key_lines
+from ablate.config.spec_errors import key_lines
 
 MAX_SPEC_BYTES = 1_000_000     # a real spec is a few kB; the largest shipped one is under 4 kB
 MAX_EXPANDED_NODES = 100_000   # values after expanding aliases; a real spec has a few hundred
@@ -42,7 +42,7 @@ def read_yaml(text: str, *, source: str) -> tuple[Any, dict[tuple, int]]:
                         line=mark.line + 1 if mark else None) from None
     finally:
         loader.dispose()
-    return data, _key_lines(node)
+    return data, key_lines(node)
 
 
 def _children(node: yaml.Node) -> list[yaml.Node]:

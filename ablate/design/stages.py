@@ -20,7 +20,12 @@ seed. `check_stages` refuses a spec whose `seeds:` do not fit the stages when it
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from dataclasses import dataclass
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ablate.design.spec import Spec
 
 DEFAULT_SELECT_SEEDS = 3
 MIN_REPORT_SEEDS = 2      # a mean over one seed has no interval
@@ -58,7 +63,7 @@ def stage_counts(search, n_seeds: int) -> tuple[int, int, int | None]:
     return 1, select, report
 
 
-def stage_seeds(spec) -> StageSeeds:
+def stage_seeds(spec: Spec) -> StageSeeds:
     """The seeds of each stage of `spec`'s search (a spec that loaded fits them: `check_stages`)."""
     values = spec.seeds.values
     n_search, n_select, n_report = stage_counts(spec.search, len(values))
@@ -68,7 +73,7 @@ def stage_seeds(spec) -> StageSeeds:
     return StageSeeds(values[:a], values[a:b], values[b:b + n_report], finalists_per_study(spec.search))
 
 
-def check_stages(spec, fail) -> None:
+def check_stages(spec: Spec, fail) -> None:
     """Refuse `seeds:` and `search.validate` that contradict each other (see the module doc)."""
     s = spec.search
     n = len(spec.seeds.values)
@@ -108,7 +113,7 @@ def check_stages(spec, fail) -> None:
                    f"selection seeds")
 
 
-def stage_trials(spec, n_arms: int) -> dict[str, int]:
+def stage_trials(spec: Spec, n_arms: int) -> dict[str, int]:
     """Trials each stage runs at most, over every study: search (`n_trials` per study; 0 when
     only a timeout bounds it), select (finalists x select seeds), report (winner, runner-up,
     hand-picked per study, x report seeds)."""

@@ -11,199 +11,33 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal, Union
+from typing import Any, Literal
 
-from pydantic import (
-    Field,
-    SerializeAsAny,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import Field, ValidationError, field_validator
 
-from ablate.arms import arm_tricks
+from ablate.design.arms import arm_tricks
 from ablate.config import Frozen
+from ablate.config.metric import BUILTIN_METRICS
+from ablate.config.sections import (
+    MAX_SEEDS_PER_ARM,
+    MAX_TRIALS,
+    MIN_TRICKS,
+    Design,
+    ExplicitArm,
+    Metric,
+    Recipe,
+    Seeds,
+    TrickSetting,
+)
 from ablate.data import DATA_NAMES, DataConfig, check_data
 from ablate.errors import DataError, DesignError, SpecError
 from ablate.models import MODEL_NAMES, ModelConfig
-from ablate.spec_changes import EXECUTION_ONLY_RECIPE, section_differences, spec_changes  # noqa: F401 -- part of the API
-from ablate.spec_yaml import MAX_SPEC_BYTES, read_yaml
-from ablate.spec_errors import (  # noqa: F401 -- re-exported: callers import them from here
-    DESIGN_KINDS,
-    MANY_VALUES_HINT,
-    _allowed_keys,
-    _dotted,
-    _fields_of,
-    _first_error,
-    _key_lines,
-    _line_for,
-    _members,
-    _pydantic_message,
-    _strip_tags,
-)
-from ablate.run.config import CommandFlags, CommandTrial, EarlyStop, Resources, Retries
-from ablate.search.space import SearchConfig, check_raw_names, check_search
-from ablate.tricks import TrickParams, get_trick, suggest, trick_names
-
-# Sizes beyond these are mistakes (a plan of a billion trials is killed for memory, not run).
-MAX_SEEDS_PER_ARM = 1000
-MAX_TRIALS = 100_000
-MAX_SEED_VALUE = 2 ** 32 - 1
-
-# -- the schema -----------------------------------------------------------------------------
-
-
-class Recipe(Frozen):
-    """The baseline training recipe every arm starts from."""
-
-    epochs: int = Field(ge=1, le=100_000)
-    batch_size: int = Field(128, ge=2, le=65_536)
-    optimizer: Literal["sgd", "adam", "adamw", "radam"] = "sgd"
-    lr: float = Field(0.1, gt=0, le=10)
-    momentum: float = Field(0.9, ge=0, lt=1)
-    nesterov: bool = False
-    weight_decay: float = Field(5e-4, ge=0, le=1)
-    schedule: Literal["constant", "step", "cosine"] = "step"
-    milestones: tuple[float, ...] = Field((0.5, 0.75), description="fractions of training, for step")
-    gamma: float = Field(0.1, gt=0, lt=1)
-    eval_batch_size: int = Field(1024, ge=1)
-    # torch.compile the training forward (ablate.compiling); how a trial runs, not what it
-    # computes, so it is left out of trial ids and a stored experiment may toggle it
-    compile: bool = Field(False, description="torch.compile the model for training (compile time reported apart)")
-
-    @field_validator("milestones")
-    @classmethod
-    def _fractions(cls, v):
-        if any(not 0 < m < 1 for m in v) or list(v) != sorted(v):
-            raise ValueError(f"milestones must be increasing fractions of training in (0, 1), got {list(v)}")
-        return v
-
-
-class TrickSetting(Frozen):
-    """One entry of `tricks:`. `key` is its name in the spec, `use` the registered trick."""
-
-    key: str
-    use: str
-    code: str
-    params: SerializeAsAny[TrickParams]
-
-    def resolved(self) -> dict[str, Any]:
-        return {"use": self.use, "params": self.params.model_dump(mode="json")}
-
-
-class ExplicitArm(Frozen):
-    label: str | None = None
-    tricks: tuple[str, ...] = ()
-
-
-class ExplicitDesign(Frozen):
-    """Listed arms; the first is the baseline that lifts are measured against."""
-
-    kind: Literal["explicit"]
-    arms: tuple[Union[tuple[str, ...], ExplicitArm], ...] = Field(min_length=1)
-
-
-class SimpleDesign(Frozen):
-    kind: Literal["one_at_a_time", "leave_one_out", "cumulative", "full_factorial"]
-
-
-class PlackettBurmanDesign(Frozen):
-    """A Plackett-Burman screen; `foldover: true` adds the mirror image of every run (twice the
-    runs), which frees the main effects from two-factor interactions (resolution IV)."""
-
-    kind: Literal["plackett_burman"]
-    foldover: bool = False
-
-
-class FractionalDesign(Frozen):
-    kind: Literal["fractional_factorial"]
-    resolution: int = Field(4, ge=3, le=5)
-    runs: int | None = Field(None, ge=4)
-
-
-Design = Annotated[Union[ExplicitDesign, SimpleDesign, FractionalDesign, PlackettBurmanDesign],
-                   Field(discriminator="kind")]
-MIN_TRICKS = {"one_at_a_time": 1, "leave_one_out": 1, "cumulative": 1, "full_factorial": 1,
-              "fractional_factorial": 3, "plackett_burman": 2}
-
-
-class AdaptiveSeeds(Frozen):
-    """The spec's seeds are a pilot: from it one seed count for every arm is chosen once, the
-    fewest whose lift CI would be `target_half_width` wide at the pilot's SD (blind to the
-    lifts: see `ablate.stats.adaptive`), at most `max_seeds`."""
-
-    max_seeds: int = Field(10, ge=2, le=MAX_SEEDS_PER_ARM)
-    target_half_width: float = Field(0.5, gt=0,
-                                     description="the lift CI half-width to aim for (metric units, pp for accuracies)")
-
-
-class Seeds(Frozen):
-    input_keys: ClassVar[tuple[str, ...]] = ("count", "values", "adaptive")  # what a spec may write
-
-    values: tuple[int, ...] = Field(min_length=1, max_length=MAX_SEEDS_PER_ARM)
-    adaptive: AdaptiveSeeds | None = None
-
-    @field_validator("values")
-    @classmethod
-    def _distinct(cls, v):
-        if len(set(v)) != len(v):
-            raise ValueError(f"seeds must be distinct, got {list(v)}")
-        if any(not 0 <= s <= MAX_SEED_VALUE for s in v):
-            bad = next(s for s in v if not 0 <= s <= MAX_SEED_VALUE)
-            raise ValueError(f"seeds must be in [0, {MAX_SEED_VALUE}], got {bad}")
-        return v
-
-    @model_validator(mode="after")
-    def _cap(self):
-        if self.adaptive and self.adaptive.max_seeds < len(self.values):
-            raise ValueError(f"adaptive.max_seeds ({self.adaptive.max_seeds}) must be >= the initial "
-                             f"number of seeds ({len(self.values)})")
-        return self
-
-
-BUILTIN_METRICS = {"val_acc": "max", "val_loss": "min"}
-DEFAULT_MIN_LIFT_PP = 1.0   # metric.min_lift of an accuracy metric when the spec gives none
-
-
-def is_accuracy(metric: str) -> bool:
-    """Whether a metric is an accuracy in percent (its lifts are in pp)."""
-    return metric.endswith("acc") or "accuracy" in metric
-
-
-class Metric(Frozen):
-    """The metric lifts are measured in: a built-in one, or any metric the trials report
-    (then `mode` says whether larger or smaller is better). `min_lift` is the smallest lift
-    worth finding, in the metric's units: the verdict sizes seeds to detect it and calls a lift
-    "within ±min_lift" only when an equivalence test shows it; default 1 pp for accuracy
-    metrics, none for others."""
-
-    name: str = Field("val_acc", pattern=r"^[A-Za-z_][A-Za-z0-9_.-]*$", max_length=100)
-    mode: Literal["max", "min"] | None = None
-    min_lift: float | None = Field(None, gt=0,
-                                   description="smallest lift of interest (metric units; default 1 pp for accuracies)")
-
-    @model_validator(mode="after")
-    def _mode(self):
-        right = BUILTIN_METRICS.get(self.name)
-        if right is None and self.mode is None:
-            raise ValueError(f"metric '{self.name}' is not built in ({', '.join(BUILTIN_METRICS)}): give "
-                             f"its direction, e.g. {{name: {self.name}, mode: max}}")
-        if right is not None and self.mode is not None and self.mode != right:
-            raise ValueError(f"metric '{self.name}' is better when larger/smaller: mode must be "
-                             f"'{right}', got '{self.mode}'")
-        return self
-
-    @property
-    def direction(self) -> str:
-        return self.mode or BUILTIN_METRICS[self.name]
-
-    @property
-    def lift_of_interest(self) -> float | None:
-        """`min_lift`, else its default: 1 pp for accuracy metrics, None for others."""
-        if self.min_lift is not None:
-            return self.min_lift
-        return DEFAULT_MIN_LIFT_PP if is_accuracy(self.name) else None
-
+from ablate.config.spec_yaml import MAX_SPEC_BYTES, read_yaml
+from ablate.config.spec_errors import DESIGN_KINDS, dotted_path, first_error, line_for, pydantic_message, suggest
+from ablate.config.run import CommandFlags, CommandTrial, EarlyStop, Resources, Retries
+from ablate.config.search import SearchConfig, check_raw_names
+from ablate.design.search import check_search
+from ablate.tricks import get_trick, trick_names
 
 class Spec(Frozen):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=100)
@@ -364,7 +198,7 @@ def spec_from_dict(raw: Any, *, source: str = "<dict>", default_name: str | None
         raw["name"] = default_name
 
     def fail(path: tuple, message: str) -> SpecError:
-        return SpecError(message, source=source, path=_dotted(path), line=_line_for(lines, path))
+        return SpecError(message, source=source, path=dotted_path(path), line=line_for(lines, path))
 
     _check_names(raw, fail)
     _search_defaults(raw, fail)
@@ -372,7 +206,7 @@ def spec_from_dict(raw: Any, *, source: str = "<dict>", default_name: str | None
     try:
         spec = Spec.model_validate(raw)
     except ValidationError as exc:
-        raise _first_error(exc, raw, fail, Spec) from None
+        raise first_error(exc, raw, fail, Spec) from None
     _check_consistency(spec, fail, check_files=check_files)
     return spec
 
@@ -440,7 +274,7 @@ def _resolve_tricks(tricks: Any, fail, *, command: bool = False) -> dict[str, Tr
             try:
                 flags = CommandFlags.model_validate(params)
             except ValidationError as exc:
-                raise fail(("tricks", key), _pydantic_message(exc.errors()[0])) from None
+                raise fail(("tricks", key), pydantic_message(exc.errors()[0])) from None
             out[key] = TrickSetting(key=key, use=use, code=str(code) if code is not None else key, params=flags)
             continue
         try:
@@ -461,7 +295,7 @@ def _resolve_tricks(tricks: Any, fail, *, command: bool = False) -> dict[str, Tr
                 name = str(err["loc"][-1])
                 raise fail(loc, f"unknown parameter '{name}' for trick '{use}'{suggest(name, allowed)}; "
                                 f"allowed: {', '.join(allowed) or '(none)'}") from None
-            raise fail(loc, f"{_pydantic_message(err)}") from None
+            raise fail(loc, f"{pydantic_message(err)}") from None
         resolved = json.dumps({"use": use, "params": p.model_dump(mode="json")}, sort_keys=True)
         if resolved in settings:
             raise fail(("tricks", key), f"'{key}' and '{settings[resolved]}' are the same trick with the "
@@ -553,13 +387,10 @@ def _check_consistency(spec: Spec, fail, *, check_files: bool) -> None:
 def _check_early_stop(spec: Spec, fail) -> None:
     """`early_stop:` compares a metric it knows the direction of, and is the only early stop."""
     e = spec.early_stop
-    name = e.metric or spec.metric.name
-    right = BUILTIN_METRICS.get(name) or (spec.metric.mode if name == spec.metric.name else None)
-    if e.mode is not None and right is not None and e.mode != right:
-        raise fail(("early_stop", "mode"), f"'{name}' is better when {'larger' if right == 'max' else 'smaller'}"
-                                           f"{'' if name in BUILTIN_METRICS else ' (the spec metric says so)'}: "
-                                           f"mode must be '{right}' (or left out), got '{e.mode}'; ASHA would keep "
-                                           f"the worst trials")
+    try:
+        e.direction(spec.metric.name, spec.metric.mode)
+    except ValueError as exc:
+        raise fail(("early_stop", "mode"), f"{exc}; ASHA would keep the worst trials") from None
     if e.direction(spec.metric.name, spec.metric.direction) is None:
         raise fail(("early_stop", "metric"), f"early_stop compares '{e.metric}', which is neither built in "
                                              f"({', '.join(BUILTIN_METRICS)}) nor the spec's metric: give its "
@@ -579,7 +410,6 @@ def _check_weight_files(spec: Spec, fail) -> None:
         if problem:
             raise fail(("model", "weights"), problem)
     for key, setting in spec.tricks.items() if spec.trial is None else ():
-        check = getattr(get_trick(setting.use), "check_files", None)
-        problem = check(setting.params, spec) if check is not None else None
+        problem = get_trick(setting.use).check_files(setting.params, spec)
         if problem:
             raise fail(("tricks", key), problem)

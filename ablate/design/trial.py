@@ -15,8 +15,9 @@ from typing import Literal
 
 from ablate.data import DataConfig
 from ablate.models import ModelConfig
-from ablate.run.config import CommandTrial
-from ablate.spec import EXECUTION_ONLY_RECIPE, Recipe, TrickSetting
+from ablate.config.run import CommandTrial
+from ablate.config.sections import Recipe, TrickSetting
+from ablate.design.changes import EXECUTION_ONLY_RECIPE
 
 # Bump when the meaning of a resolved config changes (e.g. the trainer's defaults), so old
 # results are not mistaken for new ones.

@@ -14,7 +14,7 @@ from typing import Any
 EXPERIMENT_DEFINING = ("design", "data", "model", "recipe", "search")
 
 # Recipe fields that change how a trial runs but not what it computes (beyond floating point):
-# not hashed into trial ids (ablate.trial), and toggling them keeps the experiment.
+# not hashed into trial ids (ablate.design.trial), and toggling them keeps the experiment.
 EXECUTION_ONLY_RECIPE = frozenset({"compile"})
 
 

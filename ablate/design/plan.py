@@ -7,10 +7,10 @@ Designs (the arm list; arm 0 is the baseline that lifts are measured against):
 - leave_one_out: all tricks, then all but one (lift = what removing the trick costs);
 - cumulative: baseline, then tricks stacked in the listed order (the bag-of-tricks tables);
 - full_factorial: all 2^k on/off combinations;
-- fractional_factorial / plackett_burman: a two-level screening design (`ablate.factorial`).
+- fractional_factorial / plackett_burman: a two-level screening design (`ablate.design.factorial`).
 
 Every arm runs on the same seeds (paired). A trial's id is a hash of its resolved config
-(`ablate.trial`): re-planning an edited spec keeps the ids of unchanged trials, so a rerun
+(`ablate.design.trial`): re-planning an edited spec keeps the ids of unchanged trials, so a rerun
 resumes instead of repeating work.
 """
 
@@ -20,8 +20,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import PurePath
 
-from ablate.callable_module import make_callable
-from ablate.arms import (  # noqa: F401  (re-exported: the planner's public names)
+from ablate.design.arms import (  # noqa: F401  (re-exported: the planner's public names)
     FACTORIAL_DESIGNS,
     LIFT_DESIGNS,
     arm_tricks,
@@ -31,8 +30,9 @@ from ablate.arms import (  # noqa: F401  (re-exported: the planner's public name
 )
 from ablate.errors import DesignError
 from ablate.models import model_info
-from ablate.spec import ExplicitArm, Spec
-from ablate.trial import CONFIG_VERSION, Trial, base_text, canonical_tricks, hash_id, trick_text  # noqa: F401
+from ablate.config.sections import ExplicitArm
+from ablate.design.spec import Spec
+from ablate.design.trial import CONFIG_VERSION, Trial, base_text, canonical_tricks, hash_id, trick_text  # noqa: F401
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,7 @@ class Arm:
 class Plan:
     spec: Spec
     arms: tuple[Arm, ...]
-    design: object = None                   # ablate.factorial.TwoLevelDesign for factorial kinds
+    design: object = None                   # ablate.design.factorial.TwoLevelDesign for factorial kinds
 
     @property
     def seeds(self) -> tuple[int, ...]:
@@ -74,7 +74,7 @@ class Plan:
         return base_text(spec.data, spec.model, spec.recipe, spec.trial)
 
     def trial_id(self, arm: int, seed: int) -> str:
-        """The id of `arm` on `seed` (labels and order excluded; see `ablate.trial.hash_id`)."""
+        """The id of `arm` on `seed` (labels and order excluded; see `ablate.design.trial.hash_id`)."""
         return hash_id(self._base, self._arm_settings[arm][1], seed)
 
     def trial(self, arm: int, seed: int, *, experiment: str | None = None, origin: str = "design",
@@ -115,7 +115,7 @@ class Plan:
                 lines.append(f"  {'...':>4}  ({n_arms - 40} more)")
         if self.design is not None:
             lines.append("")
-            lines += _without_factor_list(self.design.describe(), self.design.letters)
+            lines += without_factor_list(self.design.describe(), self.design.letters)
             flipped = flipped_factors(self.design.matrix)
             if flipped:
                 names = ", ".join(self.design.factors[i] for i in flipped)
@@ -125,7 +125,7 @@ class Plan:
         return "\n".join(lines)
 
 
-def _without_factor_list(text: str, letters) -> list[str]:
+def without_factor_list(text: str, letters) -> list[str]:
     """The design's description with its letter list replaced by a pointer to the legend."""
     out, skipping = [], False
     for line in text.splitlines():
@@ -170,4 +170,3 @@ def command_label(command: tuple[str, ...]) -> str:
     return PurePath(command[0].split()[0]).name
 
 
-make_callable(__name__)   # `ablate.plan(spec)` is `ablate.api.plan` (ablate/callable_module.py)

@@ -21,8 +21,8 @@ from typing import Any
 import yaml
 
 from ablate.errors import SpecError
-from ablate.spec import Spec, load_spec, resolve_spec_path, spec_from_dict, spec_to_dict
-from ablate.tricks import suggest
+from ablate.design.spec import Spec, load_spec, resolve_spec_path, spec_from_dict, spec_to_dict
+from ablate.config.spec_errors import suggest
 
 SHRUNK_SUFFIX = "-shrunk"
 SHRUNK_TRAIN_IMAGES = 64
@@ -201,7 +201,7 @@ def shrink_spec(spec: Spec) -> Spec:
             k = min(search["validate"]["top_k"], 2)
             search["validate"] = {"top_k": k, "select_seeds": 1 if k > 1 else None, "report_seeds": 2}
         if search.get("validate") or search.get("compare_to") or search.get("per_arm"):
-            # the stages' seeds (ablate.search.stages): one to search, one to select, two to report
+            # the stages' seeds (ablate.design.stages): one to search, one to select, two to report
             select = search["validate"]["select_seeds"] if search.get("validate") else None
             n = 1 + (select or 0) + 2
             raw["seeds"] = {"values": seeds[:n]}

@@ -1,6 +1,6 @@
 """Spec sections of the run engine: `trial:` (a command as the trial) and `retries:`.
 
-They live here, not in `ablate.spec`, so the engine owns its own schema; `Spec` only holds them.
+They live in the config layer, below the engine that reads them; `Spec` only holds them.
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from typing import Literal
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from ablate.config import Frozen
-from ablate.tricks import TrickParams
+from ablate.config import Frozen, TrickParams
+from ablate.config.metric import metric_direction
 
 FAILURE_KINDS = ("error", "exit", "timeout", "no_metric")
 """error: the trial raised (in-process); exit: the command exited non-zero or was killed by a
@@ -170,7 +170,5 @@ class EarlyStop(Frozen):
 
     def direction(self, spec_metric: str, spec_mode: str) -> str | None:
         """max or min for the compared metric; None when unknown (refused when the spec loads)."""
-        from ablate.spec import BUILTIN_METRICS
-
         name = self.metric or spec_metric
-        return self.mode or (spec_mode if name == spec_metric else BUILTIN_METRICS.get(name))
+        return metric_direction(name, self.mode, known=spec_mode if name == spec_metric else None)

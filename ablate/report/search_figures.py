@@ -1,4 +1,4 @@
-"""The search report's HTML page: the same blocks as the markdown (`ablate.search.report`), Optuna's
+"""The search report's HTML page: the same blocks as the markdown (`ablate.report.search`), Optuna's
 own plotly figures per study (optimisation history, parallel coordinates, importances by the
 default evaluator and by fANOVA, intermediate values, Pareto front) titled by the arm they tuned,
 and every trial with its stage, in one offline file like the lift report."""
@@ -70,10 +70,9 @@ def block_html(block: tuple) -> str:
     return "<ul class='notes'>" + "".join(f"<li>{_inline(x)}</li>" for x in items) + "</ul>" if items else ""
 
 
-def search_html(r) -> str:
-    from ablate.search.report import search_blocks
-
-    body = [block_html(b) for b in search_blocks(r)]
+def search_html(r, blocks: list[tuple]) -> str:
+    """The search report `r` as one HTML page: its `blocks` (`search_blocks`), figures, trials."""
+    body = [block_html(b) for b in blocks]
     for title, fig in search_figures(r):
         body.append(f"<h2>{html.escape(title)}</h2>")
         body.append(figure_html(fig))
