@@ -32,9 +32,9 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from ablate.design.plan import Plan
-    from ablate.run.engine import RunSummary
-    from ablate.run.events import Executor
-    from ablate.run.progress import Progress
+    from ablate.runner.engine import RunSummary
+    from ablate.runner.events import Executor
+    from ablate.runner.progress import Progress
     from ablate.report.build import Report
     from ablate.report.compare import Comparison
     from ablate.report.search import SearchReport
@@ -70,8 +70,8 @@ class _Design:
 
     def run(self, p: Plan, store: Store, executor: Executor, summary: RunSummary, *, progress, source, lease_s,
             jobs, early_stop) -> None:
-        from ablate.run.engine import Engine
-        from ablate.run.sources import AdaptiveSeedSource, DesignSource
+        from ablate.runner.engine import Engine
+        from ablate.runner.sources import AdaptiveSeedSource, DesignSource
 
         spec = p.spec
         trials = AdaptiveSeedSource(p) if spec.seeds.adaptive is not None else DesignSource(p.trials)
@@ -336,10 +336,10 @@ def load_experiment(store: Store | str | os.PathLike | None, experiment: str) ->
 
 def executor(spec: Spec, *, store_target, device: str | None = None, source: str | None = None, jobs: int = 1,
              fuse: str | None = None, runner: str = "local", address: str | None = None) -> Executor:
-    """The executor a run of `spec` uses (see `ablate.run.experiment.executor_for`), its weights
+    """The executor a run of `spec` uses (see `ablate.runner.experiment.executor_for`), its weights
     folder beside the store."""
-    from ablate.run.paths import weights_root_for
-    from ablate.run.experiment import executor_for
+    from ablate.runner.paths import weights_root_for
+    from ablate.runner.experiment import executor_for
 
     return executor_for(spec, device=device, source=source, jobs=jobs, fuse=fuse, runner=runner, address=address,
                         weights_root=weights_root_for(store_target))
@@ -354,14 +354,14 @@ def run_experiment(spec: Spec, store: Store, *, source: str | None = None, progr
     Bad input the executor can see (a command or folder that does not exist) is refused before
     anything is written."""
     from ablate.design.plan import plan as make_plan
-    from ablate.run.early_stop import local_early_stop
-    from ablate.run.engine import RunSummary
+    from ablate.runner.early_stop import local_early_stop
+    from ablate.runner.engine import RunSummary
     from ablate.design.spec import spec_to_dict
 
     p = make_plan(spec)
     if executor is None:
-        from ablate.run.paths import weights_root_for
-        from ablate.run.experiment import executor_for
+        from ablate.runner.paths import weights_root_for
+        from ablate.runner.experiment import executor_for
 
         executor = executor_for(spec, device=device, source=source, jobs=jobs, weights_root=weights_root_for(store),
                                 fuse=fuse)
@@ -517,7 +517,7 @@ def prepare_run(spec: Spec, *, store: str | os.PathLike | None = None, source: s
         ReportFolder(report_folder(spec.name, out), (), create=False)
     opened, new_store = _create_store(target)
     replaced = check_spec_change(opened, spec, replace=replace)
-    from ablate.run.experiment import jobs_note
+    from ablate.runner.experiment import jobs_note
 
     prepared = PreparedRun(spec, opened, ex, source, device, jobs, new_store=new_store, replaced=replaced,
                            jobs_note=jobs_note(ex))
@@ -528,7 +528,7 @@ def prepare_run(spec: Spec, *, store: str | os.PathLike | None = None, source: s
 
 def _check_teachers(spec: Spec, store_target: str) -> None:
     """Distillation teachers named by trial exist in the store's weights folder (before the store is opened)."""
-    from ablate.run.paths import weights_root_for
+    from ablate.runner.paths import weights_root_for
     from ablate.design.plan import plan as make_plan
     from ablate.tricks.base import check_saved_weights, reads_saved_weights
 
@@ -605,7 +605,7 @@ def run(spec_or_source: Spec | str | os.PathLike | Mapping, *, store: str | os.P
         fuse: ``auto`` (fused trials on CUDA), ``on`` or ``off`` (None: the spec's ``fuse``, auto).
         replace: delete the stored trials of an experiment of the same name first.
         retry_failed: run the spec's failed trials again, keeping their earlier attempts.
-        progress: an `ablate.run.progress.Progress` for the run's events (None: silent).
+        progress: an `ablate.runner.progress.Progress` for the run's events (None: silent).
         report: build and write the report (`out`, else reports/<experiment>, in `formats`).
 
     Returns:
@@ -666,7 +666,7 @@ class ExperimentState:
 
 def experiment_state(store: Store | str | os.PathLike | None, experiment: str) -> ExperimentState:
     """The `ExperimentState` of a stored experiment (ReportError when there is none of that name)."""
-    from ablate.run.logs import gone_drivers
+    from ablate.runner.logs import gone_drivers
 
     store = _store(store)
     p = load_experiment(store, experiment)

@@ -265,7 +265,7 @@ def cmd_status(args) -> int:
 def _trial_lines(store, p, trials, gone: dict[str, str], store_opt: str = "") -> list[str]:
     """`ablate status EXPERIMENT`: every trial with its id, arm, seed, status, metric, why it ran,
     and for a failure its kind and reason in one line (`ablate logs` has the rest)."""
-    from ablate.run.logs import error_summary
+    from ablate.runner.logs import error_summary
 
     spec = p.spec
     metric = spec.metric.name
@@ -296,7 +296,7 @@ def _trial_lines(store, p, trials, gone: dict[str, str], store_opt: str = "") ->
 
 def cmd_logs(args) -> int:
     """Every attempt of the experiment's trials that failed (or of one trial)."""
-    from ablate.run.logs import attempts, failed_trial_ids, find_trials, format_attempts, gone_drivers
+    from ablate.runner.logs import attempts, failed_trial_ids, find_trials, format_attempts, gone_drivers
 
     store = api.open_store(args.store)
     api.load_experiment(store, args.experiment)   # an unknown name: raises with the list of experiments

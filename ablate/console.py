@@ -19,7 +19,7 @@ import sys
 import time
 from dataclasses import dataclass
 
-from ablate.run.logs import error_summary
+from ablate.runner.logs import error_summary
 
 if TYPE_CHECKING:  # pragma: no cover
     from ablate.design.spec import Spec

@@ -7,7 +7,7 @@ The design: the baseline and 8 tricks one at a time (label smoothing, mixup, Cut
 erasing, cutout, cosine schedule, warmup, no bias decay), every arm with bfloat16 autocast
 (`--precision fp32` drops it), 10 epochs at batch 1024, SGD with Nesterov momentum. All nine arms
 change only data, loss, schedule or optimiser settings, so with `--fuse auto` on a GPU all 45
-trials train as fused groups (`ablate.run.fused`, up to 16 members each). It prints a line per
+trials train as fused groups (`ablate.runner.fused`, up to 16 members each). It prints a line per
 finished trial (a run stopped by a time limit still says how far it got), the wall time, the
 largest peak GPU memory and the lift table with its peak-memory column.
 

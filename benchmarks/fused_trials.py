@@ -35,9 +35,9 @@ sys.path.insert(0, str(ROOT))
 
 from ablate.fused.model import fuse_input, fuse_models  # noqa: E402
 from ablate.design.plan import plan  # noqa: E402
-from ablate.run.events import Failure, FinalMetrics  # noqa: E402
-from ablate.run.fused import FusedExecutor  # noqa: E402
-from ablate.run.inprocess import InProcessExecutor  # noqa: E402
+from ablate.runner.events import Failure, FinalMetrics  # noqa: E402
+from ablate.runner.fused import FusedExecutor  # noqa: E402
+from ablate.runner.inprocess import InProcessExecutor  # noqa: E402
 from ablate.design.spec import spec_from_dict  # noqa: E402
 from ablate.train import pick_device  # noqa: E402
 

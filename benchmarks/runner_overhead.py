@@ -8,7 +8,7 @@ zero-work trainable through the Ray executor and through a plain Ray Tune loop (
     PYTHONPATH=. python benchmarks/runner_overhead.py [--trials 200] [--ray-trials 100] [--ray-cpus 2]
 
 Fair comparison: both Ray loops run with the same Tune settings, the environment variables
-ablate's executor sets (`ablate.run.ray.TUNE_SETTINGS`, printed), all documented Tune knobs a
+ablate's executor sets (`ablate.runner.ray.TUNE_SETTINGS`, printed), all documented Tune knobs a
 Tune user with fast trials sets too: Tune's JSON/CSV/TensorBoard loggers off
 (TUNE_DISABLE_AUTO_CALLBACK_LOGGERS), the old console output (RAY_AIR_NEW_OUTPUT=0) at
 verbose=0, reuse_actors=True; the others only silence warnings or Ctrl-C handling. Tune knobs
@@ -36,12 +36,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ablate.design.plan import plan  # noqa: E402
-from ablate.run.command import CommandExecutor  # noqa: E402
+from ablate.runner.command import CommandExecutor  # noqa: E402
 from ablate.config.run import CommandTrial  # noqa: E402
-from ablate.run.engine import Engine  # noqa: E402
-from ablate.run.provenance import environment  # noqa: E402
-from ablate.run.inprocess import InProcessExecutor  # noqa: E402
-from ablate.run.sources import DesignSource  # noqa: E402
+from ablate.runner.engine import Engine  # noqa: E402
+from ablate.runner.provenance import environment  # noqa: E402
+from ablate.runner.inprocess import InProcessExecutor  # noqa: E402
+from ablate.runner.sources import DesignSource  # noqa: E402
 from ablate.design.spec import spec_from_dict  # noqa: E402
 from ablate.store import Store  # noqa: E402
 
@@ -101,7 +101,7 @@ def ray_rows(n: int, cpus: int, repeats: int, folder: Path) -> list[str]:
     alternated `repeats` times; medians."""
     import ray
 
-    from ablate.run.ray import TUNE_SETTINGS, RayExecutor
+    from ablate.runner.ray import TUNE_SETTINGS, RayExecutor
 
     executor = RayExecutor(run_fn=zero_work, num_cpus=cpus)
     executor.connect()          # starts Ray here and sets TUNE_SETTINGS, for both loops

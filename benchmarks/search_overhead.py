@@ -23,8 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import optuna  # noqa: E402
 
 from ablate.api import run_experiment  # noqa: E402
-from ablate.run.inprocess import InProcessExecutor  # noqa: E402
-from ablate.run.provenance import environment  # noqa: E402
+from ablate.runner.inprocess import InProcessExecutor  # noqa: E402
+from ablate.runner.provenance import environment  # noqa: E402
 from ablate.design.search import distributions  # noqa: E402
 from ablate.design.spec import spec_from_dict  # noqa: E402
 from ablate.store import Store  # noqa: E402

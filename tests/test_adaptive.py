@@ -198,7 +198,7 @@ def _store_with(tmp_path, values, adaptive):
 
 
 def test_adaptive_request_gives_every_arm_the_same_seeds_from_the_pilot(tmp_path):
-    from ablate.run.sources import adaptive_requests
+    from ablate.runner.sources import adaptive_requests
 
     base = np.array([90.0, 91.0, 89.5])
     diffs = np.array([[3.0, 5.0, 4.0], [0.1, 0.2, 0.15], [-1.0, 1.2, 0.1]])
@@ -214,7 +214,7 @@ def test_adaptive_request_gives_every_arm_the_same_seeds_from_the_pilot(tmp_path
 
 
 def test_adaptive_request_reads_the_pilot_only_and_is_empty_when_it_suffices(tmp_path):
-    from ablate.run.sources import adaptive_requests
+    from ablate.runner.sources import adaptive_requests
 
     base = np.array([90.0, 91.0, 89.5])
     values = np.stack([base, base + 0.1, base + [0.1, 0.2, 0.0], base - 0.05])

@@ -38,12 +38,16 @@ def test_every_public_name_resolves_and_is_documented():
         ablate.nope
 
 
-def test_plan_and_run_are_callable_also_after_their_modules_are_imported():
-    import ablate.plan
-    import ablate.run.engine  # noqa: F401
+def test_plan_and_run_are_the_api_functions_whatever_was_imported_before():
+    import importlib.util
 
+    import ablate.design.plan
+    import ablate.runner.engine  # noqa: F401
+
+    # no module of the package takes an API function's name (the engine is ablate.runner)
+    assert importlib.util.find_spec("ablate.run") is None and importlib.util.find_spec("ablate.plan") is None
+    assert ablate.plan is ablate.api.plan and ablate.run is ablate.api.run
     assert len(ablate.plan("quickstart").trials) == 24
-    assert ablate.plan.plan is not None and ablate.run.engine.Engine is not None
     with pytest.raises(ablate.AblateError, match="jobs must be an integer >= 1, got 0"):
         ablate.run("quickstart", store="never.db", jobs=0)
 

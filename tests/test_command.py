@@ -169,9 +169,9 @@ def test_a_pruned_command_stops_and_is_final(tmp_path):
     """
     spec = command_spec(tmp_path, script, design={"kind": "explicit", "arms": [[]]}, seeds=1)
     store = Store(tmp_path / "s.db", create=True)
-    from ablate.run.command import CommandExecutor
-    from ablate.run.engine import Engine
-    from ablate.run.sources import DesignSource
+    from ablate.runner.command import CommandExecutor
+    from ablate.runner.engine import Engine
+    from ablate.runner.sources import DesignSource
     from ablate.design.plan import plan
 
     p = plan(spec)

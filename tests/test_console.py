@@ -11,7 +11,7 @@ from types import SimpleNamespace
 from ablate.cli import main
 from ablate.console import ConsoleProgress, SearchLine, expected_trials
 from ablate.api import run_experiment
-from ablate.run.inprocess import InProcessExecutor
+from ablate.runner.inprocess import InProcessExecutor
 from ablate.store import Store
 from tests.search_helpers import fake_train, search_spec
 
@@ -90,7 +90,7 @@ def test_status_of_a_search_lists_its_trials_like_a_designs(tmp_path, capsys):
 
 
 def test_an_error_line_is_cut_after_a_sentence_or_word_never_inside_one():
-    from ablate.run.logs import error_summary
+    from ablate.runner.logs import error_summary
 
     words = " ".join(["word"] * 40)
     text = f"First sentence is here. {words}. " * 4

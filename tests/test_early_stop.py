@@ -13,10 +13,10 @@ import yaml
 from ablate.errors import SpecError
 from ablate.design.plan import plan
 from ablate.results import metric_matrix, outcomes
-from ablate.run.command import CommandExecutor
-from ablate.run.early_stop import AshaPruner, asha_scheduler
+from ablate.runner.command import CommandExecutor
+from ablate.runner.early_stop import AshaPruner, asha_scheduler
 from ablate.api import run_experiment
-from ablate.run.inprocess import InProcessExecutor
+from ablate.runner.inprocess import InProcessExecutor
 from ablate.design.spec import parse_spec
 from ablate.store import Store
 from tests.conftest import tiny_spec

@@ -57,7 +57,7 @@ def shrunk_quickstart():
     raw["seeds"] = [0]
     raw["design"] = {"kind": "explicit", "arms": [[], ["cosine", "label_smoothing", "nesterov"]]}
     # the pins were computed with torch's default threads on this project's 2-core CPU: 2; a trial's
-    # threads now come from resources.cpu on every runner (ablate.run.threads)
+    # threads now come from resources.cpu on every runner (ablate.runner.threads)
     raw["resources"] = {"cpu": 2}
     return spec_from_dict(raw, check_files=False)
 
@@ -134,9 +134,9 @@ def _zero_work(trial, report, device=None):
 def test_two_engines_on_one_store_never_run_the_same_trial(tmp_path):
     import threading
 
-    from ablate.run.engine import Engine
-    from ablate.run.inprocess import InProcessExecutor
-    from ablate.run.sources import DesignSource
+    from ablate.runner.engine import Engine
+    from ablate.runner.inprocess import InProcessExecutor
+    from ablate.runner.sources import DesignSource
     from tests.conftest import tiny_spec
 
     spec = tiny_spec(seeds=8)
@@ -166,9 +166,9 @@ class StopAtEpochTwo:
 
 
 def test_an_epoch_answered_with_stop_prunes_the_in_process_trial_for_good(tmp_path):
-    from ablate.run.engine import Engine
-    from ablate.run.inprocess import InProcessExecutor
-    from ablate.run.sources import DesignSource
+    from ablate.runner.engine import Engine
+    from ablate.runner.inprocess import InProcessExecutor
+    from ablate.runner.sources import DesignSource
     from tests.conftest import tiny_spec
 
     spec = tiny_spec(recipe={"epochs": 4}, seeds=1)
@@ -185,9 +185,9 @@ def test_the_heartbeat_keeps_a_long_trial_claimed(tmp_path):
     import threading
     import time
 
-    from ablate.run.engine import Engine
-    from ablate.run.inprocess import InProcessExecutor
-    from ablate.run.sources import DesignSource
+    from ablate.runner.engine import Engine
+    from ablate.runner.inprocess import InProcessExecutor
+    from ablate.runner.sources import DesignSource
     from tests.conftest import tiny_spec
 
     def slow(trial, report, device=None):
@@ -213,9 +213,9 @@ def test_the_heartbeat_keeps_a_long_trial_claimed(tmp_path):
 def test_jobs_run_trials_at_the_same_time_and_record_every_event(tmp_path):
     import threading
 
-    from ablate.run.engine import Engine
-    from ablate.run.inprocess import InProcessExecutor
-    from ablate.run.sources import DesignSource
+    from ablate.runner.engine import Engine
+    from ablate.runner.inprocess import InProcessExecutor
+    from ablate.runner.sources import DesignSource
     from tests.conftest import tiny_spec
 
     spec = tiny_spec(seeds=2)
@@ -240,9 +240,9 @@ def test_jobs_give_the_same_metrics_as_one_at_a_time(tmp_path):
 
     import torch
 
-    from ablate.run.engine import Engine
-    from ablate.run.inprocess import InProcessExecutor
-    from ablate.run.sources import DesignSource
+    from ablate.runner.engine import Engine
+    from ablate.runner.inprocess import InProcessExecutor
+    from ablate.runner.sources import DesignSource
     from tests.conftest import tiny_spec
 
     spec = tiny_spec(seeds=2)
@@ -268,9 +268,9 @@ def test_jobs_give_the_same_metrics_as_one_at_a_time(tmp_path):
 
 
 def test_jobs_answer_stop_prunes_each_trial(tmp_path):
-    from ablate.run.engine import Engine
-    from ablate.run.inprocess import InProcessExecutor
-    from ablate.run.sources import DesignSource
+    from ablate.runner.engine import Engine
+    from ablate.runner.inprocess import InProcessExecutor
+    from ablate.runner.sources import DesignSource
     from tests.conftest import tiny_spec
 
     def epochs(trial, report, device=None):
@@ -290,9 +290,9 @@ def test_jobs_answer_stop_prunes_each_trial(tmp_path):
 def test_an_interrupted_parallel_batch_goes_back_to_pending(tmp_path):
     import pytest
 
-    from ablate.run.engine import Engine
-    from ablate.run.inprocess import InProcessExecutor
-    from ablate.run.sources import DesignSource
+    from ablate.runner.engine import Engine
+    from ablate.runner.inprocess import InProcessExecutor
+    from ablate.runner.sources import DesignSource
     from tests.conftest import tiny_spec
 
     def interrupt(trial, report, device=None):
@@ -318,10 +318,10 @@ def test_an_interrupted_parallel_batch_goes_back_to_pending(tmp_path):
 def test_capacity_is_part_of_the_executor_protocol_and_every_executor_has_it(tmp_path):
     """The engine claims `executor.capacity` trials per run call: the protocol says so, and an
     executor without it is refused instead of silently running one trial at a time."""
-    from ablate.run.engine import Engine, RunSummary
-    from ablate.run.events import Executor
-    from ablate.run.inprocess import InProcessExecutor
-    from ablate.run.sources import DesignSource
+    from ablate.runner.engine import Engine, RunSummary
+    from ablate.runner.events import Executor
+    from ablate.runner.inprocess import InProcessExecutor
+    from ablate.runner.sources import DesignSource
     from tests.conftest import tiny_spec
 
     assert "capacity" in Executor.__dict__

@@ -205,7 +205,7 @@ def test_odd_metric_names_and_long_values_reach_mlflow(tmp_path, tracking_uri):
 
 def test_search_exports_the_trials_of_every_stage_with_their_values(tmp_path, tracking_uri):
     from ablate.api import run_experiment
-    from ablate.run.inprocess import InProcessExecutor
+    from ablate.runner.inprocess import InProcessExecutor
     from ablate.store import Store
     from tests.search_helpers import fake_train, search_spec
 

@@ -183,7 +183,7 @@ def test_a_tampered_manifest_cannot_reach_outside_the_logdir(tmp_path):
 
 def test_search_trials_get_folders_by_stage_and_values_as_hparams(tmp_path):
     from ablate.api import run_experiment
-    from ablate.run.inprocess import InProcessExecutor
+    from ablate.runner.inprocess import InProcessExecutor
     from ablate.store import Store
     from tests.search_helpers import fake_train, search_spec
 

@@ -24,7 +24,7 @@ from ablate.fused.optim import FusedSGD, MemberSettings
 from ablate.fused.rules import TRICK_FUSION, fusion_decision, fusion_key
 from ablate.models import build_model
 from ablate.design.plan import plan
-from ablate.run.events import EpochMetrics, Failure, FinalMetrics, Started
+from ablate.runner.events import EpochMetrics, Failure, FinalMetrics, Started
 from ablate.train import run_trial
 from ablate.design.trial import Trial
 from ablate.tricks import get_trick, trick_names
@@ -320,9 +320,9 @@ def test_a_member_stopped_by_the_caller_is_pruned_and_the_others_go_on():
 # -- the executor in the engine ---------------------------------------------------------------
 
 def test_ablate_run_with_fuse_on_fuses_what_fuses_and_runs_the_rest_alone(tmp_path):
-    from ablate.run.experiment import executor_for
+    from ablate.runner.experiment import executor_for
     from ablate.api import run_experiment
-    from ablate.run.fused import FusedExecutor
+    from ablate.runner.fused import FusedExecutor
     from ablate.store import Store
 
     spec = tiny_spec(fuse="on", tricks={"cos": {"use": "cosine"}, "ema": {"use": "ema"}},
@@ -341,7 +341,7 @@ def test_ablate_run_with_fuse_on_fuses_what_fuses_and_runs_the_rest_alone(tmp_pa
 
 
 def test_the_fused_executor_streams_every_members_events_in_order():
-    from ablate.run.fused import FusedExecutor
+    from ablate.runner.fused import FusedExecutor
 
     spec = tiny_spec(model={"name": "convnet", "width": 4}, data={"name": "digits", "image_size": 8, "train_size": 32})
     trials = plan(spec).trials[:2]
@@ -355,9 +355,9 @@ def test_the_fused_executor_streams_every_members_events_in_order():
 
 
 def test_fuse_switch_picks_the_executor():
-    from ablate.run.experiment import executor_for
-    from ablate.run.fused import FusedExecutor
-    from ablate.run.inprocess import InProcessExecutor
+    from ablate.runner.experiment import executor_for
+    from ablate.runner.fused import FusedExecutor
+    from ablate.runner.inprocess import InProcessExecutor
 
     spec = tiny_spec()
     assert spec.fuse == "auto"
@@ -427,7 +427,7 @@ def test_the_headline_benchmark_runs_its_smoke_form_fused_through_the_whole_prod
 
 def test_a_group_the_fused_model_cannot_express_runs_one_at_a_time(monkeypatch):
     import ablate.fused.loop as loop
-    from ablate.run.fused import FusedExecutor
+    from ablate.runner.fused import FusedExecutor
 
     def refuse(models):
         raise NotFusable("a layer it does not know")
@@ -443,7 +443,7 @@ def test_a_group_the_fused_model_cannot_express_runs_one_at_a_time(monkeypatch):
 
 
 def test_an_error_inside_a_fused_group_fails_its_open_members_only():
-    from ablate.run.fused import FusedExecutor
+    from ablate.runner.fused import FusedExecutor
 
     spec = tiny_spec(model={"name": "convnet", "width": 4}, data={"name": "digits", "image_size": 8, "train_size": 32})
     trials = plan(spec).trials[:3]

@@ -77,7 +77,7 @@ def test_the_cpu_dry_run_reports_every_step_ok_and_writes_what_comes_back(tmp_pa
 def test_the_dry_run_hides_what_the_gpu_machine_lacks_and_keeps_ablates_paths():
     path = [str(GPU / "device_env"), str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(path), "ABLATE_CHECK_ABSENT": "optuna,plotly,ray"}
-    code = ("import ablate.cli, ablate.run.fused, ablate.report.build\n"
+    code = ("import ablate.cli, ablate.runner.fused, ablate.report.build\n"
             "for name in ('optuna', 'plotly.graph_objects', 'ray'):\n"
             "    try:\n        __import__(name)\n    except ModuleNotFoundError as e:\n        print(e)\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)

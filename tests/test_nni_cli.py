@@ -114,8 +114,8 @@ def test_load_spec_or_nni_converts_an_nni_config_and_returns_the_notes():
 
 @pytest.mark.slow   # the script imports scikit-learn: a few seconds
 def test_the_example_trial_script_runs_unmodified_under_the_shim(tmp_path):
-    from ablate.run.command import CommandExecutor
-    from ablate.run.engine import run_trials
+    from ablate.runner.command import CommandExecutor
+    from ablate.runner.engine import run_trials
     from ablate.store import Store
     from ablate.design.trial import Trial
 

@@ -14,10 +14,10 @@ from argparse import Namespace
 import pytest
 
 from ablate.nni import SHIM_DIR
-from ablate.run.command import NNI_SHIM, CommandExecutor
+from ablate.runner.command import NNI_SHIM, CommandExecutor
 from ablate.config.run import CommandTrial
-from ablate.run.engine import run_trials
-from ablate.run.events import EpochMetrics, Failure, FinalMetrics
+from ablate.runner.engine import run_trials
+from ablate.runner.events import EpochMetrics, Failure, FinalMetrics
 from ablate.design.spec import spec_from_dict
 from ablate.store import Store
 from ablate.design.trial import Trial

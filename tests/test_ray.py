@@ -18,8 +18,8 @@ from ablate.errors import AblateError, SpecError
 from ablate.design.plan import plan
 from ablate.results import metric_matrix, outcomes
 from ablate.config.run import EarlyStop, Resources
-from ablate.run.engine import run_trials
-from ablate.run.inprocess import InProcessExecutor
+from ablate.runner.engine import run_trials
+from ablate.runner.inprocess import InProcessExecutor
 from ablate.store import Store
 from tests.conftest import tiny_dict, tiny_spec
 from tests.ray_helpers import local_ray_for
@@ -51,7 +51,7 @@ def test_resources_and_early_stop_load():
 
 
 def test_an_unreachable_address_fails_within_seconds_naming_it():
-    from ablate.run.ray import RayExecutor
+    from ablate.runner.ray import RayExecutor
 
     address = f"127.0.0.1:{closed_port()}"
     t0 = time.monotonic()
@@ -75,7 +75,7 @@ def test_cli_unreachable_address_exits_2_and_writes_nothing(tmp_path, spec_file,
 
 
 def test_address_without_ray_runner_is_refused():
-    from ablate.run.experiment import executor_for
+    from ablate.runner.experiment import executor_for
 
     with pytest.raises(AblateError, match="--runner ray"):
         executor_for(tiny_spec(), address="127.0.0.1:6379")
@@ -98,7 +98,7 @@ def scored(trial, report, device=None):
 
 @pytest.mark.slow
 def test_resources_no_node_has_are_refused_naming_the_largest_node(local_ray):
-    from ablate.run.ray import RayExecutor
+    from ablate.runner.ray import RayExecutor
 
     with pytest.raises(SpecError, match=r"the largest node has \{cpu: 2, gpu: 0\}") as err:
         RayExecutor(resources=Resources(cpu=64), source="tiny.yaml").check(())
@@ -109,7 +109,7 @@ def test_resources_no_node_has_are_refused_naming_the_largest_node(local_ray):
 
 @pytest.mark.slow
 def test_asha_stops_weak_trials_they_are_recorded_pruned_and_kept_out_of_lift_tables(local_ray, tmp_path):
-    from ablate.run.ray import RayExecutor
+    from ablate.runner.ray import RayExecutor
 
     spec = tiny_spec(design={"kind": "explicit", "arms": [[]]}, seeds=4, recipe={"epochs": 4})
     p = plan(spec)
@@ -129,7 +129,7 @@ def test_asha_stops_weak_trials_they_are_recorded_pruned_and_kept_out_of_lift_ta
 
 @pytest.mark.slow
 def test_a_design_through_ray_equals_the_in_process_runner(local_ray, tmp_path):
-    from ablate.run.ray import RayExecutor
+    from ablate.runner.ray import RayExecutor
 
     spec = tiny_spec(recipe={"epochs": 1}, seeds=1)
     trials = plan(spec).trials
@@ -166,7 +166,7 @@ class KillWorkerAtEpoch:
         import os
         import signal
 
-        from ablate.run.events import EpochMetrics, Started
+        from ablate.runner.events import EpochMetrics, Started
 
         def spy(event):
             if isinstance(event, Started):
@@ -182,7 +182,7 @@ class KillWorkerAtEpoch:
 
 @pytest.mark.slow
 def test_a_sigkilled_worker_is_retried_resumes_from_its_checkpoint_and_loses_nothing(local_ray, tmp_path):
-    from ablate.run.ray import RayExecutor
+    from ablate.runner.ray import RayExecutor
     from ablate.train import run_trial
 
     spec = tiny_spec(design={"kind": "explicit", "arms": [["cosine"]]}, seeds=1, recipe={"epochs": 3})
@@ -247,9 +247,9 @@ print(json.dumps({"val_acc": score, "test_acc": score - 1}))
 
 @pytest.mark.slow
 def test_command_trials_run_through_ray_with_the_command_executors_logic(local_ray, tmp_path):
-    from ablate.run.command import CommandExecutor
+    from ablate.runner.command import CommandExecutor
     from ablate.config.run import CommandTrial
-    from ablate.run.ray import RayExecutor
+    from ablate.runner.ray import RayExecutor
 
     (tmp_path / "train.py").write_text(COMMAND_SCRIPT)
     raw = {"name": "cmd", "data": {"name": "digits"},
@@ -271,7 +271,7 @@ def test_command_trials_run_through_ray_with_the_command_executors_logic(local_r
 
 
 def test_asha_rungs_stay_below_the_last_epoch_and_one_epoch_has_no_scheduler(monkeypatch):
-    from ablate.run.ray import RayExecutor, storage_uri
+    from ablate.runner.ray import RayExecutor, storage_uri
 
     early = EarlyStop(grace_epochs=1, reduction=3)
     assert RayExecutor(early_stop=early, epochs=1)._scheduler() is None
@@ -286,7 +286,7 @@ def test_asha_rungs_stay_below_the_last_epoch_and_one_epoch_has_no_scheduler(mon
 @pytest.mark.slow
 def test_save_final_through_ray_writes_the_weights_and_records_their_path_like_the_local_runner(local_ray, tmp_path):
     from ablate.models.weights import trial_weights_path
-    from ablate.run.experiment import executor_for
+    from ablate.runner.experiment import executor_for
     from ablate.api import run_experiment
 
     spec = tiny_spec(design={"kind": "explicit", "arms": [[]]}, seeds=1, recipe={"epochs": 1}, save="final")
@@ -304,7 +304,7 @@ def test_save_final_through_ray_writes_the_weights_and_records_their_path_like_t
 
 @pytest.mark.slow
 def test_a_teacher_named_by_trial_is_found_by_ray_workers(local_ray, tmp_path):
-    from ablate.run.experiment import executor_for
+    from ablate.runner.experiment import executor_for
     from ablate.api import run_experiment
 
     store = Store(tmp_path / "s.db", create=True)
@@ -322,7 +322,7 @@ def test_a_teacher_named_by_trial_is_found_by_ray_workers(local_ray, tmp_path):
 
 @pytest.mark.slow
 def test_a_weights_folder_some_node_does_not_see_is_refused_naming_it(local_ray, tmp_path, monkeypatch):
-    from ablate.run import ray_nodes
+    from ablate.runner import ray_nodes
 
     (tmp_path / "here").write_text("x")
     assert ray_nodes.nodes_missing(tmp_path / "here") == []          # the one node shares this disk
@@ -344,7 +344,7 @@ def zigzag(trial, report, device=None):
 
 @pytest.mark.slow
 def test_the_local_runner_and_ray_stop_the_same_trials(local_ray, tmp_path):
-    from ablate.run.experiment import executor_for
+    from ablate.runner.experiment import executor_for
     from ablate.api import run_experiment
 
     spec = tiny_spec(design={"kind": "explicit", "arms": [[]]}, seeds=8, recipe={"epochs": 6},
@@ -381,7 +381,7 @@ def torch_free(trial, report, device=None):
 def test_a_stand_in_trainer_on_ray_does_not_pay_torchs_import(local_ray, tmp_path):
     """torch's import costs seconds in each new worker process: the benchmark's zero-work trials
     (and a plain Tune loop) do not pay it, so ablate's worker must not either."""
-    from ablate.run.ray import RayExecutor
+    from ablate.runner.ray import RayExecutor
 
     trials = plan(tiny_spec(design={"kind": "explicit", "arms": [[]]}, seeds=2)).trials
     store = Store(tmp_path / "s.db", create=True)

@@ -12,8 +12,8 @@ import pytest
 
 from ablate.design.plan import plan
 from ablate.config.run import Retries
-from ablate.run.engine import run_trials
-from ablate.run.events import Failure
+from ablate.runner.engine import run_trials
+from ablate.runner.events import Failure
 from ablate.store import Store
 from tests.conftest import tiny_spec
 from tests.ray_helpers import local_ray_for
@@ -50,7 +50,7 @@ def one_trial():
 
 
 def test_an_always_failing_trial_runs_exactly_count_plus_one_times_then_is_failed(local_ray, tmp_path):
-    from ablate.run.ray import RayExecutor
+    from ablate.runner.ray import RayExecutor
 
     trial, log = one_trial(), tmp_path / "calls"
     store = Store(tmp_path / "s.db", create=True)
@@ -66,7 +66,7 @@ def test_an_always_failing_trial_runs_exactly_count_plus_one_times_then_is_faile
 
 
 def test_the_claim_stays_held_while_tune_retries_so_no_other_driver_takes_the_trial(local_ray, tmp_path):
-    from ablate.run.ray import RayExecutor
+    from ablate.runner.ray import RayExecutor
 
     trial = one_trial()
     store = Store(tmp_path / "s.db", create=True)
@@ -104,7 +104,7 @@ def test_the_claim_stays_held_while_tune_retries_so_no_other_driver_takes_the_tr
 def test_failures_of_earlier_runs_count_tune_does_not_retry_past_the_spec(local_ray, tmp_path):
     """A driver that died after a failed attempt left one failure in the store; with count 1
     the next failure is final, even though Tune's own count starts again in the new run."""
-    from ablate.run.ray import RayExecutor
+    from ablate.runner.ray import RayExecutor
 
     trial, log = one_trial(), tmp_path / "calls"
     store = Store(tmp_path / "s.db", create=True)

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from ablate.cli import main
-from ablate.run.experiment import executor_for
+from ablate.runner.experiment import executor_for
 from ablate.api import run_experiment
 from ablate.store import Store
 from tests.conftest import tiny_spec

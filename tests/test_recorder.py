@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from ablate.design.plan import plan
 from ablate.config.run import Retries
-from ablate.run.events import EpochMetrics, Failure, FinalMetrics, Started
-from ablate.run.progress import SilentProgress
-from ablate.run.recorder import Recorder
+from ablate.runner.events import EpochMetrics, Failure, FinalMetrics, Started
+from ablate.runner.progress import SilentProgress
+from ablate.runner.recorder import Recorder
 from ablate.store import Store
 from tests.conftest import tiny_spec
 

@@ -319,7 +319,7 @@ def test_search_page_has_everything_the_markdown_has_and_draws_in_headless_chrom
     # a per-arm search with hand-picked values: every paragraph, list item and table cell of the
     # markdown is on the page, with the trials table and Optuna's figures titled by arm label
     from ablate.api import run_experiment
-    from ablate.run.inprocess import InProcessExecutor
+    from ablate.runner.inprocess import InProcessExecutor
     from ablate.report.search import build_search_report, search_blocks, write_search_report
     from ablate.store import Store
     from tests.search_helpers import fake_train, search_dict, search_spec

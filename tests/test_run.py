@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from ablate.design.plan import plan
-from ablate.run.sources import adaptive_requests
+from ablate.runner.sources import adaptive_requests
 from ablate.api import run_experiment
 from ablate.store import Store
 from tests.conftest import tiny_dict, tiny_spec

@@ -1,5 +1,5 @@
 """A trial's relative paths are made absolute on the driver before it leaves for a Ray worker
-(whose working folder is Tune's trial folder): one function, `ablate.run.paths.absolute_trial`."""
+(whose working folder is Tune's trial folder): one function, `ablate.runner.paths.absolute_trial`."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 from ablate.data import CifarConfig
 from ablate.design.plan import plan
 from ablate.config.run import CommandTrial
-from ablate.run.paths import absolute_command, absolute_trial
+from ablate.runner.paths import absolute_command, absolute_trial
 from ablate.config.sections import TrickSetting
 from ablate.tricks.distill import DistillParams
 from tests.conftest import tiny_spec

@@ -13,7 +13,7 @@ import pytest
 
 from ablate.errors import SpecError
 from ablate.api import run_experiment
-from ablate.run.inprocess import InProcessExecutor
+from ablate.runner.inprocess import InProcessExecutor
 from ablate.report.search import build_search_report, write_search_report
 from ablate.store import Store
 from tests.search_helpers import fake_train, search_dict, search_spec

@@ -10,9 +10,9 @@ import pytest
 
 from ablate.design.plan import plan
 from ablate.report import build_report
-from ablate.run.engine import run_trials
+from ablate.runner.engine import run_trials
 from ablate.api import run_experiment
-from ablate.run.inprocess import InProcessExecutor
+from ablate.runner.inprocess import InProcessExecutor
 from ablate.design.shrink import SHRUNK_SEARCH_TRIALS, load_run_spec
 from ablate.design.spec import load_spec
 from ablate.store import Store

@@ -255,7 +255,7 @@ def test_csv_download_of_a_factorial_design_is_a_zip_of_its_files(tmp_path):
 
 def test_search_page_and_downloads(tmp_path):
     from ablate.api import run_experiment
-    from ablate.run.inprocess import InProcessExecutor
+    from ablate.runner.inprocess import InProcessExecutor
     from tests.search_helpers import fake_train, search_spec
 
     store = Store(tmp_path / "s.db", create=True)

@@ -1,14 +1,14 @@
-"""A trial's thread count (ablate/run/threads.py): the spec's resources.cpu on every runner, and
+"""A trial's thread count (ablate/runner/threads.py): the spec's resources.cpu on every runner, and
 `--jobs` held to what the cores take at that count."""
 
 from __future__ import annotations
 
 import torch
 
-from ablate.run import experiment, threads
-from ablate.run.command import CommandExecutor
+from ablate.runner import experiment, threads
+from ablate.runner.command import CommandExecutor
 from ablate.config.run import CommandTrial, Resources
-from ablate.run.inprocess import InProcessExecutor
+from ablate.runner.inprocess import InProcessExecutor
 from tests.conftest import tiny_spec
 
 

@@ -158,7 +158,7 @@ class Resources(Frozen):
 class EarlyStop(Frozen):
     """Stop unpromising trials early with Ray Tune's ASHA (asynchronous successive halving): at
     epochs grace_epochs * reduction^k a trial goes on only if it is in the top 1/reduction of the
-    trials that reached that epoch. Acts on every runner (`ablate.run.early_stop`); stopped
+    trials that reached that epoch. Acts on every runner (`ablate.runner.early_stop`); stopped
     trials are recorded as pruned and kept out of lift tables."""
 
     kind: Literal["asha"] = "asha"

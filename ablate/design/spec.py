@@ -48,7 +48,7 @@ class Spec(Frozen):
     trial: CommandTrial | None = None
     retries: Retries = Retries()
     resources: Resources = Resources()      # per trial on Ray (`--runner ray`)
-    early_stop: EarlyStop | None = None     # ASHA, on every runner (ablate.run.early_stop)
+    early_stop: EarlyStop | None = None     # ASHA, on every runner (ablate.runner.early_stop)
     tricks: dict[str, TrickSetting] = Field(default_factory=dict)
     design: Design
     seeds: Seeds
@@ -56,7 +56,7 @@ class Spec(Frozen):
     # `save: final` keeps each trial's final weights (see ablate.models.weights); not part of the
     # trial ids: saving does not change what a trial computes
     save: Literal["final"] | None = None
-    # Train trials of one shape as one fused model (`ablate.run.fused`): "auto" fuses on CUDA
+    # Train trials of one shape as one fused model (`ablate.runner.fused`): "auto" fuses on CUDA
     # (on the CPU fused results equal one-at-a-time ones only to float tolerance, and CPU runs
     # promise bit-for-bit repeats), "on" fuses on any device, "off" never.
     fuse: Literal["auto", "on", "off"] = "auto"
@@ -111,7 +111,7 @@ def _seed_count(n: Any, where: str) -> int:
 
 # -- loading ----------------------------------------------------------------------------------
 
-SEARCH_SPACES = Path(__file__).resolve().parent.parent / "search_spaces"
+SEARCH_SPACES = Path(__file__).resolve().parents[2] / "search_spaces"   # a source checkout
 
 
 def spec_dirs() -> list[Path]:

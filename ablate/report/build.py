@@ -15,7 +15,7 @@ from ablate.design.plan import FACTORIAL_DESIGNS, Plan
 from ablate.report import DEFAULT_COLUMNS, EXTRA_COLUMNS, FORMATS, frames, render
 from ablate.report.frames import LiftTable
 from ablate.report.protocol import write_files
-from ablate.run.logs import attempts
+from ablate.runner.logs import attempts
 
 if TYPE_CHECKING:  # pragma: no cover
     from ablate.store import Store

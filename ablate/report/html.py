@@ -151,7 +151,7 @@ FAILED_HEADER = ["Attempt", "Status", "Kind", "Host", "Started", "Took (s)", "Wh
 def failed_attempt_rows(report: Report) -> list[tuple[str, list[list[str]], list[str]]]:
     """Per failed trial (design order): its title, one row per attempt (as `ablate logs` shows
     them), and each attempt's whole error text (a command's stdout and stderr tails included)."""
-    from ablate.run.logs import error_summary
+    from ablate.runner.logs import error_summary
 
     out: list[tuple[str, list[list[str]], list[str]]] = []
     title, rows, errors = None, [], []

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ablate.run.early_stop import with_early_stop
-from ablate.run.engine import Engine, RunSummary
-from ablate.run.sources import DesignSource
+from ablate.runner.early_stop import with_early_stop
+from ablate.runner.engine import Engine, RunSummary
+from ablate.runner.sources import DesignSource
 from ablate.search.finalists import chosen_order, record_finalists, report_trials, select_trials, top_configurations
 from ablate.search.source import SearchSource
 from ablate.config.search import search_metrics
@@ -43,7 +43,7 @@ def open_arm_study(p: Plan, store: Store, arm: int):
 def run_search(p: Plan, store: Store, executor, *, summary: RunSummary, progress=None, source: str | None = None,
                lease_s: float = 60.0, jobs: int = 1, early_stop=None) -> RunSummary:
     """`early_stop`: the pruner of the spec's `early_stop:` on the local runners
-    (`ablate.run.early_stop`); it acts on the searched trials, beside the search's own pruner."""
+    (`ablate.runner.early_stop`); it acts on the searched trials, beside the search's own pruner."""
     spec = p.spec
     s = spec.search
     metrics = search_metrics(spec)

@@ -37,8 +37,8 @@ def main() -> int:
     import ablate
     import ablate.cli
     import ablate.report.build
-    import ablate.run.experiment
-    import ablate.run.fused  # noqa: F401
+    import ablate.runner.experiment
+    import ablate.runner.fused  # noqa: F401
 
     print(f"ablate imports: ok (ablate from {ablate.__file__}; pydantic {pydantic.VERSION} from "
           f"{pydantic.__file__}; SQLAlchemy {sqlalchemy.__version__})")

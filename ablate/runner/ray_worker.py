@@ -5,7 +5,7 @@ is the event as JSON; the first result of an attempt also carries its start (whe
 epochs a resumed attempt starts after), so a trial costs Tune no more results than a plain Tune
 trainable. Epoch results also carry `epoch` and the early-stop metric at the top level, where
 Tune's ASHA reads them. The driver's callback
-(`ablate.run.ray`) turns them back into events; nothing here writes the store.
+(`ablate.runner.ray`) turns them back into events; nothing here writes the store.
 
 A trial resumed by Tune after a failure (its worker died, it raised) starts from its last
 per-epoch checkpoint (`ablate.checkpoint`) and reports the checkpoint's epochs again, so the
@@ -70,7 +70,7 @@ def worker_environment(device: str | None, gpu_ids: list) -> dict[str, Any]:
     """Where this trial runs: the in-process record plus the Ray node and the GPUs Ray assigned."""
     import ray
 
-    from ablate.run.provenance import environment
+    from ablate.runner.provenance import environment
 
     ctx = ray.get_runtime_context()
     env = dict(environment(device))
@@ -102,7 +102,7 @@ def batch_trials(ref) -> dict:
 
 def trainable(config: dict, *, trials: dict, options: dict) -> None:
     """Run `trials[config["ablate_trial"]]` (`trials`: a dict, or its ref in Ray's store). `options`: device (None: the GPU Ray assigned, else
-    the CPU), threads (torch's, or a command's OMP/MKL threads: `ablate.run.threads`), early_metric, catch_errors (report a trainer's
+    the CPU), threads (torch's, or a command's OMP/MKL threads: `ablate.runner.threads`), early_metric, catch_errors (report a trainer's
     exception as a failure instead of raising it for Tune to retry), run_fn (replaces
     `ablate.train.run_trial`: benchmarks), command (a `CommandTrial`: the user's command runs),
     weights_root + save_final (saved weights, as the in-process runner's), metrics (what a command
@@ -186,8 +186,8 @@ def weights_options(trial, options: dict) -> dict:
 
 def _run_command(trial, options: dict, device: str, gpu_ids: list) -> None:
     """A command trial: the command executor's own logic on this worker, its events relayed."""
-    from ablate.run.command import CommandExecutor
-    from ablate.run.events import EpochMetrics, Failure, FinalMetrics, Started
+    from ablate.runner.command import CommandExecutor
+    from ablate.runner.events import EpochMetrics, Failure, FinalMetrics, Started
 
     send: list[Sender] = []
 

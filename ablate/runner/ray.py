@@ -8,7 +8,7 @@ checkpoints, so a retried trial resumes after its last epoch.
 The engine hands over a batch of claimed trials; they run as one `Tuner.fit()` (a grid over
 the trial ids) because a Tune run costs seconds to set up, and at most `max_concurrent` of them
 run at once (otherwise as many as the cluster's resources hold). A Tune callback turns each
-result (`ablate.run.ray_worker`) back into the engine's events. Tune calls its callbacks from
+result (`ablate.runner.ray_worker`) back into the engine's events. Tune calls its callbacks from
 the thread that runs `fit()`, the engine's own thread, so events reach the recorder as the
 executor contract asks, and the driver's recorder alone writes the store.
 """
@@ -26,9 +26,9 @@ from pathlib import Path
 
 from ablate.errors import AblateError, SpecError
 from ablate.config.run import CommandTrial, EarlyStop, Resources, Retries
-from ablate.run.events import Emit, EpochMetrics, Failure, FinalMetrics, Started
-from ablate.run.paths import absolute_command, absolute_trial
-from ablate.run.threads import trial_threads
+from ablate.runner.events import Emit, EpochMetrics, Failure, FinalMetrics, Started
+from ablate.runner.paths import absolute_command, absolute_trial
+from ablate.runner.threads import trial_threads
 from ablate.design.trial import Trial
 from ablate.tricks.base import check_saved_weights, reads_saved_weights
 
@@ -81,7 +81,7 @@ class RayExecutor:
         if max_concurrent is not None and (not isinstance(max_concurrent, int) or max_concurrent < 1):
             raise ValueError(f"max_concurrent must be a whole number >= 1 or None, got {max_concurrent!r}")
         self.address, self.resources, self.max_concurrent = address, resources, max_concurrent
-        self.threads = trial_threads(resources)       # every trial's, on every runner (ablate.run.threads)
+        self.threads = trial_threads(resources)       # every trial's, on every runner (ablate.runner.threads)
         self.required_metrics = tuple(required_metrics)
         self.early_stop, self.metric, self.mode, self.epochs = early_stop, metric, mode, epochs
         self.retries, self.command, self.device, self.source = retries, command, device, source
@@ -108,7 +108,7 @@ class RayExecutor:
     def check(self, trials: Sequence[Trial] = ()) -> None:
         """Connect (or start Ray here), then refuse resources no node has."""
         if self.command is not None:
-            from ablate.run.command import CommandExecutor
+            from ablate.runner.command import CommandExecutor
 
             CommandExecutor(self.command, source=self.source).check(trials)
         elif self.weights_root is not None:
@@ -118,7 +118,7 @@ class RayExecutor:
         # in-process Ray runs on this machine; a joined cluster's nodes may not share its disk
         if self.address is not None and self.command is None and self.weights_root is not None \
                 and (self.save_final or _teachers(trials)):
-            from ablate.run.ray_nodes import check_folder_on_every_node
+            from ablate.runner.ray_nodes import check_folder_on_every_node
 
             check_folder_on_every_node(self.weights_root, "the weights folder ('save: final', distillation "
                                                           "teachers named by trial)")
@@ -178,7 +178,7 @@ class RayExecutor:
         import ray
         from ray import tune
 
-        from ablate.run.ray_worker import trainable
+        from ablate.runner.ray_worker import trainable
 
         self.connect()
         # a worker's working folder is Tune's trial folder: relative paths are resolved here
@@ -226,7 +226,7 @@ class RayExecutor:
         """One ASHA for all of this executor's `Tuner.fit()` runs (a design's batches, a search's
         rounds): its rungs fill across them, as the local runners' rungs do."""
         if self._asha is None:
-            from ablate.run.early_stop import asha_scheduler
+            from ablate.runner.early_stop import asha_scheduler
 
             self._asha = asha_scheduler(self.early_stop, metric=self.metric, mode=self.mode, epochs=self.epochs)
         return self._asha
@@ -292,7 +292,7 @@ class _Relay:
         return EngineStop(self)
 
     def result(self, trial, result: dict) -> None:
-        from ablate.run.ray_worker import decode
+        from ablate.runner.ray_worker import decode
 
         event = decode(result)
         tid = trial.config["ablate_trial"]
@@ -333,7 +333,7 @@ class _Relay:
         if trial.trial_id in self.stop:
             self._end(tid, Failure(tid, "pruned", f"pruned after epoch {epoch}"))
         elif self.executor.early_stop is not None:
-            from ablate.run.early_stop import STOPPED_BY_ASHA
+            from ablate.runner.early_stop import STOPPED_BY_ASHA
 
             self._end(tid, Failure(tid, "pruned", STOPPED_BY_ASHA.format(epoch=epoch)))
         else:

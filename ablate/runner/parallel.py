@@ -1,7 +1,7 @@
 """Run several trials at once in threads while every event reaches the engine from one thread.
 
 The recorder and the store are used from the engine's thread only (the executor contract in
-`ablate.run.events`). Each worker thread hands its events to that thread through a queue and
+`ablate.runner.events`). Each worker thread hands its events to that thread through a queue and
 waits for the engine's answer ("continue" or "stop"), so pruning works as it does one at a
 time, and events are recorded in the order they happen.
 """
@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from ablate.errors import TrialPruned
-from ablate.run.events import Answer, Emit, Event
+from ablate.runner.events import Answer, Emit, Event
 from ablate.design.trial import Trial
 
 RunOne = Callable[[Trial, Emit], None]

@@ -3,8 +3,8 @@ fewer trials run at once than asked. `ablate.api.run_experiment` runs a spec thr
 
 from __future__ import annotations
 
-from ablate.run.inprocess import InProcessExecutor
-from ablate.run.threads import trial_threads, usable_cores
+from ablate.runner.inprocess import InProcessExecutor
+from ablate.runner.threads import trial_threads, usable_cores
 from ablate.errors import AblateError
 from ablate.design.spec import Spec
 
@@ -19,7 +19,7 @@ def executor_for(spec: Spec, *, device: str | None = None, source: str | None = 
     trials (in-process Ray, or the cluster at `address`), `jobs` > 1 capping how many run at once."""
     threads = trial_threads(spec.resources)     # the same on every runner: one spec, one table
     if runner == "ray":
-        from ablate.run.ray import RayExecutor
+        from ablate.runner.ray import RayExecutor
 
         return RayExecutor(address, resources=spec.resources, max_concurrent=jobs if jobs > 1 else None,
                            early_stop=spec.early_stop, metric=spec.metric.name, mode=spec.metric.direction,
@@ -32,7 +32,7 @@ def executor_for(spec: Spec, *, device: str | None = None, source: str | None = 
     if address is not None:
         raise AblateError(f"--address '{address}' is for --runner ray; add --runner ray or leave --address out")
     if spec.trial is not None:
-        from ablate.run.command import CommandExecutor
+        from ablate.runner.command import CommandExecutor
 
         return CommandExecutor(spec.trial, source=source, jobs=jobs, threads=threads,
                                metrics=required_metrics(spec))
@@ -40,7 +40,7 @@ def executor_for(spec: Spec, *, device: str | None = None, source: str | None = 
                                threads=threads)
     fuse = fuse or spec.fuse
     if spec.save is None and (fuse == "on" or (fuse == "auto" and _device_type(device) == "cuda")):
-        from ablate.run.fused import FusedExecutor
+        from ablate.runner.fused import FusedExecutor
 
         return FusedExecutor(device=device, jobs=jobs, single=single)
     return single

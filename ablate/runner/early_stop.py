@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ablate.config.run import EarlyStop
-from ablate.run.events import MetricValue, Pruner
+from ablate.runner.events import MetricValue, Pruner
 from ablate.design.trial import Trial
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -66,7 +66,7 @@ class AshaPruner:
         from ray.tune.schedulers import TrialScheduler
 
         value, epoch = metrics.get(self.metric), metrics.get("epoch")
-        # as on Ray, where only a finite number reaches Tune (ablate.run.ray_worker.encode)
+        # as on Ray, where only a finite number reaches Tune (ablate.runner.ray_worker.encode)
         if self.scheduler is None or not _finite(value) or not _finite(epoch):
             return False
         key = _TuneTrial(trial.id)

@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ablate.config.run import Retries
-from ablate.run.events import Answer, EpochMetrics, Event, Failure, FinalMetrics, Pruner, Started
-from ablate.run.progress import Progress
+from ablate.runner.events import Answer, EpochMetrics, Event, Failure, FinalMetrics, Pruner, Started
+from ablate.runner.progress import Progress
 from ablate.design.trial import Trial
 
 if TYPE_CHECKING:  # pragma: no cover

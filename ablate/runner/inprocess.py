@@ -6,9 +6,9 @@ import traceback
 from collections.abc import Callable, Sequence
 
 from ablate.errors import TrialDiverged, TrialPruned
-from ablate.run.provenance import environment
-from ablate.run.threads import concurrent_jobs, torch_threads
-from ablate.run.events import Emit, EpochMetrics, Failure, FinalMetrics, Started
+from ablate.runner.provenance import environment
+from ablate.runner.threads import concurrent_jobs, torch_threads
+from ablate.runner.events import Emit, EpochMetrics, Failure, FinalMetrics, Started
 from ablate.design.trial import Trial
 from ablate.tricks.base import check_saved_weights, reads_saved_weights
 
@@ -21,7 +21,7 @@ class InProcessExecutor:
     Threads, not processes: a trial's data, model and torch stay loaded in this process (a
     process per trial pays torch's import, seconds, for trials that take seconds). torch's
     kernels release the GIL. Every trial computes with `threads` torch threads (the spec's
-    `resources.cpu`, as on every runner: `ablate.run.threads`), and at most as many jobs run at
+    `resources.cpu`, as on every runner: `ablate.runner.threads`), and at most as many jobs run at
     once as the cores hold at that count. Trials stay reproducible: the only global state a
     trial touches is torch's global CPU RNG, used under `ablate.tricks.base.GLOBAL_RNG_LOCK` on
     a forked, trial-seeded state.
@@ -64,7 +64,7 @@ class InProcessExecutor:
                 for trial in trials:
                     self._run_one(trial, emit)
                 return
-            from ablate.run.parallel import run_in_threads
+            from ablate.runner.parallel import run_in_threads
 
             run_in_threads(list(trials), self._run_one, emit, jobs=self.jobs)
 

@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 
 from ablate.errors import MetricNotReported, SpecError
 from ablate.config.run import Retries
-from ablate.run.events import Executor, Pruner, TrialSource
-from ablate.run.progress import Progress, SilentProgress
-from ablate.run.recorder import Recorder
+from ablate.runner.events import Executor, Pruner, TrialSource
+from ablate.runner.progress import Progress, SilentProgress
+from ablate.runner.recorder import Recorder
 from ablate.store import DONE, new_holder
 from ablate.design.trial import Trial
 
@@ -163,7 +163,7 @@ class Engine:
     def _stop_unreported(self, trial: Trial) -> None:
         """No trial has reported the metric yet and this one could not: every other would fail
         the same way, so the run stops here (the failed trial is kept; the CLI exits 3)."""
-        from ablate.run.logs import error_summary
+        from ablate.runner.logs import error_summary
 
         why = error_summary(self.recorder.failure[trial.id][1], "no_metric")
         raise MetricNotReported(f"trial {trial.label} (seed {trial.seed}) ran but its metric could not be "
@@ -174,7 +174,7 @@ class Engine:
 
 def run_trials(trials, store: Store, executor: Executor, **engine_options) -> RunSummary:
     """Run a fixed list of trials of one experiment (already named in each trial)."""
-    from ablate.run.sources import DesignSource
+    from ablate.runner.sources import DesignSource
 
     trials = list(trials)
     if not trials:

@@ -39,9 +39,9 @@ from pathlib import Path
 
 from ablate.errors import SpecError
 from ablate.config.run import CommandTrial
-from ablate.run.provenance import git_revision
-from ablate.run.threads import concurrent_jobs, thread_env
-from ablate.run.events import Emit, EpochMetrics, Failure, FinalMetrics, Started
+from ablate.runner.provenance import git_revision
+from ablate.runner.threads import concurrent_jobs, thread_env
+from ablate.runner.events import Emit, EpochMetrics, Failure, FinalMetrics, Started
 from ablate.store import numeric_metrics
 from ablate.design.trial import Trial
 
@@ -239,7 +239,7 @@ class CommandExecutor:
 
     def run(self, trials: Sequence[Trial], emit: Emit) -> None:
         if self.jobs > 1 and len(trials) > 1:
-            from ablate.run.parallel import run_in_threads
+            from ablate.runner.parallel import run_in_threads
 
             run_in_threads(trials, self._run_in_tmp, emit, jobs=self.jobs)
             return
@@ -254,7 +254,7 @@ class CommandExecutor:
         params = tmp / "trial.json"
         params.write_text(json.dumps(trial.params(), sort_keys=True))
         stop_file = tmp / "stop"
-        # the spec's thread count on every runner (ablate.run.threads), unless its env sets one
+        # the spec's thread count on every runner (ablate.runner.threads), unless its env sets one
         env = {**os.environ, **thread_env(self.threads, self.config.env), **self.config.env,
                "ABLATE_TRIAL": str(params), "ABLATE_STOP": str(stop_file), "PYTHONUNBUFFERED": "1"}
         if self.config.api == "nni":   # `import nni` finds the shim in this trial's process only

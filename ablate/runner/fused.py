@@ -14,10 +14,10 @@ from __future__ import annotations
 import traceback
 from collections.abc import Sequence
 
-from ablate.run.events import Emit, EpochMetrics, Failure, FinalMetrics, Started
-from ablate.run.inprocess import InProcessExecutor
-from ablate.run.provenance import environment
-from ablate.run.threads import torch_threads
+from ablate.runner.events import Emit, EpochMetrics, Failure, FinalMetrics, Started
+from ablate.runner.inprocess import InProcessExecutor
+from ablate.runner.provenance import environment
+from ablate.runner.threads import torch_threads
 from ablate.design.trial import Trial
 
 DEFAULT_CAPACITY = 16
