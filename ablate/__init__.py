@@ -27,6 +27,8 @@ __all__ = ["__version__", *_NAMES]
 
 
 def __getattr__(name: str):
+    if name == "api":     # the module behind these names, for its other functions (tricks, lr_find, ...)
+        return importlib.import_module("ablate.api")
     module = _NAMES.get(name)
     if module is None:
         raise AttributeError(f"module 'ablate' has no attribute '{name}'")

@@ -17,7 +17,6 @@ from pathlib import Path
 from ablate import __version__, api
 from ablate.console import fmt_s
 from ablate.errors import AblateError, SpecError
-from ablate.preflight import check_device
 from ablate.report import DEFAULT_COLUMNS, EXTRA_COLUMNS, FORMATS
 
 EXIT_BAD_INPUT = 2
@@ -31,16 +30,7 @@ default_store = api.default_store   # `--store` when not given (read when the co
 # -- commands ---------------------------------------------------------------------------------
 
 def cmd_tricks(args) -> int:
-    from ablate.tricks import all_tricks
-
-    tricks = all_tricks()
-    if args.name:
-        from ablate.tricks import get_trick
-
-        try:
-            tricks = {n: get_trick(n) for n in args.name}
-        except KeyError as exc:
-            raise AblateError(str(exc.args[0])) from None
+    tricks = api.tricks(args.name)
     width = max(len(n) for n in tricks)
     for name, t in tricks.items():
         slot = f"  [one {t.slot} per arm]" if t.slot else ""
@@ -54,12 +44,10 @@ def cmd_tricks(args) -> int:
 
 
 def cmd_models(args) -> int:
-    from ablate.models.catalog import model_rows
-
     def millions(n):
         return f"{n / 1e6:.2f}M" if n is not None else "-"
 
-    rows = model_rows()
+    rows = api.models()
     width = max(len(r["model"]) for r in rows)
     print(f"{'model':<{width}}  {'#P digits':>9}  {'#P CIFAR':>9}  timm  paper")
     for r in rows:
@@ -79,29 +67,19 @@ def _load_spec(args, *, check_files: bool = True):
 
 def cmd_lr_find(args) -> int:
     """The LR range test on the spec's first trial: CSV + HTML figure, suggested lrs printed."""
-    from ablate.lrfind import check_range, lr_range_test, write_lr_find
+    def announce(trial):
+        print(f"lr range test of '{trial.experiment}', arm {trial.arm} ({trial.label}), seed {trial.seed}: "
+              f"{args.steps} batches, lr {args.start:g} -> {args.end:g}")
 
-    check_range(args.start, args.end, args.steps)   # bad input: exit 2, nothing written
-    spec = api.load_spec(args.spec)
-    if spec.trial is not None:
-        raise AblateError(f"spec '{spec.name}' runs a command ('trial:'), which ablate cannot sweep the lr of; "
-                          f"lr-find needs a spec with model, data and recipe")
-    check_device(args.device)
-    out = Path(args.out) if args.out else Path("reports") / spec.name
-    from ablate.lrfind import lr_find_folder
-
-    lr_find_folder(out, create=False)       # a file or a link there: exit 2 before training
-    trial = api.plan(spec).trials[0]
-    print(f"lr range test of '{spec.name}', arm {trial.arm} ({trial.label}), seed {trial.seed}: "
-          f"{args.steps} batches, lr {args.start:g} -> {args.end:g}")
-    result = lr_range_test(trial, start=args.start, end=args.end, steps=args.steps, device=args.device)
-    csv_path, html_path = write_lr_find(result, out)
+    found = api.lr_find(args.spec, start=args.start, end=args.end, steps=args.steps, device=args.device,
+                        out=args.out, on_start=announce)
+    result = found.result
     if result.stopped_early:
         print(f"stopped after {len(result.lrs)} batches: the smoothed loss passed 4x its best "
               f"at lr {result.lrs[-1]:.3g}")
     print(f"suggested lr: {result.steepest_lr:.3g} (steepest descent of the smoothed loss); "
           f"{result.min_over_10_lr:.3g} (min/10: a tenth of the lr at its minimum)")
-    print(f"wrote {csv_path} and {html_path}")
+    print(f"wrote {found.paths[0]} and {found.paths[1]}")
     return 0
 
 
@@ -227,21 +205,10 @@ def _print_nni_notes(notes: list[str]) -> None:
 
 
 def cmd_import_nni(args) -> int:
-    from ablate.nni import check_converted, convert_config, spec_yaml
-
-    conversion = convert_config(args.config)
-    check_converted(conversion)
+    conversion, text = api.import_nni(args.config, args.out)
     if args.out is None:
-        print(spec_yaml(conversion, f"{conversion.spec['name']}.yaml"), end="")
+        print(text, end="")
         return 0
-    out = Path(args.out)
-    if out.resolve() == Path(args.config).resolve():
-        raise AblateError(f"-o {args.out} is the NNI config itself; give another file name")
-    text = spec_yaml(conversion, args.out)
-    try:
-        out.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise AblateError(f"cannot write {args.out}: {exc}") from None
     _print_nni_notes(conversion.notes)
     print(f"wrote {args.out}; run it with: ablate run {args.out}")
     return 0
@@ -296,24 +263,7 @@ def _trial_lines(store, p, trials, gone: dict[str, str], store_opt: str = "") ->
 
 def cmd_logs(args) -> int:
     """Every attempt of the experiment's trials that failed (or of one trial)."""
-    from ablate.runner.logs import attempts, failed_trial_ids, find_trials, format_attempts, gone_drivers
-
-    store = api.open_store(args.store)
-    api.load_experiment(store, args.experiment)   # an unknown name: raises with the list of experiments
-    frame = store.trials_frame(args.experiment)
-    if args.trial is not None:
-        ids = find_trials(frame, args.trial, args.experiment)
-    else:
-        ids = failed_trial_ids(store, args.experiment)
-        if not ids:
-            c = frame["status"].value_counts().to_dict()
-            parts = ", ".join(f"{n} {s}" for s, n in sorted(c.items())) or "no trials"
-            print(f"{args.experiment}: no failed attempt ({parts}); `ablate logs {args.experiment} TRIAL` "
-                  f"shows any trial's attempts")
-            return 0
-    statuses = dict(zip(frame["trial_id"], frame["status"]))
-    gone = gone_drivers(store, args.experiment, [t for t in ids if statuses.get(t) == "running"])
-    print(format_attempts(attempts(store, args.experiment, set(ids)), gone=gone, statuses=statuses))
+    print(api.logs(args.store, args.experiment, args.trial))
     return 0
 
 
@@ -327,13 +277,9 @@ def cmd_report(args) -> int:
         print("wrote " + ", ".join(str(x) for x in paths))
         return 0
     for name in args.experiment:
-        from ablate.report.files import ReportFolder
-
         report = api.build_report(store, name, **options)
-        out = api.report_folder(name, args.out)
-        if len(args.experiment) > 1 and args.out:
-            out = out / name
-        ReportFolder(out, (), create=False)     # a file or a link there: exit 2 before printing
+        out = api.report_folder(name, Path(args.out) / name if len(args.experiment) > 1 and args.out else args.out,
+                                check=True)     # a file or a link there: exit 2 before printing
         if "md" in args.format or not args.out:
             print(report.markdown())
         paths = api.write_report(report, out, args.format)
@@ -342,13 +288,8 @@ def cmd_report(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from ablate.export import export_mlflow, export_tensorboard
-
-    store = api.open_store(args.store)
-    if args.tracker == "mlflow":
-        done = export_mlflow(store, args.experiment, tracking_uri=args.tracking_uri)
-    else:
-        done = export_tensorboard(store, args.experiment, args.logdir)
+    done = api.export(args.store, args.experiment, args.tracker, tracking_uri=getattr(args, "tracking_uri", None),
+                      logdir=getattr(args, "logdir", None))
     print(done.describe(args.experiment))
     return 0
 

@@ -3,6 +3,7 @@ errors a user can cause."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -163,3 +164,38 @@ def test_the_long_functions_the_review_named_are_split():
         (node,) = [n for n in ast.walk(ast.parse((root / path).read_text()))
                    if isinstance(n, ast.FunctionDef) and n.name == name]
         assert node.end_lineno - node.lineno + 1 <= 70, f"{path}:{name} has {node.end_lineno - node.lineno + 1} lines"
+
+
+def test_the_other_commands_are_library_calls_too(tmp_path, monkeypatch):
+    """tricks, models, lr-find, import-nni, logs and export: what the CLI prints comes from these."""
+    monkeypatch.chdir(tmp_path)
+    assert list(ablate.api.tricks(["mixup", "cosine"])) == ["mixup", "cosine"]
+    assert {p["name"] for p in ablate.api.tricks(["mixup"])["mixup"].describe_params()} >= {"alpha"}
+    assert len(ablate.api.tricks()) > 20
+    with pytest.raises(ablate.AblateError, match="nope"):
+        ablate.api.tricks(["nope"])
+    assert "cifar_resnet (depth=20)" in {r["model"] for r in ablate.api.models()}
+
+    conversion, text = ablate.api.import_nni(ROOT / "tests" / "nni_example" / "config_v2.yml", "spec.yaml")
+    assert (tmp_path / "spec.yaml").read_text() == text and conversion.notes
+    shutil.copytree(ROOT / "tests" / "nni_example", tmp_path / "nni")
+    with pytest.raises(ablate.AblateError, match="is the NNI config itself"):
+        ablate.api.import_nni(tmp_path / "nni" / "config_v2.yml", tmp_path / "nni" / "config_v2.yml")
+
+    spec = ablate.load_spec("quickstart", overrides=SMALL)
+    with pytest.raises(ablate.AblateError, match="--steps must be >= 5"):
+        ablate.api.lr_find(spec, steps=4)
+    seen = []
+    found = ablate.api.lr_find(spec, start=1e-3, end=1.0, steps=6, on_start=seen.append)
+    assert seen == [found.trial] and all(p.exists() for p in found.paths) and len(found.result.lrs) <= 6
+
+    result = ablate.run(spec, store="ablate.db", report=False)
+    assert result.complete == 12
+    assert ablate.api.logs("ablate.db", spec.name) == (f"{spec.name}: no failed attempt (12 complete); "
+                                                       f"`ablate logs {spec.name} TRIAL` shows any trial's attempts")
+    first = ablate.trials("ablate.db", spec.name)["trial_id"].iloc[0]
+    assert first[:8] in ablate.api.logs("ablate.db", spec.name, first[:8])
+    done = ablate.api.export("ablate.db", spec.name, "tensorboard", logdir=tmp_path / "tb")
+    assert spec.name in done.describe(spec.name) and any((tmp_path / "tb").iterdir())
+    with pytest.raises(ablate.AblateError, match="choose mlflow or tensorboard"):
+        ablate.api.export("ablate.db", spec.name, "wandb")

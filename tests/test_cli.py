@@ -268,7 +268,7 @@ def test_an_unavailable_device_exits_2_before_anything_is_written(capsys, spec_f
 def test_a_missing_gpu_index_is_named(monkeypatch):
     import torch
 
-    from ablate.cli import check_device
+    from ablate.preflight import check_device
     from ablate.errors import AblateError
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)

@@ -7,7 +7,8 @@ import pytest
 
 from ablate.search.finalists import record_finalists, select_trials, stored_finalists, top_configurations
 from ablate.config.search import search_metrics
-from ablate.search.study import distributions, fail_if_unfinished, grid, make_pruner, make_sampler, open_study
+from ablate.design.search import distributions, grid, make_pruner, make_sampler
+from ablate.search.study import fail_if_unfinished, open_study
 from ablate.design.plan import plan
 from ablate.store import Store
 from tests.search_helpers import search_spec

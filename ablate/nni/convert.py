@@ -289,7 +289,7 @@ def _trial_command(r: _Reading, service: Any, folder: Path, relative_to: Path | 
         for k in trial.keys() - {"command", "codeDir", "gpuNum"}:
             notes.append(f"not carried over: trial.{k} = {trial[k]!r}")
     if not isinstance(command, str) or not command.strip():
-        raise fail(cmd_path, f"the trial command is missing: give {_dotted(cmd_path)}, the shell command NNI runs "
+        raise fail(cmd_path, f"the trial command is missing: give {dotted_path(cmd_path)}, the shell command NNI runs "
                              f"for each trial (e.g. 'python3 trial.py'); got {command!r}")
     code = (folder / str(code_dir)).resolve()
     if not code.is_dir():

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 

@@ -15,7 +15,6 @@ from ablate.report.frames import LiftTable
 from ablate.report.numbers import fmt_num
 
 from ablate.design.changes import EXECUTION_ONLY_RECIPE
-from ablate.tricks import get_trick
 
 if TYPE_CHECKING:  # pragma: no cover
     from ablate.design.spec import Spec

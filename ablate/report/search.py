@@ -88,7 +88,7 @@ class SearchReport:
             return [("search.json", lambda: search_json(self))]
         from ablate.report.search_figures import search_html
 
-        return [("report.html", lambda: search_html(self))]
+        return [("report.html", lambda: search_html(self, search_blocks(self)))]
 
     def write(self, out_dir, formats: tuple[str, ...] = ("md", "csv")) -> list[Path]:
         """Write the files of `formats` into `out_dir` (`ablate.report.protocol.write_files`)."""

@@ -65,7 +65,6 @@ def fail_if_unfinished(store: Store, trial_id: int, user_attrs: dict) -> bool:
     import datetime
     import json
 
-    import sqlalchemy as sa
     from optuna.storages._rdb.models import TrialModel, TrialUserAttributeModel
     from optuna.trial import TrialState
 
