@@ -38,18 +38,18 @@ ROOT = Path(__file__).resolve().parent.parent
 TARGETS: dict[str, tuple[list[str], list[str], list[str]]] = {
     # test_adaptive and test_ties simulate the pilot rule and ties under H0 (seconds): they run
     # only for mutants of the functions they call (paired_lifts, pilot_seed_count, holm...)
-    "stats": (["ablate/stats/*"], ["tests/test_stats.py", "tests/test_adaptive.py", "tests/test_ties.py"], []),
+    "stats": (["ablate/stats/*"], ["tests/stats/test_stats.py", "tests/runner/test_adaptive.py", "tests/stats/test_ties.py"], []),
     # the planner delegates arm lists to arms.py and trial identity to trial.py
     "plan": (["ablate/design/plan.py", "ablate/design/arms.py", "ablate/design/trial.py"],
-             ["tests/test_plan.py", "tests/test_factorial.py"], []),
+             ["tests/design/test_plan.py", "tests/design/test_factorial.py"], []),
     # the tricks' rules are stated in these two files. The trick contract's two training runs per
     # trick (determinism) and the trainer's and models' tests reach the same functions but take
     # seconds each: with them a run here took over an hour on 2 busy cores, so they are left out
-    "tricks": (["ablate/tricks/*"], ["tests/test_tricks.py", "tests/test_trick_rules.py"],
+    "tricks": (["ablate/tricks/*"], ["tests/tricks/test_tricks.py", "tests/tricks/test_trick_rules.py"],
                ["-k", "not trains_finite_and_deterministic"]),
     # results.py builds the tidy frames (outcomes, metric_matrix) that frames.py re-exports
     "frames": (["ablate/report/frames.py", "ablate/results.py"],
-               ["tests/test_report.py", "tests/test_compare.py"], []),
+               ["tests/report/test_report.py", "tests/report/test_compare.py"], []),
 }
 
 

@@ -245,13 +245,13 @@ def test_the_verdict_is_the_decided_lifts_and_moved_readings_are_listed(summariz
 
 def test_a_failed_step_shows_its_last_error_and_failed_tests(summarize, tmp_path):
     (tmp_path / "1-cuda-tests.txt").write_text(
-        "FAILED tests/test_cuda.py::test_mixed_precision_trains_with_either_dtype[cuda-float16] - Assert...\n"
+        "FAILED tests/train/test_cuda.py::test_mixed_precision_trains_with_either_dtype[cuda-float16] - Assert...\n"
         "1 failed, 12 passed, 12 deselected in 30.1s\n== result: failed after 31.000 s, limit 60.000 s, exit 1\n")
     (tmp_path / "5-headline.txt").write_text(
         "Traceback (most recent call last):\n  File ...\ntorch.OutOfMemoryError: CUDA out of memory. Tried to "
         "allocate 2.00 GiB\n== result: failed after 12.000 s, limit 185.000 s, exit 1\n")
     text = summarize.summary(tmp_path, [1, 5], dry_run=False)
-    assert "    FAILED tests/test_cuda.py::test_mixed_precision_trains_with_either_dtype[cuda-float16]" in text
+    assert "    FAILED tests/train/test_cuda.py::test_mixed_precision_trains_with_either_dtype[cuda-float16]" in text
     assert "1 failed, 12 passed, 12 deselected (target: all pass, none skipped: MISSED)" in text
     assert "    error: torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB" in text
 

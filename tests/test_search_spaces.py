@@ -97,7 +97,7 @@ def test_distillation_spec_names_its_shipped_teachers_saved_trial(student):
 @pytest.mark.parametrize("name", SHRUNK_PARAMS)
 def test_shipped_spec_trains_shrunk_through_the_engine(name, tmp_path):
     p = plan(shrink(name))
-    # a search tunes one arm (tests/test_search_run.py)
+    # a search tunes one arm (tests/search/test_search_run.py)
     assert len(p.arms) >= 2 or p.spec.search is not None or name in ONE_ARM
     store = Store(tmp_path / "s.db", create=True)
     run_teacher_shrunk(name, store, tmp_path / "weights")

@@ -13,7 +13,7 @@ A search's `seeds:` are split in order into three disjoint sets:
 Choosing on one set of runs and reporting on another keeps the winner's curse out of the report:
 the best of several noisy means is biased upward and its interval too optimistic when the same
 runs that chose it also measure it, but the reporting runs never took part in the choice (sample
-splitting; the simulations in tests/test_search_selection.py check coverage and error rates).
+splitting; the simulations in tests/search/test_search_selection.py check coverage and error rates).
 A search with nothing to validate (`validate: false`, no `compare_to`, no `per_arm`) runs on one
 seed. `check_stages` refuses a spec whose `seeds:` do not fit the stages when it loads.
 """

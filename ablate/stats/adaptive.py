@@ -21,7 +21,7 @@ size adjustment that do not affect the type I error rate"):
   arms at a nominal 5%. Simulated with this rule, the t-test rejects at most 5.1-5.3% of null
   arms at a nominal 5% (normal differences, the worst case of a single arm, 2-5 pilot seeds,
   10^5 replications each) and at most alpha within Monte Carlo error for t3 and 360-image
-  accuracy differences (tests/test_adaptive.py). Under skewed differences the t-test itself
+  accuracy differences (tests/runner/test_adaptive.py). Under skewed differences the t-test itself
   rejects more than alpha at any fixed n (6.5% for Gamma(4)); the rule adds nothing to that.
 * One n for all arms keeps every lift paired on the same seeds (the baseline runs them once),
   so step lifts of a cumulative design and the Holm family need no correction.

@@ -163,7 +163,7 @@ report 0
 # -- 1: the cuda-marked tests ----------------------------------------------------------------
 if [[ " ${SELECTED[*]} " == *" 1 "* ]]; then
     step 1 "the cuda-marked tests"
-    run_cmd "$LOG" "$STEP_END" "$PY" -m pytest -q -p no:cacheprovider -m cuda -rs tests/test_cuda.py
+    run_cmd "$LOG" "$STEP_END" "$PY" -m pytest -q -p no:cacheprovider -m cuda -rs tests/train/test_cuda.py
     report 1
 fi
 

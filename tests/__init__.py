@@ -1,0 +1,1 @@
+"""ablate's tests: one folder per subpackage of ablate/ (DESIGN.md)."""
