@@ -39,6 +39,9 @@ if TYPE_CHECKING:
     from ablate.report.compare import Comparison
     from ablate.report.search import SearchReport
     from ablate.design.spec import Spec
+    from ablate.export.to_mlflow import MlflowExport
+    from ablate.export.to_tensorboard import TensorBoardExport
+    from ablate.nni.convert import Conversion
     from ablate.store import Store
 
 
@@ -1038,7 +1041,7 @@ def lr_find(spec_or_source: Spec | str | os.PathLike | Mapping, *, start: float 
     return LrFind(trial, result, write_lr_find(result, folder))
 
 
-def import_nni(config: str | os.PathLike, out: str | os.PathLike | None = None):
+def import_nni(config: str | os.PathLike, out: str | os.PathLike | None = None) -> tuple[Conversion, str]:
     """Convert an NNI experiment config (v1 or v2 YAML) to an ablate spec (`ablate import-nni`).
 
     Returns:
@@ -1089,7 +1092,7 @@ def logs(store: Store | str | os.PathLike | None, experiment: str, trial: str | 
 
 
 def export(store: Store | str | os.PathLike | None, experiment: str, tracker: str, *,
-           tracking_uri: str | None = None, logdir: str | os.PathLike | None = None):
+           tracking_uri: str | None = None, logdir: str | os.PathLike | None = None) -> MlflowExport | TensorBoardExport:
     """Send an experiment's trials to MLflow (`tracking_uri`, default $MLFLOW_TRACKING_URI) or
     TensorBoard (`logdir`); again, it updates what an earlier export wrote (`ablate export`).
     Returns the export's summary (``.describe(experiment)``)."""

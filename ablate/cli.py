@@ -6,6 +6,8 @@ run SPEC --retry-failed` runs them again), 130 interrupted (nothing finished is 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import argparse
 import errno
 import os
@@ -18,6 +20,11 @@ from ablate import __version__, api
 from ablate.console import fmt_s
 from ablate.errors import AblateError, SpecError
 from ablate.report import DEFAULT_COLUMNS, EXTRA_COLUMNS, FORMATS
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ablate.design.plan import Plan
+    from ablate.design.spec import Spec
+    from ablate.store import Store
 
 EXIT_BAD_INPUT = 2
 EXIT_TRIALS_FAILED = 3     # `run`: trials of the spec failed after their retries, or the metric was not reported
@@ -175,7 +182,7 @@ def cmd_run(args) -> int:
     return result.exit_code
 
 
-def _rerun_command(args, store, extra: str) -> str:
+def _rerun_command(args, store: Store, extra: str) -> str:
     """The `ablate run` command line that repeats this one, plus `extra`."""
     parts = ["ablate run", args.spec]
     parts += [f"--override {o}" for o in args.override]
@@ -188,7 +195,7 @@ def _rerun_command(args, store, extra: str) -> str:
     return " ".join(parts + [extra])
 
 
-def _failure_lines(args, store, spec, failed: int | None = None) -> list[str]:
+def _failure_lines(args, store: Store, spec: Spec, failed: int | None = None) -> list[str]:
     """What failed, where the errors are, how to run the failed trials again after a fix."""
     store_opt = f" --store {store.label}" if args.store_given else ""
     count = f"{failed} trial(s) of '{spec.name}' failed" if failed else f"a trial of '{spec.name}' failed"
@@ -229,7 +236,7 @@ def cmd_status(args) -> int:
     return 0
 
 
-def _trial_lines(store, p, trials, gone: dict[str, str], store_opt: str = "") -> list[str]:
+def _trial_lines(store: Store, p: Plan, trials, gone: dict[str, str], store_opt: str = "") -> list[str]:
     """`ablate status EXPERIMENT`: every trial with its id, arm, seed, status, metric, why it ran,
     and for a failure its kind and reason in one line (`ablate logs` has the rest)."""
     from ablate.runner.logs import error_summary

@@ -100,7 +100,7 @@ def _text(row: dict, experiment: str, column: str) -> str:
     return v if isinstance(v, str) else "–"   # NaN: the experiment has no such arm
 
 
-def _headers(reports: list[Report]) -> list[str]:
+def comparison_headers(reports: list[Report]) -> list[str]:
     header = ["Tricks"]
     for rep in reports:
         u = render.unit(rep.lift.metric)
@@ -108,7 +108,7 @@ def _headers(reports: list[Report]) -> list[str]:
     return header
 
 
-def _cells(reports: list[Report], frame: pd.DataFrame) -> list[list[str]]:
+def comparison_cells(reports: list[Report], frame: pd.DataFrame) -> list[list[str]]:
     return [[r["row"]] + [_text(r, rep.name, c) for rep in reports for c in TEXT_COLUMNS]
             for r in frame.to_dict("records")]
 
@@ -168,9 +168,9 @@ def experiment_lines(reports: list[Report]) -> list[str]:
 
 def compare_markdown(reports: list[Report]) -> str:
     frame = compare_frame(reports)
-    header = _headers(reports)
+    header = comparison_headers(reports)
     lines = ["## " + " vs ".join(rep.name for rep in reports), "",
-             render.markdown_table(header, _cells(reports, frame), align=[":--"] + ["--:"] * (len(header) - 1)), ""]
+             render.markdown_table(header, comparison_cells(reports, frame), align=[":--"] + ["--:"] * (len(header) - 1)), ""]
     lines += [f"- {line}" for line in experiment_lines(reports)]
     return "\n".join(lines) + "\n"
 
@@ -198,10 +198,10 @@ def compare_latex(reports: list[Report]) -> str:
     from ablate.report.render import tex
 
     frame = compare_frame(reports)
-    header = _headers(reports)
+    header = comparison_headers(reports)
     lines = [r"\begin{table}[t]", r"\centering", rf"\begin{{tabular}}{{l{'r' * (len(header) - 1)}}}", r"\toprule",
              " & ".join(tex(h) for h in header) + r" \\", r"\midrule"]
-    lines += [" & ".join(tex(c) for c in r) + r" \\" for r in _cells(reports, frame)]
+    lines += [" & ".join(tex(c) for c in r) + r" \\" for r in comparison_cells(reports, frame)]
     lines += [r"\bottomrule", r"\end{tabular}",
               rf"\caption{{{tex(' vs '.join(r.name for r in reports))}. {tex(experiment_lines(reports)[-1])}}}",
               r"\end{table}"]
@@ -262,7 +262,7 @@ def compare_html(reports: list[Report]) -> str:
                       **bottom_legend(height, 60))
     names = " vs ".join(r.name for r in reports)
     body = [f"<h1>{html.escape(names)}</h1>",
-            table_html(_headers(reports), _cells(reports, frame)),
+            table_html(comparison_headers(reports), comparison_cells(reports, frame)),
             "<ul class='notes'>" + "".join(f"<li>{html.escape(n)}</li>" for n in experiment_lines(reports)) + "</ul>",
             figure_html(fig),
             f"<p class='muted'>Regenerate this page: <code>ablate report "

@@ -44,7 +44,7 @@ def unit(metric: str) -> str:
     return "pp" if metric.endswith("acc") else ""
 
 
-def p_cell(p, significant, zero_variance=False) -> str:
+def p_cell(p: float, significant, zero_variance=False) -> str:
     """A Holm p with its star; a t-test that could not be computed says why instead."""
     if zero_variance and (p is None or (isinstance(p, float) and math.isnan(p))):
         return "n/a (zero variance)"

@@ -128,7 +128,8 @@ def build_search_report(store: Store, p: Plan, *, confidence: float = 0.95, test
 
 # -- text pieces ---------------------------------------------------------------------------------
 
-def _values_text(values) -> str:
+def values_text(values) -> str:
+    """Searched values as a spec writes them ("recipe.lr = 0.1, tricks.mixup.alpha = 0.4")."""
     if isinstance(values, str):
         values = json.loads(values)
     return ", ".join(f"{k} = {_num(v)}" for k, v in values.items())
@@ -138,7 +139,8 @@ def _num(v) -> str:
     return fmt_num(v, 4, general=True)     # a searched value, as a spec writes it
 
 
-def _ci(mean, low, high) -> str:
+def mean_ci_text(mean, low, high) -> str:
+    """A mean and its interval, unsigned ("91.20 [90.80, 91.60]"); the mean alone without one."""
     if fmt_num(low) == MISSING:
         return fmt_num(mean)
     return f"{fmt_num(mean)} [{fmt_num(low)}, {fmt_num(high)}]"
@@ -186,7 +188,7 @@ def finalists_blocks(f: frames.Finalists, confidence: float) -> list[tuple]:
     st = f.stages
     head = ["config", "values", f"search ({f.metric}, seed {_seeds_text(st.search)})"]
     if not st.validates:
-        rows = [[r["config"], _values_text(r["values"]), _ci(r.get("search_value"), math.nan, math.nan)]
+        rows = [[r["config"], values_text(r["values"]), mean_ci_text(r.get("search_value"), math.nan, math.nan)]
                 for r in f.table.to_dict("records")]
         return [("table", head, rows, (0, 1)), ("ul", [f"note: {n}" for n in f.notes])]
     if st.select and len(f.table) > 1:
@@ -195,11 +197,11 @@ def finalists_blocks(f: frames.Finalists, confidence: float) -> list[tuple]:
     rows = []
     for r in f.table.to_dict("records"):
         sv = r.get("search_value")
-        row = [r["config"], _values_text(r["values"]), fmt_num(sv)]
+        row = [r["config"], values_text(r["values"]), fmt_num(sv)]
         if len(head) == 7:
             score = fmt_num(r["select_score"])
             row.append(score if score == MISSING else f"{score} ({r['select_n']})")
-        row += [_ci(r["mean"], r["ci_low"], r["ci_high"]), str(r["n"]) if r["role"] else "",
+        row += [mean_ci_text(r["mean"], r["ci_low"], r["ci_high"]), str(r["n"]) if r["role"] else "",
                 "**winner**" if r["role"] == "winner" else r["role"] if r["role"] != "hand-picked" else ""]
         rows.append(row)
     out: list[tuple] = [("table", head, rows, (0, 1, len(head) - 1))]
@@ -224,7 +226,7 @@ def compare_blocks(f: frames.Finalists, spec: Spec, confidence: float) -> list[t
     by = {r["role"]: r for r in f.table.to_dict("records")}
     win, hp = by["winner"], by["hand-picked"]
     rows.append([f"{f.metric}, mean [{_pct(confidence)} CI] over {hp['n']} report seeds",
-                 _ci(hp["mean"], hp["ci_low"], hp["ci_high"]), _ci(win["mean"], win["ci_low"], win["ci_high"])])
+                 mean_ci_text(hp["mean"], hp["ci_low"], hp["ci_high"]), mean_ci_text(win["mean"], win["ci_low"], win["ci_high"])])
     rows.append(["lift, searched - hand-picked (paired)", "", _lift_text(f.compare)])
     return [("table", ["", "hand-picked", "searched"], rows, (0,))]
 
@@ -244,10 +246,9 @@ def _counts_text(counts: dict, noun: str = "") -> str:
 
 
 def per_arm_blocks(r: SearchReport) -> list[tuple]:
-    spec = r.plan.spec
     labels = [r.plan.arms[f.arm].label for f in r.finalists]
     counts = [sum(trial_counts(h).values()) for h in r.history]
-    rows = [[lab, _counts_text(trial_counts(h)), _values_text(f.winner) if f.winner else MISSING]
+    rows = [[lab, _counts_text(trial_counts(h)), values_text(f.winner) if f.winner else MISSING]
             for lab, h, f in zip(labels, r.history, r.finalists)]
     out: list[tuple] = [("h2", "Each arm's tuned values"),
                         ("table", ["arm", "search trials", "tuned values (the winner)"], rows, (0, 2))]
@@ -283,7 +284,7 @@ def per_arm_setup(r: SearchReport) -> list[str]:
                                  if k != "name" and v is not None) for x in (spec.model, spec.data))
         base = (f"Setup: model {spec.model.name} ({model}); data {spec.data.name} ({data}); recipe: {recipe}; "
                 f"metric {spec.metric.name}.")
-    tuned = "; ".join(f"{r.plan.arms[f.arm].label}: {_values_text(f.winner)}" for f in r.finalists if f.winner)
+    tuned = "; ".join(f"{r.plan.arms[f.arm].label}: {values_text(f.winner)}" for f in r.finalists if f.winner)
     lines = [base, f"Tuned per arm (each arm's own search, its winner chosen on the selection seeds): {tuned}."]
     if spec.tricks:
         parts = []
@@ -316,7 +317,7 @@ def search_blocks(r: SearchReport) -> list[tuple]:
         out.append(("h2", r.plan.arms[arm].label if s.per_arm else "Finalists"))
         out.append(("p", f"study '{study.study_name}': {_counts_text(trial_counts(hist), 'trials')}"))
         if f.winner is not None:
-            out.append(("p", f"winner (chosen on the selection seeds): {_values_text(f.winner)}"))
+            out.append(("p", f"winner (chosen on the selection seeds): {values_text(f.winner)}"))
         out += finalists_blocks(f, r.confidence) if len(f.table) else [("ul", [f"note: {n}" for n in f.notes])]
     for f in r.finalists:
         if f.compare is not None:

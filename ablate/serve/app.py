@@ -8,6 +8,8 @@ a cookie), or an `Authorization: Bearer` / `X-Ablate-Token` header; anything els
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import json
 import logging
 import secrets
@@ -27,6 +29,9 @@ from ablate.errors import AblateError, ReportError
 from ablate.serve import data
 from ablate.serve.jsonable import clean
 from ablate.serve.downloads import MEDIA, compare_download, report_download
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ablate.store import Store
 
 log = logging.getLogger("ablate.serve")
 COOKIE = "ablate_token"
@@ -135,7 +140,7 @@ class Views:
     later (a watched store of 20,000 trials costs its drivers at most half a core). Each finished
     build is counted in the ETag, so the next poll gets it."""
 
-    def __init__(self, store, *, wait_s: float = 0.5) -> None:
+    def __init__(self, store: Store, *, wait_s: float = 0.5) -> None:
         self.store = store
         self.wait_s = wait_s
         self.cache: dict[tuple, Entry] = {}
@@ -217,7 +222,7 @@ def _names(request: Request) -> list[str]:
     return names
 
 
-def build_app(store, *, token: str | None = None, allowed_hosts: list[str] | None = None) -> Starlette:
+def build_app(store: Store, *, token: str | None = None, allowed_hosts: list[str] | None = None) -> Starlette:
     """The dashboard over `store` (a ReadOnlyStore). `allowed_hosts`: Host headers accepted (the
     loopback names by default, so a web page cannot reach this server by DNS rebinding)."""
     views = Views(store)

@@ -9,6 +9,8 @@ statistic of its own; this module only selects, words times, and turns frames in
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import json
 import time
 
@@ -20,6 +22,10 @@ from ablate.errors import AblateError, ReportError
 from ablate.serve.jsonable import figure_data
 from ablate.serve.search_view import search_view
 from ablate.store_schema import attempts, epoch_metrics, experiments, trials
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ablate.design.plan import Plan
+    from ablate.store import Store
 
 STATUS_ORDER = ("pending", "running", "complete", "failed", "diverged", "pruned")
 
@@ -35,7 +41,7 @@ def experiment_kind(spec: dict) -> str:
     return f"design ({(spec.get('design') or {}).get('kind', '?').replace('_', ' ')})"
 
 
-def running_trials(store, experiment: str | None = None) -> list[dict]:
+def running_trials(store: Store, experiment: str | None = None) -> list[dict]:
     """Running trials with their epoch (the last one stored), planned epochs, elapsed time and ETA."""
     q = sa.select(trials.c.experiment, trials.c.trial_id, trials.c.arm, trials.c.label, trials.c.seed,
                   trials.c.started, trials.c.attempts, trials.c.config).where(trials.c.status == "running")
@@ -67,7 +73,7 @@ def running_trials(store, experiment: str | None = None) -> list[dict]:
     return out
 
 
-def overview(store) -> dict:
+def overview(store: Store) -> dict:
     """Every experiment: kind, status counts, running trials, mean trial time, ETA, last update."""
     with store.engine.connect() as c:
         exps = c.execute(sa.select(experiments.c.name, experiments.c.spec, experiments.c.created,
@@ -98,7 +104,7 @@ def overview(store) -> dict:
 
 # -- one experiment --------------------------------------------------------------------------
 
-def experiment_head(store, name: str) -> dict:
+def experiment_head(store: Store, name: str) -> dict:
     """What changes with every epoch: the running trials (cheap, read on every changed poll)."""
     row = store.experiment(name)
     if row is None:
@@ -109,7 +115,7 @@ def experiment_head(store, name: str) -> dict:
             "running": running_trials(store, name)}
 
 
-def results_stamp(store, name: str) -> str:
+def results_stamp(store: Store, name: str) -> str:
     """What the results part of an experiment's page depends on. A design's lift table, effects,
     curves and trial table change only when a trial starts, finishes or is retried, not with each
     epoch; a search's figures (intermediate values) change with each epoch: the store's stamp."""
@@ -125,7 +131,7 @@ def results_stamp(store, name: str) -> str:
     return "-".join(str(v) for v in (row["updated"], *agg))
 
 
-def experiment_results(store, name: str) -> dict:
+def experiment_results(store: Store, name: str) -> dict:
     """A design's lift table, effects, figures and trials, or a search's frames and figures."""
     from ablate.report.frames import load_experiment
 
@@ -135,7 +141,7 @@ def experiment_results(store, name: str) -> dict:
     return design_view(store, p)
 
 
-def experiment_view(store, name: str) -> dict:
+def experiment_view(store: Store, name: str) -> dict:
     """The whole page of one experiment (head and results), read now."""
     return experiment_head(store, name) | experiment_results(store, name)
 
@@ -152,7 +158,7 @@ class WithoutEpochs:
     """The store, with no epochs: `build_report`'s curves read every epoch of every trial (millions
     of rows at 20,000 trials); the page reads only the epochs of the arms it draws (`shown_curves`)."""
 
-    def __init__(self, store) -> None:
+    def __init__(self, store: Store) -> None:
         self._store = store
 
     def __getattr__(self, name):
@@ -172,7 +178,7 @@ def shown_arms(report) -> list[int]:
     return [int(f["arm"].iloc[0])] + sorted(int(a) for a in order.iloc[:FIGURE_ARMS - 1])
 
 
-def epochs_of(store, experiment: str, trial_ids: list[str]) -> pd.DataFrame:
+def epochs_of(store: Store, experiment: str, trial_ids: list[str]) -> pd.DataFrame:
     """The curve metrics of these trials' epochs, one row per (trial, epoch)."""
     rows = []
     with store.engine.connect() as c:
@@ -191,7 +197,7 @@ def epochs_of(store, experiment: str, trial_ids: list[str]) -> pd.DataFrame:
     return wide
 
 
-def shown_curves(store, report, arms: list[int]) -> pd.DataFrame:
+def shown_curves(store: Store, report, arms: list[int]) -> pd.DataFrame:
     """`frames.curves` (the report's function) over the epochs of the shown arms' trials."""
     from ablate.report.frames import curves
 
@@ -201,7 +207,7 @@ def shown_curves(store, report, arms: list[int]) -> pd.DataFrame:
     return curves(report.plan, mine, epochs_of(store, report.name, ids))
 
 
-def design_view(store, p) -> dict:
+def design_view(store: Store, p: Plan) -> dict:
     from ablate.report import build_report, render
     from ablate.report.frames import outcomes
 
@@ -269,7 +275,7 @@ def last_line(text: str | None) -> str:
     return lines[-1] if lines else ""
 
 
-def trial_list(store, name: str, out: pd.DataFrame) -> dict:
+def trial_list(store: Store, name: str, out: pd.DataFrame) -> dict:
     """The trials of the current spec (at most TRIAL_ROWS: running and failed first, then the
     latest): arm, seed, status, metrics, duration, attempts, the last line of its error and
     whether it has a log (an attempt)."""
@@ -303,7 +309,7 @@ def trial_list(store, name: str, out: pd.DataFrame) -> dict:
     return {"metrics": metric_cols, "rows": items, "total": total}
 
 
-def trial_log(store, name: str, trial_id: str) -> str:
+def trial_log(store: Store, name: str, trial_id: str) -> str:
     """Every attempt of one trial as text: outcome, failure kind, host, times and the whole error."""
     with store.engine.connect() as c:
         row = c.execute(sa.select(trials.c.label, trials.c.seed, trials.c.status)
@@ -327,14 +333,14 @@ def trial_log(store, name: str, trial_id: str) -> str:
 
 # -- two experiments side by side -------------------------------------------------------------
 
-def compare_view(store, names: list[str]) -> dict:
+def compare_view(store: Store, names: list[str]) -> dict:
     """`ablate report A B --compare` as data: its table (same cells) and the settings that differ."""
     from ablate.report import build_report
-    from ablate.report.compare import _cells, _headers, compare_frame, experiment_lines, settings_differences
+    from ablate.report.compare import comparison_cells, comparison_headers, compare_frame, experiment_lines, settings_differences
 
     reports = [build_report(store, n) for n in names]
     frame = compare_frame(reports)
     diffs = [{"setting": k, "values": [None if v is None else str(v) for v in vals]}
              for k, vals in settings_differences(reports)]
-    return {"names": names, "header": _headers(reports), "rows": _cells(reports, frame),
+    return {"names": names, "header": comparison_headers(reports), "rows": comparison_cells(reports, frame),
             "notes": experiment_lines(reports), "differences": diffs}

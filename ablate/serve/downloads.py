@@ -7,12 +7,17 @@ as bytes and the folder removed. Nothing is written next to the store.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import io
 import tempfile
 import zipfile
 from pathlib import Path
 
 from ablate.errors import ReportError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ablate.store import Store
 
 DOWNLOAD_FORMATS = ("md", "csv", "html", "latex", "json")
 MEDIA = {".md": "text/markdown; charset=utf-8", ".csv": "text/csv; charset=utf-8",
@@ -35,7 +40,7 @@ def _pack(paths: list[Path], stem: str) -> tuple[str, bytes]:
     return f"{stem}.zip", buf.getvalue()
 
 
-def report_download(store, name: str, fmt: str) -> tuple[str, bytes]:
+def report_download(store: Store, name: str, fmt: str) -> tuple[str, bytes]:
     """(file name, bytes) of experiment `name`'s report in `fmt`."""
     from ablate.report import build_report, write_report
     from ablate.report.frames import load_experiment
@@ -56,7 +61,7 @@ def report_download(store, name: str, fmt: str) -> tuple[str, bytes]:
         return _pack(paths, f"{name}-{fmt}")
 
 
-def compare_download(store, names: list[str], fmt: str) -> tuple[str, bytes]:
+def compare_download(store: Store, names: list[str], fmt: str) -> tuple[str, bytes]:
     from ablate.report import build_report
     from ablate.report.compare import write_compare
 

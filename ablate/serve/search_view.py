@@ -7,19 +7,25 @@ writes a study that is not there yet; the dashboard loads existing studies only
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import warnings
 
 from sqlalchemy.exc import SQLAlchemyError
 
 from ablate.serve.jsonable import clean, figure_data
 
+if TYPE_CHECKING:  # pragma: no cover
+    from ablate.design.plan import Plan
+    from ablate.store import Store
 
-def optuna_url(store) -> str:
+
+def optuna_url(store: Store) -> str:
     """The URL optuna-dashboard (or optuna.load_study) reads the store's studies from."""
     return store.url
 
 
-def load_studies(store, p) -> tuple[list, list[str]]:
+def load_studies(store: Store, p: Plan) -> tuple[list, list[str]]:
     """The studies of the searched arms that exist (read-only), and a note per missing one."""
     import optuna
 
@@ -45,7 +51,7 @@ def load_studies(store, p) -> tuple[list, list[str]]:
     return studies, notes
 
 
-def search_report(store, p):
+def search_report(store: Store, p: Plan):
     """A `SearchReport` (the object the search writers take) over the studies loaded read-only;
     None while some study is missing."""
     from ablate.search import frames
@@ -62,10 +68,10 @@ def search_report(store, p):
     return report, []
 
 
-def search_view(store, p) -> dict:
+def search_view(store: Store, p: Plan) -> dict:
     from ablate.report import render
     from ablate.report.search_figures import search_figures
-    from ablate.report.search import _ci, _values_text
+    from ablate.report.search import mean_ci_text, values_text
 
     report, notes = search_report(store, p)
     dashboard = f"optuna-dashboard '{optuna_url(store)}'" if store.is_sqlite else "optuna-dashboard <store URL>"
@@ -74,10 +80,10 @@ def search_view(store, p) -> dict:
         return base | {"search": None, "notes": notes, "figures": []}
     finalists = []
     for f in report.finalists:
-        rows = [[str(x["config"]), _values_text(x["values"]),
+        rows = [[str(x["config"]), values_text(x["values"]),
                  "—" if x.get("search_value") is None or x["search_value"] != x["search_value"]
                  else f"{x['search_value']:.2f}",
-                 _ci(x["mean"], x["ci_low"], x["ci_high"]), str(x["n"]), "winner" if x.get("winner") is True else ""]
+                 mean_ci_text(x["mean"], x["ci_low"], x["ci_high"]), str(x["n"]), "winner" if x.get("winner") is True else ""]
                 for x in f.table.to_dict("records")]
         finalists.append({"arm": f.arm, "metric": f.metric, "rows": rows, "notes": f.notes})
     studies = []
