@@ -18,25 +18,26 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 def check_device(name: str | None) -> None:
-    """Refuse a device this machine does not have, before anything is written."""
+    """Refuse a device this machine does not have, before anything is written. The messages name
+    the device, not the option: `--device` on the command line, `device=` from Python."""
     if name is None:
         return
     m = re.fullmatch(r"(cpu|cuda|mps)(?::(\d+))?", name)
     if not m or (m[2] is not None and m[1] != "cuda"):
-        raise AblateError(f"--device '{name}' is not a device ablate can train on; allowed: cpu, cuda, "
+        raise AblateError(f"device '{name}' is not a device ablate can train on; allowed: cpu, cuda, "
                           f"cuda:N (N a GPU index), mps")
     import torch
 
     if m[1] == "cuda":
         count = torch.cuda.device_count() if torch.cuda.is_available() else 0
         if count == 0:
-            raise AblateError(f"--device {name}: this machine has no CUDA GPU that torch "
-                              f"{torch.__version__} can use; use --device cpu (or leave --device out)")
+            raise AblateError(f"device {name}: this machine has no CUDA GPU that torch "
+                              f"{torch.__version__} can use; use cpu, or leave the device out (CUDA when there is one)")
         if m[2] is not None and int(m[2]) >= count:
-            raise AblateError(f"--device {name}: there are {count} CUDA GPU(s), cuda:0 to cuda:{count - 1}")
+            raise AblateError(f"device {name}: there are {count} CUDA GPU(s), cuda:0 to cuda:{count - 1}")
     if m[1] == "mps" and not torch.backends.mps.is_available():
-        raise AblateError(f"--device {name}: Apple's MPS backend is not available on this machine; "
-                          f"use --device cpu (or leave --device out)")
+        raise AblateError(f"device {name}: Apple's MPS backend is not available on this machine; "
+                          f"use cpu, or leave the device out (CUDA when there is one)")
 
 
 def prepare_store_path(target: str) -> str | None:

@@ -24,7 +24,7 @@ from ablate.report.numbers import MISSING, fmt_num
 from ablate.report.protocol import write_files
 from ablate.search import frames
 from ablate.search.progress import sampler_text
-from ablate.search.runner import open_arm_study, searched_arms
+from ablate.search.runner import load_arm_study, searched_arms, study_name
 from ablate.config.search import search_metrics
 from ablate.design.stages import stage_seeds
 from ablate.design.changes import EXECUTION_ONLY_RECIPE
@@ -105,7 +105,11 @@ def build_search_report(store: Store, p: Plan, *, confidence: float = 0.95, test
     trials = store.trials_frame(spec.name)
     studies, hist, fins = [], [], []
     for arm in searched_arms(p):
-        study = open_arm_study(p, store, arm)
+        study = load_arm_study(p, store, arm)
+        if study is None:
+            raise ReportError(f"'{spec.name}' has no search in {store.label} yet: study "
+                              f"'{study_name(spec, arm if spec.search.per_arm else None)}' is not there "
+                              f"(`ablate run` starts it)")
         studies.append(study)
         hist.append(frames.history(study))
         fins.append(frames.finalists(p, trials, study, arm=arm, confidence=confidence, test=test))

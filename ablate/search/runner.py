@@ -13,7 +13,7 @@ from ablate.search.finalists import chosen_order, record_finalists, report_trial
 from ablate.search.source import SearchSource
 from ablate.config.search import search_metrics
 from ablate.design.stages import stage_seeds
-from ablate.search.study import open_study
+from ablate.search.study import load_stored_study, open_study
 
 if TYPE_CHECKING:  # pragma: no cover
     from ablate.design.plan import Plan
@@ -38,6 +38,11 @@ def open_arm_study(p: Plan, store: Store, arm: int):
     name = study_name(spec, arm if spec.search.per_arm else None)
     pruning = len(metrics) == 1 and spec.search.pruner.name != "none"
     return open_study(store, name, spec.search, [m.direction for m in metrics], pruning=pruning)
+
+
+def load_arm_study(p: Plan, store: Store, arm: int):
+    """The stored study of a searched arm, or None when its search has not started (nothing is created)."""
+    return load_stored_study(store, study_name(p.spec, arm if p.spec.search.per_arm else None))
 
 
 def run_search(p: Plan, store: Store, executor, *, summary: RunSummary, progress=None, source: str | None = None,

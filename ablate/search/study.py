@@ -50,6 +50,21 @@ def open_study(store: Store, name: str, search: SearchConfig, directions: list[s
                                load_if_exists=True)
 
 
+def load_stored_study(store: Store, name: str):
+    """The study `name` as stored, or None when the store has none. Nothing is created: neither
+    Optuna's tables nor the study (a report reads; only a run writes)."""
+    import optuna
+    import sqlalchemy as sa
+
+    if not sa.inspect(store.engine).has_table("studies"):     # Optuna's tables: no search has started
+        return None
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        return optuna.load_study(study_name=name, storage=storage_for(store))
+    except KeyError:
+        return None
+
+
 def _optuna_direction(mode: str) -> str:
     return "maximize" if mode == "max" else "minimize"
 

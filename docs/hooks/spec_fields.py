@@ -41,16 +41,6 @@ def _is_model(t: Any) -> bool:
     return isinstance(t, type) and issubclass(t, BaseModel)
 
 
-def _members(annotation: Any) -> list[Any]:
-    """The alternatives of a union (Optional and Annotated unwrapped)."""
-    origin = typing.get_origin(annotation)
-    if origin is Annotated:
-        return _members(typing.get_args(annotation)[0])
-    if origin in (Union, types.UnionType):
-        return [m for a in typing.get_args(annotation) for m in _members(a)]
-    return [annotation]
-
-
 def _tag(model: type) -> str | None:
     """A union member's tag (`name: digits`, `kind: one_at_a_time`), if it has one."""
     for key in ("name", "kind", "type"):

@@ -113,7 +113,7 @@ def test_effects_and_finalists_say_which_kind_of_experiment_they_need(tmp_path):
     (lambda: ablate.trials("nowhere/none.db", "x"), "StoreError", "does not exist"),
     (lambda: ablate.run("quickstart", store="x.db", runner="slurm"), "AblateError", "unknown runner 'slurm'"),
     (lambda: ablate.run("quickstart", store="x.db", fuse="yes"), "AblateError", "fuse must be auto, on or off"),
-    (lambda: ablate.run("quickstart", store="x.db", device="tpu"), "AblateError", "--device 'tpu'"),
+    (lambda: ablate.run("quickstart", store="x.db", device="tpu"), "AblateError", "device 'tpu' is not a device"),
 ])
 def test_bad_input_raises_the_right_error_and_writes_nothing(tmp_path, monkeypatch, call, error, message):
     monkeypatch.chdir(tmp_path)

@@ -143,7 +143,7 @@ def spec_from_converted(conversion):
 def test_the_nni_example_runs_end_to_end_as_is(tmp_path, config, name, monkeypatch, capsys):
     from ablate.store import Store
 
-    monkeypatch.chdir(EXAMPLE.parent.parent)
+    monkeypatch.chdir(EXAMPLE.parents[2])   # the repository
     store = tmp_path / "s.db"
     assert main(["run", f"tests/nni/nni_example/{config}", "--store", str(store), "--no-report"]) == 0
     assert "nni: tuner TPE -> sampler tpe" in capsys.readouterr().out

@@ -71,3 +71,23 @@ def test_finalists_are_the_best_distinct_configurations_and_are_kept_in_the_stud
     assert [(t.seed, t.reason) for t in trials] == [(1, "select: finalist 1"), (2, "select: finalist 1"),
                                                      (1, "select: finalist 2"), (2, "select: finalist 2")]
     assert trials[0].id != trials[2].id and trials[0].recipe.lr == 0.2
+
+
+def test_a_report_on_a_search_that_has_not_started_says_so_and_creates_nothing(tmp_path):
+    """`ablate report` reads: on a search whose study is not in the store yet it creates neither
+    Optuna's tables nor the study."""
+    import json
+
+    import sqlalchemy as sa
+
+    from ablate.design.spec import spec_to_dict
+    from ablate.errors import ReportError
+
+    import ablate
+
+    store = Store(str(tmp_path / "s.db"), create=True)
+    spec = search_spec()
+    store.save_experiment(spec.name, json.dumps(spec_to_dict(spec)), None)
+    with pytest.raises(ReportError, match="'srch' has no search in .* yet: study 'srch' is not there"):
+        ablate.build_report(store, spec.name)
+    assert not sa.inspect(store.engine).has_table("studies")
