@@ -1,8 +1,10 @@
 """The one design/search dispatch: `kind_of(spec)` is the only place that asks whether a spec
-is a search; the object it returns (`DESIGN` or `SEARCH`) does what differs."""
+is a search; the object it returns (`DESIGN` or `SEARCH`) does what differs, and
+`ExperimentState` is what it reads of a stored experiment."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ablate.errors import ReportError
@@ -10,7 +12,6 @@ from ablate.errors import ReportError
 if TYPE_CHECKING:
     import pandas as pd
 
-    from ablate.api.results import ExperimentState
     from ablate.design.plan import Plan
     from ablate.runner.engine import RunSummary
     from ablate.runner.events import Executor
@@ -132,3 +133,21 @@ DESIGN, SEARCH = _Design(), _Search()
 def kind_of(spec: Spec) -> _Design:
     """`SEARCH` for a spec with a `search:` section, else `DESIGN`: the one place that asks."""
     return SEARCH if spec.search is not None else DESIGN
+
+
+@dataclass
+class ExperimentState:
+    """A stored experiment now: its plan, every stored trial (`frame`), the current spec's
+    (`current`), those shown running whose driver is gone, and how many trials belong to
+    earlier versions of its spec."""
+
+    name: str
+    plan: Plan
+    frame: pd.DataFrame
+    current: pd.DataFrame
+    gone: dict[str, str]
+    earlier: int
+
+    def text(self, store: Store) -> str:
+        """The line ``ablate status`` prints for it."""
+        return kind_of(self.plan.spec).status_text(store, self)

@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ablate.api.kinds import DESIGN, SEARCH, kind_of
+from ablate.api.kinds import DESIGN, SEARCH, ExperimentState, kind_of
 from ablate.api.stores import as_store, load_experiment
 from ablate.errors import ReportError
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from ablate.design.plan import Plan
     from ablate.report.build import Report
     from ablate.report.compare import Comparison
     from ablate.report.search import SearchReport
@@ -31,24 +29,6 @@ def report_folder(experiment: str, out: str | os.PathLike | None = None, *, chec
 
         ReportFolder(folder, (), create=False)
     return folder
-
-
-@dataclass
-class ExperimentState:
-    """A stored experiment now: its plan, every stored trial (`frame`), the current spec's
-    (`current`), those shown running whose driver is gone, and how many trials belong to
-    earlier versions of its spec."""
-
-    name: str
-    plan: Plan
-    frame: pd.DataFrame
-    current: pd.DataFrame
-    gone: dict[str, str]
-    earlier: int
-
-    def text(self, store: Store) -> str:
-        """The line ``ablate status`` prints for it."""
-        return kind_of(self.plan.spec).status_text(store, self)
 
 
 def experiment_state(store: Store | str | os.PathLike | None, experiment: str) -> ExperimentState:

@@ -16,7 +16,7 @@ searched parameter) and builds Optuna's sampler and pruner from it.
 from __future__ import annotations
 
 import warnings
-from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol, Union
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
@@ -25,7 +25,7 @@ from ablate.config.metric import required_direction
 from ablate.config.spec_errors import suggest
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ablate.design.spec import Spec
+    from ablate.config.sections import Metric
 
 SAMPLERS = ("tpe", "random", "cmaes", "gp", "grid", "qmc")
 PRUNERS = ("none", "median", "percentile", "successive_halving", "hyperband")
@@ -161,7 +161,14 @@ with warnings.catch_warnings():
             return len(self.metrics) > 1
 
 
-def search_metrics(spec: Spec) -> tuple[SearchMetric, ...]:
+class SearchedSpec(Protocol):
+    """What `search_metrics` reads of a spec (`ablate.design.spec.Spec` is one)."""
+
+    search: SearchConfig | None
+    metric: Metric
+
+
+def search_metrics(spec: SearchedSpec) -> tuple[SearchMetric, ...]:
     """The metrics a search optimises: its own, else the spec's."""
     s = spec.search
     return s.metrics or (SearchMetric(name=spec.metric.name, mode=spec.metric.direction),)

@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from ablate.config import TrickParams
 from ablate.config.spec_errors import suggest
@@ -23,7 +23,20 @@ if TYPE_CHECKING:  # pragma: no cover
     import torch
     from torch import nn
 
-    from ablate.design.spec import Spec
+    from ablate.config.sections import Recipe, TrickSetting
+    from ablate.data import DataConfig
+    from ablate.models import ModelConfig
+
+
+class SpecView(Protocol):
+    """What a trick's checks read of a spec: its data, model, recipe and tricks. A
+    `ablate.design.spec.Spec` is one; typing the checks against this keeps the trick registry
+    below the spec that looks tricks up."""
+
+    data: DataConfig
+    model: ModelConfig | None
+    recipe: Recipe | None
+    tricks: dict[str, TrickSetting]
 
 
 class NoParams(TrickParams):
@@ -122,7 +135,7 @@ class Trick:
     needs_resnet: ClassVar[bool] = False
     Params: ClassVar[type[TrickParams]] = NoParams
 
-    def check(self, params: TrickParams, spec: Spec) -> str | None:
+    def check(self, params: TrickParams, spec: SpecView) -> str | None:
         """Return a reason when this trick cannot be used with `spec`, else None."""
         if self.needs_resnet:
             from ablate.models import model_info
@@ -138,7 +151,7 @@ class Trick:
 
     # -- files a trick reads: hooks every caller calls for every trick --------------------------
 
-    def check_files(self, params: TrickParams, spec: Spec) -> str | None:
+    def check_files(self, params: TrickParams, spec: SpecView) -> str | None:
         """A reason when a file this trick names is unusable with `spec`, else None (run when a
         spec loads with its files checked)."""
         return None

@@ -15,14 +15,14 @@ from pydantic import Field, model_validator
 from ablate.tricks.base import Trick, TrickParams, register_trick
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ablate.design.spec import Spec
+    from ablate.tricks.base import SpecView
 
 
 class _BranchTrick(Trick):
     kind = "model"
     slot = "residual branch drop"
 
-    def check(self, params, spec: Spec):
+    def check(self, params, spec: SpecView):
         from ablate.models.blocks import BRANCH_END_ATTR, has_residual_blocks
 
         if not has_residual_blocks(spec.model):

@@ -26,10 +26,9 @@ from pydantic import Field, model_validator
 
 from ablate.errors import AblateError
 from ablate.models import ModelConfig
-from ablate.tricks.base import Trick, TrickParams, register_trick
+from ablate.tricks.base import SpecView, Trick, TrickParams, register_trick
 
 if TYPE_CHECKING:
-    from ablate.design.spec import Spec
     import torch
     from torch import nn
 
@@ -85,7 +84,7 @@ class Distill(Trick):
     def apply(self, params, proc):
         proc.distill = TeacherRef(params.temperature, params.alpha, params.trial, params.path, params.model)
 
-    def check_files(self, params, spec: Spec) -> str | None:
+    def check_files(self, params, spec: SpecView) -> str | None:
         """For `path:` teachers: the file is a state dict fitting the teacher model and the data's
         classes (run when a spec loads with its files checked)."""
         if params.path is None:

@@ -13,10 +13,9 @@ from typing import TYPE_CHECKING
 from pydantic import Field
 
 if TYPE_CHECKING:
-    from ablate.design.spec import Spec
     import torch
 
-from ablate.tricks.base import Trick, TrickParams, register_trick
+from ablate.tricks.base import SpecView, Trick, TrickParams, register_trick
 
 # Box draws per image before giving up (torchvision's RandomErasing also stops after 10).
 ERASING_ATTEMPTS = 10
@@ -117,7 +116,7 @@ class RandomErasing(Trick):
     kind = "augmentation"
     Params = ErasingParams
 
-    def check(self, params, spec: Spec):
+    def check(self, params, spec: SpecView):
         if params.scale_min > params.scale_max:
             return (f"scale_min <= scale_max must hold, got scale_min={params.scale_min}, "
                     f"scale_max={params.scale_max}")

@@ -16,7 +16,7 @@ from pydantic import Field
 from ablate.tricks.base import Trick, TrickParams, register_trick
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ablate.design.spec import Spec
+    from ablate.tricks.base import SpecView
 
 SCHEMES = ("kaiming_normal", "kaiming_uniform", "xavier_normal", "xavier_uniform", "orthogonal")
 
@@ -57,7 +57,7 @@ class Initialization(Trick):
     slot = "initialisation"
     Params = InitParams
 
-    def check(self, params, spec: Spec):
+    def check(self, params, spec: SpecView):
         if not params.scheme.startswith("kaiming") and params.mode != "fan_in":
             return f"mode applies to the Kaiming schemes only, got mode='{params.mode}' with scheme='{params.scheme}'"
         return None

@@ -12,7 +12,7 @@ from pydantic import Field
 from ablate.tricks.base import NoParams, Trick, TrickParams, register_trick
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ablate.design.spec import Spec
+    from ablate.tricks.base import SpecView
 
 
 class WSParams(TrickParams):
@@ -59,7 +59,7 @@ class _EvoNorm(Trick):
     variant: str
     paper = "Liu et al. 2020, Evolving Normalization-Activation Layers (arXiv:2004.02967)"
 
-    def check(self, params, spec: Spec):
+    def check(self, params, spec: SpecView):
         import importlib.util
 
         if importlib.util.find_spec("timm") is None:

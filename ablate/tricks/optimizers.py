@@ -15,7 +15,7 @@ from pydantic import Field
 from ablate.tricks.base import NoParams, Trick, TrickParams, register_trick
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ablate.design.spec import Spec
+    from ablate.tricks.base import SpecView
 
 
 class _OptimizerTrick(Trick):
@@ -23,7 +23,7 @@ class _OptimizerTrick(Trick):
     slot = "optimizer"
     optimizer: str
 
-    def check(self, params, spec: Spec):
+    def check(self, params, spec: SpecView):
         if spec.recipe.optimizer == self.optimizer and self.name != "nesterov":
             return f"recipe.optimizer is already '{self.optimizer}', so this trick would change nothing"
         return None
@@ -38,7 +38,7 @@ class Nesterov(_OptimizerTrick):
     optimizer = "sgd"
     Params = NoParams
 
-    def check(self, params, spec: Spec):
+    def check(self, params, spec: SpecView):
         if spec.recipe.optimizer != "sgd":
             return f"Nesterov momentum applies to SGD, but recipe.optimizer is '{spec.recipe.optimizer}'"
         if spec.recipe.nesterov:
@@ -140,7 +140,7 @@ class LookaheadTrick(Trick):
     kind = "optimizer"
     Params = LookaheadParams
 
-    def check(self, params, spec: Spec):
+    def check(self, params, spec: SpecView):
         if params.k == 1:
             return ("lookahead with k=1 only slows the optimiser down by alpha (every step is pulled back); "
                     "use k >= 2, got k=1")

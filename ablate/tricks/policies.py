@@ -13,10 +13,9 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import Field
 
 if TYPE_CHECKING:
-    from ablate.design.spec import Spec
     import torch
 
-from ablate.tricks.base import Trick, TrickParams, global_rng_from, register_trick
+from ablate.tricks.base import SpecView, Trick, TrickParams, global_rng_from, register_trick
 
 
 def per_image(transform):
@@ -110,7 +109,7 @@ class ColorJitter(Trick):
     kind = "augmentation"
     Params = ColorJitterParams
 
-    def check(self, params, spec: Spec):
+    def check(self, params, spec: SpecView):
         if not any((params.brightness, params.contrast, params.saturation, params.hue)):
             return "brightness, contrast, saturation and hue are all 0, so colour jitter would change nothing"
         channels = getattr(spec.data, "channels", 3)

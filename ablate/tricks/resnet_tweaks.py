@@ -9,7 +9,7 @@ from ablate.models import model_info
 from ablate.tricks.base import Trick, register_trick
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ablate.design.spec import Spec
+    from ablate.tricks.base import SpecView
 
 PAPER = "He et al. 2019, Bag of Tricks for Image Classification with CNNs (arXiv:1812.01187)"
 
@@ -23,7 +23,7 @@ class ResNetB(Trick):
     kind = "model"
     needs_resnet = True
 
-    def check(self, params, spec: Spec):
+    def check(self, params, spec: SpecView):
         reason = super().check(params, spec)
         if reason is None and model_info(spec.model).block != "bottleneck":
             reason = ("'resnet_b' moves the stride inside bottleneck blocks, but model "
@@ -60,7 +60,7 @@ class ResNetD(Trick):
     kind = "model"
     needs_resnet = True
 
-    def check(self, params, spec: Spec):
+    def check(self, params, spec: SpecView):
         reason = super().check(params, spec)
         if reason is None and not model_info(spec.model).projection_shortcuts:
             reason = ("'resnet_d' changes projection shortcuts, but model.shortcut is 'padding' "

@@ -18,7 +18,7 @@ from pydantic import Field
 from ablate.tricks.base import NoParams, Procedure, Trick, TrickParams, register_trick
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ablate.design.spec import Spec
+    from ablate.tricks.base import SpecView
 
 
 def lr_multiplier(proc: Procedure, step: int, steps_per_epoch: int) -> float:
@@ -63,7 +63,7 @@ class Warmup(Trick):
     kind = "schedule"
     Params = WarmupParams
 
-    def check(self, params, spec: Spec):
+    def check(self, params, spec: SpecView):
         if params.epochs >= spec.recipe.epochs:
             return (f"warmup epochs must be < recipe.epochs, got epochs={params.epochs} with "
                     f"recipe.epochs={spec.recipe.epochs}")
@@ -90,7 +90,7 @@ class Cosine(Trick):
     slot = "schedule"
     Params = CosineParams
 
-    def check(self, params, spec: Spec):
+    def check(self, params, spec: SpecView):
         if spec.recipe.schedule == "cosine":
             return "recipe.schedule is already 'cosine', so this trick would change nothing"
         return None
@@ -118,7 +118,7 @@ class StepDecay(Trick):
     slot = "schedule"
     Params = StepParams
 
-    def check(self, params, spec: Spec):
+    def check(self, params, spec: SpecView):
         bad = [m for m in params.milestones if not 0 < m < 1]
         if bad or list(params.milestones) != sorted(params.milestones):
             return f"milestones must be increasing fractions in (0, 1), got {list(params.milestones)}"

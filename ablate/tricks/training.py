@@ -21,7 +21,7 @@ from pydantic import Field
 from ablate.tricks.base import Trick, TrickParams, register_trick
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ablate.design.spec import Spec
+    from ablate.tricks.base import SpecView
 
 
 class PrecisionParams(TrickParams):
@@ -96,7 +96,7 @@ class SAM(Trick):
     slot = "sharpness-aware step"
     Params = SAMParams
 
-    def check(self, params, spec: Spec):
+    def check(self, params, spec: SpecView):
         for key, t in spec.tricks.items():
             if t.use == "amp" and t.params.dtype == "float16":
                 return (f"{self.name.upper()}'s two-pass step does not combine with float16 loss scaling "

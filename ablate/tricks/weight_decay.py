@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from ablate.tricks.base import Trick, register_trick
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ablate.design.spec import Spec
+    from ablate.tricks.base import SpecView
 
 
 def param_groups(model, weight_decay: float, *, decay_norm_and_bias: bool) -> list[dict]:
@@ -30,7 +30,7 @@ class NoBiasDecay(Trick):
     paper = "Jia et al. 2018, Highly Scalable Deep Learning Training System with Mixed-Precision (arXiv:1807.11205)"
     kind = "optimizer"
 
-    def check(self, params, spec: Spec):
+    def check(self, params, spec: SpecView):
         if spec.recipe.weight_decay == 0:
             return "recipe.weight_decay is 0, so there is no decay to remove"
         return None
