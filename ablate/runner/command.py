@@ -172,8 +172,6 @@ class CommandExecutor:
         most as many commands at once as the cores hold at that count). `metrics`: the names a
         trial must report (the spec's metric, a search's): a command that does not is failed,
         kind `no_metric`, saying what it reported instead."""
-        if not isinstance(jobs, int) or jobs < 1:
-            raise ValueError(f"jobs must be a whole number >= 1, got {jobs!r}")
         self.config = config
         self.source = source
         self.stop_grace_s = stop_grace_s

@@ -29,10 +29,6 @@ class InProcessExecutor:
 
     def __init__(self, *, device: str | None = None, run_fn: Callable | None = None, jobs: int = 1,
                  weights_root=None, save_final: bool = False, threads: int = 1) -> None:
-        if not isinstance(jobs, int) or jobs < 1:
-            raise ValueError(f"jobs must be a whole number >= 1, got {jobs!r}")
-        if not isinstance(threads, int) or threads < 1:
-            raise ValueError(f"threads must be a whole number >= 1, got {threads!r}")
         self.device = device
         self.run_fn = run_fn
         self.threads = threads

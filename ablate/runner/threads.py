@@ -37,7 +37,11 @@ def usable_cores() -> int:
 
 
 def concurrent_jobs(jobs: int, threads: int) -> int:
-    """Trials at once for `--jobs jobs` when each takes `threads` threads: at most what the cores hold."""
+    """Trials at once for `--jobs jobs` when each takes `threads` threads: at most what the cores
+    hold. Both must be whole numbers >= 1 (ValueError otherwise): every executor sizes itself here."""
+    for name, value in (("jobs", jobs), ("threads", threads)):
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
     return max(1, min(jobs, usable_cores() // threads))
 
 
