@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import sqlite3
+from pathlib import Path
 
 import pytest
 import yaml
@@ -18,6 +20,24 @@ TINY = {
     "design": {"kind": "one_at_a_time"},
     "seeds": 2,
 }
+
+
+def complete_trials(db: Path, *, integrity: bool = False) -> dict[str, float]:
+    """{trial id: finished time} of the complete trials in a SQLite store that drivers may be
+    writing (waits out their locks); {} before the store or its tables exist. `integrity`: also
+    assert SQLite's integrity check (after a kill)."""
+    if not db.exists():
+        return {}
+    con = sqlite3.connect(db, timeout=30)
+    try:
+        if integrity:
+            assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if "ablate_trials" not in tables:
+            return {}
+        return dict(con.execute("SELECT trial_id, finished FROM ablate_trials WHERE status='complete'"))
+    finally:
+        con.close()
 
 
 def tiny_dict(**changes) -> dict:

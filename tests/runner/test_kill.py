@@ -7,7 +7,6 @@ import multiprocessing
 import os
 import random
 import signal
-import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -21,7 +20,7 @@ from ablate.errors import StoreError
 from ablate.api import run_experiment
 from ablate.design.spec import parse_spec
 from ablate.store import Store
-from tests.conftest import tiny_dict
+from tests.conftest import complete_trials, tiny_dict
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -67,17 +66,7 @@ def _snapshot(db: Path | str) -> dict[str, float]:
     """{trial id: finished time} of complete trials; checks the database's integrity (SQLite)."""
     if isinstance(db, str):
         return _server_snapshot(db)
-    if not db.exists():
-        return {}
-    con = sqlite3.connect(db)
-    try:
-        assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-        tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        if "ablate_trials" not in tables:
-            return {}
-        return dict(con.execute("SELECT trial_id, finished FROM ablate_trials WHERE status='complete'"))
-    finally:
-        con.close()
+    return complete_trials(db, integrity=True)
 
 
 def _server_snapshot(url: str) -> dict[str, float]:

@@ -18,6 +18,8 @@ import optuna
 import pytest
 import yaml
 
+from tests.conftest import complete_trials
+
 ROOT = Path(__file__).resolve().parents[2]
 
 # a command trial: its metric is a function of its searched value `lr`; each epoch takes a while
@@ -44,19 +46,6 @@ def _spec(tmp_path: Path, **search) -> Path:
     return path
 
 
-def _complete(db: Path) -> dict[str, float]:
-    if not db.exists():
-        return {}
-    con = sqlite3.connect(db, timeout=30)
-    try:
-        tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        if "ablate_trials" not in tables:
-            return {}
-        return dict(con.execute("SELECT trial_id, finished FROM ablate_trials WHERE status='complete'"))
-    finally:
-        con.close()
-
-
 @pytest.mark.slow
 def test_a_killed_search_resumes_without_repeating_finished_trials(tmp_path):
     spec, db = _spec(tmp_path), tmp_path / "s.db"
@@ -65,19 +54,19 @@ def test_a_killed_search_resumes_without_repeating_finished_trials(tmp_path):
     proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     deadline = time.monotonic() + 300
-    while len(_complete(db)) < 2 and time.monotonic() < deadline and proc.poll() is None:
+    while len(complete_trials(db)) < 2 and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.1)
     time.sleep(0.3)                        # into the next trial's epochs
     os.killpg(proc.pid, signal.SIGKILL)    # the driver and its running command
     proc.wait()
-    before = _complete(db)
+    before = complete_trials(db)
     assert 2 <= len(before) < 6
     study = optuna.load_study(study_name="killsearch", storage=f"sqlite:///{db}")
     assert any(t.state.name == "RUNNING" for t in study.trials), "killed while a trial ran"
 
     rerun = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert rerun.returncode == 0, rerun.stderr
-    after = _complete(db)
+    after = complete_trials(db)
     assert len(after) == 6
     assert all(after[tid] == t for tid, t in before.items()), "a finished trial ran again"
 
