@@ -16,16 +16,13 @@ searched parameter) and builds Optuna's sampler and pruner from it.
 from __future__ import annotations
 
 import warnings
-from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol, Union
+from typing import Annotated, Any, ClassVar, Literal, Protocol, Union
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from ablate.config import Frozen
-from ablate.config.metric import required_direction
+from ablate.config.sections import Metric, NamedMetric
 from ablate.config.spec_errors import suggest
-
-if TYPE_CHECKING:  # pragma: no cover
-    from ablate.config.sections import Metric
 
 SAMPLERS = ("tpe", "random", "cmaes", "gp", "grid", "qmc")
 PRUNERS = ("none", "median", "percentile", "successive_halving", "hyperband")
@@ -85,18 +82,10 @@ class PrunerConfig(Frozen):
         return dict(self.model_extra or {})
 
 
-class SearchMetric(Frozen):
-    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.-]*$", max_length=100)
-    mode: Literal["max", "min"] | None = None
+class SearchMetric(NamedMetric):
+    """One metric a search optimises (`search.metrics`)."""
 
-    @model_validator(mode="after")
-    def _mode(self):
-        required_direction(self.name, self.mode, example="min")
-        return self
-
-    @property
-    def direction(self) -> str:
-        return required_direction(self.name, self.mode)
+    EXAMPLE_MODE: ClassVar[str] = "min"
 
 
 class Validation(Frozen):

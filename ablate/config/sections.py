@@ -125,7 +125,27 @@ class Seeds(Frozen):
         return self
 
 
-class Metric(Frozen):
+class NamedMetric(Frozen):
+    """A metric by name, and `mode` where the name does not say whether larger or smaller is
+    better (the rule: `ablate.config.metric`). The spec's `metric` and a search's `metrics` are
+    ones."""
+
+    EXAMPLE_MODE: ClassVar[str] = "max"     # the mode the error message suggests
+
+    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.-]*$", max_length=100)
+    mode: Literal["max", "min"] | None = None
+
+    @model_validator(mode="after")
+    def _mode(self):
+        required_direction(self.name, self.mode, example=self.EXAMPLE_MODE)
+        return self
+
+    @property
+    def direction(self) -> str:
+        return required_direction(self.name, self.mode)
+
+
+class Metric(NamedMetric):
     """The metric lifts are measured in: a built-in one, or any metric the trials report
     (then `mode` says whether larger or smaller is better). `min_lift` is the smallest lift
     worth finding, in the metric's units: the verdict sizes seeds to detect it and calls a lift
@@ -133,18 +153,8 @@ class Metric(Frozen):
     metrics, none for others."""
 
     name: str = Field("val_acc", pattern=r"^[A-Za-z_][A-Za-z0-9_.-]*$", max_length=100)
-    mode: Literal["max", "min"] | None = None
     min_lift: float | None = Field(None, gt=0,
                                    description="smallest lift of interest (metric units; default 1 pp for accuracies)")
-
-    @model_validator(mode="after")
-    def _mode(self):
-        required_direction(self.name, self.mode, example="max")
-        return self
-
-    @property
-    def direction(self) -> str:
-        return required_direction(self.name, self.mode)
 
     @property
     def lift_of_interest(self) -> float | None:
